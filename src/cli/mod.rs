@@ -1,0 +1,65 @@
+//! The command line: argument parsing only; each subcommand calls one library function.
+
+mod bench;
+mod config_file;
+mod data;
+mod inference;
+mod models;
+mod train;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// visionnet: brain-inspired features (attention, multi-feature extraction, lateral
+/// connections) in CNNs for image classification.
+#[derive(Debug, Parser)]
+#[command(name = "visionnet", version, about, long_about = None)]
+pub struct Cli {
+    /// CPU threads for tensor work and data loading (default: all cores).
+    #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a model (a fresh run, or `--resume RUN_DIR`).
+    #[command(args_override_self = true)]
+    Train(train::TrainArgs),
+    /// Evaluate a checkpoint on a dataset's test set.
+    Eval(inference::EvalArgs),
+    /// Classify images with a checkpoint: top-5 classes with probabilities.
+    Predict(inference::PredictArgs),
+    /// List the registered models with their parameters and forward FLOPs.
+    Models(models::ModelsArgs),
+    /// Time training steps of a model on synthetic data.
+    Bench(bench::BenchArgs),
+    /// Datasets: download, inspect.
+    #[command(subcommand)]
+    Data(data::DataCommand),
+}
+
+/// Parses the command line (with a train config file spliced in) and runs the command.
+pub fn run() -> anyhow::Result<()> {
+    let argv: Vec<String> = std::env::args().collect();
+    let argv = config_file::splice(argv)?;
+    let matches = Cli::command().get_matches_from(&argv);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some(threads) = cli.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads as usize)
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("--threads: {e}"))?;
+    }
+    match cli.command {
+        Command::Train(args) => {
+            let train_matches = matches.subcommand_matches("train").expect("train was parsed");
+            train::run(args, train_matches)
+        }
+        Command::Eval(args) => inference::eval(args),
+        Command::Predict(args) => inference::predict(args),
+        Command::Models(args) => models::run(args),
+        Command::Data(command) => data::run(command),
+        Command::Bench(args) => bench::run(args),
+    }
+}

@@ -1,0 +1,19 @@
+//! visionnet: the influence of brain-inspired features on CNNs for image classification.
+//!
+//! Layers, each importing only those to its left:
+//! `data -> model -> train -> cli`.
+//!
+//! - [`data`]: CIFAR binaries and image folders, splits, augmentation, batches.
+//! - [`model`]: building blocks, the study's networks, the registry.
+//! - [`train`]: the training loop, metrics, checkpoints, evaluation.
+//! - [`cli`]: the `visionnet` command line.
+
+pub mod bench;
+pub mod cli;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod model;
+pub mod train;
+
+pub use error::{Error, Result};

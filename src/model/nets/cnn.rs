@@ -1,0 +1,136 @@
+//! The study's plain CNN: four conv layers (3x3 conv -> BatchNorm -> ReLU -> optional 2x2
+//! max-pool), then a classifier with three hidden fully-connected layers.
+
+use burn::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::model::blocks::{ConvUnit, ConvUnitConfig, MlpHead, MlpHeadConfig};
+
+/// Configuration of the study's plain CNN.
+#[derive(Config, Debug)]
+pub struct CnnConfig {
+    /// Classes to predict.
+    pub num_classes: usize,
+    /// Input `[channels, height, width]`.
+    #[config(default = "[3, 32, 32]")]
+    pub input: [usize; 3],
+    /// Output channels of each conv layer (the study has four).
+    #[config(default = "vec![32, 64, 128, 256]")]
+    pub widths: Vec<usize>,
+    /// Whether a 2x2 max-pool follows each conv layer (one entry per conv layer).
+    #[config(default = "vec![true, true, true, true]")]
+    pub pool: Vec<bool>,
+    /// Widths of the classifier's hidden layers (the study has three).
+    #[config(default = "vec![512, 256, 128]")]
+    pub hidden: Vec<usize>,
+    /// Dropout probability in the classifier; 0 disables it.
+    #[config(default = 0.0)]
+    pub dropout: f64,
+}
+
+/// The study's plain CNN.
+///
+/// # Shapes
+/// - input: `[batch, 3, 32, 32]`
+/// - features: `[batch, widths[3], 2, 2]` with the default pooling
+/// - output: `[batch, num_classes]` logits
+#[derive(Module, Debug)]
+pub struct Cnn {
+    convs: Vec<ConvUnit>,
+    head: MlpHead,
+}
+
+impl CnnConfig {
+    /// Checks that the layer lists agree and every feature map keeps at least one pixel.
+    pub fn validate(&self) -> Result<()> {
+        if self.widths.is_empty() || self.widths.contains(&0) {
+            return Err(Error::invalid("--widths", "needs at least one conv layer, each of width > 0"));
+        }
+        if self.pool.len() != self.widths.len() {
+            return Err(Error::invalid(
+                "--pool",
+                format!("{} entries for {} conv layers", self.pool.len(), self.widths.len()),
+            ));
+        }
+        if self.hidden.contains(&0) {
+            return Err(Error::invalid("--hidden", "hidden layers need a width > 0"));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::invalid("--dropout", format!("{} is not in [0, 1)", self.dropout)));
+        }
+        let [_, h, w] = self.feature_shape();
+        if h == 0 || w == 0 {
+            return Err(Error::invalid(
+                "--pool",
+                format!("{} poolings shrink a {}x{} input to nothing", self.pool.iter().filter(|p| **p).count(), self.input[2], self.input[1]),
+            ));
+        }
+        Ok(())
+    }
+
+    fn units(&self) -> Vec<ConvUnitConfig> {
+        let mut c_in = self.input[0];
+        self.widths
+            .iter()
+            .zip(&self.pool)
+            .map(|(&c_out, &pool)| {
+                let unit = ConvUnitConfig::new(c_in, c_out).with_pool(pool);
+                c_in = c_out;
+                unit
+            })
+            .collect()
+    }
+
+    /// `[channels, height, width]` of the backbone's output.
+    pub fn feature_shape(&self) -> [usize; 3] {
+        self.units().iter().fold(self.input, |shape, u| u.output_shape(shape))
+    }
+
+    fn head(&self) -> MlpHeadConfig {
+        let d_in = self.feature_shape().iter().product();
+        MlpHeadConfig::new(d_in, self.hidden.clone(), self.num_classes).with_dropout(self.dropout)
+    }
+
+    /// Builds the network on `device`.
+    pub fn init(&self, device: &Device) -> Result<Cnn> {
+        self.validate()?;
+        Ok(Cnn {
+            convs: self.units().iter().map(|u| u.init(device)).collect(),
+            head: self.head().init(device),
+        })
+    }
+
+    /// Forward FLOPs per image.
+    pub fn flops(&self) -> u64 {
+        let mut shape = self.input;
+        let mut total = 0;
+        for unit in self.units() {
+            total += unit.flops(shape);
+            shape = unit.output_shape(shape);
+        }
+        total + self.head().flops()
+    }
+
+    /// Names of the conv layers, in order (`conv1` .. `convN`).
+    pub fn layer_names(&self) -> Vec<String> {
+        (1..=self.widths.len()).map(|i| format!("conv{i}")).collect()
+    }
+}
+
+impl Cnn {
+    /// The backbone: every conv layer.
+    pub fn forward_features(&self, images: Tensor<4>) -> Tensor<4> {
+        // [batch, 3, 32, 32] -> [batch, 32, 16, 16] -> ... -> [batch, 256, 2, 2] (defaults)
+        self.convs.iter().fold(images, |x, unit| unit.forward(x))
+    }
+
+    /// The classifier on backbone features.
+    pub fn forward_head(&self, features: Tensor<4>) -> Tensor<2> {
+        self.head.forward(features) // [batch, num_classes]
+    }
+
+    /// Logits for a batch of images.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward_head(self.forward_features(images))
+    }
+}

@@ -1,0 +1,184 @@
+//! The model registry: every model the CLI can train, by name.
+//!
+//! A model is a name plus [`ModelOptions`]; [`network_config`] turns both into a
+//! [`NetworkConfig`] that builds the network and counts its cost.
+
+use burn::prelude::*;
+
+use super::nets::{Cnn, CnnConfig};
+use crate::error::{Error, Result};
+
+/// Architecture options shared by the study's CNNs (flags of `train`, keys of its config file).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, clap::Args)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct ModelOptions {
+    /// Output channels of each conv layer of the study's CNN, comma-separated.
+    #[arg(long, value_delimiter = ',', num_args = 1.., default_values_t = ModelOptions::default().widths)]
+    pub widths: Vec<usize>,
+    /// Whether a 2x2 max-pool follows each conv layer, comma-separated (one per conv layer).
+    #[arg(long, value_delimiter = ',', num_args = 1.., default_values_t = ModelOptions::default().pool,
+          action = clap::ArgAction::Set)]
+    pub pool: Vec<bool>,
+    /// Widths of the classifier's hidden layers, comma-separated.
+    #[arg(long, value_delimiter = ',', num_args = 1.., default_values_t = ModelOptions::default().hidden)]
+    pub hidden: Vec<usize>,
+    /// Dropout probability in the classifier (0 disables it).
+    #[arg(long, default_value_t = ModelOptions::default().dropout)]
+    pub dropout: f64,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        Self {
+            widths: vec![32, 64, 128, 256],
+            pool: vec![true, true, true, true],
+            hidden: vec![512, 256, 128],
+            dropout: 0.0,
+        }
+    }
+}
+
+/// A model to build: its registry name and options.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelSpec {
+    /// Registry name, e.g. `cnn`.
+    pub name: String,
+    /// Architecture options.
+    pub options: ModelOptions,
+}
+
+/// A registered model.
+pub struct Entry {
+    /// Name on the command line.
+    pub name: &'static str,
+    /// One line on what it is.
+    pub summary: &'static str,
+    /// Its configuration for `num_classes` and an input of `[c, h, w]`.
+    pub config: fn(&ModelOptions, usize, [usize; 3]) -> NetworkConfig,
+}
+
+/// Every registered model.
+pub const MODELS: &[Entry] = &[Entry {
+    name: "cnn",
+    summary: "the study's plain CNN: 4 x (3x3 conv, BatchNorm, ReLU, max-pool), 3 hidden FC layers",
+    config: |o, num_classes, input| {
+        NetworkConfig::Cnn(
+            CnnConfig::new(num_classes)
+                .with_input(input)
+                .with_widths(o.widths.clone())
+                .with_pool(o.pool.clone())
+                .with_hidden(o.hidden.clone())
+                .with_dropout(o.dropout),
+        )
+    },
+}];
+
+/// Names of all registered models.
+pub fn names() -> Vec<&'static str> {
+    MODELS.iter().map(|m| m.name).collect()
+}
+
+/// The registry entry called `name`.
+pub fn entry(name: &str) -> Result<&'static Entry> {
+    MODELS.iter().find(|m| m.name == name).ok_or_else(|| {
+        Error::invalid("--model", format!("unknown model '{name}'; models: {}", names().join(", ")))
+    })
+}
+
+/// The configuration of `spec` for `num_classes` classes and `[c, h, w]` inputs, validated.
+pub fn network_config(spec: &ModelSpec, num_classes: usize, input: [usize; 3]) -> Result<NetworkConfig> {
+    let config = (entry(&spec.name)?.config)(&spec.options, num_classes, input);
+    config.validate()?;
+    Ok(config)
+}
+
+/// The configuration of any registered network.
+#[derive(Clone, Debug)]
+pub enum NetworkConfig {
+    /// The study's CNN.
+    Cnn(CnnConfig),
+}
+
+impl NetworkConfig {
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            NetworkConfig::Cnn(c) => c.validate(),
+        }
+    }
+
+    /// Builds the network on `device`.
+    pub fn init(&self, device: &Device) -> Result<Network> {
+        Ok(match self {
+            NetworkConfig::Cnn(c) => Network::Cnn(c.init(device)?),
+        })
+    }
+
+    /// Forward FLOPs per image.
+    pub fn flops(&self) -> u64 {
+        match self {
+            NetworkConfig::Cnn(c) => c.flops(),
+        }
+    }
+
+    /// Names of the layers Grad-CAM and probes can tap, in forward order.
+    pub fn layer_names(&self) -> Vec<String> {
+        match self {
+            NetworkConfig::Cnn(c) => c.layer_names(),
+        }
+    }
+}
+
+/// Any registered network. Every network splits into a backbone (`forward_features`) and a
+/// classifier head (`forward_head`).
+#[derive(Module, Debug)]
+pub enum Network {
+    /// The study's CNN.
+    Cnn(Cnn),
+}
+
+impl Network {
+    /// Backbone features of a batch of images.
+    pub fn forward_features(&self, images: Tensor<4>) -> Tensor<4> {
+        match self {
+            Network::Cnn(m) => m.forward_features(images),
+        }
+    }
+
+    /// Logits from backbone features.
+    pub fn forward_head(&self, features: Tensor<4>) -> Tensor<2> {
+        match self {
+            Network::Cnn(m) => m.forward_head(features),
+        }
+    }
+
+    /// Logits for a batch of images: `[batch, c, h, w] -> [batch, num_classes]`.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward_head(self.forward_features(images))
+    }
+}
+
+/// Parameters and FLOPs of a model.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ModelCost {
+    /// Registry name.
+    pub name: String,
+    /// One line on what it is.
+    pub summary: String,
+    /// Trainable and running-statistics values.
+    pub params: usize,
+    /// Forward FLOPs per image.
+    pub flops: u64,
+}
+
+/// Parameters and FLOPs of `spec` for `num_classes` classes and `[c, h, w]` inputs.
+pub fn cost(spec: &ModelSpec, num_classes: usize, input: [usize; 3], device: &Device) -> Result<ModelCost> {
+    let config = network_config(spec, num_classes, input)?;
+    let entry = entry(&spec.name)?;
+    Ok(ModelCost {
+        name: entry.name.to_string(),
+        summary: entry.summary.to_string(),
+        params: config.init(device)?.num_params(),
+        flops: config.flops(),
+    })
+}

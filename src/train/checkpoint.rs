@@ -1,0 +1,179 @@
+//! Checkpoints: everything needed to continue a run or use its model.
+//!
+//! `RUN_DIR/checkpoints/epoch-NNNN/` holds `model.bpk` (weights and BatchNorm statistics,
+//! burnpack), `optimizer.bpk` (optimizer state) and `meta.json` ([`CheckpointMeta`]). A
+//! checkpoint is written to a hidden temporary folder and renamed into place, so a folder named
+//! `epoch-NNNN` is always complete; older checkpoints are removed only after the new one is in
+//! place.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::ModuleRecord;
+use burn::tensor::Device;
+
+use super::metrics::{read_json, write_json};
+use crate::data::Normalize;
+use crate::error::{Error, IoContext, Result};
+use crate::model::registry::network_config;
+use crate::model::{ModelSpec, Network};
+
+/// Version of the checkpoint layout; bumped when it changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// `meta.json`: what the weights are and where the run stood.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointMeta {
+    /// Layout version ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimizer steps completed.
+    pub step: usize,
+    /// The model and its options.
+    pub model: ModelSpec,
+    /// Class names in label order.
+    pub classes: Vec<String>,
+    /// `[channels, height, width]` the model takes.
+    pub input_shape: [usize; 3],
+    /// The normalisation the model was trained with.
+    pub normalize: Normalize,
+    /// The run's seed (with the epoch, it fixes every random draw still to come).
+    pub seed: u64,
+}
+
+/// The checkpoint folder of the run in `run_dir` for epoch `epoch`.
+fn epoch_dir(run_dir: &Path, epoch: usize) -> PathBuf {
+    run_dir.join("checkpoints").join(format!("epoch-{epoch:04}"))
+}
+
+/// Every complete checkpoint of a run, oldest first.
+pub fn list(run_dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
+    let dir = run_dir.join("checkpoints");
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut found = Vec::new();
+    for entry in fs::read_dir(&dir).at(&dir)? {
+        let path = entry.at(&dir)?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        if let Some(epoch) = name.strip_prefix("epoch-").and_then(|n| n.parse::<usize>().ok())
+            && path.join("meta.json").is_file()
+        {
+            found.push((epoch, path));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The newest complete checkpoint of a run, if any.
+pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
+    Ok(list(run_dir)?.pop().map(|(_, p)| p))
+}
+
+/// Writes a checkpoint of `model` and `optimizer` for `meta.epoch`, then keeps only the newest
+/// `keep` checkpoints. Returns the checkpoint folder.
+pub fn save(run_dir: &Path, meta: &CheckpointMeta, model: &Network, optimizer: &ModuleOptimizer, keep: usize) -> Result<PathBuf> {
+    let final_dir = epoch_dir(run_dir, meta.epoch);
+    let tmp = run_dir.join("checkpoints").join(format!(".epoch-{:04}.tmp", meta.epoch));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).at(&tmp)?;
+    }
+    fs::create_dir_all(&tmp).at(&tmp)?;
+    let model_path = tmp.join("model.bpk");
+    model
+        .clone()
+        .into_record()
+        .save(&model_path)
+        .map_err(|e| Error::checkpoint(&model_path, e.to_string()))?;
+    let optim_path = tmp.join("optimizer.bpk");
+    optimizer
+        .save(&optim_path)
+        .map_err(|e| Error::checkpoint(&optim_path, e.to_string()))?;
+    write_json(&tmp.join("meta.json"), meta)?;
+    for file in ["model.bpk", "optimizer.bpk"] {
+        let path = tmp.join(file);
+        fs::File::open(&path).and_then(|f| f.sync_all()).at(&path)?;
+    }
+    if final_dir.exists() {
+        fs::remove_dir_all(&final_dir).at(&final_dir)?;
+    }
+    fs::rename(&tmp, &final_dir).at(&final_dir)?;
+    let all = list(run_dir)?;
+    for (_, old) in all.iter().take(all.len().saturating_sub(keep.max(1))) {
+        fs::remove_dir_all(old).at(old)?;
+    }
+    Ok(final_dir)
+}
+
+/// The checkpoint folder `path` names: a checkpoint folder itself, or a run folder (its newest
+/// checkpoint).
+pub fn resolve(path: &Path) -> Result<PathBuf> {
+    if !path.exists() {
+        return Err(Error::checkpoint(path, "no such file or directory"));
+    }
+    if path.join("meta.json").is_file() {
+        return Ok(path.to_path_buf());
+    }
+    latest(path)?.ok_or_else(|| {
+        Error::checkpoint(path, "neither a checkpoint folder (meta.json, model.bpk) nor a run folder with checkpoints/")
+    })
+}
+
+/// Reads a checkpoint's `meta.json`.
+pub fn read_meta(checkpoint: &Path) -> Result<CheckpointMeta> {
+    let path = checkpoint.join("meta.json");
+    let meta: CheckpointMeta = read_json(&path).map_err(|e| Error::checkpoint(checkpoint, e.to_string()))?;
+    if meta.format_version != FORMAT_VERSION {
+        return Err(Error::checkpoint(
+            checkpoint,
+            format!("layout version {} (this build reads {FORMAT_VERSION})", meta.format_version),
+        ));
+    }
+    Ok(meta)
+}
+
+/// Loads the weights of `checkpoint` into `model`, which must be the same architecture.
+pub fn load_weights(checkpoint: &Path, model: Network) -> Result<Network> {
+    let path = checkpoint.join("model.bpk");
+    let record = ModuleRecord::load(&path).map_err(|e| Error::checkpoint(&path, e.to_string()))?;
+    model.try_load_record(record).map_err(|e| {
+        Error::checkpoint(
+            &path,
+            format!("the weights do not fit this model (a checkpoint of another model?): {e}"),
+        )
+    })
+}
+
+/// Loads the optimizer state of `checkpoint` into `optimizer`.
+pub fn load_optimizer(checkpoint: &Path, optimizer: ModuleOptimizer) -> Result<ModuleOptimizer> {
+    let path = checkpoint.join("optimizer.bpk");
+    optimizer.load(&path).map_err(|e| Error::checkpoint(&path, e.to_string()))
+}
+
+/// Builds the model a checkpoint describes and loads its weights, for inference.
+pub fn load_model(path: &Path, device: &Device) -> Result<(PathBuf, CheckpointMeta, Network)> {
+    let checkpoint = resolve(path)?;
+    let meta = read_meta(&checkpoint)?;
+    let config = network_config(&meta.model, meta.classes.len(), meta.input_shape)
+        .map_err(|e| Error::checkpoint(&checkpoint, e.to_string()))?;
+    let model = load_weights(&checkpoint, config.init(device)?)?;
+    Ok((checkpoint, meta, model))
+}
+
+/// Checks that a checkpoint was taken from `expected`, before its weights are loaded.
+pub fn check_model(checkpoint: &Path, meta: &CheckpointMeta, expected: &ModelSpec) -> Result<()> {
+    if &meta.model != expected {
+        return Err(Error::checkpoint(
+            checkpoint,
+            format!(
+                "it holds model '{}' with {:?}, not '{}' with {:?}",
+                meta.model.name, meta.model.options, expected.name, expected.options
+            ),
+        ));
+    }
+    Ok(())
+}

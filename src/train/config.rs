@@ -1,0 +1,176 @@
+//! Everything a training run is configured by: the `train` flags, which are also the keys of
+//! its TOML config file (`--config`), and which `run.json` records in full.
+
+use std::path::PathBuf;
+
+use crate::data::{Augment, Cifar100Labels};
+use crate::device::DeviceKind;
+use crate::error::{Error, Result};
+use crate::model::{ModelOptions, ModelSpec};
+
+/// Optimizers the study compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Adam (the study's default), L2 weight decay.
+    Adam,
+    /// Adam with decoupled weight decay.
+    Adamw,
+    /// SGD with momentum (and Nesterov if asked), L2 weight decay.
+    Sgd,
+    /// RMSprop with momentum, L2 weight decay.
+    Rmsprop,
+}
+
+/// How the learning rate evolves over the run (per step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    /// `lr` throughout (the study).
+    Constant,
+    /// Linear warm-up over `warmup` of the run, then cosine decay to 0.
+    Cosine,
+    /// One-cycle: linear warm-up over `warmup` of the run to `lr`, then linear decay to 0.
+    Onecycle,
+}
+
+/// Parses a number that must be strictly positive and finite.
+fn positive_f64(s: &str) -> std::result::Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!("{v} must be a finite number > 0"));
+    }
+    Ok(v)
+}
+
+/// Parses a number in `[0, 1)`.
+fn fraction(s: &str) -> std::result::Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if !(0.0..1.0).contains(&v) {
+        return Err(format!("{v} must be in [0, 1)"));
+    }
+    Ok(v)
+}
+
+/// Parses a number that must be finite and >= 0.
+fn non_negative_f64(s: &str) -> std::result::Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(format!("{v} must be a finite number >= 0"));
+    }
+    Ok(v)
+}
+
+/// A training run's configuration. Defaults are the tuned recipe documented in the README;
+/// `configs/study.toml` holds the study's own recipe.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, clap::Args)]
+#[serde(rename_all = "kebab-case")]
+pub struct TrainConfig {
+    // ---- data ----
+    /// Dataset folder: CIFAR-10/100 binary, or an image folder with train/ and test/.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// CIFAR-100 label set.
+    #[arg(long, value_enum, default_value_t = Cifar100Labels::Fine)]
+    #[serde(default)]
+    pub labels: Cifar100Labels,
+    /// Validation images carved from train (stratified, seeded); 0 for none.
+    #[arg(long, default_value_t = 5000, value_name = "N")]
+    pub val_size: usize,
+    /// Train on a stratified subset of this many of the remaining training images.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub train_limit: Option<u64>,
+    /// Random-crop padding in pixels (0 disables random crops).
+    #[arg(long, default_value_t = 4, value_name = "PIXELS")]
+    pub crop_padding: usize,
+    /// Random horizontal flips.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub flip: bool,
+    /// Normalise by the training set's per-channel mean and std (else scale to [0, 1]).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub normalize: bool,
+
+    // ---- model ----
+    /// Model to train (see `visionnet models`).
+    #[arg(long, default_value = "cnn")]
+    pub model: String,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub model_options: ModelOptions,
+
+    // ---- optimisation ----
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: u64,
+    /// Images per training step.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
+    /// Optimizer.
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
+    pub optimizer: OptimizerKind,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 0.05, value_parser = positive_f64)]
+    pub lr: f64,
+    /// Momentum of SGD and RMSprop.
+    #[arg(long, default_value_t = 0.9, value_parser = fraction)]
+    pub momentum: f64,
+    /// Nesterov momentum (SGD).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub nesterov: bool,
+    /// Weight decay (L2 penalty; decoupled for AdamW).
+    #[arg(long, default_value_t = 5e-4, value_parser = non_negative_f64)]
+    pub weight_decay: f64,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, default_value_t = ScheduleKind::Onecycle)]
+    pub schedule: ScheduleKind,
+    /// Fraction of the run spent warming up (cosine, onecycle).
+    #[arg(long, default_value_t = 0.15, value_parser = fraction)]
+    pub warmup: f64,
+    /// Label smoothing of the cross-entropy loss.
+    #[arg(long, default_value_t = 0.1, value_parser = fraction)]
+    pub label_smoothing: f64,
+    /// Seed of initialisation, splits, shuffling, augmentation and dropout.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    // ---- run ----
+    /// Run directory (default: runs/<model>-<date>-<time>).
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// Compute device.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Flex)]
+    pub device: DeviceKind,
+    /// Images per evaluation step.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    pub eval_batch_size: u64,
+}
+
+impl TrainConfig {
+    /// The model this config trains.
+    pub fn model_spec(&self) -> ModelSpec {
+        ModelSpec {
+            name: self.model.clone(),
+            options: self.model_options.clone(),
+        }
+    }
+
+    /// The augmentation of training images.
+    pub fn augment(&self) -> Augment {
+        Augment {
+            crop_padding: self.crop_padding,
+            flip: self.flip,
+        }
+    }
+
+    /// Checks what flag parsing cannot: the data folder is given, values agree.
+    pub fn validate(&self) -> Result<()> {
+        if self.data.is_none() {
+            return Err(Error::invalid("--data", "a dataset folder is required"));
+        }
+        crate::model::registry::entry(&self.model)?;
+        if self.crop_padding > 64 {
+            return Err(Error::invalid("--crop-padding", format!("{} pixels is more than 64", self.crop_padding)));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! Training: configuration, optimizers and schedules, the loop, metrics sinks (CSV,
+//! TensorBoard), checkpoints and resume, run manifests, evaluation.
+
+pub mod checkpoint;
+pub mod config;
+pub mod evaluate;
+pub mod manifest;
+pub mod metrics;
+pub mod optimizer;
+pub mod progress;
+pub mod schedule;
+pub mod tensorboard;
+pub mod trainer;
+
+pub use config::{OptimizerKind, ScheduleKind, TrainConfig};
+pub use trainer::{RunEnd, RunOptions, TrainOutcome, resume, train};

@@ -1,0 +1,438 @@
+//! The training loop: epochs of optimizer steps, validation, metrics, checkpoints, and the final
+//! test evaluation. Resumable: a resumed run finishes exactly as an uninterrupted one would.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+
+use super::checkpoint::{self, CheckpointMeta};
+use super::config::TrainConfig;
+use super::evaluate::{batch_tensors, evaluate};
+use super::manifest::{DataRecord, RunManifest, build_info};
+use super::metrics::{EpochMetrics, MetricsCsv, Summary, read_json, write_csv, write_json};
+use super::optimizer;
+use super::progress::Progress;
+use super::schedule::Schedule;
+use super::tensorboard::EventWriter;
+use crate::data::batches::{epoch_order, mix_seed};
+use crate::data::{Dataset, EpochPlan, Normalize, Splits};
+use crate::error::{Error, IoContext, Result};
+use crate::model::Network;
+use crate::model::registry::network_config;
+
+/// Salts that keep the run's random streams apart.
+mod stream {
+    pub const INIT: u64 = 0x1;
+    pub const DROPOUT: u64 = 0x2;
+    pub const AUGMENT: u64 = 0x3;
+}
+
+/// How a run is carried out (not part of what it computes).
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Stop after this epoch, leaving the run resumable.
+    pub stop_after: Option<usize>,
+    /// No progress output.
+    pub quiet: bool,
+    /// Checkpoints kept (the newest).
+    pub keep_checkpoints: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            stop_after: None,
+            quiet: false,
+            keep_checkpoints: 1,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Debug)]
+pub enum RunEnd {
+    /// All epochs trained and the test set evaluated.
+    Finished(Box<Summary>),
+    /// Stopped after this epoch by [`RunOptions::stop_after`]; resumable.
+    Stopped(usize),
+}
+
+/// The result of [`train`] or [`resume`].
+#[derive(Clone, Debug)]
+pub struct TrainOutcome {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// One row per completed epoch.
+    pub metrics: Vec<EpochMetrics>,
+    /// Finished or stopped.
+    pub end: RunEnd,
+}
+
+/// Initialises every lazily-initialised parameter now, in module order, so initialisation draws
+/// from the seeded generator at a fixed point rather than at first use.
+struct Materialize;
+
+impl ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
+/// The data, model and bookkeeping of a run, ready to train.
+struct Prepared {
+    config: TrainConfig,
+    run_dir: PathBuf,
+    splits: Splits,
+    norm: Normalize,
+    device: Device,
+    model: Network,
+    optimizer: ModuleOptimizer,
+    /// Epochs already completed (0 for a fresh run).
+    start_epoch: usize,
+    /// Optimizer steps already taken.
+    start_step: usize,
+    metrics: Vec<EpochMetrics>,
+}
+
+/// The default run directory: `runs/<model>-<date>-<time>`, made unique.
+fn default_run_dir(model: &str) -> PathBuf {
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    let base = PathBuf::from("runs").join(format!("{model}-{stamp}"));
+    let mut dir = base.clone();
+    let mut n = 2;
+    while dir.exists() {
+        dir = PathBuf::from(format!("{}-{n}", base.display()));
+        n += 1;
+    }
+    dir
+}
+
+/// Loads and splits the data of `config`.
+fn load_splits(config: &TrainConfig) -> Result<(Dataset, Splits, Normalize)> {
+    let root = config.data.as_ref().ok_or_else(|| Error::invalid("--data", "a dataset folder is required"))?;
+    let data = Dataset::load(root, config.labels)?;
+    let splits = Splits::carve(&data, config.val_size, config.train_limit.map(|n| n as usize), config.seed)?;
+    let batch = config.batch_size as usize;
+    if batch < 2 {
+        return Err(Error::invalid("--batch-size", "BatchNorm needs at least 2 images per step"));
+    }
+    if batch > splits.train.len() {
+        return Err(Error::invalid(
+            "--batch-size",
+            format!("{batch} is more than the {} training images", splits.train.len()),
+        ));
+    }
+    let norm = if config.normalize {
+        let (mean, std) = splits.train.channel_stats();
+        if std.iter().any(|s| *s <= 0.0) {
+            return Err(Error::data(root, "a channel is constant over the training set: cannot normalise (use --normalize false)"));
+        }
+        Normalize { mean, std }
+    } else {
+        Normalize::identity(splits.train.shape[0])
+    };
+    Ok((data, splits, norm))
+}
+
+fn data_record(data: &Dataset, splits: &Splits) -> DataRecord {
+    DataRecord {
+        root: data.root.display().to_string(),
+        format: data.format,
+        classes: data.classes().to_vec(),
+        image_shape: data.train.shape,
+        train_images: splits.train.len(),
+        val_images: splits.val.len(),
+        test_images: splits.test.len(),
+        fingerprints: [
+            splits.train.fingerprint(),
+            splits.val.fingerprint(),
+            splits.test.fingerprint(),
+        ],
+    }
+}
+
+/// Builds the model of `config` with seeded initialisation.
+fn init_model(config: &TrainConfig, splits: &Splits, device: &Device) -> Result<Network> {
+    let net = network_config(&config.model_spec(), splits.train.num_classes(), splits.train.shape)?;
+    device.seed(mix_seed(&[config.seed, stream::INIT]));
+    let model = net.init(device)?;
+    model.visit(&mut Materialize);
+    Ok(model)
+}
+
+/// Prepares a fresh run. Everything is checked before the run directory is created.
+fn prepare_fresh(mut config: TrainConfig) -> Result<Prepared> {
+    config.validate()?;
+    let device = config.device.autodiff_device()?;
+    let run_dir = config.run_dir.clone().unwrap_or_else(|| default_run_dir(&config.model));
+    if run_dir.exists() && fs::read_dir(&run_dir).at(&run_dir)?.next().is_some() {
+        return Err(Error::invalid(
+            "--run-dir",
+            format!(
+                "{} already holds files; continue it with `--resume {0}` or choose another --run-dir",
+                run_dir.display()
+            ),
+        ));
+    }
+    let (data, splits, norm) = load_splits(&config)?;
+    let model = init_model(&config, &splits, &device)?;
+    config.run_dir = Some(run_dir.clone());
+    fs::create_dir_all(&run_dir).at(&run_dir)?;
+    let (crate_version, git_commit) = build_info();
+    let manifest = RunManifest {
+        seed: config.seed,
+        config: config.clone(),
+        crate_version,
+        git_commit,
+        backend: format!("{:?}", config.device).to_lowercase(),
+        threads: rayon::current_num_threads(),
+        data: data_record(&data, &splits),
+        started: chrono::Local::now().to_rfc3339(),
+    };
+    write_json(&run_dir.join("run.json"), &manifest)?;
+    Ok(Prepared {
+        optimizer: optimizer::build(&config),
+        config,
+        run_dir,
+        splits,
+        norm,
+        device,
+        model,
+        start_epoch: 0,
+        start_step: 0,
+        metrics: Vec::new(),
+    })
+}
+
+/// Prepares to continue the run in `run_dir` from its newest checkpoint.
+fn prepare_resume(run_dir: &Path) -> Result<Prepared> {
+    let manifest_path = run_dir.join("run.json");
+    if !manifest_path.is_file() {
+        return Err(Error::invalid("--resume", format!("{} holds no run (no run.json)", run_dir.display())));
+    }
+    let manifest: RunManifest = read_json(&manifest_path)?;
+    let config = manifest.config.clone();
+    let device = config.device.autodiff_device()?;
+    let (data, splits, norm) = load_splits(&config)?;
+    let now = data_record(&data, &splits);
+    if now.fingerprints != manifest.data.fingerprints {
+        return Err(Error::data(
+            &data.root,
+            format!("the data differ from those {} was trained on (fingerprints changed)", run_dir.display()),
+        ));
+    }
+    let mut model = init_model(&config, &splits, &device)?;
+    let mut optimizer = optimizer::build(&config);
+    let (mut start_epoch, mut start_step) = (0, 0);
+    if let Some(ckpt) = checkpoint::latest(run_dir)? {
+        let meta = checkpoint::read_meta(&ckpt)?;
+        checkpoint::check_model(&ckpt, &meta, &config.model_spec())?;
+        model = checkpoint::load_weights(&ckpt, model)?;
+        optimizer = checkpoint::load_optimizer(&ckpt, optimizer)?;
+        start_epoch = meta.epoch;
+        start_step = meta.step;
+    }
+    let mut metrics = MetricsCsv::new(run_dir).read()?;
+    metrics.retain(|m| m.epoch <= start_epoch);
+    Ok(Prepared {
+        config,
+        run_dir: run_dir.to_path_buf(),
+        splits,
+        norm,
+        device,
+        model,
+        optimizer,
+        start_epoch,
+        start_step,
+        metrics,
+    })
+}
+
+/// Trains a fresh run of `config`.
+pub fn train(config: TrainConfig, options: &RunOptions) -> Result<TrainOutcome> {
+    run(prepare_fresh(config)?, options)
+}
+
+/// Continues the run in `run_dir` from its newest checkpoint, with the configuration it was
+/// started with.
+pub fn resume(run_dir: &Path, options: &RunOptions) -> Result<TrainOutcome> {
+    run(prepare_resume(run_dir)?, options)
+}
+
+fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
+    let Prepared {
+        config,
+        run_dir,
+        splits,
+        norm,
+        device,
+        model,
+        mut optimizer,
+        start_epoch,
+        start_step,
+        mut metrics,
+    } = p;
+    let epochs = config.epochs as usize;
+    let batch_size = config.batch_size as usize;
+    let steps_per_epoch = splits.train.len() / batch_size;
+    let schedule = Schedule {
+        kind: config.schedule,
+        peak: config.lr,
+        total_steps: steps_per_epoch * epochs,
+        warmup: config.warmup,
+    };
+    let smoothing = (config.label_smoothing > 0.0).then_some(config.label_smoothing as f32);
+    let loss_fn = CrossEntropyLossConfig::new().with_smoothing(smoothing).init(&device);
+    let inference_device = device.clone().inner();
+    let meta = |epoch: usize, step: usize| CheckpointMeta {
+        format_version: checkpoint::FORMAT_VERSION,
+        epoch,
+        step,
+        model: config.model_spec(),
+        classes: splits.train.classes.clone(),
+        input_shape: splits.train.shape,
+        normalize: norm.clone(),
+        seed: config.seed,
+    };
+
+    let metrics_csv = MetricsCsv::new(&run_dir);
+    metrics_csv.write(&metrics)?;
+    let mut events = EventWriter::create(&run_dir.join("tensorboard"))?;
+    let mut progress = Progress::new(epochs, options.quiet);
+    if start_epoch > 0 {
+        progress.line(&format!("resuming {} after epoch {start_epoch}", run_dir.display()));
+    }
+    let mut step = start_step;
+    // The optimizer consumes the model and returns the updated one; holding it in an Option lets
+    // the step closure move it out and back without a second handle to its tensors (which would
+    // force copies instead of in-place updates).
+    let mut slot = Some(model);
+    for epoch in start_epoch + 1..=epochs {
+        let started = Instant::now();
+        device.seed(mix_seed(&[config.seed, stream::DROPOUT, epoch as u64]));
+        let plan = EpochPlan {
+            order: epoch_order(splits.train.len(), config.seed, epoch, true),
+            batch_size,
+            drop_last: true,
+            augment: config.augment(),
+            seed: mix_seed(&[config.seed, stream::AUGMENT, epoch as u64]),
+        };
+        progress.start_epoch(epoch, plan.num_batches());
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0i64, 0usize);
+        let mut lr = schedule.lr(step);
+        plan.for_each(&splits.train, &norm, |b, batch| -> Result<()> {
+            let n = batch.labels.len();
+            let (images, labels) = batch_tensors(batch, &device);
+            let model = slot.take().expect("the model is always put back");
+            let logits = model.forward(images); // [n, classes]
+            let loss = loss_fn.forward(logits.clone(), labels.clone());
+            let loss_value = loss.clone().into_scalar::<f64>();
+            if !loss_value.is_finite() {
+                let last_good = checkpoint::latest(&run_dir)?
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "none (no epoch completed)".to_string());
+                slot = Some(model);
+                return Err(Error::Diverged {
+                    value: format!("{loss_value}"),
+                    epoch,
+                    step: b + 1,
+                    last_good,
+                });
+            }
+            correct += logits
+                .argmax(1)
+                .squeeze_dim::<1>(1)
+                .equal(labels)
+                .int()
+                .sum()
+                .into_scalar::<i64>();
+            loss_sum += loss_value * n as f64;
+            seen += n;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            lr = schedule.lr(step);
+            slot = Some(optimizer.step(lr, model, grads));
+            step += 1;
+            progress.step(loss_sum / seen as f64, correct as f64 / seen as f64);
+            Ok(())
+        })?;
+        let train_seconds = started.elapsed().as_secs_f64();
+        let model = slot.as_ref().expect("the model is always put back");
+        let (val_loss, val_accuracy) = if splits.val.is_empty() {
+            (None, None)
+        } else {
+            let (val, _) = evaluate(&model.valid(), &splits.val, &norm, config.eval_batch_size as usize, &inference_device)?;
+            (Some(val.loss), Some(val.accuracy))
+        };
+        let row = EpochMetrics {
+            epoch,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct as f64 / seen.max(1) as f64,
+            val_loss,
+            val_accuracy,
+            lr,
+            seconds: started.elapsed().as_secs_f64(),
+            images_per_second: seen as f64 / train_seconds,
+        };
+        progress.end_epoch(&row);
+        checkpoint::save(&run_dir, &meta(epoch, step), model, &optimizer, options.keep_checkpoints)?;
+        metrics.push(row.clone());
+        metrics_csv.write(&metrics)?;
+        let mut scalars = vec![
+            ("train/loss", row.train_loss),
+            ("train/accuracy", row.train_accuracy),
+            ("lr", row.lr),
+            ("images_per_second", row.images_per_second),
+        ];
+        if let (Some(l), Some(a)) = (row.val_loss, row.val_accuracy) {
+            scalars.extend([("val/loss", l), ("val/accuracy", a)]);
+        }
+        events.scalars(epoch as i64, &scalars)?;
+        if options.stop_after == Some(epoch) && epoch < epochs {
+            return Ok(TrainOutcome {
+                run_dir,
+                metrics,
+                end: RunEnd::Stopped(epoch),
+            });
+        }
+    }
+
+    let model = slot.expect("the model is always put back");
+    let (test, predictions) = evaluate(&model.valid(), &splits.test, &norm, config.eval_batch_size as usize, &inference_device)?;
+    write_csv(&run_dir.join("predictions.csv"), &predictions)?;
+    let best_val_accuracy = metrics
+        .iter()
+        .filter_map(|m| m.val_accuracy.map(|a| (a, m.epoch)))
+        .fold(None, |best: Option<(f64, usize)>, (a, e)| match best {
+            Some((b, _)) if b >= a => best,
+            _ => Some((a, e)),
+        });
+    let mut speeds: Vec<f64> = metrics.iter().map(|m| m.images_per_second).collect();
+    speeds.sort_by(f64::total_cmp);
+    let summary = Summary {
+        model: config.model.clone(),
+        epochs,
+        classes: splits.test.classes.clone(),
+        test,
+        best_val_accuracy,
+        train_seconds: metrics.iter().map(|m| m.seconds).sum(),
+        images_per_second: speeds.get(speeds.len() / 2).copied().unwrap_or(0.0),
+    };
+    write_json(&run_dir.join("summary.json"), &summary)?;
+    progress.line(&format!(
+        "test accuracy {:.2}% ({} images), loss {:.4}; run in {}",
+        100.0 * summary.test.accuracy,
+        summary.test.images,
+        summary.test.loss,
+        run_dir.display()
+    ));
+    Ok(TrainOutcome {
+        run_dir,
+        metrics,
+        end: RunEnd::Finished(Box::new(summary)),
+    })
+}
