@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Train a model (a fresh run, or `--resume RUN_DIR`).
-    #[command(args_override_self = true)]
+    #[command(args_override_self = true, allow_negative_numbers = true)]
     Train(train::TrainArgs),
     /// Evaluate a checkpoint on a dataset's test set.
     Eval(inference::EvalArgs),

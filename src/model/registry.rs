@@ -158,6 +158,26 @@ impl Network {
     }
 }
 
+/// Counts the values of trainable parameters (not BatchNorm's running statistics), as
+/// PyTorch's `sum(p.numel() for p in model.parameters())` does.
+struct TrainableCount(usize);
+
+impl burn::module::ModuleVisitor for TrainableCount {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        let value = param.val();
+        if value.is_require_grad() {
+            self.0 += value.shape().num_elements();
+        }
+    }
+}
+
+/// Trainable parameter values of `model` (built on an autodiff device).
+pub fn trainable_params(model: &Network) -> usize {
+    let mut count = TrainableCount(0);
+    model.visit(&mut count);
+    count.0
+}
+
 /// Parameters and FLOPs of a model.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ModelCost {
@@ -165,7 +185,7 @@ pub struct ModelCost {
     pub name: String,
     /// One line on what it is.
     pub summary: String,
-    /// Trainable and running-statistics values.
+    /// Trainable parameter values.
     pub params: usize,
     /// Forward FLOPs per image.
     pub flops: u64,
@@ -178,7 +198,7 @@ pub fn cost(spec: &ModelSpec, num_classes: usize, input: [usize; 3], device: &De
     Ok(ModelCost {
         name: entry.name.to_string(),
         summary: entry.summary.to_string(),
-        params: config.init(device)?.num_params(),
+        params: trainable_params(&config.init(&device.clone().autodiff())?),
         flops: config.flops(),
     })
 }

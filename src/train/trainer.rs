@@ -253,15 +253,25 @@ fn prepare_resume(run_dir: &Path) -> Result<Prepared> {
     })
 }
 
+/// Serialises runs within one process. burn keeps one random generator per device, shared by
+/// every thread: two runs drawing from it at once (initialisation, dropout) would make each
+/// other irreproducible. Separate processes are independent.
+static RUN_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive<T>(f: impl FnOnce() -> T) -> T {
+    let _guard = RUN_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    f()
+}
+
 /// Trains a fresh run of `config`.
 pub fn train(config: TrainConfig, options: &RunOptions) -> Result<TrainOutcome> {
-    run(prepare_fresh(config)?, options)
+    exclusive(|| run(prepare_fresh(config)?, options))
 }
 
 /// Continues the run in `run_dir` from its newest checkpoint, with the configuration it was
 /// started with.
 pub fn resume(run_dir: &Path, options: &RunOptions) -> Result<TrainOutcome> {
-    run(prepare_resume(run_dir)?, options)
+    exclusive(|| run(prepare_resume(run_dir)?, options))
 }
 
 fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {

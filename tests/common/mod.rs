@@ -1,0 +1,124 @@
+//! Helpers shared by the integration tests: synthetic datasets written in the real formats.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use visionnet::data::cifar_binary::{self, CIFAR10_BATCH_IMAGES, CIFAR10_TRAIN_FILES};
+use visionnet::data::{ImageSet, image_folder};
+
+/// The shared CIFAR-10 copy (JPEG image folder).
+pub fn shared_cifar10() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cifar10-jpeg")
+}
+
+/// Class names `class0`, `class1`, ...
+pub fn class_names(k: usize) -> Vec<String> {
+    (0..k).map(|i| format!("class{i}")).collect()
+}
+
+/// `n` images of `[3, side, side]` whose content depends on the label (a brighter quadrant per
+/// class plus noise), so a network can learn them; deterministic in `seed`.
+pub fn synthetic_set(n: usize, k: usize, side: usize, seed: u64) -> ImageSet {
+    let mut set = ImageSet::empty([3, side, side], class_names(k));
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as u32
+    };
+    for i in 0..n {
+        let label = (i % k) as u16;
+        set.labels.push(label);
+        for c in 0..3 {
+            for y in 0..side {
+                for x in 0..side {
+                    let region = (y * 2 / side) * 2 + (x * 2 / side); // 0..4 quadrants
+                    let lit = (label as usize + c) % 4 == region;
+                    let base = if lit { 170 } else { 60 };
+                    let noise = (next() % 50) as i32 - 25;
+                    set.pixels.push((base + noise).clamp(0, 255) as u8);
+                }
+            }
+        }
+    }
+    set
+}
+
+/// Writes a CIFAR-10 binary copy (full size: 5 x 10,000 training and 10,000 test images) to
+/// `dir`, with synthetic learnable images. Returns the training and test sets written.
+pub fn write_cifar10(dir: &Path) -> (ImageSet, ImageSet) {
+    std::fs::create_dir_all(dir).unwrap();
+    let names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+    std::fs::write(dir.join("batches.meta.txt"), names.join("\n") + "\n\n").unwrap();
+    let mut train = ImageSet::empty([3, 32, 32], names.iter().map(|s| s.to_string()).collect());
+    for (b, file) in CIFAR10_TRAIN_FILES.iter().enumerate() {
+        let mut batch = synthetic_set(CIFAR10_BATCH_IMAGES, 10, 32, b as u64);
+        batch.classes = train.classes.clone();
+        cifar_binary::write_cifar10_records(&dir.join(file), &batch).unwrap();
+        train.pixels.extend_from_slice(&batch.pixels);
+        train.labels.extend_from_slice(&batch.labels);
+    }
+    let mut test = synthetic_set(CIFAR10_BATCH_IMAGES, 10, 32, 99);
+    test.classes = train.classes.clone();
+    cifar_binary::write_cifar10_records(&dir.join("test_batch.bin"), &test).unwrap();
+    (train, test)
+}
+
+/// Writes an image folder dataset (PNG) with `per_class` training and `per_class / 2` test
+/// images per class.
+pub fn write_image_folder(root: &Path, k: usize, per_class: usize, side: usize) {
+    image_folder::write_split(&root.join("train"), &synthetic_set(k * per_class, k, side, 1)).unwrap();
+    image_folder::write_split(&root.join("test"), &synthetic_set(k * per_class / 2, k, side, 2)).unwrap();
+}
+
+/// Runs the `visionnet` binary with `args`.
+pub fn visionnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_visionnet"))
+        .args(args)
+        .output()
+        .expect("the visionnet binary runs")
+}
+
+/// Asserts the command failed cleanly (non-zero exit, no panic) and its stderr mentions every
+/// string of `needles`. Returns stderr.
+#[track_caller]
+pub fn assert_clean_failure(output: &Output, needles: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "expected failure, got success; stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panicked: {stderr}");
+    assert_ne!(output.status.code(), Some(101), "exit code 101 is a panic: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "stderr lacks '{needle}': {stderr}");
+    }
+    stderr
+}
+
+/// Asserts success and returns stdout.
+#[track_caller]
+pub fn assert_success(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "failed: stdout {stdout}\nstderr {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// Every file below `dir` with its bytes, sorted by path: to check nothing changed.
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    walk(dir, &mut out);
+    out.sort();
+    out
+}
