@@ -43,11 +43,22 @@ fn wgpu_matches_flex_forward_and_backward() {
         let grads = GradientsParams::from_grads(grads, model);
         (logits, grads)
     };
-    let (logits_flex, _) = run(&on_flex, &flex);
-    let (logits_wgpu, _) = run(&on_wgpu, &wgpu);
-    let scale = logits_flex.iter().map(|v| v.abs()).fold(0.0, f32::max);
-    let diff = max_abs_diff(&logits_flex, &logits_wgpu);
-    assert!(diff <= 1e-3 * scale.max(1.0), "logits differ by {diff} (scale {scale})");
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        let scale = a.iter().map(|v| v.abs()).fold(0.0, f32::max);
+        let diff = max_abs_diff(a, b);
+        assert!(diff <= 1e-3 * scale.max(1.0), "{what} differ by {diff} (scale {scale})");
+    };
+    let (logits_flex, grads_flex) = run(&on_flex, &flex);
+    let (logits_wgpu, grads_wgpu) = run(&on_wgpu, &wgpu);
+    close(&logits_flex, &logits_wgpu, "logits");
+    // One SGD step with each device's gradients: equal gradients give equal updated networks.
+    let step = |model, grads| burn::optim::SgdConfig::new().init().step(0.5, model, grads);
+    let on_flex = step(on_flex, grads_flex);
+    let on_wgpu = step(on_wgpu, grads_wgpu);
+    let (after_flex, _) = run(&on_flex, &flex);
+    let (after_wgpu, _) = run(&on_wgpu, &wgpu);
+    assert!(max_abs_diff(&after_flex, &logits_flex) > 1e-3, "the step changed nothing");
+    close(&after_flex, &after_wgpu, "logits after one step");
 }
 
 #[test]
