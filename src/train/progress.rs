@@ -9,6 +9,9 @@ use super::metrics::EpochMetrics;
 /// Reports a run's progress.
 pub struct Progress {
     bar: Option<ProgressBar>,
+    /// When the current epoch started, and its images so far (for images/s).
+    started: std::time::Instant,
+    images: usize,
     epochs: usize,
     quiet: bool,
 }
@@ -18,6 +21,8 @@ impl Progress {
     pub fn new(epochs: usize, quiet: bool) -> Self {
         Self {
             bar: None,
+            started: std::time::Instant::now(),
+            images: 0,
             epochs,
             quiet,
         }
@@ -25,13 +30,15 @@ impl Progress {
 
     /// Starts an epoch of `steps` steps. Shows a bar only when stderr is a terminal.
     pub fn start_epoch(&mut self, epoch: usize, steps: usize) {
+        self.started = std::time::Instant::now();
+        self.images = 0;
         if self.quiet || !std::io::stderr().is_terminal() {
             return;
         }
         let bar = ProgressBar::new(steps as u64);
         bar.set_style(
             ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} {msg} {per_sec} ETA {eta}",
+                "{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}",
             )
             .expect("static template")
             .progress_chars("=> "),
@@ -40,11 +47,13 @@ impl Progress {
         self.bar = Some(bar);
     }
 
-    /// One step done, with the running loss and accuracy.
-    pub fn step(&self, loss: f64, accuracy: f64) {
+    /// One step of `images` images done, with the epoch's running loss and accuracy.
+    pub fn step(&mut self, images: usize, loss: f64, accuracy: f64) {
+        self.images += images;
         if let Some(bar) = &self.bar {
-            bar.set_message(format!("loss {loss:.4} acc {:.2}%", 100.0 * accuracy));
+            let rate = self.images as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
             bar.inc(1);
+            bar.set_message(format!("loss {loss:.4}  acc {:.2}%  {rate:.0} img/s", 100.0 * accuracy));
         }
     }
 

@@ -367,7 +367,7 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
             lr = schedule.lr(step);
             slot = Some(optimizer.step(lr, model, grads));
             step += 1;
-            progress.step(loss_sum / seen as f64, correct as f64 / seen as f64);
+            progress.step(n, loss_sum / seen as f64, correct as f64 / seen as f64);
             Ok(())
         })?;
         let train_seconds = started.elapsed().as_secs_f64();
