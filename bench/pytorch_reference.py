@@ -172,8 +172,43 @@ def reset_peak():
         return False
 
 
+def naive_matrix_bytes(args):
+    """Bytes of the N x N attention matrices naive pixel attention keeps alive at once in a
+    step (training: scores, softmax output and their gradient, 3 per layer; inference: 2), or 0."""
+    if args.attention != "naive" or args.model not in ("attn1", "attn2"):
+        return 0
+    total, size = 0, 32
+    for width in (32, 64, 128, 256):
+        n = size * size
+        groups = args.batch_size * (width if args.model == "attn1" else 1)
+        total += (3 if args.mode == "train" else 2) * groups * n * n * 4
+        size //= 2
+    return total
+
+
+def available_bytes():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def main():
     args = parse_args()
+    needed, available = naive_matrix_bytes(args), available_bytes()
+    if available is not None and needed > available / 2:
+        # Running it would push the machine into the out-of-memory killer: report instead.
+        print(json.dumps({
+            "engine": "pytorch", "model": args.model, "attention": args.attention, "mode": args.mode,
+            "batch_size": args.batch_size, "threads": args.threads,
+            "skipped": f"naive attention matrices need about {needed / 2**30:.1f} GiB, "
+                       f"more than half of the {available / 2**30:.1f} GiB available",
+        }))
+        return
     import torch
 
     torch.manual_seed(args.seed)
