@@ -1,4 +1,5 @@
-//! Models: building blocks, networks (one file per family), the registry, and cost counting.
+//! Models: building blocks, networks (one file per family), the registry, cost counting, and
+//! the custom tensor operations the blocks need.
 //!
 //! Every network offers its backbone (`forward_features`) and its head (`forward_head`)
 //! separately, so the backbone can be frozen or probed.
@@ -6,6 +7,7 @@
 pub mod blocks;
 pub mod cost;
 pub mod nets;
+pub mod ops;
 pub mod registry;
 
 pub use registry::{ModelCost, ModelOptions, ModelSpec, Network, NetworkConfig};

@@ -5,6 +5,7 @@
 
 use burn::prelude::*;
 
+use super::blocks::{AttentionArch, AttentionConfig, AttentionImpl};
 use super::nets::{Cnn, CnnConfig};
 use crate::error::{Error, Result};
 
@@ -25,6 +26,30 @@ pub struct ModelOptions {
     /// Dropout probability in the classifier (0 disables it).
     #[arg(long, default_value_t = ModelOptions::default().dropout)]
     pub dropout: f64,
+    /// attn1, attn2: how pixel attention is computed: lean (memory linear in the pixels; CPU
+    /// kernels on flex), tiled (lean, from the backend's tensor operations), naive (keeps the
+    /// pixel x pixel attention matrices; the reference).
+    #[arg(long, value_enum, default_value_t = ModelOptions::default().attn_impl)]
+    pub attn_impl: AttentionImpl,
+    /// attn2, attn3: attention heads (the study's future work).
+    #[arg(long, default_value_t = ModelOptions::default().heads)]
+    pub heads: usize,
+    /// attn2: queries and keys have C / r channels.
+    #[arg(long, value_name = "R", default_value_t = ModelOptions::default().attn_reduction)]
+    pub attn_reduction: usize,
+    /// attn2: initial value of the learnable residual weight gamma (1: the study's x + y; 0: SAGAN).
+    #[arg(long, default_value_t = ModelOptions::default().attn_gamma, allow_negative_numbers = true)]
+    pub attn_gamma: f64,
+    /// attn2: one set of q/k/v 1x1 convs shared by every layer, each layer projecting to and from
+    /// a common width (the study's future work).
+    #[arg(long, value_name = "BOOL", default_value_t = ModelOptions::default().attn_shared, action = clap::ArgAction::Set)]
+    pub attn_shared: bool,
+    /// attn2 with --attn-shared true: the common width.
+    #[arg(long, value_name = "CHANNELS", default_value_t = ModelOptions::default().attn_shared_width)]
+    pub attn_shared_width: usize,
+    /// attn3: width D of the queries and keys.
+    #[arg(long, value_name = "D", default_value_t = ModelOptions::default().attn_dim)]
+    pub attn_dim: usize,
 }
 
 impl Default for ModelOptions {
@@ -34,7 +59,51 @@ impl Default for ModelOptions {
             pool: vec![true, true, true, true],
             hidden: vec![512, 256, 128],
             dropout: 0.0,
+            attn_impl: AttentionImpl::Lean,
+            heads: 1,
+            attn_reduction: 8,
+            attn_gamma: 1.0,
+            attn_shared: false,
+            attn_shared_width: 64,
+            attn_dim: 64,
         }
+    }
+}
+
+impl ModelOptions {
+    /// The attention options as the network-wide configuration of `arch`.
+    fn attention(&self, arch: AttentionArch) -> AttentionConfig {
+        AttentionConfig::new(arch)
+            .with_implementation(self.attn_impl)
+            .with_heads(self.heads)
+            .with_reduction(self.attn_reduction)
+            .with_gamma(self.attn_gamma)
+            .with_shared_width(self.attn_shared.then_some(self.attn_shared_width))
+            .with_dim(self.attn_dim)
+    }
+
+    /// Refuses options that `model` does not use but that were changed from their defaults, so
+    /// that `--heads 4` on a model without heads is not silently ignored.
+    fn check_used(&self, model: &str) -> Result<()> {
+        let default = ModelOptions::default();
+        let options: [(&str, bool, &[&str]); 7] = [
+            ("--attn-impl", self.attn_impl != default.attn_impl, &["attn1", "attn2"]),
+            ("--heads", self.heads != default.heads, &["attn2", "attn3"]),
+            ("--attn-reduction", self.attn_reduction != default.attn_reduction, &["attn2"]),
+            ("--attn-gamma", self.attn_gamma != default.attn_gamma, &["attn2"]),
+            ("--attn-shared", self.attn_shared != default.attn_shared, &["attn2"]),
+            ("--attn-shared-width", self.attn_shared_width != default.attn_shared_width, &["attn2"]),
+            ("--attn-dim", self.attn_dim != default.attn_dim, &["attn3"]),
+        ];
+        for (flag, changed, models) in options {
+            if changed && !models.contains(&model) {
+                return Err(Error::invalid(flag, format!("applies to {}, not to {model}", models.join(" and "))));
+            }
+        }
+        if self.attn_shared_width != default.attn_shared_width && !self.attn_shared {
+            return Err(Error::invalid("--attn-shared-width", "needs --attn-shared true"));
+        }
+        Ok(())
     }
 }
 
@@ -57,21 +126,45 @@ pub struct Entry {
     pub config: fn(&ModelOptions, usize, [usize; 3]) -> NetworkConfig,
 }
 
+/// The study's CNN with the plain-CNN options of `o`.
+fn study_cnn(o: &ModelOptions, num_classes: usize, input: [usize; 3]) -> CnnConfig {
+    CnnConfig::new(num_classes)
+        .with_input(input)
+        .with_widths(o.widths.clone())
+        .with_pool(o.pool.clone())
+        .with_hidden(o.hidden.clone())
+        .with_dropout(o.dropout)
+}
+
 /// Every registered model.
-pub const MODELS: &[Entry] = &[Entry {
-    name: "cnn",
-    summary: "the study's plain CNN: 4 x (3x3 conv, BatchNorm, ReLU, max-pool), 3 hidden FC layers",
-    config: |o, num_classes, input| {
-        NetworkConfig::Cnn(
-            CnnConfig::new(num_classes)
-                .with_input(input)
-                .with_widths(o.widths.clone())
-                .with_pool(o.pool.clone())
-                .with_hidden(o.hidden.clone())
-                .with_dropout(o.dropout),
-        )
+pub const MODELS: &[Entry] = &[
+    Entry {
+        name: "cnn",
+        summary: "the study's plain CNN: 4 x (3x3 conv, BatchNorm, ReLU, max-pool), 3 hidden FC layers",
+        config: |o, num_classes, input| NetworkConfig::Cnn(study_cnn(o, num_classes, input)),
     },
-}];
+    Entry {
+        name: "attn1",
+        summary: "cnn + attention arch 1 after every conv: per-channel pixel attention, scalar q/k/v shared by all layers",
+        config: |o, num_classes, input| {
+            NetworkConfig::Cnn(study_cnn(o, num_classes, input).with_attention(Some(o.attention(AttentionArch::Arch1))))
+        },
+    },
+    Entry {
+        name: "attn2",
+        summary: "cnn + attention arch 2 after every conv: pixel attention shared by all channels (SAGAN)",
+        config: |o, num_classes, input| {
+            NetworkConfig::Cnn(study_cnn(o, num_classes, input).with_attention(Some(o.attention(AttentionArch::Arch2))))
+        },
+    },
+    Entry {
+        name: "attn3",
+        summary: "cnn + attention arch 3 after every conv: attention between feature maps, concatenated (2x channels)",
+        config: |o, num_classes, input| {
+            NetworkConfig::Cnn(study_cnn(o, num_classes, input).with_attention(Some(o.attention(AttentionArch::Arch3))))
+        },
+    },
+];
 
 /// Names of all registered models.
 pub fn names() -> Vec<&'static str> {
@@ -87,7 +180,9 @@ pub fn entry(name: &str) -> Result<&'static Entry> {
 
 /// The configuration of `spec` for `num_classes` classes and `[c, h, w]` inputs, validated.
 pub fn network_config(spec: &ModelSpec, num_classes: usize, input: [usize; 3]) -> Result<NetworkConfig> {
-    let config = (entry(&spec.name)?.config)(&spec.options, num_classes, input);
+    let entry = entry(&spec.name)?;
+    spec.options.check_used(entry.name)?;
+    let config = (entry.config)(&spec.options, num_classes, input);
     config.validate()?;
     Ok(config)
 }

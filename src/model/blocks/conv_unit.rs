@@ -1,10 +1,16 @@
-//! The study's conv layer: 3x3 conv -> BatchNorm -> ReLU -> optional 2x2 max-pool.
+//! The study's conv layer: feature extractor (3x3 conv) -> optional attention -> BatchNorm ->
+//! ReLU -> optional 2x2 max-pool.
+//!
+//! Each stage is its own method ([`ConvUnit::extract`], [`ConvUnit::attend`],
+//! [`ConvUnit::post`]), so a variant of one stage (another feature extractor, a lateral input)
+//! slots in without touching the others.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d, Relu};
 use burn::prelude::*;
 
+use super::attention::{Attention, AttentionLayerConfig, SharedAttention};
 use crate::model::cost;
 
 /// Configuration of a [`ConvUnit`].
@@ -12,28 +18,41 @@ use crate::model::cost;
 pub struct ConvUnitConfig {
     /// Input channels.
     pub c_in: usize,
-    /// Output channels.
+    /// Output channels of the conv.
     pub c_out: usize,
     /// Follow the ReLU with a 2x2, stride-2 max-pool.
     #[config(default = true)]
     pub pool: bool,
+    /// Attention between the conv and its BatchNorm.
+    #[config(default = "None")]
+    pub attention: Option<AttentionLayerConfig>,
 }
 
-/// 3x3 conv (padding 1, no bias: BatchNorm's shift replaces it) -> BatchNorm -> ReLU ->
-/// optional 2x2 max-pool.
+/// 3x3 conv (padding 1, no bias: BatchNorm's shift replaces it) -> optional attention ->
+/// BatchNorm -> ReLU -> optional 2x2 max-pool.
 ///
 /// # Shapes
 /// - input: `[batch, c_in, h, w]`
-/// - output: `[batch, c_out, h, w]`, or `[batch, c_out, h/2, w/2]` with pooling
+/// - output: `[batch, c, h, w]`, or `[batch, c, h/2, w/2]` with pooling; `c` is `c_out`, or
+///   `2 c_out` after arch-3 attention (which concatenates)
 #[derive(Module, Debug)]
 pub struct ConvUnit {
     conv: Conv2d,
+    attention: Option<Attention>,
     norm: BatchNorm,
     activation: Relu,
     pool: Option<MaxPool2d>,
 }
 
 impl ConvUnitConfig {
+    /// Channels after the attention block (what BatchNorm normalises).
+    pub fn channels(&self) -> usize {
+        match &self.attention {
+            Some(attention) => attention.output_channels(self.c_out),
+            None => self.c_out,
+        }
+    }
+
     /// Builds the unit on `device`.
     pub fn init(&self, device: &Device) -> ConvUnit {
         ConvUnit {
@@ -41,7 +60,8 @@ impl ConvUnitConfig {
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .with_bias(false)
                 .init(device),
-            norm: BatchNormConfig::new(self.c_out).init(device),
+            attention: self.attention.as_ref().map(|a| a.init(device)),
+            norm: BatchNormConfig::new(self.channels()).init(device),
             activation: Relu::new(),
             pool: self.pool.then(|| MaxPool2dConfig::new([2, 2]).init()),
         }
@@ -50,35 +70,51 @@ impl ConvUnitConfig {
     /// Output `[channels, height, width]` for an input of `[c_in, h, w]`.
     pub fn output_shape(&self, [_, h, w]: [usize; 3]) -> [usize; 3] {
         if self.pool {
-            [self.c_out, cost::pooled(h), cost::pooled(w)]
+            [self.channels(), cost::pooled(h), cost::pooled(w)]
         } else {
-            [self.c_out, h, w]
+            [self.channels(), h, w]
         }
     }
 
-    /// Forward FLOPs for an input of `[c_in, h, w]`.
+    /// Forward FLOPs for an input of `[c_in, h, w]`: the conv and the attention block.
     pub fn flops(&self, [_, h, w]: [usize; 3]) -> u64 {
-        cost::conv2d_flops(self.c_in, self.c_out, [3, 3], 1, [h, w])
+        let conv = cost::conv2d_flops(self.c_in, self.c_out, [3, 3], 1, [h, w]);
+        let attention = self.attention.as_ref().map_or(0, |a| a.flops([self.c_out, h, w]));
+        conv + attention
     }
 }
 
 impl ConvUnit {
-    /// The conv layer's output before normalisation: `[batch, c_out, h, w]`.
-    pub fn conv(&self, x: Tensor<4>) -> Tensor<4> {
+    /// The feature extractor: the conv layer's output before attention, `[batch, c_out, h, w]`.
+    pub fn extract(&self, x: Tensor<4>) -> Tensor<4> {
         self.conv.forward(x)
     }
 
-    /// BatchNorm -> ReLU -> optional pool, applied to a conv output.
+    /// The attention block on the conv output (identity without one); `shared` holds the
+    /// network's parameters shared across layers.
+    pub fn attend(&self, x: Tensor<4>, shared: Option<&SharedAttention>) -> Tensor<4> {
+        match &self.attention {
+            Some(attention) => attention.forward(x, shared), // [batch, c, h, w]
+            None => x,
+        }
+    }
+
+    /// The attention block, if the unit has one.
+    pub fn attention(&self) -> Option<&Attention> {
+        self.attention.as_ref()
+    }
+
+    /// BatchNorm -> ReLU -> optional pool.
     pub fn post(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.activation.forward(self.norm.forward(x)); // [batch, c_out, h, w]
+        let x = self.activation.forward(self.norm.forward(x)); // [batch, c, h, w]
         match &self.pool {
-            Some(pool) => pool.forward(x), // [batch, c_out, h/2, w/2]
+            Some(pool) => pool.forward(x), // [batch, c, h/2, w/2]
             None => x,
         }
     }
 
     /// The whole unit.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.post(self.conv(x))
+    pub fn forward(&self, x: Tensor<4>, shared: Option<&SharedAttention>) -> Tensor<4> {
+        self.post(self.attend(self.extract(x), shared))
     }
 }

@@ -1,10 +1,13 @@
-//! The study's plain CNN: four conv layers (3x3 conv -> BatchNorm -> ReLU -> optional 2x2
-//! max-pool), then a classifier with three hidden fully-connected layers.
+//! The study's CNN: four conv layers (3x3 conv -> optional attention -> BatchNorm -> ReLU ->
+//! optional 2x2 max-pool), then a classifier with three hidden fully-connected layers.
+//!
+//! Without attention it is the study's plain CNN (`cnn`); with one of the study's attention
+//! architectures after every conv layer it is `attn1`, `attn2` or `attn3`.
 
 use burn::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::model::blocks::{ConvUnit, ConvUnitConfig, MlpHead, MlpHeadConfig};
+use crate::model::blocks::{AttentionConfig, ConvUnit, ConvUnitConfig, MlpHead, MlpHeadConfig, SharedAttention};
 
 /// Configuration of the study's plain CNN.
 #[derive(Config, Debug)]
@@ -26,17 +29,24 @@ pub struct CnnConfig {
     /// Dropout probability in the classifier; 0 disables it.
     #[config(default = 0.0)]
     pub dropout: f64,
+    /// Attention after every conv layer, before its BatchNorm; `None` for the plain CNN.
+    #[config(default = "None")]
+    pub attention: Option<AttentionConfig>,
 }
 
-/// The study's plain CNN.
+/// The study's CNN, plain or with attention.
 ///
 /// # Shapes
 /// - input: `[batch, 3, 32, 32]`
-/// - features: `[batch, widths[3], 2, 2]` with the default pooling
+/// - features: `[batch, widths[3], 2, 2]` with the default pooling (`2 * widths[3]` channels
+///   with arch-3 attention)
 /// - output: `[batch, num_classes]` logits
 #[derive(Module, Debug)]
 pub struct Cnn {
     convs: Vec<ConvUnit>,
+    /// Attention parameters shared by every conv layer (arch 1's six scalars; arch 2's q/k/v
+    /// with `--attn-shared`).
+    shared: Option<SharedAttention>,
     head: MlpHead,
 }
 
@@ -58,6 +68,9 @@ impl CnnConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::invalid("--dropout", format!("{} is not in [0, 1)", self.dropout)));
         }
+        if let Some(attention) = &self.attention {
+            attention.validate(&self.widths)?;
+        }
         let [_, h, w] = self.feature_shape();
         if h == 0 || w == 0 {
             return Err(Error::invalid(
@@ -68,14 +81,17 @@ impl CnnConfig {
         Ok(())
     }
 
-    fn units(&self) -> Vec<ConvUnitConfig> {
-        let mut c_in = self.input[0];
+    /// The conv layers' configurations, in order.
+    pub fn units(&self) -> Vec<ConvUnitConfig> {
+        let mut shape = self.input;
         self.widths
             .iter()
             .zip(&self.pool)
             .map(|(&c_out, &pool)| {
-                let unit = ConvUnitConfig::new(c_in, c_out).with_pool(pool);
-                c_in = c_out;
+                let [c_in, h, w] = shape;
+                let attention = self.attention.as_ref().map(|a| a.layer(c_out, [h, w]));
+                let unit = ConvUnitConfig::new(c_in, c_out).with_pool(pool).with_attention(attention);
+                shape = unit.output_shape(shape);
                 unit
             })
             .collect()
@@ -96,6 +112,7 @@ impl CnnConfig {
         self.validate()?;
         Ok(Cnn {
             convs: self.units().iter().map(|u| u.init(device)).collect(),
+            shared: self.attention.as_ref().and_then(|a| a.shared()).map(|s| s.init(device)),
             head: self.head().init(device),
         })
     }
@@ -121,7 +138,18 @@ impl Cnn {
     /// The backbone: every conv layer.
     pub fn forward_features(&self, images: Tensor<4>) -> Tensor<4> {
         // [batch, 3, 32, 32] -> [batch, 32, 16, 16] -> ... -> [batch, 256, 2, 2] (defaults)
-        self.convs.iter().fold(images, |x, unit| unit.forward(x))
+        let shared = self.shared.as_ref();
+        self.convs.iter().fold(images, |x, unit| unit.forward(x, shared))
+    }
+
+    /// The conv layers, in order.
+    pub fn units(&self) -> &[ConvUnit] {
+        &self.convs
+    }
+
+    /// The attention parameters shared across layers, if any.
+    pub fn shared_attention(&self) -> Option<&SharedAttention> {
+        self.shared.as_ref()
     }
 
     /// The classifier on backbone features.
