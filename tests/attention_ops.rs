@@ -4,7 +4,7 @@
 
 use burn::backend::Flex;
 use burn::prelude::*;
-use visionnet::model::ops::{self, Kernel, tiled};
+use visionnet::model::ops::{self, Kernel, cpu, tiled};
 
 /// Deterministic values in `[-amp, amp]` (no device RNG: tests stay independent).
 fn values(len: usize, seed: u64, amp: f32) -> Vec<f32> {
@@ -225,5 +225,61 @@ fn gradients_agree_with_finite_differences() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn the_portable_exp2_is_accurate() {
+    for i in -4000..=4000 {
+        let x = i as f32 * 0.025; // [-100, 100]
+        let (got, want) = (cpu::portable::exp2(x), x.exp2());
+        assert!((got - want).abs() <= 4e-7 * want, "2^{x}: {got} vs {want}");
+    }
+}
+
+#[test]
+fn portable_and_avx2_kernels_agree() {
+    // The op runs the AVX2 kernels on CPUs that have them (tested against the naive reference
+    // above); here the portable kernels, which other CPUs run, are held against them.
+    if !cpu::has_avx2() {
+        eprintln!("no AVX2+FMA on this CPU: the portable kernels ran in the other tests");
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    for n in [1, 7, 8, 37, 256] {
+        let (q, k, v, dy) = (values(n, 1, 3.0), values(n, 2, 3.0), values(n, 3, 1.0), values(n, 4, 1.0));
+        let close = |a: &[f32], b: &[f32]| {
+            let scale = b.iter().fold(1e-3f32, |m, x| m.max(x.abs()));
+            a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 2e-6 * scale)
+        };
+        let (mut y1, mut l1, mut y2, mut l2) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        cpu::portable::outer_forward(&q, &k, &v, 0.7, &mut y1, &mut l1);
+        // SAFETY: the CPU supports AVX2 and FMA (checked above).
+        unsafe { cpu::avx2::outer_forward(&q, &k, &v, 0.7, &mut y2, &mut l2) };
+        assert!(close(&y1, &y2) && close(&l1, &l2), "outer forward, n = {n}");
+        let mut g1 = [vec![0.0; n], vec![0.0; n], vec![0.0; n]];
+        let mut g2 = g1.clone();
+        let [a, b, c] = &mut g1;
+        cpu::portable::outer_backward(&q, &k, &v, &y1, &l1, &dy, 0.7, a, b, c);
+        let [a, b, c] = &mut g2;
+        // SAFETY: as above.
+        unsafe { cpu::avx2::outer_backward(&q, &k, &v, &y1, &l1, &dy, 0.7, a, b, c) };
+        for (x, y) in g1.iter().zip(&g2) {
+            assert!(close(x, y), "outer backward, n = {n}");
+        }
+        // Row kernels on 3 rows of n base-2 scores.
+        let scores = values(3 * n, 5, 20.0);
+        let (mut p1, mut p2) = (scores.clone(), scores.clone());
+        let (mut s1, mut s2) = (vec![0.0; 3], vec![0.0; 3]);
+        cpu::portable::softmax_rows(&mut p1, n, &mut s1);
+        // SAFETY: as above.
+        unsafe { cpu::avx2::softmax_rows(&mut p2, n, &mut s2) };
+        assert!(close(&p1, &p2) && close(&s1, &s2), "softmax rows, n = {n}");
+        let (mut e1, mut e2) = (scores.clone(), scores);
+        cpu::portable::exp_rows(&mut e1, n, &s1);
+        // SAFETY: as above.
+        unsafe { cpu::avx2::exp_rows(&mut e2, n, &s1) };
+        assert!(close(&e1, &e2), "exp rows, n = {n}");
+        assert!(close(&e1, &p1), "exp rows with the forward's lse give the softmax, n = {n}");
     }
 }

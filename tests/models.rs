@@ -19,6 +19,7 @@ fn cnn_shapes_follow_the_pooling() {
         pool: vec![true, true, false, true],
         hidden: vec![20, 15, 12],
         dropout: 0.1,
+        ..Default::default()
     };
     let config = network_config(&spec(options), 7, [3, 32, 32]).unwrap();
     let model = config.init(&device).unwrap();

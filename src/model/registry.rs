@@ -84,7 +84,7 @@ impl ModelOptions {
 
     /// Refuses options that `model` does not use but that were changed from their defaults, so
     /// that `--heads 4` on a model without heads is not silently ignored.
-    fn check_used(&self, model: &str) -> Result<()> {
+    pub fn check_used(&self, model: &str) -> Result<()> {
         let default = ModelOptions::default();
         let options: [(&str, bool, &[&str]); 7] = [
             ("--attn-impl", self.attn_impl != default.attn_impl, &["attn1", "attn2"]),

@@ -168,6 +168,7 @@ impl TrainConfig {
             return Err(Error::invalid("--data", "a dataset folder is required"));
         }
         crate::model::registry::entry(&self.model)?;
+        self.model_options.check_used(&self.model)?;
         if self.crop_padding > 64 {
             return Err(Error::invalid("--crop-padding", format!("{} pixels is more than 64", self.crop_padding)));
         }

@@ -186,6 +186,11 @@ pub struct PixelAttention {
 }
 
 impl PixelAttention {
+    /// This layer's own q/k/v convs (`None` when they are shared across layers).
+    pub fn own_qkv(&self) -> Option<&QkvConvs> {
+        self.own.as_ref()
+    }
+
     /// `x + gamma * y` for the conv output `x`; `shared` is the network's q/k/v when they are
     /// shared across layers.
     pub fn forward(&self, x: Tensor<4>, shared: Option<&QkvConvs>) -> Tensor<4> {

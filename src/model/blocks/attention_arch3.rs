@@ -85,9 +85,9 @@ impl ChannelAttentionConfig {
 #[derive(Module, Debug)]
 pub struct ChannelAttention {
     /// `W_q`: `N -> D`.
-    query: Linear,
+    pub query: Linear,
     /// `W_k`: `N -> D`.
-    key: Linear,
+    pub key: Linear,
     #[module(skip)]
     heads: usize,
 }

@@ -15,6 +15,11 @@
 //!   `dy^T v`, and the products into `y`, `dq`, `dk`, `dv` are matrix products (the `gemm` crate
 //!   that burn-flex uses); the softmax between them is SIMD code.
 //!
+//! Exponentials are powers of two: scores are computed in base 2 (`log2 e` folded into the
+//! query scale), which saves the range reduction of `e^x`; `lse` is returned in natural units.
+//! Both kernels come as AVX2+FMA intrinsics (picked at run time on x86-64 CPUs that have them)
+//! and as portable Rust.
+//!
 //! Only `f32` runs here; other float types take the [`tiled`](super::tiled) path.
 
 use burn::backend::flex::FlexTensor;
@@ -119,118 +124,32 @@ pub fn backward(
 }
 
 // ---------------------------------------------------------------------------------------------
-// SIMD helpers. Kernels are written as plain loops over 8-lane arrays that LLVM vectorises; each
-// kernel is compiled twice (AVX2+FMA, and the baseline) and picked at run time.
+// Per-group kernels, each in two versions: AVX2+FMA intrinsics (x86-64 CPUs that have them, picked
+// at run time) and portable Rust. Both are public so tests can hold them against each other.
 
-const LANES: usize = 8;
-
-/// Compiles `$body` (an `#[inline(always)]` function) for AVX2+FMA as well as the baseline
-/// target and calls the best one the CPU supports.
-macro_rules! multiversion {
-    ($(#[$meta:meta])* fn $name:ident($($arg:ident : $ty:ty),* $(,)?) => $body:ident) => {
-        $(#[$meta])*
-        fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                #[allow(clippy::too_many_arguments)]
-                unsafe fn avx2($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                    // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $body($($arg),*)
-        }
-    };
-}
-
-/// `e^x` for `f32` to about 2 ulp (Cephes' `expf` polynomial) in a branch-free form that
-/// vectorises. Arguments are clamped to `[-87, 88]`: below, the result is ~1e-38 instead of a
-/// smaller number or 0, which no softmax here can tell apart.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
-    let x = if x < -87.0 { -87.0 } else { x };
-    let x = if x > 88.0 { 88.0 } else { x };
-    let t = x * LOG2E + ROUND;
-    let n = t - ROUND; // round(x / ln 2)
-    let r = x - n * LN2_HI - n * LN2_LO; // x - n ln 2, in about [-ln2/2, ln2/2]
-    let mut p = 1.987_569_1e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
-    let e = p * r * r + r + 1.0;
-    let n = t.to_bits() as i32 - ROUND.to_bits() as i32; // the integer n from t's mantissa
-    e * f32::from_bits(((n + 127) << 23) as u32)
-}
-
-#[inline(always)]
-fn lanes(s: &[f32], c: usize) -> &[f32; LANES] {
-    s[c * LANES..(c + 1) * LANES].try_into().expect("8 lanes")
-}
-
-#[inline(always)]
-fn lanes_mut(s: &mut [f32], c: usize) -> &mut [f32; LANES] {
-    (&mut s[c * LANES..(c + 1) * LANES]).try_into().expect("8 lanes")
-}
-
-#[inline(always)]
-fn min_max(x: &[f32]) -> (f32, f32) {
-    x.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Outer kernel: dk = dv = 1.
-
-multiversion!(fn outer_forward(q: &[f32], k: &[f32], v: &[f32], scale: f32, y: &mut [f32], lse: &mut [f32]) => outer_forward_body);
-
-#[inline(always)]
-fn outer_forward_body(q: &[f32], k: &[f32], v: &[f32], scale: f32, y: &mut [f32], lse: &mut [f32]) {
-    let n = k.len();
-    let chunks = n / LANES;
-    let (k_min, k_max) = min_max(k);
-    for i in 0..n {
-        let qi = q[i] * scale;
-        let m = if qi >= 0.0 { qi * k_max } else { qi * k_min }; // the row's largest score
-        let mut l = [0f32; LANES];
-        let mut o = [0f32; LANES];
-        for c in 0..chunks {
-            let (kc, vc) = (lanes(k, c), lanes(v, c));
-            for x in 0..LANES {
-                let e = exp(qi * kc[x] - m);
-                l[x] += e;
-                o[x] += e * vc[x];
-            }
-        }
-        let mut l: f32 = l.iter().sum();
-        let mut o: f32 = o.iter().sum();
-        for j in chunks * LANES..n {
-            let e = exp(qi * k[j] - m);
-            l += e;
-            o += e * v[j];
-        }
-        y[i] = o / l;
-        lse[i] = m + l.ln();
+/// Whether the AVX2+FMA kernels can run on this CPU.
+pub fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
-multiversion!(
-    #[allow(clippy::too_many_arguments)]
-    fn outer_backward(q: &[f32], k: &[f32], v: &[f32], y: &[f32], lse: &[f32], dy: &[f32], scale: f32,
-                      dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]) => outer_backward_body
-);
+fn outer_forward(q: &[f32], k: &[f32], v: &[f32], scale: f32, y: &mut [f32], lse: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA.
+        return unsafe { avx2::outer_forward(q, k, v, scale, y, lse) };
+    }
+    portable::outer_forward(q, k, v, scale, y, lse)
+}
 
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn outer_backward_body(
+fn outer_backward(
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -242,48 +161,353 @@ fn outer_backward_body(
     dk: &mut [f32],
     dv: &mut [f32],
 ) {
-    let n = k.len();
-    let chunks = n / LANES;
-    let vk: Vec<f32> = v.iter().zip(k).map(|(v, k)| v * k).collect();
-    // Column sums over query rows i: sum_i P_ij dy_i q'_i (-> dk), sum_i P_ij dy_i y_i q'_i
-    // (-> dk), sum_i P_ij dy_i (= dv).
-    let mut col_a = vec![0f32; n];
-    let mut col_b = vec![0f32; n];
-    dv.fill(0.0);
-    for i in 0..n {
-        let (qi, gi, yi, li) = (q[i] * scale, dy[i], y[i], lse[i]);
-        let (a, b) = (gi * qi, gi * yi * qi);
-        let mut s1 = [0f32; LANES]; // sum_j P_ij v_j k_j
-        let mut s2 = [0f32; LANES]; // sum_j P_ij k_j
-        for c in 0..chunks {
-            let (kc, vkc) = (lanes(k, c), lanes(&vk, c));
-            let mut p = [0f32; LANES];
-            for x in 0..LANES {
-                p[x] = exp(qi * kc[x] - li);
-                s1[x] += p[x] * vkc[x];
-                s2[x] += p[x] * kc[x];
-            }
-            let (ca, cb, cg) = (lanes_mut(&mut col_a, c), lanes_mut(&mut col_b, c), lanes_mut(dv, c));
-            for x in 0..LANES {
-                ca[x] += p[x] * a;
-                cb[x] += p[x] * b;
-                cg[x] += p[x] * gi;
-            }
-        }
-        let mut s1: f32 = s1.iter().sum();
-        let mut s2: f32 = s2.iter().sum();
-        for j in chunks * LANES..n {
-            let p = exp(qi * k[j] - li);
-            s1 += p * vk[j];
-            s2 += p * k[j];
-            col_a[j] += p * a;
-            col_b[j] += p * b;
-            dv[j] += p * gi;
-        }
-        dq[i] = scale * gi * (s1 - yi * s2);
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA.
+        return unsafe { avx2::outer_backward(q, k, v, y, lse, dy, scale, dq, dk, dv) };
     }
-    for j in 0..n {
-        dk[j] = v[j] * col_a[j] - col_b[j];
+    portable::outer_backward(q, k, v, y, lse, dy, scale, dq, dk, dv)
+}
+
+fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA.
+        return unsafe { avx2::softmax_rows(p, n, lse) };
+    }
+    portable::softmax_rows(p, n, lse)
+}
+
+fn exp_rows(p: &mut [f32], n: usize, lse: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA.
+        return unsafe { avx2::exp_rows(p, n, lse) };
+    }
+    portable::exp_rows(p, n, lse)
+}
+
+/// `ds = scale * p * (ds - d_i)` row by row (`ds` holds `dP` on entry); plain arithmetic that
+/// LLVM vectorises.
+fn softmax_grad_rows(ds: &mut [f32], p: &[f32], n: usize, d: &[f32], scale: f32) {
+    for ((ds, p), &di) in ds.chunks_exact_mut(n).zip(p.chunks_exact(n)).zip(d) {
+        for (s, &pv) in ds.iter_mut().zip(p) {
+            *s = scale * pv * (*s - di);
+        }
+    }
+}
+
+const LOG2E: f32 = std::f32::consts::LOG2_E;
+const LN2: f32 = std::f32::consts::LN_2;
+/// 1.5 * 2^23: adding it to a float rounds it to an integer held in the low mantissa bits.
+const ROUND: f32 = 12_582_912.0;
+/// Cephes' `exp2f` polynomial on `[-1/2, 1/2]`, highest degree first: `2^r ~ 1 + r p(r)`.
+const EXP2_POLY: [f32; 6] = [1.535_336_2e-4, 1.339_887_4e-3, 9.618_437e-3, 5.550_332_5e-2, 2.402_264_8e-1, 6.931_472e-1];
+/// Exponents are clamped to `[-100, 100]`: `2^-100` (~1e-30) stands for anything smaller, which
+/// no `f32` sum next to the row's largest term (1) can tell apart, and no denormals arise.
+const EXP2_MIN: f32 = -100.0;
+const EXP2_MAX: f32 = 100.0;
+
+/// Portable kernels (any CPU), the scalar form of the [`avx2`] ones. Slices are one group's:
+/// `q`, `k`, `v`, `y`, `lse`, `dy` all `[n]` in the outer kernel; `p` is a block of rows of `n`
+/// scores (base 2) in the row kernels.
+pub mod portable {
+    use super::{EXP2_MAX, EXP2_MIN, EXP2_POLY, LN2, LOG2E, ROUND};
+
+    /// `2^x` for `f32` to about 2 ulp (Cephes' `exp2f`), branch-free; `x` clamped to
+    /// `[-100, 100]`.
+    #[inline(always)]
+    pub fn exp2(x: f32) -> f32 {
+        let x = x.clamp(EXP2_MIN, EXP2_MAX);
+        let t = x + ROUND;
+        let r = x - (t - ROUND); // x minus the nearest integer n, in [-1/2, 1/2]
+        let p = EXP2_POLY[1..].iter().fold(EXP2_POLY[0], |p, &c| p * r + c);
+        let n = t.to_bits() as i32 - ROUND.to_bits() as i32; // n, from t's mantissa
+        (p * r + 1.0) * f32::from_bits(((n + 127) << 23) as u32)
+    }
+
+    /// The smallest and largest of `k`.
+    pub fn min_max(k: &[f32]) -> (f32, f32) {
+        k.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)))
+    }
+
+    /// Outer-kernel forward: `y_i = sum_j A_ij v_j`, `lse_i`, `A_i = softmax_j(scale q_i k_j)`.
+    pub fn outer_forward(q: &[f32], k: &[f32], v: &[f32], scale: f32, y: &mut [f32], lse: &mut [f32]) {
+        let (k_min, k_max) = min_max(k);
+        for i in 0..k.len() {
+            let qi = q[i] * scale * LOG2E; // base-2 scores q_i k_j
+            let m = if qi >= 0.0 { qi * k_max } else { qi * k_min }; // the row's largest score
+            let (mut l, mut o) = (0f32, 0f32);
+            for (&kj, &vj) in k.iter().zip(v) {
+                let e = exp2(qi * kj - m);
+                l += e;
+                o += e * vj;
+            }
+            y[i] = o / l;
+            lse[i] = (m + l.log2()) * LN2;
+        }
+    }
+
+    /// Outer-kernel backward: `dq`, `dk`, `dv` (see the [module](super) formulas).
+    #[allow(clippy::too_many_arguments)]
+    pub fn outer_backward(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        y: &[f32],
+        lse: &[f32],
+        dy: &[f32],
+        scale: f32,
+        dq: &mut [f32],
+        dk: &mut [f32],
+        dv: &mut [f32],
+    ) {
+        let n = k.len();
+        // Column sums over query rows i: sum_i P_ij dy_i q'_i and sum_i P_ij dy_i y_i q'_i (for
+        // dk), sum_i P_ij dy_i (= dv).
+        let mut col_a = vec![0f32; n];
+        let mut col_b = vec![0f32; n];
+        dv.fill(0.0);
+        for i in 0..n {
+            let (qi, gi, yi) = (q[i] * scale, dy[i], y[i]);
+            let (q2, l2) = (qi * LOG2E, lse[i] * LOG2E);
+            let (a, b) = (gi * qi, gi * yi * qi);
+            let (mut s1, mut s2) = (0f32, 0f32); // sum_j P_ij v_j k_j, sum_j P_ij k_j
+            for j in 0..n {
+                let p = exp2(q2 * k[j] - l2);
+                s1 += p * (v[j] * k[j]);
+                s2 += p * k[j];
+                col_a[j] += p * a;
+                col_b[j] += p * b;
+                dv[j] += p * gi;
+            }
+            dq[i] = scale * gi * (s1 - yi * s2);
+        }
+        for j in 0..n {
+            dk[j] = v[j] * col_a[j] - col_b[j];
+        }
+    }
+
+    /// Each row of `p` (`n` base-2 scores) becomes its softmax; `lse` gets each row's
+    /// log-sum-exp in natural units.
+    pub fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32]) {
+        for (row, lse) in p.chunks_exact_mut(n).zip(lse.iter_mut()) {
+            let m = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+            let mut l = 0f32;
+            for s in row.iter_mut() {
+                *s = exp2(*s - m);
+                l += *s;
+            }
+            let inv = 1.0 / l;
+            row.iter_mut().for_each(|s| *s *= inv);
+            *lse = (m + l.log2()) * LN2;
+        }
+    }
+
+    /// Each row `i` of `p` (`n` base-2 scores) becomes the softmax `2^(s - lse_i log2 e)`.
+    pub fn exp_rows(p: &mut [f32], n: usize, lse: &[f32]) {
+        for (row, &l) in p.chunks_exact_mut(n).zip(lse) {
+            let l2 = l * LOG2E;
+            row.iter_mut().for_each(|s| *s = exp2(*s - l2));
+        }
+    }
+}
+
+/// AVX2+FMA kernels: 8 lanes of `f32`, the same computations as [`portable`]. Callers must check
+/// [`has_avx2`].
+#[cfg(target_arch = "x86_64")]
+pub mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::portable::{exp2 as exp2_1, min_max};
+    use super::{EXP2_MAX, EXP2_MIN, EXP2_POLY, LN2, LOG2E, ROUND};
+
+    const LANES: usize = 8;
+
+    /// [`super::portable::exp2`] on 8 lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn exp2(x: __m256) -> __m256 {
+        let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP2_MIN)), _mm256_set1_ps(EXP2_MAX));
+        let round = _mm256_set1_ps(ROUND);
+        let t = _mm256_add_ps(x, round);
+        let r = _mm256_sub_ps(x, _mm256_sub_ps(t, round));
+        let mut p = _mm256_set1_ps(EXP2_POLY[0]);
+        for &c in &EXP2_POLY[1..] {
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+        }
+        let e = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0));
+        let n = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(round));
+        let pow2n = _mm256_slli_epi32::<23>(_mm256_add_epi32(n, _mm256_set1_epi32(127)));
+        _mm256_mul_ps(e, _mm256_castsi256_ps(pow2n))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn sum(x: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps::<1>(x));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn max(x: __m256) -> f32 {
+        let s = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps::<1>(x));
+        let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)))
+    }
+
+    /// The 8 floats of an 8-float chunk.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn load(chunk: &[f32]) -> __m256 {
+        assert_eq!(chunk.len(), LANES);
+        // SAFETY: `chunk` holds 8 floats.
+        unsafe { _mm256_loadu_ps(chunk.as_ptr()) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn store(chunk: &mut [f32], x: __m256) {
+        assert_eq!(chunk.len(), LANES);
+        // SAFETY: `chunk` holds 8 floats.
+        unsafe { _mm256_storeu_ps(chunk.as_mut_ptr(), x) }
+    }
+
+    /// [`super::portable::outer_forward`].
+    #[target_feature(enable = "avx2,fma")]
+    pub fn outer_forward(q: &[f32], k: &[f32], v: &[f32], scale: f32, y: &mut [f32], lse: &mut [f32]) {
+        let n = k.len();
+        let body = n - n % LANES;
+        let (k_min, k_max) = min_max(k);
+        for i in 0..n {
+            let qi = q[i] * scale * LOG2E; // base-2 scores q_i k_j
+            let m = if qi >= 0.0 { qi * k_max } else { qi * k_min }; // the row's largest score
+            let (qv, mv) = (_mm256_set1_ps(qi), _mm256_set1_ps(m));
+            let (mut l, mut o) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            for (kc, vc) in k[..body].chunks_exact(LANES).zip(v[..body].chunks_exact(LANES)) {
+                let e = exp2(_mm256_fmsub_ps(qv, load(kc), mv));
+                l = _mm256_add_ps(l, e);
+                o = _mm256_fmadd_ps(e, load(vc), o);
+            }
+            let (mut l, mut o) = (sum(l), sum(o));
+            for j in body..n {
+                let e = exp2_1(qi * k[j] - m);
+                l += e;
+                o += e * v[j];
+            }
+            y[i] = o / l;
+            lse[i] = (m + l.log2()) * LN2;
+        }
+    }
+
+    /// [`super::portable::outer_backward`].
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub fn outer_backward(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        y: &[f32],
+        lse: &[f32],
+        dy: &[f32],
+        scale: f32,
+        dq: &mut [f32],
+        dk: &mut [f32],
+        dv: &mut [f32],
+    ) {
+        let n = k.len();
+        let body = n - n % LANES;
+        let vk: Vec<f32> = v.iter().zip(k).map(|(v, k)| v * k).collect();
+        let mut col_a = vec![0f32; n];
+        let mut col_b = vec![0f32; n];
+        dv.fill(0.0);
+        for i in 0..n {
+            let (qi, gi, yi) = (q[i] * scale, dy[i], y[i]);
+            let (q2, l2) = (qi * LOG2E, lse[i] * LOG2E);
+            let (a, b) = (gi * qi, gi * yi * qi);
+            let (qv, lv) = (_mm256_set1_ps(q2), _mm256_set1_ps(l2));
+            let (av, bv, gv) = (_mm256_set1_ps(a), _mm256_set1_ps(b), _mm256_set1_ps(gi));
+            let (mut s1, mut s2) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let columns = col_a[..body]
+                .chunks_exact_mut(LANES)
+                .zip(col_b[..body].chunks_exact_mut(LANES))
+                .zip(dv[..body].chunks_exact_mut(LANES));
+            for ((((kc, vkc), ca), cb), cg) in k[..body]
+                .chunks_exact(LANES)
+                .zip(vk[..body].chunks_exact(LANES))
+                .zip(columns)
+                .map(|((k, vk), ((a, b), g))| ((((k, vk), a), b), g))
+            {
+                let kc = load(kc);
+                let p = exp2(_mm256_fmsub_ps(qv, kc, lv));
+                s1 = _mm256_fmadd_ps(p, load(vkc), s1);
+                s2 = _mm256_fmadd_ps(p, kc, s2);
+                store(ca, _mm256_fmadd_ps(p, av, load(ca)));
+                store(cb, _mm256_fmadd_ps(p, bv, load(cb)));
+                store(cg, _mm256_fmadd_ps(p, gv, load(cg)));
+            }
+            let (mut s1, mut s2) = (sum(s1), sum(s2));
+            for j in body..n {
+                let p = exp2_1(q2 * k[j] - l2);
+                s1 += p * vk[j];
+                s2 += p * k[j];
+                col_a[j] += p * a;
+                col_b[j] += p * b;
+                dv[j] += p * gi;
+            }
+            dq[i] = scale * gi * (s1 - yi * s2);
+        }
+        for j in 0..n {
+            dk[j] = v[j] * col_a[j] - col_b[j];
+        }
+    }
+
+    /// [`super::portable::softmax_rows`].
+    #[target_feature(enable = "avx2,fma")]
+    pub fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32]) {
+        let body = n - n % LANES;
+        for (row, lse) in p.chunks_exact_mut(n).zip(lse.iter_mut()) {
+            let mut mv = _mm256_set1_ps(f32::NEG_INFINITY);
+            for c in row[..body].chunks_exact(LANES) {
+                mv = _mm256_max_ps(mv, load(c));
+            }
+            let m = row[body..].iter().fold(max(mv), |m, &s| m.max(s));
+            let mv = _mm256_set1_ps(m);
+            let mut lv = _mm256_setzero_ps();
+            for c in row[..body].chunks_exact_mut(LANES) {
+                let e = exp2(_mm256_sub_ps(load(c), mv));
+                store(c, e);
+                lv = _mm256_add_ps(lv, e);
+            }
+            let mut l = sum(lv);
+            for s in &mut row[body..] {
+                *s = exp2_1(*s - m);
+                l += *s;
+            }
+            let inv = 1.0 / l;
+            let iv = _mm256_set1_ps(inv);
+            for c in row[..body].chunks_exact_mut(LANES) {
+                store(c, _mm256_mul_ps(load(c), iv));
+            }
+            row[body..].iter_mut().for_each(|s| *s *= inv);
+            *lse = (m + l.log2()) * LN2;
+        }
+    }
+
+    /// [`super::portable::exp_rows`].
+    #[target_feature(enable = "avx2,fma")]
+    pub fn exp_rows(p: &mut [f32], n: usize, lse: &[f32]) {
+        let body = n - n % LANES;
+        for (row, &l) in p.chunks_exact_mut(n).zip(lse) {
+            let l2 = l * LOG2E;
+            let lv = _mm256_set1_ps(l2);
+            for c in row[..body].chunks_exact_mut(LANES) {
+                store(c, exp2(_mm256_sub_ps(load(c), lv)));
+            }
+            row[body..].iter_mut().for_each(|s| *s = exp2_1(*s - l2));
+        }
     }
 }
 
@@ -356,57 +580,6 @@ fn matmul(dst: &mut [f32], d: View, accumulate: bool, lhs: &[f32], l: View, rhs:
     }
 }
 
-multiversion!(fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32]) => softmax_rows_body);
-
-/// Each row of `p` (`n` scores) becomes its softmax; `lse` gets each row's log-sum-exp.
-#[inline(always)]
-fn softmax_rows_body(p: &mut [f32], n: usize, lse: &mut [f32]) {
-    for (row, lse) in p.chunks_exact_mut(n).zip(lse.iter_mut()) {
-        let m = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-        let mut l = [0f32; LANES];
-        let chunks = n / LANES;
-        for c in 0..chunks {
-            let rc = lanes_mut(row, c);
-            for x in 0..LANES {
-                rc[x] = exp(rc[x] - m);
-                l[x] += rc[x];
-            }
-        }
-        let mut l: f32 = l.iter().sum();
-        for s in &mut row[chunks * LANES..] {
-            *s = exp(*s - m);
-            l += *s;
-        }
-        let inv = 1.0 / l;
-        row.iter_mut().for_each(|s| *s *= inv);
-        *lse = m + l.ln();
-    }
-}
-
-multiversion!(fn exp_rows(p: &mut [f32], n: usize, lse: &[f32]) => exp_rows_body);
-
-/// Each row `i` of `p` (`n` scores) becomes `exp(s - lse_i)`: the softmax, given `lse`.
-#[inline(always)]
-fn exp_rows_body(p: &mut [f32], n: usize, lse: &[f32]) {
-    for (row, &l) in p.chunks_exact_mut(n).zip(lse) {
-        for s in row.iter_mut() {
-            *s = exp(*s - l);
-        }
-    }
-}
-
-multiversion!(fn softmax_grad_rows(ds: &mut [f32], p: &[f32], n: usize, d: &[f32], scale: f32) => softmax_grad_rows_body);
-
-/// `ds = scale * p * (ds - d_i)` row by row (`ds` holds `dP` on entry).
-#[inline(always)]
-fn softmax_grad_rows_body(ds: &mut [f32], p: &[f32], n: usize, d: &[f32], scale: f32) {
-    for ((ds, p), &di) in ds.chunks_exact_mut(n).zip(p.chunks_exact(n)).zip(d) {
-        for (s, &pv) in ds.iter_mut().zip(p) {
-            *s = scale * pv * (*s - di);
-        }
-    }
-}
-
 /// Dense forward of one group: `q`, `k` `[dk, n]`, `v` `[dv, n]` -> `y` `[dv, n]`, `lse` `[n]`.
 #[allow(clippy::too_many_arguments)]
 fn dense_forward(q: &[f32], k: &[f32], v: &[f32], dk: usize, dv: usize, n: usize, scale: f32, y: &mut [f32], lse: &mut [f32]) {
@@ -414,8 +587,8 @@ fn dense_forward(q: &[f32], k: &[f32], v: &[f32], dk: usize, dv: usize, n: usize
     for start in (0..n).step_by(BLOCK_ROWS) {
         let t = BLOCK_ROWS.min(n - start);
         let p = &mut p[..t * n];
-        // P = scale * q_t^T k: [t, n]
-        matmul(p, View::new(0, t, n, n, 1), false, q, View::new(start, t, dk, 1, n), k, View::new(0, dk, n, n, 1), scale);
+        // base-2 scores log2(e) * scale * q_t^T k: [t, n]
+        matmul(p, View::new(0, t, n, n, 1), false, q, View::new(start, t, dk, 1, n), k, View::new(0, dk, n, n, 1), scale * LOG2E);
         softmax_rows(p, n, &mut lse[start..start + t]);
         // y[:, block] = v P^T: [dv, t]
         matmul(y, View::new(start, dv, t, n, 1), false, v, View::new(0, dv, n, n, 1), p, View::new(0, n, t, 1, n), 1.0);
@@ -455,8 +628,8 @@ fn dense_backward(
         let t = BLOCK_ROWS.min(n - start);
         let (p, ds) = (&mut p[..t * n], &mut ds[..t * n]);
         let block = View::new(0, t, n, n, 1); // a [t, n] scratch block
-        // P = exp(scale * q_t^T k - lse)
-        matmul(p, block, false, q, View::new(start, t, dk, 1, n), k, View::new(0, dk, n, n, 1), scale);
+        // P = exp(scale * q_t^T k - lse), from base-2 scores as in the forward pass
+        matmul(p, block, false, q, View::new(start, t, dk, 1, n), k, View::new(0, dk, n, n, 1), scale * LOG2E);
         exp_rows(p, n, &lse[start..start + t]);
         // dP = dy_t^T v: [t, n], then dS = scale * P * (dP - D)
         matmul(ds, block, false, dy, View::new(start, t, dv, 1, n), v, View::new(0, dv, n, n, 1), 1.0);
