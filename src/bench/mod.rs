@@ -73,3 +73,101 @@ pub fn train_steps(spec: &BenchSpec, device: &Device) -> Result<Timing> {
         images_per_second: b as f64 / m,
     })
 }
+
+/// Resident memory of the process around one training step, from `/proc/self/status`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StepMemory {
+    /// Resident set before the step (model, optimizer and data in place), bytes.
+    pub before: u64,
+    /// Peak resident set during the step (`VmHWM`), bytes.
+    pub peak: u64,
+    /// Whether the peak was reset before the step (else it is the process's lifetime peak).
+    pub peak_reset: bool,
+}
+
+impl StepMemory {
+    /// What the step added at its peak, bytes.
+    pub fn step_peak(&self) -> u64 {
+        self.peak.saturating_sub(self.before)
+    }
+}
+
+/// A field of `/proc/self/status` in bytes (`VmRSS`, `VmHWM`).
+fn status_bytes(field: &str) -> Result<u64> {
+    let path = "/proc/self/status";
+    let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| crate::Error::data(path, format!("no {field} line (peak memory needs Linux)")))
+}
+
+/// Bytes of memory the system can still give (`MemAvailable`), if known.
+fn available_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb = text.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()?;
+    Some(kb * 1024)
+}
+
+/// Initialises every lazily-initialised parameter.
+struct Materialize;
+
+impl burn::module::ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
+/// Peak resident memory of one training step (forward, backward, Adam) of `spec.model` on
+/// random images. Meant to run in a fresh process: the model, optimizer and batch are set up,
+/// the kernel's peak counter is reset (`/proc/self/clear_refs`), one step runs, and `VmHWM` is
+/// read.
+///
+/// A naive attention model is refused (naming `--batch-size`) when its attention matrices alone
+/// could take more than half the memory the system has available (counting four `n x n` float
+/// tensors per matrix, as are alive around the softmax): on a shared machine it must not run
+/// into the out-of-memory killer.
+pub fn train_step_memory(spec: &BenchSpec, device: &Device) -> Result<StepMemory> {
+    let config = network_config(&spec.model, spec.num_classes, spec.input)?;
+    let matrices = 4 * 4 * config.naive_attention_elements(spec.batch_size);
+    if let Some(available) = available_bytes()
+        && matrices > available / 2
+    {
+        return Err(crate::Error::invalid(
+            "--batch-size",
+            format!(
+                "naive {} at batch {} may hold {:.1} GiB of attention matrices, more than half the {:.1} GiB \
+                 available; measure a smaller batch",
+                spec.model.name,
+                spec.batch_size,
+                matrices as f64 / GIB,
+                available as f64 / GIB
+            ),
+        ));
+    }
+    let ad = device.clone().autodiff();
+    let mut model = config.init(&ad)?;
+    model.visit(&mut Materialize);
+    let mut optim = AdamConfig::new().init();
+    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
+    let [c, h, w] = spec.input;
+    let b = spec.batch_size;
+    let images = Tensor::<4>::random([b, c, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), &ad);
+    let labels = Tensor::<1, Int>::from_data(
+        TensorData::new((0..b as i64).map(|i| i % spec.num_classes as i64).collect::<Vec<_>>(), [b]),
+        &ad,
+    );
+    let _ = ad.sync();
+    let before = status_bytes("VmRSS")?;
+    let peak_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let loss = loss_fn.forward(model.forward(images), labels);
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    model = optim.step(1e-3, model, grads);
+    let _ = ad.sync();
+    let peak = status_bytes("VmHWM")?;
+    drop(model);
+    Ok(StepMemory { before, peak, peak_reset })
+}
+
+const GIB: f64 = (1u64 << 30) as f64;

@@ -216,6 +216,14 @@ impl NetworkConfig {
         }
     }
 
+    /// Entries of the pixel x pixel attention matrices naive attention materialises for a batch
+    /// of `batch` images (0 without attention or with the lean implementations).
+    pub fn naive_attention_elements(&self, batch: usize) -> u64 {
+        match self {
+            NetworkConfig::Cnn(c) => c.naive_attention_elements(batch),
+        }
+    }
+
     /// Names of the layers Grad-CAM and probes can tap, in forward order.
     pub fn layer_names(&self) -> Vec<String> {
         match self {

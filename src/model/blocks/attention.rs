@@ -204,6 +204,18 @@ impl AttentionLayerConfig {
         }
     }
 
+    /// Entries of the pixel x pixel attention matrices the naive implementation materialises
+    /// for a batch of `batch` inputs of `[channels, h, w]` (one `n x n` matrix per channel for
+    /// arch 1, per head for arch 2); 0 for the lean implementations and arch 3.
+    pub fn naive_matrix_elements(&self, [c, h, w]: [usize; 3], batch: usize) -> u64 {
+        let n2 = ((h * w) as u64).pow(2);
+        match self {
+            AttentionLayerConfig::Arch1(a) if a.implementation == AttentionImpl::Naive => (batch * c) as u64 * n2,
+            AttentionLayerConfig::Arch2(a) if a.implementation == AttentionImpl::Naive => (batch * a.heads) as u64 * n2,
+            _ => 0,
+        }
+    }
+
     /// Builds the block on `device`.
     pub fn init(&self, device: &Device) -> Attention {
         match self {

@@ -84,6 +84,14 @@ impl ConvUnitConfig {
     }
 }
 
+impl ConvUnitConfig {
+    /// Entries of the attention matrices a naive attention block materialises for `batch`
+    /// inputs of `[c_in, h, w]` (0 without one, or when it is lean).
+    pub fn naive_attention_elements(&self, [_, h, w]: [usize; 3], batch: usize) -> u64 {
+        self.attention.as_ref().map_or(0, |a| a.naive_matrix_elements([self.c_out, h, w], batch))
+    }
+}
+
 impl ConvUnit {
     /// The feature extractor: the conv layer's output before attention, `[batch, c_out, h, w]`.
     pub fn extract(&self, x: Tensor<4>) -> Tensor<4> {

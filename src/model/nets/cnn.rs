@@ -128,6 +128,18 @@ impl CnnConfig {
         total + self.head().flops()
     }
 
+    /// Entries of the pixel x pixel attention matrices naive attention materialises for a batch
+    /// (0 for the plain CNN and lean attention).
+    pub fn naive_attention_elements(&self, batch: usize) -> u64 {
+        let mut shape = self.input;
+        let mut total = 0;
+        for unit in self.units() {
+            total += unit.naive_attention_elements(shape, batch);
+            shape = unit.output_shape(shape);
+        }
+        total
+    }
+
     /// Names of the conv layers, in order (`conv1` .. `convN`).
     pub fn layer_names(&self) -> Vec<String> {
         (1..=self.widths.len()).map(|i| format!("conv{i}")).collect()
