@@ -11,8 +11,8 @@ use burn::tensor::Gradients;
 use burn::tensor::activation::softmax;
 use common::*;
 use visionnet::model::blocks::{
-    AttentionImpl, ChannelAttentionConfig, PixelAttentionConfig, ScalarAttentionConfig, ScalarQkv,
-    SharedAttention,
+    Attention, AttentionImpl, ChannelAttentionConfig, PixelAttentionConfig, QkvConvsConfig, ScalarAttentionConfig,
+    ScalarQkv, SharedAttention,
 };
 use visionnet::model::nets::{Cnn, CnnConfig};
 use visionnet::model::registry::{self, network_config};
@@ -175,6 +175,38 @@ fn arch1_scalars_are_one_parameter_set_used_by_every_layer() {
         let with_shared = unit.attend(x.clone(), Some(&SharedAttention::Arch1(shared.clone())));
         let with_other = unit.attend(x.clone(), Some(&other));
         assert!(max_diff(with_shared, with_other) > 1e-3, "layer {}: changing the shared scalars must change it", l + 1);
+        shape = config.units()[l].output_shape(shape);
+    }
+}
+
+// ---- arch 2's q/k/v shared across layers (--attn-shared) ----------------------------------------
+
+#[test]
+fn arch2_shared_qkv_are_one_set_used_by_every_layer() {
+    let device = Device::flex();
+    let widths = [4, 6, 8, 8];
+    let (cs, r) = (6, 2); // common width, reduction
+    let options = ModelOptions { attn_reduction: r, attn_shared: true, attn_shared_width: cs, ..small(&widths) };
+    // Parameters: the CNN's, per layer the projections C -> Cs and Cs -> C (with biases) and
+    // gamma, and once for the network the q/k/v 1x1 convs at the common width.
+    let cnn = registry::cost(&spec("cnn", small(&widths)), 5, [3, 16, 16], &device).unwrap();
+    let shared = registry::cost(&spec("attn2", options.clone()), 5, [3, 16, 16], &device).unwrap();
+    let per_layer: usize = widths.iter().map(|&c| (c * cs + cs) + (cs * c + c) + 1).sum();
+    let qkv = 2 * (cs * (cs / r) + cs / r) + (cs * cs + cs);
+    assert_eq!(shared.params, cnn.params + per_layer + qkv);
+
+    let config = cnn_config("attn2", options, [3, 16, 16]);
+    let model: Cnn = config.init(&device).unwrap();
+    let Some(SharedAttention::Arch2(qkv)) = model.shared_attention() else { panic!("attn2 --attn-shared holds the shared q/k/v") };
+    let other = SharedAttention::Arch2(QkvConvsConfig::new(cs, r).init(&device));
+    let mut shape = [3, 16, 16];
+    for (l, unit) in model.units().iter().enumerate() {
+        let Some(Attention::Arch2(block)) = unit.attention() else { panic!("layer {}: an arch-2 block", l + 1) };
+        assert!(block.own_qkv().is_none(), "layer {}: no q/k/v of its own", l + 1);
+        let x = tensor([2, widths[l], shape[1], shape[2]], 30 + l as u64, 1.0, &device);
+        let with_shared = unit.attend(x.clone(), Some(&SharedAttention::Arch2(qkv.clone())));
+        let with_other = unit.attend(x, Some(&other));
+        assert!(max_diff(with_shared, with_other) > 1e-4, "layer {}: changing the shared q/k/v must change it", l + 1);
         shape = config.units()[l].output_shape(shape);
     }
 }
@@ -442,6 +474,14 @@ fn attn1_attn2_attn3_train_from_the_command_line_and_are_listed() {
     let out = visionnet(&["train", "--data", data.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--model", "attn1", "--heads", "2"]);
     assert_clean_failure(&out, &["--heads", "attn1"]);
     assert!(!run_dir.exists(), "nothing is written for a refused run");
+    // Naive attention whose matrices could not fit in memory is refused before anything is
+    // allocated or written (here: evaluating 10^9 images at once keeps 10^9 x 4 x 256^2 floats).
+    let out = visionnet(&[
+        "train", "--data", data.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(), "--model", "attn1",
+        "--attn-impl", "naive", "--widths", "4,4,4,4", "--val-size", "6", "--batch-size", "8", "--eval-batch-size", "1000000000",
+    ]);
+    assert_clean_failure(&out, &["--eval-batch-size", "naive attn1"]);
+    assert!(!run_dir.exists(), "nothing is written for a refused run");
 
     let out = assert_success(&visionnet(&["models"]));
     for model in ["cnn", "attn1", "attn2", "attn3"] {
@@ -450,4 +490,36 @@ fn attn1_attn2_attn3_train_from_the_command_line_and_are_listed() {
         assert!(fields[1].parse::<usize>().unwrap() > 1_000_000, "{line}");
         assert!(fields[2].ends_with('M'), "{line}");
     }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn bench_memory_measures_a_training_step_and_refuses_naive_runs_that_could_not_fit() {
+    let bench = |model: &str, implementation: &str, size: &str, batch: &str| {
+        visionnet(&[
+            "bench", "--memory", "--json", "--model", model, "--attn-impl", implementation, "--image-size", size,
+            "--batch-size", batch, "--widths", "8,8,8,8", "--hidden", "8,8,8",
+        ])
+    };
+    // Naive arch 2 at 32x32, batch 2: every pixel x pixel matrix is 2 x 1024 x 1024 floats (8 MiB),
+    // and autodiff keeps some for the backward pass: the measured step peak must see them.
+    let out = assert_success(&bench("attn2", "naive", "32", "2"));
+    let m: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((m["model"].as_str(), m["attn_impl"].as_str(), m["image_size"].as_u64()), (Some("attn2"), Some("naive"), Some(32)));
+    let (before, peak, step) = (m["before_bytes"].as_u64().unwrap(), m["peak_bytes"].as_u64().unwrap(), m["step_peak_bytes"].as_u64().unwrap());
+    assert_eq!(m["peak_reset"], true);
+    assert_eq!(step, peak.saturating_sub(before));
+    assert!(step >= 8 << 20, "the step peak ({step} bytes) must include an 8 MiB attention matrix");
+
+    let out = assert_success(&bench("attn1", "lean", "16", "2"));
+    let m: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((m["attn_impl"].as_str(), m["image_size"].as_u64()), (Some("lean"), Some(16)));
+    assert!(m["peak_bytes"].as_u64().unwrap() >= m["before_bytes"].as_u64().unwrap());
+
+    // Naive arch 1 at 256x256, batch 512: 2048 matrices of 65536^2 floats per layer; refused
+    // before anything is allocated, naming the flag.
+    let out = bench("attn1", "naive", "256", "512");
+    assert_clean_failure(&out, &["--batch-size", "naive attn1"]);
+    // An image too small for the four poolings is refused too.
+    assert_clean_failure(&bench("attn2", "lean", "8", "2"), &["8x8"]);
 }

@@ -46,6 +46,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 pub fn train_steps(spec: &BenchSpec, device: &Device) -> Result<Timing> {
     let ad = device.clone().autodiff();
     let config = network_config(&spec.model, spec.num_classes, spec.input)?;
+    config.check_naive_attention_memory(&spec.model.name, spec.batch_size, 4, "--batch-size")?;
     let mut model = config.init(&ad)?;
     let mut optim = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
@@ -103,13 +104,6 @@ fn status_bytes(field: &str) -> Result<u64> {
         .ok_or_else(|| crate::Error::data(path, format!("no {field} line (peak memory needs Linux)")))
 }
 
-/// Bytes of memory the system can still give (`MemAvailable`), if known.
-fn available_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb = text.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()?;
-    Some(kb * 1024)
-}
-
 /// Initialises every lazily-initialised parameter.
 struct Materialize;
 
@@ -125,27 +119,12 @@ impl burn::module::ModuleVisitor for Materialize {
 /// read.
 ///
 /// A naive attention model is refused (naming `--batch-size`) when its attention matrices alone
-/// could take more than half the memory the system has available (counting four `n x n` float
-/// tensors per matrix, as are alive around the softmax): on a shared machine it must not run
-/// into the out-of-memory killer.
+/// could take more than half the memory the system has available
+/// ([`NetworkConfig::check_naive_attention_memory`](crate::model::NetworkConfig::check_naive_attention_memory)):
+/// on a shared machine it must not run into the out-of-memory killer.
 pub fn train_step_memory(spec: &BenchSpec, device: &Device) -> Result<StepMemory> {
     let config = network_config(&spec.model, spec.num_classes, spec.input)?;
-    let matrices = 4 * 4 * config.naive_attention_elements(spec.batch_size);
-    if let Some(available) = available_bytes()
-        && matrices > available / 2
-    {
-        return Err(crate::Error::invalid(
-            "--batch-size",
-            format!(
-                "naive {} at batch {} may hold {:.1} GiB of attention matrices, more than half the {:.1} GiB \
-                 available; measure a smaller batch",
-                spec.model.name,
-                spec.batch_size,
-                matrices as f64 / GIB,
-                available as f64 / GIB
-            ),
-        ));
-    }
+    config.check_naive_attention_memory(&spec.model.name, spec.batch_size, 4, "--batch-size")?;
     let ad = device.clone().autodiff();
     let mut model = config.init(&ad)?;
     model.visit(&mut Materialize);
@@ -170,4 +149,3 @@ pub fn train_step_memory(spec: &BenchSpec, device: &Device) -> Result<StepMemory
     Ok(StepMemory { before, peak, peak_reset })
 }
 
-const GIB: f64 = (1u64 << 30) as f64;

@@ -20,6 +20,10 @@ pub struct BenchArgs {
     /// Timed steps.
     #[arg(long, default_value_t = 10)]
     steps: usize,
+    /// Side of the square RGB input images in pixels (the attention blocks' cost grows with
+    /// its square, the pixel count).
+    #[arg(long, value_name = "PIXELS", default_value_t = 32)]
+    image_size: usize,
     /// Instead of timing, measure the peak resident memory of one training step (Linux:
     /// /proc/self/status VmHWM). Run one model per process.
     #[arg(long)]
@@ -41,14 +45,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         warmup: args.warmup,
         steps: args.steps,
         num_classes: 10,
-        input: [3, 32, 32],
+        input: [3, args.image_size, args.image_size],
     };
     let device = args.device.device()?;
     if args.memory {
         let m = train_step_memory(&spec, &device)?;
         if args.json {
             println!("{}", serde_json::json!({
-                "model": spec.model.name, "batch_size": spec.batch_size, "before_bytes": m.before,
+                "model": spec.model.name, "attn_impl": spec.model.options.attn_impl, "batch_size": spec.batch_size,
+                "image_size": args.image_size, "before_bytes": m.before,
                 "peak_bytes": m.peak, "step_peak_bytes": m.step_peak(), "peak_reset": m.peak_reset,
             }));
             return Ok(());
@@ -65,8 +70,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let t = train_steps(&spec, &device)?;
     if args.json {
         println!("{}", serde_json::json!({
-            "model": spec.model.name, "batch_size": spec.batch_size,
-            "median_seconds": t.median_seconds, "images_per_second": t.images_per_second,
+            "model": spec.model.name, "attn_impl": spec.model.options.attn_impl, "batch_size": spec.batch_size,
+            "image_size": args.image_size, "median_seconds": t.median_seconds, "images_per_second": t.images_per_second,
         }));
         return Ok(());
     }

@@ -224,6 +224,27 @@ impl NetworkConfig {
         }
     }
 
+    /// Refuses naive attention (`--attn-impl naive`) whose pixel x pixel matrices alone could
+    /// take more than half the memory the system has available, counting `copies` `f32` copies
+    /// of each (about 4 are alive around the softmax in a training step, 2 in inference), so
+    /// that `model` at `batch` images per step (set by `flag`) ends with a message instead of
+    /// the out-of-memory killer. Passes when the available memory is unknown.
+    pub fn check_naive_attention_memory(&self, model: &str, batch: usize, copies: u64, flag: &str) -> Result<()> {
+        let bytes = copies * 4 * self.naive_attention_elements(batch);
+        match super::cost::available_memory() {
+            Some(available) if bytes > available / 2 => Err(Error::invalid(
+                flag,
+                format!(
+                    "naive {model} at {batch} images per step may hold {:.1} GiB of attention matrices, more than \
+                     half the {:.1} GiB available: use a smaller batch or --attn-impl lean",
+                    bytes as f64 / GIB,
+                    available as f64 / GIB
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Names of the layers Grad-CAM and probes can tap, in forward order.
     pub fn layer_names(&self) -> Vec<String> {
         match self {
@@ -231,6 +252,8 @@ impl NetworkConfig {
         }
     }
 }
+
+const GIB: f64 = (1u64 << 30) as f64;
 
 /// Any registered network. Every network splits into a backbone (`forward_features`) and a
 /// classifier head (`forward_head`).

@@ -159,6 +159,8 @@ fn data_record(data: &Dataset, splits: &Splits) -> DataRecord {
 /// Builds the model of `config` with seeded initialisation.
 fn init_model(config: &TrainConfig, splits: &Splits, device: &Device) -> Result<Network> {
     let net = network_config(&config.model_spec(), splits.train.num_classes(), splits.train.shape)?;
+    net.check_naive_attention_memory(&config.model, config.batch_size as usize, 4, "--batch-size")?;
+    net.check_naive_attention_memory(&config.model, config.eval_batch_size as usize, 2, "--eval-batch-size")?;
     device.seed(mix_seed(&[config.seed, stream::INIT]));
     let model = net.init(device)?;
     model.visit(&mut Materialize);
