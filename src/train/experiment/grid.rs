@@ -1,0 +1,501 @@
+//! The grid file: named datasets, models and recipes (each a set of train flags), seeds, and
+//! the runs they expand to.
+//!
+//! ```toml
+//! description = "what this grid is for"
+//! out = "../runs/my-grid"          # output folder (default: runs/<file stem>; --out overrides)
+//! seeds = [0, 1, 2]
+//!
+//! [defaults]                       # flags for every run
+//! val-size = 5000
+//!
+//! [datasets.cifar10]               # a dataset: its flags (data is required)
+//! data = "../../shared/data/cifar10-jpeg"
+//! [datasets.cifar100]
+//! data = "../data/cifar-100-binary"
+//! labels = "fine"
+//!
+//! [models.cnn]                     # a model: its flags; `model` defaults to the label
+//! [models.cnn-wide]
+//! model = "cnn"
+//! widths = [64, 128, 256, 512]
+//! twin = "cnn"                     # the plain twin the report compares it with
+//!
+//! [recipes.study]                  # a recipe: a config file and/or flags
+//! config = "../configs/study.toml"
+//! [recipes.study-5ep]
+//! config = "../configs/study.toml"
+//! epochs = 5
+//!
+//! [[product]]                      # optional: runs = union of products (default: one
+//! models = ["cnn", "cnn-wide"]     # product of everything); each list defaults to all
+//! recipes = ["study"]
+//! ```
+//!
+//! A run's flags are, later overriding earlier: `[defaults]`, the recipe's config file, the
+//! recipe's flags, the dataset's, the model's; then `--seed` and `--run-dir`, which the grid
+//! owns. Relative paths (the grid's `out`, a recipe's `config`, and every path-valued flag such
+//! as `data`) are resolved against the grid file's folder, so a grid works from any directory.
+//! A run lives in `OUT/<dataset>/<recipe>/<model>/seed-<seed>`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::super::config::TrainConfig;
+use super::super::flags;
+use crate::error::{Error, IoContext, Result};
+use crate::model::registry;
+
+/// The grid file as written.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GridFile {
+    description: Option<String>,
+    out: Option<PathBuf>,
+    seeds: Vec<u64>,
+    #[serde(default)]
+    defaults: toml::Table,
+    datasets: toml::Table,
+    models: toml::Table,
+    recipes: toml::Table,
+    #[serde(default, rename = "product")]
+    products: Vec<Product>,
+}
+
+/// One `[[product]]`: the cartesian product of its lists (each defaulting to all).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Product {
+    models: Option<Vec<String>>,
+    datasets: Option<Vec<String>>,
+    recipes: Option<Vec<String>>,
+    seeds: Option<Vec<u64>>,
+}
+
+/// A named set of train flags from the grid (`[models.cnn]`, ...).
+#[derive(Clone, Debug)]
+pub struct FlagSet {
+    /// Its label (the table key).
+    pub label: String,
+    /// Where it is in the file, for messages: `[models.cnn]`.
+    pub section: String,
+    /// Flag name (without `--`) and value, in file order.
+    pub flags: Vec<(String, String)>,
+}
+
+/// A model of the grid.
+#[derive(Clone, Debug)]
+pub struct GridModel {
+    /// Its flags (always including `model`).
+    pub set: FlagSet,
+    /// The label of the model it is compared with in the report.
+    pub twin: Option<String>,
+}
+
+/// A parsed, resolved grid file.
+#[derive(Clone, Debug)]
+pub struct Grid {
+    /// The file.
+    pub path: PathBuf,
+    /// Its text (recorded with the runs).
+    pub text: String,
+    /// What it is for.
+    pub description: Option<String>,
+    /// Its output folder, resolved, if it names one.
+    pub out: Option<PathBuf>,
+    /// Flags of every run.
+    pub defaults: FlagSet,
+    /// Datasets in file order.
+    pub datasets: Vec<FlagSet>,
+    /// Models in file order.
+    pub models: Vec<GridModel>,
+    /// Recipes in file order: each its config file's flags followed by its own.
+    pub recipes: Vec<FlagSet>,
+    seeds: Vec<u64>,
+    products: Vec<Product>,
+}
+
+/// Which runs of a grid to consider (command-line filters); `None` keeps all.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Model labels.
+    pub models: Option<Vec<String>>,
+    /// Dataset labels.
+    pub datasets: Option<Vec<String>>,
+    /// Recipe labels.
+    pub recipes: Option<Vec<String>>,
+    /// Seeds.
+    pub seeds: Option<Vec<u64>>,
+}
+
+/// One run of the grid, fully configured.
+#[derive(Clone, Debug)]
+pub struct PlannedRun {
+    /// `<dataset>/<recipe>/<model>/seed-<seed>`, also its folder below the output folder.
+    pub id: String,
+    /// Dataset label.
+    pub dataset: String,
+    /// Recipe label.
+    pub recipe: String,
+    /// Model label.
+    pub model: String,
+    /// The model label it is compared with.
+    pub twin: Option<String>,
+    /// Its seed.
+    pub seed: u64,
+    /// Its run directory.
+    pub dir: PathBuf,
+    /// Its train flags as tokens (`--lr`, `0.001`, ...), `--seed` and `--run-dir` included.
+    pub flags: Vec<String>,
+    /// Those flags parsed.
+    pub config: TrainConfig,
+}
+
+/// Keys a grid's flag sets may not set: the grid owns them.
+const OWNED: [&str; 2] = ["seed", "run-dir"];
+
+/// Labels become folder names: keep them plain.
+fn check_label(label: &str) -> std::result::Result<(), String> {
+    let ok = !label.is_empty()
+        && label != "."
+        && label != ".."
+        && label.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("label '{label}' must be letters, digits, '.', '_' or '-' (it names a folder)"))
+    }
+}
+
+/// `base/path` unless `path` is absolute, made absolute and without `.` or `..`, so the same
+/// file reads the same whichever directory the grid is run from.
+fn resolve(base: &Path, path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() { path.to_path_buf() } else { base.join(path) };
+    if let Ok(real) = joined.canonicalize() {
+        return real;
+    }
+    // Not there (yet): fold `..` lexically.
+    let absolute = std::path::absolute(&joined).unwrap_or(joined);
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Reads a set of flags from a TOML table, skipping `reserved` keys (returned separately).
+/// Problems go to `errors`.
+fn flag_set(
+    label: &str,
+    section: &str,
+    table: &toml::Table,
+    reserved: &[&str],
+    base: &Path,
+    known: &[String],
+    paths: &HashSet<String>,
+    errors: &mut Vec<String>,
+) -> (FlagSet, BTreeMap<String, toml::Value>) {
+    let mut set = FlagSet {
+        label: label.to_string(),
+        section: section.to_string(),
+        flags: Vec::new(),
+    };
+    let mut extra = BTreeMap::new();
+    for (key, value) in table {
+        if reserved.contains(&key.as_str()) {
+            extra.insert(key.clone(), value.clone());
+            continue;
+        }
+        if OWNED.contains(&key.as_str()) {
+            errors.push(format!("{section}: '{key}' is set by the grid itself (seeds = [...], the output folder)"));
+            continue;
+        }
+        if !known.contains(key) {
+            let hint = if known.contains(&key.replace('_', "-")) {
+                format!("; write it '{}'", key.replace('_', "-"))
+            } else {
+                " of this visionnet (a flag a later version adds, or a typo)".to_string()
+            };
+            errors.push(format!("{section}: '{key}' is not a train flag{hint}"));
+            continue;
+        }
+        let Some(mut text) = flags::toml_flag_value(value) else {
+            errors.push(format!("{section}: '{key}' has a {} value; expected a string, number, boolean or list", value.type_str()));
+            continue;
+        };
+        if paths.contains(key) {
+            text = resolve(base, Path::new(&text)).display().to_string();
+        }
+        set.flags.push((key.clone(), text));
+    }
+    (set, extra)
+}
+
+/// Reads a recipe's config file: a TOML table of train flags, like `train --config`.
+fn config_file(path: &Path, section: &str, known: &[String], paths: &HashSet<String>, errors: &mut Vec<String>) -> Vec<(String, String)> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(format!("{section}: config {}: {e}", path.display()));
+            return Vec::new();
+        }
+    };
+    let table: toml::Table = match toml::from_str(&text) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(format!("{section}: config {}: not valid TOML: {e}", path.display()));
+            return Vec::new();
+        }
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let where_ = format!("{section} (config {})", path.display());
+    flag_set("", &where_, &table, &[], base, known, paths, errors).0.flags
+}
+
+impl Grid {
+    /// Reads and checks a grid file: its structure, labels, and that every key is a train flag.
+    /// Values and models are checked per run by [`Grid::plan`].
+    pub fn load(path: &Path) -> Result<Grid> {
+        let text = std::fs::read_to_string(path).at(path)?;
+        let file: GridFile = toml::from_str(&text).map_err(|e| Error::data(path, format!("not a valid grid file: {e}")))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        let known = flags::known_flags();
+        let paths: HashSet<String> = flags::path_flags().into_iter().collect();
+        let mut errors = Vec::new();
+
+        let tables = |kind: &str, table: &toml::Table, errors: &mut Vec<String>| -> Vec<(String, toml::Table)> {
+            if table.is_empty() {
+                errors.push(format!("[{kind}] names none; a grid needs at least one"));
+            }
+            let mut out = Vec::new();
+            for (label, value) in table {
+                if let Err(e) = check_label(label) {
+                    errors.push(format!("[{kind}.{label}]: {e}"));
+                }
+                match value {
+                    toml::Value::Table(t) => out.push((label.clone(), t.clone())),
+                    other => errors.push(format!("[{kind}] '{label}' must be a table of flags, not a {}", other.type_str())),
+                }
+            }
+            out
+        };
+
+        let (defaults, _) = flag_set("defaults", "[defaults]", &file.defaults, &[], &base, &known, &paths, &mut errors);
+
+        let mut datasets = Vec::new();
+        for (label, table) in tables("datasets", &file.datasets, &mut errors) {
+            let section = format!("[datasets.{label}]");
+            let (set, _) = flag_set(&label, &section, &table, &[], &base, &known, &paths, &mut errors);
+            match set.flags.iter().find(|(k, _)| k == "data") {
+                None => errors.push(format!("{section}: 'data' (the dataset folder) is required")),
+                Some((_, dir)) if !Path::new(dir).is_dir() => {
+                    errors.push(format!("{section}: data folder {dir} does not exist (see `visionnet data fetch`)"))
+                }
+                Some(_) => {}
+            }
+            datasets.push(set);
+        }
+
+        let mut models = Vec::new();
+        for (label, table) in tables("models", &file.models, &mut errors) {
+            let section = format!("[models.{label}]");
+            let (mut set, extra) = flag_set(&label, &section, &table, &["twin"], &base, &known, &paths, &mut errors);
+            if !set.flags.iter().any(|(k, _)| k == "model") {
+                set.flags.insert(0, ("model".to_string(), label.clone()));
+            }
+            let name = &set.flags.iter().find(|(k, _)| k == "model").expect("inserted above").1;
+            if let Err(e) = registry::entry(name) {
+                let detail = e.to_string().replace("invalid value for --model: ", "");
+                errors.push(format!("{section}: model '{name}' is not in this visionnet ({detail})"));
+            }
+            let twin = match extra.get("twin") {
+                None => None,
+                Some(toml::Value::String(t)) => Some(t.clone()),
+                Some(other) => {
+                    errors.push(format!("{section}: 'twin' must be a model label, not a {}", other.type_str()));
+                    None
+                }
+            };
+            models.push(GridModel { set, twin });
+        }
+        let labels: Vec<&str> = models.iter().map(|m| m.set.label.as_str()).collect();
+        for m in &models {
+            if let Some(t) = &m.twin {
+                if !labels.contains(&t.as_str()) {
+                    errors.push(format!("[models.{}]: twin '{t}' is not a model of this grid ({})", m.set.label, labels.join(", ")));
+                } else if t == &m.set.label {
+                    errors.push(format!("[models.{}]: a model cannot be its own twin", m.set.label));
+                }
+            }
+        }
+
+        let mut recipes = Vec::new();
+        for (label, table) in tables("recipes", &file.recipes, &mut errors) {
+            let section = format!("[recipes.{label}]");
+            let (own, extra) = flag_set(&label, &section, &table, &["config"], &base, &known, &paths, &mut errors);
+            let mut flags = match extra.get("config") {
+                None => Vec::new(),
+                Some(toml::Value::String(file)) => config_file(&resolve(&base, Path::new(file)), &section, &known, &paths, &mut errors),
+                Some(other) => {
+                    errors.push(format!("{section}: 'config' must be a file path, not a {}", other.type_str()));
+                    Vec::new()
+                }
+            };
+            flags.extend(own.flags);
+            recipes.push(FlagSet { flags, ..own });
+        }
+
+        if file.seeds.is_empty() {
+            errors.push("seeds: the list is empty".to_string());
+        }
+        let mut seen = HashSet::new();
+        for s in &file.seeds {
+            if !seen.insert(s) {
+                errors.push(format!("seeds: {s} is listed twice"));
+            }
+        }
+        for (i, p) in file.products.iter().enumerate() {
+            let at = format!("[[product]] #{}", i + 1);
+            let check = |kind: &str, names: &Option<Vec<String>>, have: Vec<&str>, errors: &mut Vec<String>| {
+                for n in names.iter().flatten() {
+                    if !have.contains(&n.as_str()) {
+                        errors.push(format!("{at}: {kind} '{n}' is not in [{kind}s] ({})", have.join(", ")));
+                    }
+                }
+            };
+            check("model", &p.models, models.iter().map(|m| m.set.label.as_str()).collect(), &mut errors);
+            check("dataset", &p.datasets, datasets.iter().map(|d| d.label.as_str()).collect(), &mut errors);
+            check("recipe", &p.recipes, recipes.iter().map(|r| r.label.as_str()).collect(), &mut errors);
+        }
+
+        if !errors.is_empty() {
+            return Err(problems(path, &errors, &known));
+        }
+        Ok(Grid {
+            path: path.to_path_buf(),
+            text,
+            description: file.description,
+            out: file.out.map(|o| resolve(&base, &o)),
+            defaults,
+            datasets,
+            models,
+            recipes,
+            seeds: file.seeds,
+            products: file.products,
+        })
+    }
+
+    /// The runs of the grid that `selection` keeps, each configured and checked (flag values,
+    /// model options), in order: products in file order; within one, seed, dataset, recipe,
+    /// model. Every problem is reported at once.
+    pub fn plan(&self, out: &Path, selection: &Selection) -> Result<Vec<PlannedRun>> {
+        let mut errors = Vec::new();
+        let select = |kind: &str, names: &Option<Vec<String>>, have: Vec<&str>, errors: &mut Vec<String>| {
+            for n in names.iter().flatten() {
+                if !have.contains(&n.as_str()) {
+                    errors.push(format!("--{kind}s: '{n}' is not a {kind} of this grid ({})", have.join(", ")));
+                }
+            }
+        };
+        select("model", &selection.models, self.models.iter().map(|m| m.set.label.as_str()).collect(), &mut errors);
+        select("dataset", &selection.datasets, self.datasets.iter().map(|d| d.label.as_str()).collect(), &mut errors);
+        select("recipe", &selection.recipes, self.recipes.iter().map(|r| r.label.as_str()).collect(), &mut errors);
+        if !errors.is_empty() {
+            return Err(problems(&self.path, &errors, &[]));
+        }
+        let keep = |names: &Option<Vec<String>>, label: &str| names.as_ref().is_none_or(|n| n.iter().any(|x| x == label));
+
+        let everything = [Product::default()];
+        let products: &[Product] = if self.products.is_empty() { &everything } else { &self.products };
+        let mut runs = Vec::new();
+        let mut ids = HashSet::new();
+        // One message per (dataset, recipe, model) combination, not per seed.
+        let mut reported = HashSet::new();
+        for product in products {
+            let pick = |names: &Option<Vec<String>>, label: &str| names.as_ref().is_none_or(|n| n.iter().any(|x| x == label));
+            let seeds = product.seeds.clone().unwrap_or_else(|| self.seeds.clone());
+            for &seed in &seeds {
+                if selection.seeds.as_ref().is_some_and(|s| !s.contains(&seed)) {
+                    continue;
+                }
+                for dataset in self.datasets.iter().filter(|d| pick(&product.datasets, &d.label) && keep(&selection.datasets, &d.label)) {
+                    for recipe in self.recipes.iter().filter(|r| pick(&product.recipes, &r.label) && keep(&selection.recipes, &r.label)) {
+                        for model in self.models.iter().filter(|m| pick(&product.models, &m.set.label) && keep(&selection.models, &m.set.label)) {
+                            let id = format!("{}/{}/{}/seed-{seed}", dataset.label, recipe.label, model.set.label);
+                            if !ids.insert(id.clone()) {
+                                continue;
+                            }
+                            let combination = format!("{}/{}/{}", dataset.label, recipe.label, model.set.label);
+                            match self.configure(&id, out, seed, dataset, recipe, model) {
+                                Ok(run) => runs.push(run),
+                                Err(e) => {
+                                    if reported.insert(combination.clone()) {
+                                        errors.push(format!("{combination}: {e}"));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(problems(&self.path, &errors, &[]));
+        }
+        Ok(runs)
+    }
+
+    /// Merges the flags of one run and parses them.
+    fn configure(&self, id: &str, out: &Path, seed: u64, dataset: &FlagSet, recipe: &FlagSet, model: &GridModel) -> std::result::Result<PlannedRun, String> {
+        let mut merged: Vec<(String, String)> = Vec::new();
+        for (key, value) in self.defaults.flags.iter().chain(&recipe.flags).chain(&dataset.flags).chain(&model.set.flags) {
+            match merged.iter_mut().find(|(k, _)| k == key) {
+                Some(slot) => slot.1 = value.clone(),
+                None => merged.push((key.clone(), value.clone())),
+            }
+        }
+        let dir = out.join(id);
+        let mut tokens = Vec::new();
+        for (key, value) in merged {
+            tokens.push(format!("--{key}"));
+            tokens.push(value);
+        }
+        tokens.extend(["--seed".to_string(), seed.to_string(), "--run-dir".to_string(), dir.display().to_string()]);
+        let config = flags::parse(&tokens)?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(PlannedRun {
+            id: id.to_string(),
+            dataset: dataset.label.clone(),
+            recipe: recipe.label.clone(),
+            model: model.set.label.clone(),
+            twin: model.twin.clone(),
+            seed,
+            dir,
+            flags: tokens,
+            config,
+        })
+    }
+}
+
+/// One error listing every problem found in a grid file.
+fn problems(path: &Path, errors: &[String], known: &[String]) -> Error {
+    let mut message = format!("{} problem{} in the grid:", errors.len(), if errors.len() == 1 { "" } else { "s" });
+    for e in errors {
+        message.push_str("\n  - ");
+        message.push_str(e);
+    }
+    if errors.iter().any(|e| e.contains("is not a train flag")) && !known.is_empty() {
+        message.push_str(&format!("\n  the train flags are: {}", known.join(", ")));
+    }
+    if errors.iter().any(|e| e.contains("is not in this visionnet")) {
+        message.push_str("\n  (`visionnet models` lists the models of this build)");
+    }
+    Error::data(path, message)
+}
