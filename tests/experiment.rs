@@ -86,6 +86,9 @@ twin = "nobody"
 model = "cnn"
 lateral = "residual"
 learning_rate = 0.1
+[models.cnn-dense]
+model = "cnn"
+lateral = "dense"
 [recipes.r]
 weight_decay = 0.0
 seed = 3
@@ -100,9 +103,9 @@ seed = 3
             "seeds: 0 is listed twice",
             "[datasets.here]: data folder",
             "no-such-folder does not exist",
-            "[models.attn9]: model 'attn9' is not in this visionnet",
+            "model 'attn9' is not in this visionnet (its models: cnn), in [models.attn9]",
             "twin 'nobody' is not a model of this grid",
-            "[models.cnn-lateral]: 'lateral' is not a train flag",
+            "'lateral' is not a train flag of this visionnet (one a later version adds, or a typo), in [models.cnn-lateral], [models.cnn-dense]",
             "'learning_rate' is not a train flag",
             "[recipes.r]: 'weight_decay' is not a train flag; write it 'weight-decay'",
             "[recipes.r]: 'seed' is set by the grid itself",

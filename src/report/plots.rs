@@ -105,7 +105,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &CurveFigure) ->
             .x_label_formatter(&|x| format!("{x:.0}"))
             .label_style((FONT, 14))
             .axis_desc_style((FONT, 15))
-            .light_line_style(RGBColor(235, 235, 235))
+            .light_line_style(RGBColor(235, 235, 235).stroke_width(1))
             .draw()?;
         for (i, c) in curves.iter().enumerate() {
             if c.epochs.is_empty() {

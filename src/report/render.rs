@@ -82,26 +82,11 @@ pub fn accuracy_rows(a: &Analysis) -> (Vec<String>, Vec<Vec<(String, bool)>>) {
 }
 
 fn comparison_header(a: &Analysis) -> Vec<String> {
-    [
-        "Model",
-        "Twin",
-        "Dataset",
-        "Recipe",
-        "Seeds",
-        "Model %",
-        "Twin %",
-        "Δ (pp)",
-        &format!("{:.0}% CI (pp)", 100.0 * a.level),
-        "b",
-        "c",
-        "χ²",
-        "McNemar p",
-        "Seeds won",
-        "Verdict",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    let ci = format!("{:.0}% CI (pp)", 100.0 * a.level);
+    ["Model", "Twin", "Dataset", "Recipe", "Seeds", "Model %", "Twin %", "Δ (pp)", ci.as_str(), "b", "c", "χ²", "McNemar p", "Seeds won", "Verdict"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 fn comparison_row(c: &Comparison) -> Vec<String> {

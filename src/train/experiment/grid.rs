@@ -151,6 +151,74 @@ pub struct PlannedRun {
     pub config: TrainConfig,
 }
 
+/// Problems found in a grid, gathered so that all are reported at once; unknown flags and
+/// models are listed once each with the sections that use them.
+#[derive(Default)]
+struct Problems {
+    list: Vec<String>,
+    unknown_flags: Vec<(String, Vec<String>)>,
+    unknown_models: Vec<(String, Vec<String>)>,
+}
+
+impl Problems {
+    fn push(&mut self, message: String) {
+        self.list.push(message);
+    }
+
+    fn add(to: &mut Vec<(String, Vec<String>)>, name: &str, section: &str) {
+        match to.iter_mut().find(|(n, _)| n == name) {
+            Some((_, sections)) => sections.push(section.to_string()),
+            None => to.push((name.to_string(), vec![section.to_string()])),
+        }
+    }
+
+    fn unknown_flag(&mut self, key: &str, section: &str) {
+        Self::add(&mut self.unknown_flags, key, section);
+    }
+
+    fn unknown_model(&mut self, name: &str, section: &str) {
+        Self::add(&mut self.unknown_models, name, section);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.is_empty() && self.unknown_flags.is_empty() && self.unknown_models.is_empty()
+    }
+
+    /// One error listing every problem, naming the grid file.
+    fn into_error(self, path: &Path, known: &[String]) -> Error {
+        let where_ = |sections: &[String]| {
+            if sections.len() <= 4 {
+                sections.join(", ")
+            } else {
+                format!("{} and {} more", sections[..3].join(", "), sections.len() - 3)
+            }
+        };
+        let mut lines = self.list;
+        for (name, sections) in &self.unknown_models {
+            lines.push(format!(
+                "model '{name}' is not in this visionnet (its models: {}), in {}",
+                registry::names().join(", "),
+                where_(sections)
+            ));
+        }
+        for (key, sections) in &self.unknown_flags {
+            lines.push(format!("'{key}' is not a train flag of this visionnet (one a later version adds, or a typo), in {}", where_(sections)));
+        }
+        let mut message = format!("{} problem{} in the grid:", lines.len(), if lines.len() == 1 { "" } else { "s" });
+        for e in &lines {
+            message.push_str("\n  - ");
+            message.push_str(e);
+        }
+        if !self.unknown_flags.is_empty() {
+            message.push_str(&format!("\n  the train flags are: {}", known.join(", ")));
+        }
+        if !self.unknown_models.is_empty() {
+            message.push_str("\n  (`visionnet models` lists the models of this build; --models selects part of a grid)");
+        }
+        Error::data(path, message)
+    }
+}
+
 /// Keys a grid's flag sets may not set: the grid owns them.
 const OWNED: [&str; 2] = ["seed", "run-dir"];
 
@@ -199,7 +267,7 @@ fn flag_set(
     base: &Path,
     known: &[String],
     paths: &HashSet<String>,
-    errors: &mut Vec<String>,
+    errors: &mut Problems,
 ) -> (FlagSet, BTreeMap<String, toml::Value>) {
     let mut set = FlagSet {
         label: label.to_string(),
@@ -217,12 +285,11 @@ fn flag_set(
             continue;
         }
         if !known.contains(key) {
-            let hint = if known.contains(&key.replace('_', "-")) {
-                format!("; write it '{}'", key.replace('_', "-"))
+            if known.contains(&key.replace('_', "-")) {
+                errors.push(format!("{section}: '{key}' is not a train flag; write it '{}'", key.replace('_', "-")));
             } else {
-                " of this visionnet (a flag a later version adds, or a typo)".to_string()
-            };
-            errors.push(format!("{section}: '{key}' is not a train flag{hint}"));
+                errors.unknown_flag(key, section);
+            }
             continue;
         }
         let Some(mut text) = flags::toml_flag_value(value) else {
@@ -238,7 +305,7 @@ fn flag_set(
 }
 
 /// Reads a recipe's config file: a TOML table of train flags, like `train --config`.
-fn config_file(path: &Path, section: &str, known: &[String], paths: &HashSet<String>, errors: &mut Vec<String>) -> Vec<(String, String)> {
+fn config_file(path: &Path, section: &str, known: &[String], paths: &HashSet<String>, errors: &mut Problems) -> Vec<(String, String)> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -268,9 +335,9 @@ impl Grid {
         let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
         let known = flags::known_flags();
         let paths: HashSet<String> = flags::path_flags().into_iter().collect();
-        let mut errors = Vec::new();
+        let mut errors = Problems::default();
 
-        let tables = |kind: &str, table: &toml::Table, errors: &mut Vec<String>| -> Vec<(String, toml::Table)> {
+        let tables = |kind: &str, table: &toml::Table, errors: &mut Problems| -> Vec<(String, toml::Table)> {
             if table.is_empty() {
                 errors.push(format!("[{kind}] names none; a grid needs at least one"));
             }
@@ -311,9 +378,8 @@ impl Grid {
                 set.flags.insert(0, ("model".to_string(), label.clone()));
             }
             let name = &set.flags.iter().find(|(k, _)| k == "model").expect("inserted above").1;
-            if let Err(e) = registry::entry(name) {
-                let detail = e.to_string().replace("invalid value for --model: ", "");
-                errors.push(format!("{section}: model '{name}' is not in this visionnet ({detail})"));
+            if registry::entry(name).is_err() {
+                errors.unknown_model(name, &section);
             }
             let twin = match extra.get("twin") {
                 None => None,
@@ -363,7 +429,7 @@ impl Grid {
         }
         for (i, p) in file.products.iter().enumerate() {
             let at = format!("[[product]] #{}", i + 1);
-            let check = |kind: &str, names: &Option<Vec<String>>, have: Vec<&str>, errors: &mut Vec<String>| {
+            let check = |kind: &str, names: &Option<Vec<String>>, have: Vec<&str>, errors: &mut Problems| {
                 for n in names.iter().flatten() {
                     if !have.contains(&n.as_str()) {
                         errors.push(format!("{at}: {kind} '{n}' is not in [{kind}s] ({})", have.join(", ")));
@@ -376,7 +442,7 @@ impl Grid {
         }
 
         if !errors.is_empty() {
-            return Err(problems(path, &errors, &known));
+            return Err(errors.into_error(path, &known));
         }
         Ok(Grid {
             path: path.to_path_buf(),
@@ -396,8 +462,8 @@ impl Grid {
     /// model options), in order: products in file order; within one, seed, dataset, recipe,
     /// model. Every problem is reported at once.
     pub fn plan(&self, out: &Path, selection: &Selection) -> Result<Vec<PlannedRun>> {
-        let mut errors = Vec::new();
-        let select = |kind: &str, names: &Option<Vec<String>>, have: Vec<&str>, errors: &mut Vec<String>| {
+        let mut errors = Problems::default();
+        let select = |kind: &str, names: &Option<Vec<String>>, have: Vec<&str>, errors: &mut Problems| {
             for n in names.iter().flatten() {
                 if !have.contains(&n.as_str()) {
                     errors.push(format!("--{kind}s: '{n}' is not a {kind} of this grid ({})", have.join(", ")));
@@ -408,7 +474,7 @@ impl Grid {
         select("dataset", &selection.datasets, self.datasets.iter().map(|d| d.label.as_str()).collect(), &mut errors);
         select("recipe", &selection.recipes, self.recipes.iter().map(|r| r.label.as_str()).collect(), &mut errors);
         if !errors.is_empty() {
-            return Err(problems(&self.path, &errors, &[]));
+            return Err(errors.into_error(&self.path, &[]));
         }
         let keep = |names: &Option<Vec<String>>, label: &str| names.as_ref().is_none_or(|n| n.iter().any(|x| x == label));
 
@@ -447,7 +513,7 @@ impl Grid {
             }
         }
         if !errors.is_empty() {
-            return Err(problems(&self.path, &errors, &[]));
+            return Err(errors.into_error(&self.path, &[]));
         }
         Ok(runs)
     }
@@ -456,7 +522,7 @@ impl Grid {
     fn configure(&self, id: &str, out: &Path, seed: u64, dataset: &FlagSet, recipe: &FlagSet, model: &GridModel) -> std::result::Result<PlannedRun, String> {
         let mut merged: Vec<(String, String)> = Vec::new();
         for (key, value) in self.defaults.flags.iter().chain(&recipe.flags).chain(&dataset.flags).chain(&model.set.flags) {
-            match merged.iter_mut().find(|(k, _)| k == key) {
+            match merged.iter_mut().find(|(k, _)| *k == *key) {
                 Some(slot) => slot.1 = value.clone(),
                 None => merged.push((key.clone(), value.clone())),
             }
@@ -482,20 +548,4 @@ impl Grid {
             config,
         })
     }
-}
-
-/// One error listing every problem found in a grid file.
-fn problems(path: &Path, errors: &[String], known: &[String]) -> Error {
-    let mut message = format!("{} problem{} in the grid:", errors.len(), if errors.len() == 1 { "" } else { "s" });
-    for e in errors {
-        message.push_str("\n  - ");
-        message.push_str(e);
-    }
-    if errors.iter().any(|e| e.contains("is not a train flag")) && !known.is_empty() {
-        message.push_str(&format!("\n  the train flags are: {}", known.join(", ")));
-    }
-    if errors.iter().any(|e| e.contains("is not in this visionnet")) {
-        message.push_str("\n  (`visionnet models` lists the models of this build)");
-    }
-    Error::data(path, message)
 }

@@ -355,6 +355,7 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
         });
     }
 
+    drop(queue);
     let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     let runs = work
         .into_iter()
