@@ -127,6 +127,65 @@ seed = 3
 }
 
 #[test]
+fn a_grid_naming_models_of_another_build_runs_the_part_this_build_has() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_image_folder(&tmp.path().join("data"), 3, 8, 16);
+    let grid = tmp.path().join("grid.toml");
+    fs::write(
+        &grid,
+        r#"
+seeds = [0, 1]
+[defaults]
+val-size = 3
+batch-size = 8
+hidden = [8, 8, 8]
+widths = [4, 4, 4, 4]
+[datasets.synth]
+data = "data"
+[datasets.cifar100]
+data = "cifar-100-binary"
+[models.cnn]
+[models.attn1]
+twin = "cnn"
+[models.cnn-residual]
+model = "cnn"
+lateral = "residual"
+twin = "cnn"
+[recipes.short]
+epochs = 1
+"#,
+    )
+    .unwrap();
+    let g = grid.to_str().unwrap();
+    let runs = tmp.path().join("runs");
+    let o = runs.to_str().unwrap();
+    // The whole grid: each missing model, flag and folder named, with where the grid uses it.
+    let out = visionnet(&["experiment", "--grid", g, "--out", o]);
+    assert_clean_failure(
+        &out,
+        &[
+            "grid.toml: 3 problems in the grid",
+            "[datasets.cifar100]: data folder",
+            "cifar-100-binary does not exist",
+            "model 'attn1' is not in this visionnet (its models: cnn), in [models.attn1]",
+            "'lateral' is not a train flag of this visionnet (one a later version adds, or a typo), in [models.cnn-residual]",
+            "--models selects part of a grid",
+        ],
+    );
+    assert!(!runs.exists(), "nothing written");
+    // Part of it selected: an unknown model still named if selected ...
+    let out = visionnet(&["experiment", "--grid", g, "--out", o, "--datasets", "synth", "--models", "cnn,attn1"]);
+    let stderr = assert_clean_failure(&out, &["1 problem in the grid", "model 'attn1' is not in this visionnet"]);
+    assert!(!stderr.contains("lateral") && !stderr.contains("cifar100"), "{stderr}");
+    // ... and the part this build and machine have runs.
+    let out = assert_success(&visionnet(&["experiment", "--grid", g, "--out", o, "--datasets", "synth", "--models", "cnn", "--quiet"]));
+    assert!(out.contains("2 runs in") && out.contains("2 trained now"), "{out}");
+    for seed in [0, 1] {
+        assert!(runs.join(format!("synth/short/cnn/seed-{seed}/summary.json")).is_file());
+    }
+}
+
+#[test]
 fn an_interrupted_grid_resumes_without_redoing_finished_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let grid = write_grid(tmp.path(), "0.01");

@@ -81,6 +81,10 @@ pub struct FlagSet {
     pub section: String,
     /// Flag name (without `--`) and value, in file order.
     pub flags: Vec<(String, String)>,
+    /// What this build cannot run in it (an unknown flag or model, a missing data folder):
+    /// reported when a selected run uses it, so a grid that names models of a later build
+    /// still runs its other part.
+    problems: Problems,
 }
 
 /// A model of the grid.
@@ -113,6 +117,8 @@ pub struct Grid {
     pub recipes: Vec<FlagSet>,
     seeds: Vec<u64>,
     products: Vec<Product>,
+    /// The train flags of this build, for messages.
+    known: Vec<String>,
 }
 
 /// Which runs of a grid to consider (command-line filters); `None` keeps all.
@@ -153,11 +159,16 @@ pub struct PlannedRun {
 
 /// Problems found in a grid, gathered so that all are reported at once; unknown flags and
 /// models are listed once each with the sections that use them.
-#[derive(Default)]
+#[derive(Clone, Debug, Default)]
 struct Problems {
+    /// Mistakes in the file itself: reported as soon as it is read.
     list: Vec<String>,
+    /// What this build or machine lacks (reported when a selected run needs it): flags and
+    /// models of another build, each with the sections naming it ...
     unknown_flags: Vec<(String, Vec<String>)>,
     unknown_models: Vec<(String, Vec<String>)>,
+    /// ... and files or folders not there.
+    missing: Vec<String>,
 }
 
 impl Problems {
@@ -181,7 +192,27 @@ impl Problems {
     }
 
     fn is_empty(&self) -> bool {
-        self.list.is_empty() && self.unknown_flags.is_empty() && self.unknown_models.is_empty()
+        self.list.is_empty() && self.unknown_flags.is_empty() && self.unknown_models.is_empty() && self.missing.is_empty()
+    }
+
+    /// Adds `other`'s problems (each once).
+    fn merge(&mut self, other: &Problems) {
+        for (to, from) in [(&mut self.list, &other.list), (&mut self.missing, &other.missing)] {
+            for p in from {
+                if !to.contains(p) {
+                    to.push(p.clone());
+                }
+            }
+        }
+        for (to, from) in [(&mut self.unknown_flags, &other.unknown_flags), (&mut self.unknown_models, &other.unknown_models)] {
+            for (name, sections) in from {
+                for section in sections {
+                    if !to.iter().any(|(n, s)| n == name && s.contains(section)) {
+                        Self::add(to, name, section);
+                    }
+                }
+            }
+        }
     }
 
     /// One error listing every problem, naming the grid file.
@@ -194,6 +225,7 @@ impl Problems {
             }
         };
         let mut lines = self.list;
+        lines.extend(self.missing);
         for (name, sections) in &self.unknown_models {
             lines.push(format!(
                 "model '{name}' is not in this visionnet (its models: {}), in {}",
@@ -258,22 +290,15 @@ fn resolve(base: &Path, path: &Path) -> PathBuf {
 }
 
 /// Reads a set of flags from a TOML table, skipping `reserved` keys (returned separately).
-/// Problems go to `errors`.
-fn flag_set(
-    label: &str,
-    section: &str,
-    table: &toml::Table,
-    reserved: &[&str],
-    base: &Path,
-    known: &[String],
-    paths: &HashSet<String>,
-    errors: &mut Problems,
-) -> (FlagSet, BTreeMap<String, toml::Value>) {
+/// Problems go to the set's own list.
+fn flag_set(label: &str, section: &str, table: &toml::Table, reserved: &[&str], base: &Path, known: &[String], paths: &HashSet<String>) -> (FlagSet, BTreeMap<String, toml::Value>) {
     let mut set = FlagSet {
         label: label.to_string(),
         section: section.to_string(),
         flags: Vec::new(),
+        problems: Problems::default(),
     };
+    let errors = &mut set.problems;
     let mut extra = BTreeMap::new();
     for (key, value) in table {
         if reserved.contains(&key.as_str()) {
@@ -305,6 +330,7 @@ fn flag_set(
 }
 
 /// Reads a recipe's config file: a TOML table of train flags, like `train --config`.
+/// Problems go to `errors`.
 fn config_file(path: &Path, section: &str, known: &[String], paths: &HashSet<String>, errors: &mut Problems) -> Vec<(String, String)> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -322,12 +348,16 @@ fn config_file(path: &Path, section: &str, known: &[String], paths: &HashSet<Str
     };
     let base = path.parent().unwrap_or(Path::new("."));
     let where_ = format!("{section} (config {})", path.display());
-    flag_set("", &where_, &table, &[], base, known, paths, errors).0.flags
+    let set = flag_set("", &where_, &table, &[], base, known, paths).0;
+    errors.merge(&set.problems);
+    set.flags
 }
 
 impl Grid {
-    /// Reads and checks a grid file: its structure, labels, and that every key is a train flag.
-    /// Values and models are checked per run by [`Grid::plan`].
+    /// Reads and checks a grid file: its structure and labels. Whether this build has its
+    /// models and flags and this machine its data folders is checked for the runs selected, by
+    /// [`Grid::plan`] (unless the file has mistakes, which are reported with all of those);
+    /// flag values too.
     pub fn load(path: &Path) -> Result<Grid> {
         let text = std::fs::read_to_string(path).at(path)?;
         let file: GridFile = toml::from_str(&text).map_err(|e| Error::data(path, format!("not a valid grid file: {e}")))?;
@@ -354,33 +384,39 @@ impl Grid {
             out
         };
 
-        let (defaults, _) = flag_set("defaults", "[defaults]", &file.defaults, &[], &base, &known, &paths, &mut errors);
+        // Every run uses the defaults: all their problems count now.
+        let (mut defaults, _) = flag_set("defaults", "[defaults]", &file.defaults, &[], &base, &known, &paths);
+        errors.merge(&std::mem::take(&mut defaults.problems));
+        // Mistakes in a section count now; what it needs that is not here, once a run uses it.
+        let structural = |set: &mut FlagSet, errors: &mut Problems| errors.list.append(&mut set.problems.list);
 
         let mut datasets = Vec::new();
         for (label, table) in tables("datasets", &file.datasets, &mut errors) {
             let section = format!("[datasets.{label}]");
-            let (set, _) = flag_set(&label, &section, &table, &[], &base, &known, &paths, &mut errors);
+            let (mut set, _) = flag_set(&label, &section, &table, &[], &base, &known, &paths);
             match set.flags.iter().find(|(k, _)| k == "data") {
                 None => errors.push(format!("{section}: 'data' (the dataset folder) is required")),
                 Some((_, dir)) if !Path::new(dir).is_dir() => {
-                    errors.push(format!("{section}: data folder {dir} does not exist (see `visionnet data fetch`)"))
+                    set.problems.missing.push(format!("{section}: data folder {dir} does not exist (see `visionnet data fetch`)"))
                 }
                 Some(_) => {}
             }
+            structural(&mut set, &mut errors);
             datasets.push(set);
         }
 
         let mut models = Vec::new();
         for (label, table) in tables("models", &file.models, &mut errors) {
             let section = format!("[models.{label}]");
-            let (mut set, extra) = flag_set(&label, &section, &table, &["twin"], &base, &known, &paths, &mut errors);
+            let (mut set, extra) = flag_set(&label, &section, &table, &["twin"], &base, &known, &paths);
             if !set.flags.iter().any(|(k, _)| k == "model") {
                 set.flags.insert(0, ("model".to_string(), label.clone()));
             }
-            let name = &set.flags.iter().find(|(k, _)| k == "model").expect("inserted above").1;
-            if registry::entry(name).is_err() {
-                errors.unknown_model(name, &section);
+            let name = set.flags.iter().find(|(k, _)| k == "model").expect("inserted above").1.clone();
+            if registry::entry(&name).is_err() {
+                set.problems.unknown_model(&name, &section);
             }
+            structural(&mut set, &mut errors);
             let twin = match extra.get("twin") {
                 None => None,
                 Some(toml::Value::String(t)) => Some(t.clone()),
@@ -405,17 +441,20 @@ impl Grid {
         let mut recipes = Vec::new();
         for (label, table) in tables("recipes", &file.recipes, &mut errors) {
             let section = format!("[recipes.{label}]");
-            let (own, extra) = flag_set(&label, &section, &table, &["config"], &base, &known, &paths, &mut errors);
+            let (mut set, extra) = flag_set(&label, &section, &table, &["config"], &base, &known, &paths);
             let mut flags = match extra.get("config") {
                 None => Vec::new(),
-                Some(toml::Value::String(file)) => config_file(&resolve(&base, Path::new(file)), &section, &known, &paths, &mut errors),
+                Some(toml::Value::String(file)) => config_file(&resolve(&base, Path::new(file)), &section, &known, &paths, &mut set.problems),
                 Some(other) => {
                     errors.push(format!("{section}: 'config' must be a file path, not a {}", other.type_str()));
                     Vec::new()
                 }
             };
-            flags.extend(own.flags);
-            recipes.push(FlagSet { flags, ..own });
+            // The config file's flags first: the recipe's own override them.
+            flags.append(&mut set.flags);
+            set.flags = flags;
+            structural(&mut set, &mut errors);
+            recipes.push(set);
         }
 
         if file.seeds.is_empty() {
@@ -442,6 +481,10 @@ impl Grid {
         }
 
         if !errors.is_empty() {
+            // The file needs fixing: name everything else it asks for that is not here too.
+            for set in datasets.iter().chain(models.iter().map(|m| &m.set)).chain(&recipes) {
+                errors.merge(&set.problems);
+            }
             return Err(errors.into_error(path, &known));
         }
         Ok(Grid {
@@ -455,12 +498,15 @@ impl Grid {
             recipes,
             seeds: file.seeds,
             products: file.products,
+            known,
         })
     }
 
     /// The runs of the grid that `selection` keeps, each configured and checked (flag values,
     /// model options), in order: products in file order; within one, seed, dataset, recipe,
-    /// model. Every problem is reported at once.
+    /// model. Every problem is reported at once, among them the models, flags and data folders
+    /// that the selected runs need and this build or machine lacks (unselected runs may need
+    /// them: a grid can name the models of a later build).
     pub fn plan(&self, out: &Path, selection: &Selection) -> Result<Vec<PlannedRun>> {
         let mut errors = Problems::default();
         let select = |kind: &str, names: &Option<Vec<String>>, have: Vec<&str>, errors: &mut Problems| {
@@ -498,6 +544,12 @@ impl Grid {
                             if !ids.insert(id.clone()) {
                                 continue;
                             }
+                            // A section this build or machine cannot run: named below, not parsed.
+                            let sections = [&dataset.problems, &recipe.problems, &model.set.problems];
+                            if sections.iter().any(|p| !p.is_empty()) {
+                                sections.iter().for_each(|p| errors.merge(p));
+                                continue;
+                            }
                             let combination = format!("{}/{}/{}", dataset.label, recipe.label, model.set.label);
                             match self.configure(&id, out, seed, dataset, recipe, model) {
                                 Ok(run) => runs.push(run),
@@ -513,7 +565,7 @@ impl Grid {
             }
         }
         if !errors.is_empty() {
-            return Err(errors.into_error(&self.path, &[]));
+            return Err(errors.into_error(&self.path, &self.known));
         }
         Ok(runs)
     }

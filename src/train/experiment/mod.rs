@@ -226,11 +226,10 @@ fn lock_out(out: &Path) -> Result<fs::File> {
     }
 }
 
-/// A line for the user, unless quiet. Grid lines go to stderr like training progress.
-fn say(quiet: bool, line: &str) {
-    if !quiet {
-        eprintln!("{line}");
-    }
+/// A line of the grid's own for the user (quiet or not: `quiet` silences the runs' per-epoch
+/// progress only). Grid lines go to stderr like training progress.
+fn say(line: &str) {
+    eprintln!("{line}");
 }
 
 fn describe(state: RunState) -> String {
@@ -269,20 +268,16 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
     if jobs > 1 && options.executable.is_none() && !options.dry_run {
         return Err(Error::invalid("--jobs", "parallel runs need the visionnet executable"));
     }
-    let quiet = options.quiet;
     let todo = states.iter().filter(|s| **s != RunState::Finished).count();
-    say(
-        quiet,
-        &format!(
-            "grid {}: {} runs in {} ({} finished, {} to do{})",
-            grid_path.display(),
-            planned.len(),
-            out.display(),
-            planned.len() - todo,
-            todo,
-            if jobs > 1 { format!(", {jobs} at a time") } else { String::new() }
-        ),
-    );
+    say(&format!(
+        "grid {}: {} runs in {} ({} finished, {} to do{})",
+        grid_path.display(),
+        planned.len(),
+        out.display(),
+        planned.len() - todo,
+        todo,
+        if jobs > 1 { format!(", {jobs} at a time") } else { String::new() }
+    ));
     if options.dry_run {
         let runs = planned
             .into_iter()
@@ -314,10 +309,10 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
                 return;
             };
             let outcome = if *state == RunState::Finished {
-                say(quiet, &format!("[{}/{total}] {}: already finished", i + 1, run.id));
+                say(&format!("[{}/{total}] {}: already finished", i + 1, run.id));
                 RunOutcome::AlreadyFinished
             } else {
-                say(quiet, &format!("[{}/{total}] {}: {}", i + 1, run.id, describe(*state)));
+                say(&format!("[{}/{total}] {}: {}", i + 1, run.id, describe(*state)));
                 let started = Instant::now();
                 let outcome = if jobs > 1 {
                     let exe = options.executable.as_deref().expect("checked above");
@@ -328,9 +323,9 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
                 let took = started.elapsed().as_secs_f64();
                 match &outcome {
                     RunOutcome::Finished { test_accuracy, .. } => {
-                        say(quiet, &format!("[{}/{total}] {}: test accuracy {:.2}% ({took:.0} s)", i + 1, run.id, 100.0 * test_accuracy))
+                        say(&format!("[{}/{total}] {}: test accuracy {:.2}% ({took:.0} s)", i + 1, run.id, 100.0 * test_accuracy))
                     }
-                    RunOutcome::Stopped { epoch } => say(quiet, &format!("[{}/{total}] {}: stopped after epoch {epoch}", i + 1, run.id)),
+                    RunOutcome::Stopped { epoch } => say(&format!("[{}/{total}] {}: stopped after epoch {epoch}", i + 1, run.id)),
                     RunOutcome::Failed { message } => {
                         eprintln!("[{}/{total}] {}: FAILED: {message}", i + 1, run.id);
                         if options.fail_fast {
