@@ -105,7 +105,10 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &CurveFigure) ->
             .x_label_formatter(&|x| format!("{x:.0}"))
             .label_style((FONT, 14))
             .axis_desc_style((FONT, 15))
-            .light_line_style(RGBColor(235, 235, 235).stroke_width(1))
+            .y_labels(8)
+            // Only the labelled grid lines: ten minor lines per label drown the curves.
+            .max_light_lines(1)
+            .bold_line_style(RGBColor(225, 225, 225).stroke_width(1))
             .draw()?;
         for (i, c) in curves.iter().enumerate() {
             if c.epochs.is_empty() {

@@ -279,19 +279,23 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-fn html_table(out: &mut String, header: &[String], rows: &[Vec<(String, bool)>]) {
+/// An HTML table: the first `labels` columns are names (left-aligned), the rest numbers; each
+/// cell's text with its CSS class (`""`, `"best"`, `"better"`, `"worse"`).
+fn html_table(out: &mut String, header: &[String], labels: usize, rows: &[Vec<(String, &str)>]) {
+    let align = |i: usize| if i < labels { " class=\"l\"" } else { "" };
     out.push_str("<table>\n<thead><tr>");
-    for h in header {
-        let _ = write!(out, "<th>{}</th>", escape(h));
+    for (i, h) in header.iter().enumerate() {
+        let _ = write!(out, "<th{}>{}</th>", align(i), escape(h));
     }
     out.push_str("</tr></thead>\n<tbody>\n");
     for row in rows {
         out.push_str("<tr>");
-        for (text, strong) in row {
-            if *strong {
-                let _ = write!(out, "<td><strong>{}</strong></td>", escape(text));
-            } else {
+        for (i, (text, class)) in row.iter().enumerate() {
+            let classes: Vec<&str> = [(i < labels).then_some("l"), (!class.is_empty()).then_some(*class)].into_iter().flatten().collect();
+            if classes.is_empty() {
                 let _ = write!(out, "<td>{}</td>", escape(text));
+            } else {
+                let _ = write!(out, "<td class=\"{}\">{}</td>", classes.join(" "), escape(text));
             }
         }
         out.push_str("</tr>\n");
@@ -299,15 +303,15 @@ fn html_table(out: &mut String, header: &[String], rows: &[Vec<(String, bool)>])
     out.push_str("</tbody>\n</table>\n");
 }
 
-fn plain(rows: Vec<Vec<String>>) -> Vec<Vec<(String, bool)>> {
-    rows.into_iter().map(|r| r.into_iter().map(|t| (t, false)).collect()).collect()
+fn plain(rows: Vec<Vec<String>>) -> Vec<Vec<(String, &'static str)>> {
+    rows.into_iter().map(|r| r.into_iter().map(|t| (t, "")).collect()).collect()
 }
 
 const STYLE: &str = "body{font-family:'DejaVu Sans',Arial,sans-serif;margin:24px auto;max-width:1300px;color:#222;padding:0 16px}\
 h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:4px}\
 table{border-collapse:collapse;margin:8px 0 16px;font-size:14px}\
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}\
-td:first-child,th:first-child,td:nth-child(2),th:nth-child(2){text-align:left}\
+.l{text-align:left}.best{font-weight:bold}\
 p.note{color:#555;font-size:13px;max-width:1100px}figure{margin:12px 0 28px}\
 figure svg{max-width:100%;height:auto;border:1px solid #eee}\
 .better{color:#1a7f37}.worse{color:#c62828}";
@@ -328,37 +332,30 @@ pub fn html(c: &Collection, a: &Analysis, svgs: &[(String, String)]) -> String {
     let _ = writeln!(out, "<h2>Test accuracy (%), the study's Table 1</h2>");
     let _ = writeln!(out, "<p class=\"note\">Mean ± sample standard deviation over seeds; n = seeds finished. Best per dataset in bold.</p>");
     let (header, rows) = accuracy_rows(a);
-    html_table(&mut out, &header, &rows);
+    let rows: Vec<Vec<(String, &str)>> = rows.into_iter().map(|r| r.into_iter().map(|(t, best)| (t, if best { "best" } else { "" })).collect()).collect();
+    html_table(&mut out, &header, 2, &rows);
 
     let _ = writeln!(out, "<h2>Each model against its plain twin</h2>");
     if a.comparisons.is_empty() {
         let _ = writeln!(out, "<p>No model has a twin with finished runs on the same dataset and recipe.</p>");
     } else {
         let _ = writeln!(out, "<p class=\"note\">{}</p>", escape(&statistics_note(a)));
-        out.push_str("<table>\n<thead><tr>");
-        for h in comparison_header(a) {
-            let _ = write!(out, "<th>{}</th>", escape(&h));
-        }
-        out.push_str("</tr></thead>\n<tbody>\n");
-        for cmp in &a.comparisons {
-            out.push_str("<tr>");
-            let row = comparison_row(cmp);
-            let last = row.len() - 1;
-            for (i, text) in row.iter().enumerate() {
-                if i == last {
-                    let class = match verdict(cmp) {
-                        "better" => " class=\"better\"",
-                        "worse" => " class=\"worse\"",
-                        _ => "",
-                    };
-                    let _ = write!(out, "<td{class}>{}</td>", escape(text));
-                } else {
-                    let _ = write!(out, "<td>{}</td>", escape(text));
-                }
-            }
-            out.push_str("</tr>\n");
-        }
-        out.push_str("</tbody>\n</table>\n");
+        // The verdict (last column) coloured.
+        let rows: Vec<Vec<(String, &str)>> = a
+            .comparisons
+            .iter()
+            .map(|cmp| {
+                let row = comparison_row(cmp);
+                let last = row.len() - 1;
+                let class = match verdict(cmp) {
+                    "better" => "better",
+                    "worse" => "worse",
+                    _ => "",
+                };
+                row.into_iter().enumerate().map(|(i, t)| (t, if i == last { class } else { "" })).collect()
+            })
+            .collect();
+        html_table(&mut out, &comparison_header(a), 4, &rows);
     }
     if !a.skipped.is_empty() {
         out.push_str("<ul>\n");
@@ -370,7 +367,7 @@ pub fn html(c: &Collection, a: &Analysis, svgs: &[(String, String)]) -> String {
 
     let _ = writeln!(out, "<h2>Cost</h2>");
     let _ = writeln!(out, "<p class=\"note\">Trainable parameters and forward FLOPs per image (multiply-add = 2) for the dataset's classes and image size; seconds per epoch (training and validation) over every epoch of every run; median training images/s.</p>");
-    html_table(&mut out, &cost_header(), &plain(a.costs.iter().map(cost_row).collect()));
+    html_table(&mut out, &cost_header(), 3, &plain(a.costs.iter().map(cost_row).collect()));
 
     let _ = writeln!(out, "<h2>Training curves (the study's Figures 3 and 4)</h2>");
     for (f, (_, svg)) in a.figures.iter().zip(svgs) {
@@ -384,7 +381,7 @@ pub fn html(c: &Collection, a: &Analysis, svgs: &[(String, String)]) -> String {
 
     let _ = writeln!(out, "<h2>Runs</h2>");
     let (header, rows) = run_rows(c);
-    html_table(&mut out, &header, &plain(rows));
+    html_table(&mut out, &header, 1, &plain(rows));
     if !c.missing.is_empty() {
         let _ = writeln!(out, "<p>Not started: {}</p>", escape(&c.missing.join(", ")));
     }
