@@ -307,3 +307,49 @@ fn a_changed_grid_is_refused_before_anything_runs() {
     assert_clean_failure(&out, &["seed-0", "lr: 0.01 there, 0.02 in the grid", "move the run away"]);
     assert_eq!(snapshot(&tmp.path().join("out")), before);
 }
+
+#[test]
+fn the_shipped_grids_are_well_formed() {
+    use visionnet::train::experiment::Grid;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("grids");
+    let load = |name: &str| Grid::load(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let labels = |g: &Grid| g.models.iter().map(|m| m.set.label.clone()).collect::<Vec<_>>();
+
+    // Table 1: the CNN family against the plain CNN; each head-only baseline against its full
+    // fine-tune; both datasets; the study's recipe at 20, 5 and 10 epochs.
+    let table1 = load("study-table1.toml");
+    assert_eq!(table1.datasets.iter().map(|d| d.label.as_str()).collect::<Vec<_>>(), ["cifar10", "cifar100"]);
+    for m in &table1.models {
+        let expected = match m.set.label.as_str() {
+            "cnn" => None,
+            "attn1" | "attn2" | "attn3" => Some("cnn".to_string()),
+            l if l.ends_with("-head") => Some(l.replace("-head", "-full")),
+            l => {
+                assert!(l.ends_with("-full"), "{l}");
+                None
+            }
+        };
+        assert_eq!(m.twin, expected, "{}", m.set.label);
+    }
+    let epochs = |g: &Grid, recipe: &str| {
+        let r = g.recipes.iter().find(|r| r.label == recipe).unwrap();
+        r.flags.iter().rev().find(|(k, _)| k == "epochs").map(|(_, v)| v.clone())
+    };
+    assert_eq!(epochs(&table1, "study").as_deref(), Some("20"));
+    assert_eq!(epochs(&table1, "study-5ep").as_deref(), Some("5"));
+    assert_eq!(epochs(&table1, "study-10ep").as_deref(), Some("10"));
+
+    // The ablation: 4 attention x 3 lateral x 3 conv choices, each against the plain CNN.
+    let ablation = load("ablation.toml");
+    let models = labels(&ablation);
+    assert_eq!(models.len(), 36);
+    assert_eq!(models.iter().collect::<std::collections::HashSet<_>>().len(), 36);
+    assert!(ablation.models.iter().all(|m| (m.set.label == "cnn") == m.twin.is_none()));
+
+    // Optimisers: every setting against Adam 1e-3.
+    let optimizers = load("optimizers.toml");
+    assert!(optimizers.models.iter().skip(1).all(|m| m.twin.as_deref() == Some("adam-1e-3")));
+    for g in ["smoke.toml"] {
+        load(g);
+    }
+}
