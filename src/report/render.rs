@@ -156,10 +156,11 @@ fn run_rows(c: &Collection) -> (Vec<String>, Vec<Vec<String>>) {
     (header, rows)
 }
 
-fn md_table(out: &mut String, header: &[String], rows: &[Vec<String>]) {
+/// A Markdown table: the first `labels` columns are names (left-aligned), the rest numbers.
+fn md_table(out: &mut String, header: &[String], labels: usize, rows: &[Vec<String>]) {
     let esc = |s: &str| s.replace('|', "\\|");
     let _ = writeln!(out, "| {} |", header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | "));
-    let _ = writeln!(out, "|{}", header.iter().enumerate().map(|(i, _)| if i < 2 { "---|" } else { "---:|" }).collect::<String>());
+    let _ = writeln!(out, "|{}", header.iter().enumerate().map(|(i, _)| if i < labels { "---|" } else { "---:|" }).collect::<String>());
     for row in rows {
         let _ = writeln!(out, "| {} |", row.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | "));
     }
@@ -174,7 +175,7 @@ pub fn accuracy_markdown(a: &Analysis) -> String {
         .map(|r| r.into_iter().map(|(t, best)| if best { format!("**{t}**") } else { t }).collect())
         .collect();
     let mut out = String::new();
-    md_table(&mut out, &header, &rows);
+    md_table(&mut out, &header, 2, &rows);
     out
 }
 
@@ -229,7 +230,7 @@ pub fn markdown(c: &Collection, a: &Analysis) -> String {
     } else {
         let _ = writeln!(out, "{}\n", statistics_note(a));
         let rows: Vec<Vec<String>> = a.comparisons.iter().map(comparison_row).collect();
-        md_table(&mut out, &comparison_header(a), &rows);
+        md_table(&mut out, &comparison_header(a), 4, &rows);
     }
     for s in &a.skipped {
         let _ = writeln!(out, "- not compared: {} vs {} on {} / {}: {}", s.model, s.twin, s.dataset, s.recipe, s.reason);
@@ -244,7 +245,7 @@ pub fn markdown(c: &Collection, a: &Analysis) -> String {
         "Trainable parameters and forward FLOPs per image (multiply-add = 2) for the dataset's classes and image size; seconds per epoch (training and validation) over every epoch of every run; median training images/s.\n"
     );
     let rows: Vec<Vec<String>> = a.costs.iter().map(cost_row).collect();
-    md_table(&mut out, &cost_header(), &rows);
+    md_table(&mut out, &cost_header(), 3, &rows);
 
     let _ = writeln!(out, "## Training curves (the study's Figures 3 and 4)\n");
     for f in &a.figures {
@@ -253,7 +254,7 @@ pub fn markdown(c: &Collection, a: &Analysis) -> String {
 
     let _ = writeln!(out, "## Runs\n");
     let (header, rows) = run_rows(c);
-    md_table(&mut out, &header, &rows);
+    md_table(&mut out, &header, 1, &rows);
     if !c.missing.is_empty() {
         let _ = writeln!(out, "Not started: {}\n", c.missing.join(", "));
     }
