@@ -1,11 +1,12 @@
 //! visionnet: the influence of brain-inspired features on CNNs for image classification.
 //!
 //! Layers, each importing only those to its left:
-//! `data -> model -> train -> cli`.
+//! `data -> model -> train -> report / bench -> cli`.
 //!
 //! - [`data`]: CIFAR binaries and image folders, splits, augmentation, batches.
 //! - [`model`]: building blocks, the study's networks, the registry.
-//! - [`train`]: the training loop, metrics, checkpoints, evaluation.
+//! - [`train`]: the training loop, metrics, checkpoints, evaluation, experiment grids.
+//! - [`report`]: the report of a folder of runs: tables, curves, statistics, HTML.
 //! - [`cli`]: the `visionnet` command line.
 
 pub mod bench;
@@ -14,6 +15,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod model;
+pub mod report;
 pub mod train;
 
 pub use error::{Error, Result};

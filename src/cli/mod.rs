@@ -3,6 +3,7 @@
 mod bench;
 mod config_file;
 mod data;
+mod experiment;
 mod inference;
 mod models;
 mod train;
@@ -34,6 +35,10 @@ enum Command {
     Models(models::ModelsArgs),
     /// Time training steps of a model on synthetic data.
     Bench(bench::BenchArgs),
+    /// Run a grid of trainings (models x datasets x recipes x seeds), resuming where it stopped.
+    Experiment(experiment::ExperimentArgs),
+    /// Report on a folder of runs: accuracy table, curves, costs, each model against its twin.
+    Report(experiment::ReportArgs),
     /// Datasets: download, inspect.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -61,5 +66,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Models(args) => models::run(args),
         Command::Data(command) => data::run(command),
         Command::Bench(args) => bench::run(args),
+        Command::Experiment(args) => experiment::run(args),
+        Command::Report(args) => experiment::report(args),
     }
 }

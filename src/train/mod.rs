@@ -1,9 +1,12 @@
 //! Training: configuration, optimizers and schedules, the loop, metrics sinks (CSV,
-//! TensorBoard), checkpoints and resume, run manifests, evaluation.
+//! TensorBoard), checkpoints and resume, run manifests, evaluation, and experiment grids (many
+//! runs from one grid file).
 
 pub mod checkpoint;
 pub mod config;
 pub mod evaluate;
+pub mod experiment;
+pub mod flags;
 pub mod manifest;
 pub mod metrics;
 pub mod optimizer;
