@@ -13,6 +13,7 @@ pub mod cli;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod explain;
 pub mod model;
 pub mod train;
 

@@ -3,6 +3,7 @@
 mod bench;
 mod config_file;
 mod data;
+mod explain;
 mod inference;
 mod models;
 mod train;
@@ -34,6 +35,11 @@ enum Command {
     Models(models::ModelsArgs),
     /// Time training steps of a model on synthetic data.
     Bench(bench::BenchArgs),
+    /// Grad-CAM, Grad-CAM++ or HiResCAM heat maps of a checkpoint for images or test samples.
+    Gradcam(explain::GradcamArgs),
+    /// Two checkpoints on one test set: where each is right and the other wrong, McNemar's
+    /// test, and galleries of both models' heat maps (the study's Figures 5 and 6).
+    Compare(explain::CompareArgs),
     /// Datasets: download, inspect.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -61,5 +67,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Models(args) => models::run(args),
         Command::Data(command) => data::run(command),
         Command::Bench(args) => bench::run(args),
+        Command::Gradcam(args) => explain::gradcam(args),
+        Command::Compare(args) => explain::compare(args),
     }
 }

@@ -68,13 +68,22 @@ impl ConvUnit {
         self.conv.forward(x)
     }
 
-    /// BatchNorm -> ReLU -> optional pool, applied to a conv output.
-    pub fn post(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.activation.forward(self.norm.forward(x)); // [batch, c_out, h, w]
+    /// BatchNorm -> ReLU, applied to a conv output: the activation Grad-CAM explains.
+    pub fn activate(&self, x: Tensor<4>) -> Tensor<4> {
+        self.activation.forward(self.norm.forward(x)) // [batch, c_out, h, w]
+    }
+
+    /// The optional 2x2 max-pool, applied to an activation.
+    pub fn downsample(&self, x: Tensor<4>) -> Tensor<4> {
         match &self.pool {
             Some(pool) => pool.forward(x), // [batch, c_out, h/2, w/2]
             None => x,
         }
+    }
+
+    /// BatchNorm -> ReLU -> optional pool, applied to a conv output.
+    pub fn post(&self, x: Tensor<4>) -> Tensor<4> {
+        self.downsample(self.activate(x))
     }
 
     /// The whole unit.
