@@ -29,7 +29,7 @@ use crate::data::batches::mix_seed;
 use crate::data::{Cifar100Labels, Dataset};
 use crate::error::{Error, IoContext, Result};
 use crate::train::evaluate::evaluate;
-use crate::train::metrics::{Prediction, write_csv, write_json};
+use crate::train::metrics::{Prediction, write_json};
 
 /// What `visionnet compare` does.
 #[derive(Clone, Debug)]
@@ -235,7 +235,7 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
             b_confidence: pb[i].confidence,
         })
         .collect();
-    write_csv(&request.out.join("disagreements.csv"), &rows)?;
+    write_disagreements(&request.out.join("disagreements.csv"), &rows)?;
 
     let compare_models: [CompareModel; 2] = std::array::from_fn(|m| CompareModel {
         name: names[m].clone(),
@@ -333,6 +333,18 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
     };
     write_json(&request.out.join("compare.json"), &report)?;
     Ok(report)
+}
+
+/// Writes `disagreements.csv`, with its header even when there is no row.
+fn write_disagreements(path: &std::path::Path, rows: &[Disagreement]) -> Result<()> {
+    let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    let header = ["index", "kind", "label", "a_predicted", "a_confidence", "b_predicted", "b_confidence"];
+    writer.write_record(header).map_err(|e| Error::data(path, e.to_string()))?;
+    for row in rows {
+        writer.serialize(row).map_err(|e| Error::data(path, e.to_string()))?;
+    }
+    let bytes = writer.into_inner().map_err(|e| Error::data(path, e.to_string()))?;
+    fs::write(path, bytes).at(path)
 }
 
 /// Up to `count` of `indices`, drawn at random with `seed`, in index order.
