@@ -10,6 +10,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use visionnet::explain::cam::{CamMethod, normalise};
+use visionnet::explain::compare::format_p;
 use visionnet::explain::figure::{self, Figure, Line, Tile};
 use visionnet::explain::mcnemar::mcnemar;
 use visionnet::explain::overlay::{Colormap, upsample};
@@ -168,7 +169,10 @@ fn maps_of_a_model_with_known_weights_equal_the_hand_computed_ones() {
             for p in 0..16 {
                 assert!((map.raw[p] - expected[p]).abs() < 1e-5, "{method:?} class {c} cell {p}: {} vs {}", map.raw[p], expected[p]);
             }
-            assert_eq!(map.normalised, normalise(expected), "{method:?} class {c}");
+            let normalised = normalise(expected);
+            for p in 0..16 {
+                assert!((map.normalised[p] - normalised[p]).abs() < 1e-6, "{method:?} class {c} cell {p}: {:?} vs {normalised:?}", map.normalised);
+            }
         }
     }
     // One value worked out on paper: class 0's Grad-CAM weights are 0.5 and -0.25 (the i - j
@@ -319,16 +323,16 @@ fn the_map_peaks_where_the_evidence_is_after_a_short_training() {
     for method in [CamMethod::GradCam, CamMethod::GradCamPlusPlus, CamMethod::HiResCam] {
         let explainer = Explainer::new(&model, &config, "cnn", "conv2", method).unwrap();
         let maps = explainer.explain(images.clone(), &labelled, &ClassTarget::Label).unwrap();
-        let correct = maps.iter().zip(&labels).filter(|(m, &l)| m.predicted == l as usize).count();
+        let correct = maps.iter().zip(&labels).filter(|(m, l)| m.predicted == **l as usize).count();
         assert!(correct >= n * 9 / 10, "the model did not learn the stripes: {correct}/{n}");
         // conv2's map is 8x8: a quadrant of the image is a 4x4 block of it.
         let hits = maps
             .iter()
             .zip(&quadrants)
-            .filter(|(m, &q)| {
+            .filter(|(m, q)| {
                 assert_eq!(m.shape, [8, 8]);
                 let best = (0..64).fold(0, |b, i| if m.normalised[i] > m.normalised[b] { i } else { b });
-                (best / 8 / 4) * 2 + (best % 8 / 4) == q
+                (best / 8 / 4) * 2 + (best % 8 / 4) == **q
             })
             .count();
         assert!(hits >= n * 8 / 10, "{method:?}: the peak is in the evidence's quadrant for only {hits} of {n} images");
@@ -384,6 +388,11 @@ fn mcnemar_matches_worked_examples() {
     // Large samples: chi2 = (|600 - 500| - 1)^2 / 1100 = 8.91, p = 0.00284.
     let big = mcnemar(600, 500);
     assert!((big.chi_square - 99.0 * 99.0 / 1100.0).abs() < 1e-9 && (big.chi_square_p - 0.002836).abs() < 2e-5, "{big:?}");
+    // As printed: no "p = < ..." and no digits below what a double resolves.
+    assert_eq!(format_p(t.chi_square_p), "p = 0.0433");
+    assert_eq!(format_p(big.chi_square_p), "p = 0.0028");
+    assert_eq!(format_p(4.9713e-5), "p = 4.97e-5");
+    assert_eq!(format_p(mcnemar(2355, 622).exact_p), "p < 1e-16");
 }
 
 #[test]

@@ -78,12 +78,13 @@ fn gradcam_writes_maps_overlays_a_labelled_grid_and_a_summary() {
     // Bad input: each refused with the problem named, and nothing written.
     let out3 = tmp.path().join("bad");
     let o3 = out3.to_str().unwrap();
+    let missing = tmp.path().join("missing.png");
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
         (vec!["--layer", "fc1", small.to_str().unwrap()], vec!["--layer", "no layer 'fc1'", "conv1, conv2, conv3, conv4"]),
-        (vec!["--no-resize", big.to_str().unwrap()], vec!["big.png", "40x30", "16x16"]),
+        (vec!["--no-resize", big.to_str().unwrap()], vec!["big.png", "40x30", "16x16", "--no-resize"]),
         (vec!["--class", "horse", small.to_str().unwrap()], vec!["--class", "'horse'", "class0, class1, class2"]),
         (vec!["--class", "label", big.to_str().unwrap()], vec!["--class", "known label"]),
-        (vec![tmp.path().join("missing.png").to_str().unwrap()], vec!["missing.png"]),
+        (vec![missing.to_str().unwrap()], vec!["missing.png"]),
         (vec!["--data", d, "--samples", "0"], vec!["--samples"]),
     ];
     for (args, needles) in cases {

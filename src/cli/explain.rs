@@ -200,7 +200,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     println!("on {} test images:  both right {}  A only {}  B only {}  both wrong {}", report.test_images, t.both_right, t.a_only, t.b_only, t.both_wrong);
     let m = &report.mcnemar;
     println!(
-        "McNemar: chi2 = {:.3} (continuity-corrected), p = {}; exact binomial p = {}",
+        "McNemar: chi2 = {:.3} (continuity-corrected), {}; exact binomial {}",
         m.chi_square,
         format_p(m.chi_square_p),
         format_p(m.exact_p)

@@ -42,7 +42,7 @@ pub fn read_rgb(path: &Path, [c, h, w]: [usize; 3], policy: SizePolicy) -> Resul
         return Err(Error::data(
             path,
             format!(
-                "is {}x{} pixels; the model takes {w}x{h} (allow resizing to use it anyway)",
+                "is {}x{} pixels; the model takes {w}x{h}, and resizing is off (--no-resize)",
                 original_size.0, original_size.1
             ),
         ));

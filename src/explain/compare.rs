@@ -291,7 +291,7 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
             ),
             Line::new(
                 format!(
-                    "McNemar: {} vs {} disagreements, chi2 = {:.2}, p = {}, exact p = {}",
+                    "McNemar: {} vs {} disagreements, chi2 = {:.2}, {}, exact {}",
                     test.a_only,
                     test.b_only,
                     test.chi_square,
@@ -373,13 +373,14 @@ fn caption(label: usize, maps: [&CamMap; 2], classes: &[String], target: &ClassT
     lines
 }
 
-/// A p-value for reading: 3 significant digits, or `< 1e-16`.
+/// A p-value for reading: `p = 0.0433`, `p = 1.23e-5`, or `p < 1e-16` (below what a double
+/// near 1 can resolve, so no digits are claimed).
 pub fn format_p(p: f64) -> String {
     if p < 1e-16 {
-        "< 1e-16".to_string()
+        "p < 1e-16".to_string()
     } else if p < 1e-3 {
-        format!("{p:.2e}")
+        format!("p = {p:.2e}")
     } else {
-        format!("{p:.4}")
+        format!("p = {p:.4}")
     }
 }
