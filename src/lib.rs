@@ -14,6 +14,7 @@ pub mod cli;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod explain;
 pub mod model;
 pub mod report;
 pub mod train;

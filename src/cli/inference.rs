@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use burn::tensor::activation::softmax;
 
+use crate::data::image_file::{SizePolicy, read_rgb};
 use crate::data::{Cifar100Labels, Dataset, HostBatch, ImageSet, augment};
 use crate::device::DeviceKind;
 use crate::train::checkpoint;
@@ -87,41 +88,17 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads an image as `[3, h, w]` u8, resized to `[h, w]` (bilinear) if it differs.
-fn read_image(path: &PathBuf, [c, h, w]: [usize; 3]) -> anyhow::Result<(Vec<u8>, bool)> {
-    if c != 3 {
-        bail!("the model takes {c}-channel images; predict reads RGB images");
-    }
-    let image = image::open(path)
-        .with_context(|| format!("{}: cannot read the image", path.display()))?
-        .to_rgb8();
-    let resized = image.dimensions() != (w as u32, h as u32);
-    let image = if resized {
-        image::imageops::resize(&image, w as u32, h as u32, image::imageops::FilterType::Triangle)
-    } else {
-        image
-    };
-    let plane = h * w;
-    let mut chw = vec![0u8; 3 * plane];
-    for (i, px) in image.pixels().enumerate() {
-        for ch in 0..3 {
-            chw[ch * plane + i] = px[ch];
-        }
-    }
-    Ok((chw, resized))
-}
-
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let device = args.device.device()?;
     let (_, meta, model) = checkpoint::load_model(&args.checkpoint, &device)?;
     let shape = meta.input_shape;
     let mut set = ImageSet::empty(shape, meta.classes.clone());
     for path in &args.images {
-        let (chw, resized) = read_image(path, shape)?;
-        if resized {
+        let file = read_rgb(path, shape, SizePolicy::Resize)?;
+        if file.resized {
             eprintln!("note: {} resized to {}x{}", path.display(), shape[2], shape[1]);
         }
-        set.pixels.extend_from_slice(&chw);
+        set.pixels.extend_from_slice(&file.pixels);
         set.labels.push(0);
     }
     let indices: Vec<usize> = (0..set.len()).collect();

@@ -4,6 +4,7 @@ mod bench;
 mod config_file;
 mod data;
 mod experiment;
+mod explain;
 mod inference;
 mod models;
 mod train;
@@ -39,6 +40,11 @@ enum Command {
     Experiment(experiment::ExperimentArgs),
     /// Report on a folder of runs: accuracy table, curves, costs, each model against its twin.
     Report(experiment::ReportArgs),
+    /// Grad-CAM, Grad-CAM++ or HiResCAM heat maps of a checkpoint for images or test samples.
+    Gradcam(explain::GradcamArgs),
+    /// Two checkpoints on one test set: where each is right and the other wrong, McNemar's
+    /// test, and galleries of both models' heat maps (the study's Figures 5 and 6).
+    Compare(explain::CompareArgs),
     /// Datasets: download, inspect.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -68,5 +74,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Experiment(args) => experiment::run(args),
         Command::Report(args) => experiment::report(args),
+        Command::Gradcam(args) => explain::gradcam(args),
+        Command::Compare(args) => explain::compare(args),
     }
 }

@@ -9,6 +9,12 @@ pub struct ModelsArgs {
     /// Classes of the output layer.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     classes: u64,
+    /// List the layers of MODEL that Grad-CAM (`visionnet gradcam --layer`) can explain, with
+    /// their activation shapes for a 32x32 RGB input.
+    #[arg(long, value_name = "MODEL")]
+    layers: Option<String>,
+    #[command(flatten)]
+    options: ModelOptions,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -16,11 +22,31 @@ pub struct ModelsArgs {
 
 pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
     let device = DeviceKind::Flex.device()?;
+    if let Some(name) = args.layers {
+        let spec = ModelSpec { name: name.clone(), options: args.options };
+        let config = registry::network_config(&spec, args.classes as usize, [3, 32, 32])?;
+        let layers = config.layer_shapes([3, 32, 32], &device)?;
+        let default = config.cam_layer();
+        if args.json {
+            let rows: Vec<_> = layers
+                .iter()
+                .map(|(layer, shape)| serde_json::json!({ "layer": layer, "shape": shape, "default": *layer == default }))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+            return Ok(());
+        }
+        println!("{:<12} {:>16}  (layers of {name} for a 32x32 RGB input)", "layer", "channels x h x w");
+        for (layer, [c, h, w]) in layers {
+            let mark = if layer == default { "  (Grad-CAM default)" } else { "" };
+            println!("{layer:<12} {:>16}{mark}", format!("{c} x {h} x {w}"));
+        }
+        return Ok(());
+    }
     let mut costs = Vec::new();
     for entry in MODELS {
         let spec = ModelSpec {
             name: entry.name.to_string(),
-            options: ModelOptions::default(),
+            options: args.options.clone(),
         };
         costs.push(registry::cost(&spec, args.classes as usize, [3, 32, 32], &device)?);
     }

@@ -6,6 +6,7 @@ pub mod augment;
 pub mod batches;
 pub mod cifar_binary;
 pub mod fetch;
+pub mod image_file;
 pub mod image_folder;
 pub mod image_set;
 pub mod inspect;

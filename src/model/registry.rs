@@ -7,6 +7,7 @@ use burn::prelude::*;
 
 use super::blocks::{AttentionArch, AttentionConfig, AttentionImpl};
 use super::nets::{Cnn, CnnConfig};
+use super::tap::{LayerTap, NoTap, Recorder};
 use crate::error::{Error, Result};
 
 /// Architecture options shared by the study's CNNs (flags of `train`, keys of its config file).
@@ -245,11 +246,42 @@ impl NetworkConfig {
         }
     }
 
-    /// Names of the layers Grad-CAM and probes can tap, in forward order.
+    /// Names of the layers Grad-CAM and probes can tap, in forward order: the names the
+    /// network passes to a [`LayerTap`].
     pub fn layer_names(&self) -> Vec<String> {
         match self {
             NetworkConfig::Cnn(c) => c.layer_names(),
         }
+    }
+
+    /// The layer Grad-CAM explains unless told otherwise (the study's 4th conv layer for its
+    /// CNNs).
+    pub fn cam_layer(&self) -> String {
+        match self {
+            NetworkConfig::Cnn(c) => c.cam_layer(),
+        }
+    }
+
+    /// Checks that `name` is one of [`layer_names`](Self::layer_names); the error lists them.
+    pub fn check_layer(&self, model: &str, name: &str) -> Result<()> {
+        let names = self.layer_names();
+        if names.iter().any(|n| n == name) {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "--layer",
+            format!("model '{model}' has no layer '{name}'; its layers: {}", names.join(", ")),
+        ))
+    }
+
+    /// Each tappable layer with the `[channels, height, width]` of its activation for one
+    /// input image, in forward order (a forward pass of a zero image on `device`).
+    pub fn layer_shapes(&self, input: [usize; 3], device: &Device) -> Result<Vec<(String, [usize; 3])>> {
+        let model = self.init(device)?.valid();
+        let [c, h, w] = input;
+        let mut recorder = Recorder::default();
+        model.forward_tapped(Tensor::zeros([1, c, h, w], device), &mut recorder);
+        Ok(recorder.layers)
     }
 }
 
@@ -266,8 +298,14 @@ pub enum Network {
 impl Network {
     /// Backbone features of a batch of images.
     pub fn forward_features(&self, images: Tensor<4>) -> Tensor<4> {
+        self.forward_features_tapped(images, &mut NoTap)
+    }
+
+    /// Backbone features, showing the activation of each named layer to `tap` (see
+    /// [`crate::model::tap`]).
+    pub fn forward_features_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<4> {
         match self {
-            Network::Cnn(m) => m.forward_features(images),
+            Network::Cnn(m) => m.forward_features_tapped(images, tap),
         }
     }
 
@@ -280,7 +318,12 @@ impl Network {
 
     /// Logits for a batch of images: `[batch, c, h, w] -> [batch, num_classes]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        self.forward_head(self.forward_features(images))
+        self.forward_tapped(images, &mut NoTap)
+    }
+
+    /// Logits, showing the activation of each named layer to `tap` on the way.
+    pub fn forward_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<2> {
+        self.forward_head(self.forward_features_tapped(images, tap))
     }
 }
 

@@ -112,13 +112,23 @@ impl ConvUnit {
         self.attention.as_ref()
     }
 
-    /// BatchNorm -> ReLU -> optional pool.
-    pub fn post(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.activation.forward(self.norm.forward(x)); // [batch, c, h, w]
+    /// BatchNorm -> ReLU, applied to the conv output after attention: the activation Grad-CAM
+    /// explains.
+    pub fn activate(&self, x: Tensor<4>) -> Tensor<4> {
+        self.activation.forward(self.norm.forward(x)) // [batch, c, h, w]
+    }
+
+    /// The optional 2x2 max-pool, applied to an activation.
+    pub fn downsample(&self, x: Tensor<4>) -> Tensor<4> {
         match &self.pool {
             Some(pool) => pool.forward(x), // [batch, c, h/2, w/2]
             None => x,
         }
+    }
+
+    /// BatchNorm -> ReLU -> optional pool, applied to the conv output after attention.
+    pub fn post(&self, x: Tensor<4>) -> Tensor<4> {
+        self.downsample(self.activate(x))
     }
 
     /// The whole unit.

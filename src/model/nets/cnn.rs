@@ -8,6 +8,7 @@ use burn::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::model::blocks::{AttentionConfig, ConvUnit, ConvUnitConfig, MlpHead, MlpHeadConfig, SharedAttention};
+use crate::model::tap::{LayerTap, NoTap};
 
 /// Configuration of the study's plain CNN.
 #[derive(Config, Debug)]
@@ -140,18 +141,42 @@ impl CnnConfig {
         total
     }
 
-    /// Names of the conv layers, in order (`conv1` .. `convN`).
+    /// Names of the conv layers, in order (`conv1` .. `convN`). Layer `convI` is the I-th conv
+    /// unit's activation after BatchNorm and ReLU, before its max-pool: the map Grad-CAM
+    /// explains (4x4 for `conv4` of the default network on 32x32 images).
     pub fn layer_names(&self) -> Vec<String> {
-        (1..=self.widths.len()).map(|i| format!("conv{i}")).collect()
+        (1..=self.widths.len()).map(layer_name).collect()
     }
+
+    /// The layer Grad-CAM explains unless told otherwise: the study's 4th conv layer (the last
+    /// one if there are fewer).
+    pub fn cam_layer(&self) -> String {
+        layer_name(self.widths.len().min(4))
+    }
+}
+
+/// The name of the `index`-th conv layer (from 1).
+fn layer_name(index: usize) -> String {
+    format!("conv{index}")
 }
 
 impl Cnn {
     /// The backbone: every conv layer.
     pub fn forward_features(&self, images: Tensor<4>) -> Tensor<4> {
+        self.forward_features_tapped(images, &mut NoTap)
+    }
+
+    /// The backbone, showing each conv layer's activation (before its pool) to `tap`.
+    pub fn forward_features_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<4> {
         // [batch, 3, 32, 32] -> [batch, 32, 16, 16] -> ... -> [batch, 256, 2, 2] (defaults)
         let shared = self.shared.as_ref();
-        self.convs.iter().fold(images, |x, unit| unit.forward(x, shared))
+        let mut x = images;
+        for (i, unit) in self.convs.iter().enumerate() {
+            let attended = unit.attend(unit.extract(x), shared); // [batch, c, h, w]; c = 2 c_out after arch 3
+            let activation = tap.layer(&layer_name(i + 1), unit.activate(attended)); // [batch, c, h, w]
+            x = unit.downsample(activation); // [batch, c, h/2, w/2] with pooling
+        }
+        x
     }
 
     /// The conv layers, in order.
@@ -171,6 +196,11 @@ impl Cnn {
 
     /// Logits for a batch of images.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        self.forward_head(self.forward_features(images))
+        self.forward_tapped(images, &mut NoTap)
+    }
+
+    /// Logits for a batch of images, showing each conv layer's activation to `tap`.
+    pub fn forward_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<2> {
+        self.forward_head(self.forward_features_tapped(images, tap))
     }
 }

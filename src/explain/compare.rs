@@ -1,0 +1,386 @@
+//! `visionnet compare`: two checkpoints on the same test set, as in the study's Figures 5 and 6.
+//!
+//! Both models classify every test image (each with its own input normalisation). The images
+//! where A is right and B wrong, and the reverse, are counted and tested with McNemar's test;
+//! for up to N of each kind (drawn at random, seeded) a gallery shows the input beside both
+//! models' heat maps. Written to the output folder:
+//!
+//! - `a-right-b-wrong.png`, `b-right-a-wrong.png`: the galleries;
+//! - `compare.json`: accuracies, the 2x2 table, McNemar's test, the samples shown;
+//! - `disagreements.csv`: every test image where exactly one model is right;
+//! - `maps/`: for each shown sample and model, the raw and normalised maps (`.npy`) and overlay.
+
+use std::fs;
+use std::path::PathBuf;
+
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use super::cam::CamMethod;
+use super::figure::{BLACK, Figure, GREEN, GREY, Line, RED, Tile};
+use super::gradcam::{CamMap, ClassTarget};
+use super::mcnemar::{McNemar, mcnemar};
+use super::output::{MapFiles, prepare_out, write_map, write_png};
+use super::overlay::{OverlayStyle, overlay, rgb_image, upscale};
+use super::samples::{self, LoadedModel, Sample};
+use crate::data::batches::mix_seed;
+use crate::data::{Cifar100Labels, Dataset};
+use crate::error::{Error, IoContext, Result};
+use crate::train::evaluate::evaluate;
+use crate::train::metrics::{Prediction, write_json};
+
+/// What `visionnet compare` does.
+#[derive(Clone, Debug)]
+pub struct CompareRequest {
+    /// Checkpoints A and B (checkpoint or run folders).
+    pub checkpoints: [PathBuf; 2],
+    /// Names of A and B on the figures (default: their run folders' names).
+    pub names: Option<[String; 2]>,
+    /// Dataset whose test set both are scored on.
+    pub data: PathBuf,
+    /// CIFAR-100 label set.
+    pub labels: Cifar100Labels,
+    /// Layers to explain: none (each model's default), one (both), or one per model.
+    pub layers: Vec<String>,
+    /// `top`, `label`, a class index or a class name.
+    pub class: String,
+    /// Grad-CAM, Grad-CAM++ or HiResCAM.
+    pub method: CamMethod,
+    /// Samples shown of each kind (at most).
+    pub samples: usize,
+    /// Seed of the choice of samples.
+    pub seed: u64,
+    /// Output folder (new or empty).
+    pub out: PathBuf,
+    /// How overlays are drawn.
+    pub style: OverlayStyle,
+    /// Samples per gallery row.
+    pub columns: usize,
+    /// Images per evaluation and gradient pass.
+    pub batch_size: usize,
+}
+
+/// One model of the comparison.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CompareModel {
+    /// Name on the figures.
+    pub name: String,
+    /// Checkpoint folder.
+    pub checkpoint: PathBuf,
+    /// Registry model.
+    pub model: String,
+    /// Layer explained.
+    pub layer: String,
+    /// Test accuracy.
+    pub accuracy: f64,
+}
+
+/// The 2x2 table of correctness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Agreement {
+    /// Both right.
+    pub both_right: usize,
+    /// A right, B wrong.
+    pub a_only: usize,
+    /// B right, A wrong.
+    pub b_only: usize,
+    /// Both wrong.
+    pub both_wrong: usize,
+}
+
+impl Agreement {
+    /// Counts the table from both models' predictions on the same images.
+    pub fn count(a: &[Prediction], b: &[Prediction]) -> Self {
+        let mut t = Agreement { both_right: 0, a_only: 0, b_only: 0, both_wrong: 0 };
+        for (pa, pb) in a.iter().zip(b) {
+            match (pa.prediction == pa.label, pb.prediction == pb.label) {
+                (true, true) => t.both_right += 1,
+                (true, false) => t.a_only += 1,
+                (false, true) => t.b_only += 1,
+                (false, false) => t.both_wrong += 1,
+            }
+        }
+        t
+    }
+}
+
+/// A sample shown in a gallery.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Shown {
+    /// Test image index.
+    pub index: usize,
+    /// True class.
+    pub label: String,
+    /// A's and B's predictions.
+    pub predicted: [String; 2],
+    /// A's and B's confidence in their predictions.
+    pub confidence: [f32; 2],
+    /// The classes the maps explain.
+    pub target: [String; 2],
+    /// A's and B's map files.
+    pub files: [MapFiles; 2],
+}
+
+/// One gallery: a kind of disagreement.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Gallery {
+    /// `a-right-b-wrong` or `b-right-a-wrong`.
+    pub kind: String,
+    /// Test images of this kind.
+    pub count: usize,
+    /// The picture.
+    pub png: PathBuf,
+    /// The samples shown.
+    pub shown: Vec<Shown>,
+}
+
+/// `compare.json`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CompareReport {
+    /// The dataset.
+    pub data: PathBuf,
+    /// Test images scored.
+    pub test_images: usize,
+    /// A and B.
+    pub models: [CompareModel; 2],
+    /// Method of the maps.
+    pub method: CamMethod,
+    /// What the maps explain.
+    pub target: String,
+    /// The 2x2 table.
+    pub agreement: Agreement,
+    /// McNemar's test on the disagreements.
+    pub mcnemar: McNemar,
+    /// The two galleries.
+    pub galleries: [Gallery; 2],
+}
+
+/// A row of `disagreements.csv`.
+#[derive(serde::Serialize)]
+struct Disagreement<'a> {
+    index: usize,
+    kind: &'a str,
+    label: &'a str,
+    a_predicted: &'a str,
+    a_confidence: f32,
+    b_predicted: &'a str,
+    b_confidence: f32,
+}
+
+/// Compares two checkpoints on a test set; writes galleries, `compare.json`,
+/// `disagreements.csv` and the shown maps. Everything is checked before anything is written.
+pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
+    let models = [LoadedModel::load(&request.checkpoints[0], device)?, LoadedModel::load(&request.checkpoints[1], device)?];
+    let layers = match request.layers.as_slice() {
+        [] => [models[0].layer(None)?, models[1].layer(None)?],
+        [both] => [models[0].layer(Some(both))?, models[1].layer(Some(both))?],
+        [a, b] => [models[0].layer(Some(a))?, models[1].layer(Some(b))?],
+        more => return Err(Error::invalid("--layer", format!("{} layers given; give one (for both models) or two (A's, then B's)", more.len()))),
+    };
+    if request.samples == 0 {
+        return Err(Error::invalid("--samples", "must be at least 1"));
+    }
+    let data = Dataset::load(&request.data, request.labels)?;
+    for model in &models {
+        model.check_data(&data)?;
+    }
+    let classes = data.classes().to_vec();
+    let target = ClassTarget::parse(&request.class, &classes)?;
+    let names = request.names.clone().unwrap_or_else(|| [models[0].short_name(), models[1].short_name()]);
+    let explainers = [models[0].explainer(&layers[0], request.method)?, models[1].explainer(&layers[1], request.method)?];
+
+    let mut predictions = Vec::with_capacity(2);
+    let mut accuracies = [0.0; 2];
+    for (i, model) in models.iter().enumerate() {
+        let (evaluation, preds) = evaluate(&model.model.valid(), &data.test, &model.meta.normalize, request.batch_size, device)?;
+        accuracies[i] = evaluation.accuracy;
+        predictions.push(preds);
+    }
+    let (pa, pb) = (&predictions[0], &predictions[1]);
+    let agreement = Agreement::count(pa, pb);
+    let test = mcnemar(agreement.a_only, agreement.b_only);
+    let right = |p: &Prediction| p.prediction == p.label;
+    let kinds: [(&str, Vec<usize>); 2] = [
+        ("a-right-b-wrong", (0..pa.len()).filter(|&i| right(&pa[i]) && !right(&pb[i])).collect()),
+        ("b-right-a-wrong", (0..pa.len()).filter(|&i| !right(&pa[i]) && right(&pb[i])).collect()),
+    ];
+
+    // Every map is computed before the output folder is touched.
+    let mut computed = Vec::with_capacity(2);
+    for (k, (_, indices)) in kinds.iter().enumerate() {
+        let picked = pick(indices, request.samples, mix_seed(&[request.seed, k as u64]));
+        let samples: Vec<Sample> = picked.iter().map(|&i| samples::test_sample(&data, i)).collect();
+        let mut maps = Vec::with_capacity(2);
+        for (m, model) in models.iter().enumerate() {
+            maps.push(samples::explain_samples(&explainers[m], &samples, data.test.shape, &model.meta.normalize, &target, request.batch_size, device)?);
+        }
+        computed.push((samples, maps));
+    }
+
+    prepare_out(&request.out)?;
+    let maps_dir = request.out.join("maps");
+    fs::create_dir_all(&maps_dir).at(&maps_dir)?;
+    let rows: Vec<Disagreement> = kinds
+        .iter()
+        .flat_map(|(kind, indices)| indices.iter().map(move |&i| (*kind, i)))
+        .map(|(kind, i)| Disagreement {
+            index: i,
+            kind,
+            label: &classes[pa[i].label as usize],
+            a_predicted: &classes[pa[i].prediction as usize],
+            a_confidence: pa[i].confidence,
+            b_predicted: &classes[pb[i].prediction as usize],
+            b_confidence: pb[i].confidence,
+        })
+        .collect();
+    write_disagreements(&request.out.join("disagreements.csv"), &rows)?;
+
+    let compare_models: [CompareModel; 2] = std::array::from_fn(|m| CompareModel {
+        name: names[m].clone(),
+        checkpoint: models[m].checkpoint.clone(),
+        model: models[m].meta.model.name.clone(),
+        layer: layers[m].clone(),
+        accuracy: accuracies[m],
+    });
+    let mut galleries = Vec::with_capacity(2);
+    for ((kind, indices), (samples, maps)) in kinds.iter().zip(&computed) {
+        let mut tiles = Vec::with_capacity(samples.len());
+        let mut shown = Vec::with_capacity(samples.len());
+        for (s, sample) in samples.iter().enumerate() {
+            let image = rgb_image(&sample.pixels, data.test.shape);
+            let mut panels = vec![upscale(&image, request.style.scale)];
+            let mut files = Vec::with_capacity(2);
+            for (m, tag) in ["a", "b"].iter().enumerate() {
+                let map = &maps[m][s];
+                let picture = overlay(&image, &map.normalised, map.shape, &request.style);
+                files.push(write_map(&maps_dir, &format!("{}.{tag}", sample.id), &map.raw, &map.normalised, map.shape, &picture)?);
+                panels.push(picture);
+            }
+            let label = sample.label.expect("test samples are labelled");
+            tiles.push(Tile {
+                panels,
+                caption: caption(label, [&maps[0][s], &maps[1][s]], &classes, &target),
+            });
+            let [fa, fb]: [MapFiles; 2] = files.try_into().expect("two models");
+            shown.push(Shown {
+                index: sample.test_index.expect("test samples have an index"),
+                label: classes[label].clone(),
+                predicted: [classes[maps[0][s].predicted].clone(), classes[maps[1][s].predicted].clone()],
+                confidence: [maps[0][s].confidence, maps[1][s].confidence],
+                target: [classes[maps[0][s].target].clone(), classes[maps[1][s].target].clone()],
+                files: [fa, fb],
+            });
+        }
+        let (right, wrong) = if *kind == "a-right-b-wrong" { (0, 1) } else { (1, 0) };
+        let title = vec![
+            Line::new(
+                format!(
+                    "{} right, {} wrong: {} of {} test images (showing {})",
+                    names[right], names[wrong], indices.len(), data.test.len(), samples.len()
+                ),
+                BLACK,
+            ),
+            Line::new(
+                format!(
+                    "A = {} ({}, {:.2}%), B = {} ({}, {:.2}%)",
+                    names[0], compare_models[0].model, 100.0 * accuracies[0], names[1], compare_models[1].model, 100.0 * accuracies[1]
+                ),
+                GREY,
+            ),
+            Line::new(
+                format!(
+                    "McNemar: {} vs {} disagreements, chi2 = {:.2}, {}, exact {}",
+                    test.a_only,
+                    test.b_only,
+                    test.chi_square,
+                    format_p(test.chi_square_p),
+                    format_p(test.exact_p)
+                ),
+                GREY,
+            ),
+            Line::new(
+                format!("{} maps of the {} (A at {}, B at {})", request.method.title(), target.describe(&classes), layers[0], layers[1]),
+                GREY,
+            ),
+        ];
+        let png = request.out.join(format!("{kind}.png"));
+        let figure = Figure {
+            title,
+            headers: vec!["input".to_string(), format!("A: {}", names[0]), format!("B: {}", names[1])],
+            tiles,
+            columns: request.columns,
+            colormap: request.style.colormap,
+        };
+        write_png(&png, &figure.render())?;
+        galleries.push(Gallery {
+            kind: kind.to_string(),
+            count: indices.len(),
+            png,
+            shown,
+        });
+    }
+    let report = CompareReport {
+        data: request.data.clone(),
+        test_images: data.test.len(),
+        models: compare_models,
+        method: request.method,
+        target: target.describe(&classes),
+        agreement,
+        mcnemar: test,
+        galleries: galleries.try_into().expect("two galleries"),
+    };
+    write_json(&request.out.join("compare.json"), &report)?;
+    Ok(report)
+}
+
+/// Writes `disagreements.csv`, with its header even when there is no row.
+fn write_disagreements(path: &std::path::Path, rows: &[Disagreement]) -> Result<()> {
+    let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    let header = ["index", "kind", "label", "a_predicted", "a_confidence", "b_predicted", "b_confidence"];
+    writer.write_record(header).map_err(|e| Error::data(path, e.to_string()))?;
+    for row in rows {
+        writer.serialize(row).map_err(|e| Error::data(path, e.to_string()))?;
+    }
+    let bytes = writer.into_inner().map_err(|e| Error::data(path, e.to_string()))?;
+    fs::write(path, bytes).at(path)
+}
+
+/// Up to `count` of `indices`, drawn at random with `seed`, in index order.
+fn pick(indices: &[usize], count: usize, seed: u64) -> Vec<usize> {
+    let mut order = indices.to_vec();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    order.truncate(count);
+    order.sort_unstable();
+    order
+}
+
+/// A gallery caption: the true class, then each model's prediction (green when right).
+fn caption(label: usize, maps: [&CamMap; 2], classes: &[String], target: &ClassTarget) -> Vec<Line> {
+    let mut lines = vec![Line::new(format!("true: {}", classes[label]), BLACK)];
+    for (tag, map) in ["A", "B"].iter().zip(maps) {
+        let color = if map.predicted == label { GREEN } else { RED };
+        let mut text = format!("{tag}: {} ({:.0}%)", classes[map.predicted], 100.0 * map.confidence);
+        if *target != ClassTarget::Predicted {
+            text += &format!(", map of {}", classes[map.target]);
+        }
+        if map.is_blank() {
+            text += ", blank map";
+        }
+        lines.push(Line::new(text, color));
+    }
+    lines
+}
+
+/// A p-value for reading: `p = 0.0433`, `p = 1.23e-5`, or `p < 1e-16` (below what a double
+/// near 1 can resolve, so no digits are claimed).
+pub fn format_p(p: f64) -> String {
+    if p < 1e-16 {
+        "p < 1e-16".to_string()
+    } else if p < 1e-3 {
+        format!("p = {p:.2e}")
+    } else {
+        format!("p = {p:.4}")
+    }
+}

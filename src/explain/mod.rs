@@ -1,0 +1,26 @@
+//! Explanations: the Grad-CAM family of class activation maps, overlays and labelled grids,
+//! and the model-versus-model comparison of the study's Figures 5 and 6.
+//!
+//! - [`cam`]: Grad-CAM, Grad-CAM++ and HiResCAM from activations and gradients.
+//! - [`gradcam`]: the gradient pass through any registered network, at a named layer
+//!   (networks show their layers to a [`crate::model::tap::LayerTap`]).
+//! - [`overlay`]: bilinear upsampling, colour maps, blending on the input.
+//! - [`figure`]: labelled grids of panels (text in DejaVu Sans, embedded).
+//! - [`samples`]: checkpoints, image files and test samples to explain.
+//! - [`output`]: the output folder, `.npy` maps, PNGs.
+//! - [`heatmaps`]: `visionnet gradcam`.
+//! - [`compare`]: `visionnet compare`, with [`mcnemar`]'s test.
+
+pub mod cam;
+pub mod compare;
+pub mod figure;
+pub mod gradcam;
+pub mod heatmaps;
+pub mod mcnemar;
+pub mod output;
+pub mod overlay;
+pub mod samples;
+
+pub use cam::CamMethod;
+pub use gradcam::{CamMap, ClassTarget, Explainer};
+pub use overlay::{Colormap, OverlayStyle};
