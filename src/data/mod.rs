@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod image_folder;
 pub mod image_set;
 pub mod inspect;
+pub mod preprocess;
 pub mod split;
 
 use std::path::{Path, PathBuf};

@@ -28,3 +28,9 @@ pub fn matmul_flops(m: usize, k: usize, n: usize) -> u64 {
 pub fn pooled(side: usize) -> usize {
     side / 2
 }
+
+/// Output side of a convolution or pooling window: `(side + padding - kernel) / stride + 1`,
+/// 0 when the window does not fit.
+pub fn conv_out(side: usize, kernel: usize, stride: usize, padding: usize) -> usize {
+    (side + padding).checked_sub(kernel).map_or(0, |r| r / stride + 1)
+}

@@ -5,6 +5,7 @@
 
 pub mod blocks;
 pub mod cost;
+pub mod import;
 pub mod nets;
 pub mod registry;
 

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod evaluate;
+pub mod features;
 pub mod manifest;
 pub mod metrics;
 pub mod optimizer;
@@ -12,5 +13,5 @@ pub mod schedule;
 pub mod tensorboard;
 pub mod trainer;
 
-pub use config::{OptimizerKind, ScheduleKind, TrainConfig};
+pub use config::{Finetune, OptimizerKind, ScheduleKind, TrainConfig};
 pub use trainer::{RunEnd, RunOptions, TrainOutcome, resume, train};

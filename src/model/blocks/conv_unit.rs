@@ -1,10 +1,11 @@
-//! The study's conv layer: 3x3 conv -> BatchNorm -> ReLU -> optional 2x2 max-pool.
+//! The study's conv layer: 3x3 conv -> BatchNorm -> ReLU -> optional 2x2 max-pool. The conv
+//! can be replaced by a multi-feature one (`--conv inception|separable`).
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d, Relu};
+use burn::nn::{BatchNorm, BatchNormConfig, Relu};
 use burn::prelude::*;
 
+use super::multi_feature::{ConvKind, FeatureConv};
 use crate::model::cost;
 
 /// Configuration of a [`ConvUnit`].
@@ -17,17 +18,20 @@ pub struct ConvUnitConfig {
     /// Follow the ReLU with a 2x2, stride-2 max-pool.
     #[config(default = true)]
     pub pool: bool,
+    /// The conv: plain 3x3, Inception-style block, or depthwise-separable.
+    #[config(default = "ConvKind::Plain")]
+    pub conv: ConvKind,
 }
 
-/// 3x3 conv (padding 1, no bias: BatchNorm's shift replaces it) -> BatchNorm -> ReLU ->
-/// optional 2x2 max-pool.
+/// 3x3 conv (padding 1, no bias: BatchNorm's shift replaces it; or a multi-feature conv of the
+/// same shape) -> BatchNorm -> ReLU -> optional 2x2 max-pool.
 ///
 /// # Shapes
 /// - input: `[batch, c_in, h, w]`
 /// - output: `[batch, c_out, h, w]`, or `[batch, c_out, h/2, w/2]` with pooling
 #[derive(Module, Debug)]
 pub struct ConvUnit {
-    conv: Conv2d,
+    conv: FeatureConv,
     norm: BatchNorm,
     activation: Relu,
     pool: Option<MaxPool2d>,
@@ -37,10 +41,7 @@ impl ConvUnitConfig {
     /// Builds the unit on `device`.
     pub fn init(&self, device: &Device) -> ConvUnit {
         ConvUnit {
-            conv: Conv2dConfig::new([self.c_in, self.c_out], [3, 3])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .with_bias(false)
-                .init(device),
+            conv: self.conv.init(self.c_in, self.c_out, device),
             norm: BatchNormConfig::new(self.c_out).init(device),
             activation: Relu::new(),
             pool: self.pool.then(|| MaxPool2dConfig::new([2, 2]).init()),
@@ -58,7 +59,7 @@ impl ConvUnitConfig {
 
     /// Forward FLOPs for an input of `[c_in, h, w]`.
     pub fn flops(&self, [_, h, w]: [usize; 3]) -> u64 {
-        cost::conv2d_flops(self.c_in, self.c_out, [3, 3], 1, [h, w])
+        self.conv.flops(self.c_in, self.c_out, [h, w])
     }
 }
 

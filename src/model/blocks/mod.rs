@@ -1,10 +1,31 @@
-//! Building blocks of the study's networks.
+//! Building blocks of the study's networks and the baselines.
 //!
 //! - [`conv_unit`]: the study's conv layer: 3x3 conv -> BatchNorm -> ReLU -> optional 2x2 max-pool.
 //! - [`mlp_head`]: the study's classifier: hidden fully-connected layers, then the output layer.
+//! - [`conv_bn`]: conv -> BatchNorm -> activation with explicit (also TF-"SAME") padding.
+//! - [`separable`]: Xception's depthwise-separable conv (also `--conv separable`).
+//! - [`classifier`]: global average pool -> dropout -> linear.
+//! - [`resize`]: bilinear input resizing for ImageNet backbones (`--resize`).
+//! - [`lateral`]: lateral connections within a stage: residual, dense (`--lateral`).
+//! - [`inception`]: the Inception-style multi-feature block.
+//! - [`multi_feature`]: which conv a unit uses: plain, inception, separable (`--conv`).
 
+pub mod classifier;
+pub mod conv_bn;
 pub mod conv_unit;
+pub mod inception;
+pub mod lateral;
 pub mod mlp_head;
+pub mod multi_feature;
+pub mod resize;
+pub mod separable;
 
+pub use classifier::{PoolClassifier, PoolClassifierConfig, global_avg_pool};
+pub use conv_bn::{Activation, ConvBn, ConvBnConfig};
 pub use conv_unit::{ConvUnit, ConvUnitConfig};
+pub use inception::{Inception, InceptionConfig};
+pub use lateral::{Lateral, LateralConfig, LateralKind};
 pub use mlp_head::{MlpHead, MlpHeadConfig};
+pub use multi_feature::{ConvKind, FeatureConv};
+pub use resize::Resize;
+pub use separable::{SeparableConv, SeparableConvConfig};
