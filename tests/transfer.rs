@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, SgdConfig};
@@ -19,7 +19,7 @@ use visionnet::train::checkpoint;
 use visionnet::train::metrics::{Summary, read_json};
 
 fn lite0_weights() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/weights/efficientnet-lite0/efficientnet-lite0-57934424.pth")
+    shared_dir().join("weights/efficientnet-lite0/efficientnet-lite0-57934424.pth")
 }
 
 /// Every tensor of `model` (parameters and BatchNorm statistics) by path.

@@ -1,6 +1,7 @@
 //! `visionnet models`.
 
 use crate::device::DeviceKind;
+use crate::model::nets::Form;
 use crate::model::registry::{self, MODELS};
 use crate::model::{ModelOptions, ModelSpec};
 
@@ -18,19 +19,27 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
     let device = DeviceKind::Flex.device()?;
     let mut costs = Vec::new();
     for entry in MODELS {
-        let spec = ModelSpec {
-            name: entry.name.to_string(),
-            options: ModelOptions::default(),
-        };
-        costs.push(registry::cost(&spec, args.classes as usize, [3, 32, 32], &device)?);
+        // The baselines in both forms; the cnn has one.
+        let forms: &[Form] = if entry.name == "cnn" { &[Form::Imagenet] } else { &[Form::Imagenet, Form::Cifar] };
+        for &form in forms {
+            let spec = ModelSpec {
+                name: entry.name.to_string(),
+                options: ModelOptions { form, ..ModelOptions::default() },
+            };
+            let mut cost = registry::cost(&spec, args.classes as usize, [3, 32, 32], &device)?;
+            if form == Form::Cifar {
+                cost.name.push_str(" --form cifar");
+            }
+            costs.push(cost);
+        }
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&costs)?);
         return Ok(());
     }
-    println!("{:<12} {:>12} {:>14}  description (32x32 RGB input, {} classes)", "model", "params", "forward FLOPs", args.classes);
+    println!("{:<32} {:>12} {:>14}  description (32x32 RGB input, {} classes)", "model", "params", "forward FLOPs", args.classes);
     for c in costs {
-        println!("{:<12} {:>12} {:>13.1}M  {}", c.name, c.params, c.flops as f64 / 1e6, c.summary);
+        println!("{:<32} {:>12} {:>13.1}M  {}", c.name, c.params, c.flops as f64 / 1e6, c.summary);
     }
     Ok(())
 }

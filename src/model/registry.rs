@@ -348,7 +348,8 @@ pub fn cost(spec: &ModelSpec, num_classes: usize, input: [usize; 3], device: &De
     Ok(ModelCost {
         name: entry.name.to_string(),
         summary: entry.summary.to_string(),
-        params: trainable_params(&config.init(&device.clone().autodiff())?),
+        // Counted from the parameters' shapes, without initialising them (VGG-16 has 138M).
+        params: config.init(device)?.num_params(),
         flops: config.flops(),
     })
 }
