@@ -22,9 +22,11 @@ fn lite0_weights() -> PathBuf {
     shared_dir().join("weights/efficientnet-lite0/efficientnet-lite0-57934424.pth")
 }
 
-/// Every tensor of `model` (parameters and BatchNorm statistics) by path.
+/// Every tensor of `model` (parameters and BatchNorm statistics) by path. Read from the
+/// inference copy, which first folds pending running-statistic updates in.
 fn tensors(model: &Network) -> BTreeMap<String, Vec<f32>> {
     model
+        .valid()
         .collect(None, None, true)
         .into_iter()
         .map(|t| {

@@ -309,14 +309,17 @@ impl Network {
 }
 
 /// Counts the values of trainable parameters (not BatchNorm's running statistics), as
-/// PyTorch's `sum(p.numel() for p in model.parameters())` does.
+/// PyTorch's `sum(p.numel() for p in model.parameters())` does. Parameters not initialised yet
+/// are counted from their shapes (a fresh parameter trains), so counting a fresh VGG-16 does not
+/// draw its 138M random values.
 struct TrainableCount(usize);
 
 impl burn::module::ModuleVisitor for TrainableCount {
     fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
-        let value = param.val();
-        if value.is_require_grad() {
-            self.0 += value.shape().num_elements();
+        if !param.is_initialized() {
+            self.0 += param.lazy_shape().num_elements();
+        } else if param.val().is_require_grad() {
+            self.0 += param.val().shape().num_elements();
         }
     }
 }
@@ -348,8 +351,7 @@ pub fn cost(spec: &ModelSpec, num_classes: usize, input: [usize; 3], device: &De
     Ok(ModelCost {
         name: entry.name.to_string(),
         summary: entry.summary.to_string(),
-        // Counted from the parameters' shapes, without initialising them (VGG-16 has 138M).
-        params: config.init(device)?.num_params(),
+        params: trainable_params(&config.init(&device.clone().autodiff())?),
         flops: config.flops(),
     })
 }
