@@ -1,6 +1,7 @@
 //! `visionnet models`.
 
 use crate::device::DeviceKind;
+use crate::model::blocks::{ConvKind, LateralKind};
 use crate::model::nets::Form;
 use crate::model::registry::{self, MODELS};
 use crate::model::{ModelOptions, ModelSpec};
@@ -19,17 +20,23 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
     let device = DeviceKind::Flex.device()?;
     let mut costs = Vec::new();
     for entry in MODELS {
-        // The baselines in both forms; the cnn has one.
-        let forms: &[Form] = if entry.name == "cnn" { &[Form::Imagenet] } else { &[Form::Imagenet, Form::Cifar] };
-        for &form in forms {
-            let spec = ModelSpec {
-                name: entry.name.to_string(),
-                options: ModelOptions { form, ..ModelOptions::default() },
-            };
+        // The baselines in both forms; the cnn plain and with each brain-inspired block.
+        let variants: Vec<(ModelOptions, &str)> = if entry.name == "cnn" {
+            let d = ModelOptions::default;
+            vec![
+                (d(), ""),
+                (ModelOptions { lateral: LateralKind::Residual, ..d() }, " --lateral residual"),
+                (ModelOptions { lateral: LateralKind::Dense, ..d() }, " --lateral dense"),
+                (ModelOptions { conv: ConvKind::Inception, ..d() }, " --conv inception"),
+                (ModelOptions { conv: ConvKind::Separable, ..d() }, " --conv separable"),
+            ]
+        } else {
+            vec![(ModelOptions::default(), ""), (ModelOptions { form: Form::Cifar, ..ModelOptions::default() }, " --form cifar")]
+        };
+        for (options, flags) in variants {
+            let spec = ModelSpec { name: entry.name.to_string(), options };
             let mut cost = registry::cost(&spec, args.classes as usize, [3, 32, 32], &device)?;
-            if form == Form::Cifar {
-                cost.name.push_str(" --form cifar");
-            }
+            cost.name.push_str(flags);
             costs.push(cost);
         }
     }
