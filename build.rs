@@ -12,8 +12,17 @@ fn main() {
     let commit = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=VISIONNET_GIT_COMMIT={commit}");
     // Rebuild when HEAD moves: HEAD itself (branch switch) and the branch it points to (commit).
-    println!("cargo:rerun-if-changed=.git/HEAD");
+    // Paths come from `git rev-parse --git-path`, since in a worktree `.git` is a file and a
+    // missing path would make cargo rebuild the crate on every run.
+    // A branch packed into `packed-refs` has no file of its own: watch that file instead.
+    let watch = |name: &str| {
+        let path = git(&["rev-parse", "--git-path", name]).filter(|p| std::path::Path::new(p).exists());
+        if let Some(path) = path.or_else(|| git(&["rev-parse", "--git-path", "packed-refs"])) {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    };
+    watch("HEAD");
     if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        println!("cargo:rerun-if-changed=.git/{reference}");
+        watch(&reference);
     }
 }

@@ -2,6 +2,7 @@
 
 use burn::prelude::*;
 use visionnet::model::registry::{self, network_config};
+use visionnet::model::blocks::{ConvKind, LateralKind};
 use visionnet::model::{ModelOptions, ModelSpec, Network};
 
 fn spec(options: ModelOptions) -> ModelSpec {
@@ -75,4 +76,67 @@ fn batchnorm_uses_batch_statistics_in_training_and_running_ones_in_inference() {
     let eval_out = model.valid().forward(x.inner()).into_data();
     // Fresh running statistics (mean 0, var 1) differ from the batch's: outputs differ.
     assert_ne!(train_out.as_slice::<f32>().unwrap(), eval_out.as_slice::<f32>().unwrap());
+}
+
+fn variant(lateral: LateralKind, conv: ConvKind, stage_depth: u64) -> ModelOptions {
+    ModelOptions {
+        widths: vec![8, 16, 16, 24],
+        hidden: vec![20, 15, 12],
+        stage_depth,
+        lateral,
+        conv,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn every_lateral_and_conv_combination_keeps_the_cnn_shapes() {
+    let device = Device::flex();
+    let x = Tensor::<4>::random([2, 3, 32, 32], burn::tensor::Distribution::Default, &device);
+    for lateral in [LateralKind::None, LateralKind::Residual, LateralKind::Dense] {
+        for conv in [ConvKind::Plain, ConvKind::Inception, ConvKind::Separable] {
+            for depth in [1, 2] {
+                let config = network_config(&spec(variant(lateral, conv, depth)), 7, [3, 32, 32]).unwrap();
+                let model = config.init(&device).unwrap();
+                assert_eq!(model.forward_features(x.clone()).dims(), [2, 24, 2, 2], "{lateral:?} {conv:?} {depth}");
+                assert_eq!(model.forward(x.clone()).dims(), [2, 7]);
+            }
+        }
+    }
+}
+
+#[test]
+fn lateral_connections_add_exactly_their_shortcut_and_transition_weights() {
+    let device = Device::flex();
+    let count = |o: ModelOptions| registry::cost(&spec(o), 10, [3, 32, 32], &device).unwrap();
+    let plain = count(variant(LateralKind::None, ConvKind::Plain, 2));
+    // Residual: a 1x1 projection (+ BatchNorm) wherever a unit's width changes: the first unit
+    // of stages 1 (3 -> 8), 2 (8 -> 16) and 4 (16 -> 24); stage 3 (16 -> 16) is all identity.
+    let residual = count(variant(LateralKind::Residual, ConvKind::Plain, 2));
+    let projections: usize = [(3, 8), (8, 16), (16, 24)].iter().map(|(i, o)| i * o + 2 * o).sum();
+    assert_eq!(residual.params, plain.params + projections);
+    // Dense: unit 2 of a stage sees c_in + w channels instead of w, and a 1x1 transition
+    // (+ BatchNorm) maps c_in + 2w back to w.
+    let dense = count(variant(LateralKind::Dense, ConvKind::Plain, 2));
+    let stages = [(3, 8), (8, 16), (16, 16), (16, 24)];
+    let extra: usize = stages.iter().map(|&(c, w)| 9 * c * w + (c + 2 * w) * w + 2 * w).sum();
+    assert_eq!(dense.params, plain.params + extra);
+    assert!(dense.flops > residual.flops && residual.flops > plain.flops);
+}
+
+#[test]
+fn multi_feature_convs_have_their_branch_weights() {
+    let device = Device::flex();
+    let count = |o: ModelOptions| registry::cost(&spec(o), 10, [3, 32, 32], &device).unwrap().params;
+    let one = |c| ModelOptions { widths: vec![16], pool: vec![true], hidden: vec![4, 4, 4], conv: c, ..Default::default() };
+    // Flattened 16 x 16 x 16 -> 4 -> 4 -> 4 -> 10.
+    let head = (4096 * 4 + 4) + 2 * (4 * 4 + 4) + (4 * 10 + 10);
+    // Plain: 3x3 conv 3 -> 16 and its BatchNorm.
+    assert_eq!(count(one(ConvKind::Plain)), 3 * 16 * 9 + 2 * 16 + head);
+    // Separable: depthwise 3x3 (3 filters) + pointwise 3 -> 16.
+    assert_eq!(count(one(ConvKind::Separable)), 3 * 9 + 3 * 16 + 2 * 16 + head);
+    // Inception, 4 x 4 channels: 1x1 (3->4); 1x1 reduce 3->2 (+BN), 3x3 2->4; 1x1 reduce 3->2
+    // (+BN), 3x3 2->4 (+BN), 3x3 4->4; pool, 1x1 3->4; then the unit's BatchNorm.
+    let inception = 3 * 4 + (3 * 2 + 4) + 2 * 4 * 9 + (3 * 2 + 4) + (2 * 4 * 9 + 8) + 4 * 4 * 9 + 3 * 4 + 2 * 16;
+    assert_eq!(count(one(ConvKind::Inception)), inception + head);
 }

@@ -9,7 +9,7 @@ use burn::prelude::*;
 
 use crate::error::Result;
 use crate::model::ModelSpec;
-use crate::model::registry::network_config;
+use crate::model::registry::{Network, network_config};
 
 /// What to time.
 #[derive(Clone, Debug)]
@@ -28,13 +28,64 @@ pub struct BenchSpec {
     pub input: [usize; 3],
 }
 
-/// Median seconds per step and images per second.
+/// Median seconds per step and images per second, and the memory the timed steps took.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Timing {
     /// Median seconds of one step.
     pub median_seconds: f64,
     /// Images per second at the median.
     pub images_per_second: f64,
+    /// Resident memory before the timed steps (model, optimizer state, batch, warm-up done), bytes.
+    pub rss_before_bytes: u64,
+    /// Peak resident memory during the timed steps (`VmHWM`), bytes.
+    pub peak_rss_bytes: u64,
+    /// Whether the peak was reset before the timed steps (else it is the process's lifetime peak).
+    pub peak_reset: bool,
+}
+
+/// What a benchmark step does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Forward, cross-entropy, backward and an Adam step (lr 1e-3), BatchNorm in training mode.
+    Train,
+    /// Forward only, on the inference copy (no autodiff, BatchNorm with running statistics).
+    Infer,
+}
+
+/// The resident-memory peak of a stretch of work: `start` resets the kernel's peak counter
+/// (`/proc/self/clear_refs`), `peak` reads it (`VmHWM`). Linux only; elsewhere an error.
+struct PeakWindow {
+    before: u64,
+    reset: bool,
+}
+
+impl PeakWindow {
+    fn start() -> Result<Self> {
+        let before = status_bytes("VmRSS")?;
+        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        Ok(Self { before, reset })
+    }
+
+    fn timing(self, times: Vec<f64>, batch: usize) -> Result<Timing> {
+        let peak = status_bytes("VmHWM")?;
+        let m = median(times);
+        Ok(Timing {
+            median_seconds: m,
+            images_per_second: batch as f64 / m,
+            rss_before_bytes: self.before,
+            peak_rss_bytes: peak,
+            peak_reset: self.reset,
+        })
+    }
+}
+
+/// Times `spec.model` in `mode`.
+pub fn time_steps(spec: &BenchSpec, mode: Mode, device: &Device) -> Result<Timing> {
+    match mode {
+        Mode::Train => train_steps(spec, device),
+        Mode::Infer => infer_steps(spec, device),
+    }
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -57,22 +108,49 @@ pub fn train_steps(spec: &BenchSpec, device: &Device) -> Result<Timing> {
         TensorData::new((0..b as i64).map(|i| i % spec.num_classes as i64).collect::<Vec<_>>(), [b]),
         &ad,
     );
-    let mut times = Vec::new();
-    for i in 0..spec.warmup + spec.steps {
-        let start = Instant::now();
+    let mut step = |model: Network| {
         let loss = loss_fn.forward(model.forward(images.clone()), labels.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(1e-3, model, grads);
+        let model = optim.step(1e-3, model, grads);
         let _ = ad.sync();
-        if i >= spec.warmup {
-            times.push(start.elapsed().as_secs_f64());
-        }
+        model
+    };
+    for _ in 0..spec.warmup {
+        model = step(model);
     }
-    let m = median(times);
-    Ok(Timing {
-        median_seconds: m,
-        images_per_second: b as f64 / m,
-    })
+    let window = PeakWindow::start()?;
+    let mut times = Vec::with_capacity(spec.steps);
+    for _ in 0..spec.steps {
+        let start = Instant::now();
+        model = step(model);
+        times.push(start.elapsed().as_secs_f64());
+    }
+    window.timing(times, b)
+}
+
+/// Times inference (forward only, the model's inference copy) of `spec.model` on random images.
+pub fn infer_steps(spec: &BenchSpec, device: &Device) -> Result<Timing> {
+    let config = network_config(&spec.model, spec.num_classes, spec.input)?;
+    config.check_naive_attention_memory(&spec.model.name, spec.batch_size, 2, "--batch-size")?;
+    let model = config.init(device)?;
+    model.visit(&mut Materialize);
+    let [c, h, w] = spec.input;
+    let b = spec.batch_size;
+    let images = Tensor::<4>::random([b, c, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), device);
+    let step = || {
+        let _ = model.forward(images.clone()).into_data(); // [b, classes], read back: the work is done
+    };
+    for _ in 0..spec.warmup {
+        step();
+    }
+    let window = PeakWindow::start()?;
+    let mut times = Vec::with_capacity(spec.steps);
+    for _ in 0..spec.steps {
+        let start = Instant::now();
+        step();
+        times.push(start.elapsed().as_secs_f64());
+    }
+    window.timing(times, b)
 }
 
 /// Resident memory of the process around one training step, from `/proc/self/status`.

@@ -1,6 +1,6 @@
 //! `visionnet bench`.
 
-use crate::bench::{BenchSpec, train_step_memory, train_steps};
+use crate::bench::{BenchSpec, Mode, time_steps, train_step_memory};
 use crate::device::DeviceKind;
 use crate::model::{ModelOptions, ModelSpec};
 
@@ -11,15 +11,18 @@ pub struct BenchArgs {
     model: String,
     #[command(flatten)]
     options: ModelOptions,
+    /// What to time: training steps (forward, backward, Adam) or inference (forward only).
+    #[arg(long, value_enum, default_value_t = Mode::Train)]
+    mode: Mode,
     /// Images per step.
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: u64,
     /// Untimed warm-up steps.
     #[arg(long, default_value_t = 3)]
     warmup: usize,
-    /// Timed steps.
-    #[arg(long, default_value_t = 10)]
-    steps: usize,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    steps: u64,
     /// Side of the square RGB input images in pixels (the attention blocks' cost grows with
     /// its square, the pixel count).
     #[arg(long, value_name = "PIXELS", default_value_t = 32)]
@@ -28,7 +31,8 @@ pub struct BenchArgs {
     /// /proc/self/status VmHWM). Run one model per process.
     #[arg(long)]
     memory: bool,
-    /// Print JSON.
+    /// Print one JSON object (the fields of bench/pytorch_reference.py's, for
+    /// scripts/bench_vs_pytorch.sh).
     #[arg(long)]
     json: bool,
     /// Compute device.
@@ -41,9 +45,9 @@ const MIB: f64 = (1u64 << 20) as f64;
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let spec = BenchSpec {
         model: ModelSpec { name: args.model, options: args.options },
-        batch_size: args.batch_size,
+        batch_size: args.batch_size as usize,
         warmup: args.warmup,
-        steps: args.steps,
+        steps: args.steps as usize,
         num_classes: 10,
         input: [3, args.image_size, args.image_size],
     };
@@ -67,14 +71,28 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let t = train_steps(&spec, &device)?;
+    let t = time_steps(&spec, args.mode, &device)?;
     if args.json {
+        let params = crate::model::registry::cost(&spec.model, spec.num_classes, spec.input, &device)?.params;
         println!("{}", serde_json::json!({
-            "model": spec.model.name, "attn_impl": spec.model.options.attn_impl, "batch_size": spec.batch_size,
-            "image_size": args.image_size, "median_seconds": t.median_seconds, "images_per_second": t.images_per_second,
+            "engine": "visionnet", "version": env!("CARGO_PKG_VERSION"), "device": args.device,
+            "model": spec.model.name, "attn_impl": spec.model.options.attn_impl, "mode": args.mode,
+            "batch_size": spec.batch_size, "image_size": args.image_size, "threads": rayon::current_num_threads(),
+            "params": params, "median_seconds": t.median_seconds, "images_per_second": t.images_per_second,
+            "rss_before_bytes": t.rss_before_bytes, "peak_rss_bytes": t.peak_rss_bytes, "peak_reset": t.peak_reset,
         }));
         return Ok(());
     }
-    println!("train step: {:.4} s median, {:.1} images/s", t.median_seconds, t.images_per_second);
+    let mode = match args.mode {
+        Mode::Train => "train step",
+        Mode::Infer => "inference step",
+    };
+    println!(
+        "{mode}: {:.4} s median, {:.1} images/s; peak resident memory {:.1} MiB ({:.1} MiB before the timed steps)",
+        t.median_seconds,
+        t.images_per_second,
+        t.peak_rss_bytes as f64 / MIB,
+        t.rss_before_bytes as f64 / MIB
+    );
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! `visionnet models`.
 
 use crate::device::DeviceKind;
+use crate::model::blocks::{ConvKind, LateralKind};
+use crate::model::nets::Form;
 use crate::model::registry::{self, MODELS};
 use crate::model::{ModelOptions, ModelSpec};
 
@@ -44,19 +46,35 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
     }
     let mut costs = Vec::new();
     for entry in MODELS {
-        let spec = ModelSpec {
-            name: entry.name.to_string(),
-            options: args.options.clone(),
+        // The baselines in both forms; the cnn plain and with each brain-inspired block; attn1-3.
+        let variants: Vec<(ModelOptions, &str)> = if entry.name == "cnn" {
+            let d = ModelOptions::default;
+            vec![
+                (d(), ""),
+                (ModelOptions { lateral: LateralKind::Residual, ..d() }, " --lateral residual"),
+                (ModelOptions { lateral: LateralKind::Dense, ..d() }, " --lateral dense"),
+                (ModelOptions { conv: ConvKind::Inception, ..d() }, " --conv inception"),
+                (ModelOptions { conv: ConvKind::Separable, ..d() }, " --conv separable"),
+            ]
+        } else if entry.name.starts_with("attn") {
+            vec![(ModelOptions::default(), "")]
+        } else {
+            vec![(ModelOptions::default(), ""), (ModelOptions { form: Form::Cifar, ..ModelOptions::default() }, " --form cifar")]
         };
-        costs.push(registry::cost(&spec, args.classes as usize, [3, 32, 32], &device)?);
+        for (options, flags) in variants {
+            let spec = ModelSpec { name: entry.name.to_string(), options };
+            let mut cost = registry::cost(&spec, args.classes as usize, [3, 32, 32], &device)?;
+            cost.name.push_str(flags);
+            costs.push(cost);
+        }
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&costs)?);
         return Ok(());
     }
-    println!("{:<12} {:>12} {:>14}  description (32x32 RGB input, {} classes)", "model", "params", "forward FLOPs", args.classes);
+    println!("{:<32} {:>12} {:>14}  description (32x32 RGB input, {} classes)", "model", "params", "forward FLOPs", args.classes);
     for c in costs {
-        println!("{:<12} {:>12} {:>13.1}M  {}", c.name, c.params, c.flops as f64 / 1e6, c.summary);
+        println!("{:<32} {:>12} {:>13.1}M  {}", c.name, c.params, c.flops as f64 / 1e6, c.summary);
     }
     Ok(())
 }

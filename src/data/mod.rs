@@ -10,6 +10,7 @@ pub mod image_file;
 pub mod image_folder;
 pub mod image_set;
 pub mod inspect;
+pub mod preprocess;
 pub mod split;
 
 use std::path::{Path, PathBuf};

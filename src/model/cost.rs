@@ -35,3 +35,9 @@ pub fn available_memory() -> Option<u64> {
     let kb = text.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()?;
     Some(kb * 1024)
 }
+
+/// Output side of a convolution or pooling window: `(side + padding - kernel) / stride + 1`,
+/// 0 when the window does not fit.
+pub fn conv_out(side: usize, kernel: usize, stride: usize, padding: usize) -> usize {
+    (side + padding).checked_sub(kernel).map_or(0, |r| r / stride + 1)
+}

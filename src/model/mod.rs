@@ -7,6 +7,7 @@
 
 pub mod blocks;
 pub mod cost;
+pub mod import;
 pub mod nets;
 pub mod ops;
 pub mod registry;

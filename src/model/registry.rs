@@ -5,8 +5,11 @@
 
 use burn::prelude::*;
 
-use super::blocks::{AttentionArch, AttentionConfig, AttentionImpl};
-use super::nets::{Cnn, CnnConfig};
+use super::blocks::{AttentionArch, AttentionConfig, AttentionImpl, ConvKind, LateralKind};
+use super::nets::{
+    Cnn, CnnConfig, EfficientNetLite, EfficientNetLiteConfig, Form, ResNet, ResNetConfig, Vgg, VggConfig, Xception,
+    XceptionConfig,
+};
 use super::tap::{LayerTap, NoTap, Recorder};
 use crate::error::{Error, Result};
 
@@ -24,7 +27,8 @@ pub struct ModelOptions {
     /// Widths of the classifier's hidden layers, comma-separated.
     #[arg(long, value_delimiter = ',', num_args = 1.., default_values_t = ModelOptions::default().hidden)]
     pub hidden: Vec<usize>,
-    /// Dropout probability in the classifier (0 disables it).
+    /// Dropout probability in the classifier (0 disables it). The baselines keep their
+    /// reference dropout.
     #[arg(long, default_value_t = ModelOptions::default().dropout)]
     pub dropout: f64,
     /// attn1, attn2: how pixel attention is computed: lean (memory linear in the pixels; CPU
@@ -51,6 +55,25 @@ pub struct ModelOptions {
     /// attn3: width D of the queries and keys.
     #[arg(long, value_name = "D", default_value_t = ModelOptions::default().attn_dim)]
     pub attn_dim: usize,
+    /// cnn: conv units per stage (per `--widths` entry); lateral connections link them.
+    #[arg(long, default_value_t = ModelOptions::default().stage_depth, value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub stage_depth: u64,
+    /// cnn: lateral connections within a stage: none, residual (identity / 1x1 projection
+    /// shortcuts), dense (each unit sees all earlier maps of its stage).
+    #[arg(long, value_enum, default_value_t = ModelOptions::default().lateral)]
+    pub lateral: LateralKind,
+    /// cnn: the conv of each unit: plain 3x3, inception (parallel 1x1, 3x3, double-3x3 and pool
+    /// branches), separable (depthwise 3x3 + pointwise 1x1).
+    #[arg(long, value_enum, default_value_t = ModelOptions::default().conv)]
+    pub conv: ConvKind,
+    /// Baselines: the reference ImageNet stem, or the CIFAR stem for 32x32 inputs (3x3 first
+    /// conv, no early down-sampling).
+    #[arg(long, value_enum, default_value_t = ModelOptions::default().form)]
+    pub form: Form,
+    /// Baselines: resize inputs to N x N (bilinear) before the backbone, e.g. 224 for an
+    /// ImageNet backbone on 32x32 images; every conv then costs (N/32)^2 times more.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub resize: Option<u64>,
 }
 
 impl Default for ModelOptions {
@@ -67,6 +90,11 @@ impl Default for ModelOptions {
             attn_shared: false,
             attn_shared_width: 64,
             attn_dim: 64,
+            stage_depth: 1,
+            lateral: LateralKind::None,
+            conv: ConvKind::Plain,
+            form: Form::Imagenet,
+            resize: None,
         }
     }
 }
@@ -127,7 +155,8 @@ pub struct Entry {
     pub config: fn(&ModelOptions, usize, [usize; 3]) -> NetworkConfig,
 }
 
-/// The study's CNN with the plain-CNN options of `o`.
+/// The study's CNN with the options of `o` (widths, pooling, head, and the lateral and
+/// multi-feature blocks; attention is added by the `attn*` entries).
 fn study_cnn(o: &ModelOptions, num_classes: usize, input: [usize; 3]) -> CnnConfig {
     CnnConfig::new(num_classes)
         .with_input(input)
@@ -135,6 +164,9 @@ fn study_cnn(o: &ModelOptions, num_classes: usize, input: [usize; 3]) -> CnnConf
         .with_pool(o.pool.clone())
         .with_hidden(o.hidden.clone())
         .with_dropout(o.dropout)
+        .with_stage_depth(o.stage_depth as usize)
+        .with_lateral(o.lateral)
+        .with_conv(o.conv)
 }
 
 /// Every registered model.
@@ -165,7 +197,54 @@ pub const MODELS: &[Entry] = &[
             NetworkConfig::Cnn(study_cnn(o, num_classes, input).with_attention(Some(o.attention(AttentionArch::Arch3))))
         },
     },
+    Entry {
+        name: "vgg16",
+        summary: "VGG-16 (torchvision vgg16): 13 3x3 convs in 5 stages, 2 hidden FC layers",
+        config: |o, num_classes, input| {
+            NetworkConfig::Vgg(VggConfig::new(num_classes).with_input(input).with_form(o.form).with_resize(resize(o)))
+        },
+    },
+    Entry {
+        name: "vgg16_bn",
+        summary: "VGG-16 with BatchNorm after every conv (torchvision vgg16_bn)",
+        config: |o, num_classes, input| {
+            NetworkConfig::Vgg(
+                VggConfig::new(num_classes)
+                    .with_input(input)
+                    .with_form(o.form)
+                    .with_batch_norm(true)
+                    .with_resize(resize(o)),
+            )
+        },
+    },
+    Entry {
+        name: "resnet50",
+        summary: "ResNet-50 (torchvision resnet50): 16 bottlenecks in 4 stages",
+        config: |o, num_classes, input| {
+            NetworkConfig::ResNet(ResNetConfig::new(num_classes).with_input(input).with_form(o.form).with_resize(resize(o)))
+        },
+    },
+    Entry {
+        name: "xception",
+        summary: "Xception (timm legacy_xception): 12 blocks of depthwise-separable convs",
+        config: |o, num_classes, input| {
+            NetworkConfig::Xception(XceptionConfig::new(num_classes).with_input(input).with_form(o.form).with_resize(resize(o)))
+        },
+    },
+    Entry {
+        name: "efficientnet_lite0",
+        summary: "EfficientNet-Lite0: 16 MBConv blocks, ReLU6, no squeeze-excite (ImageNet weights in shared/)",
+        config: |o, num_classes, input| {
+            NetworkConfig::EfficientNetLite(
+                EfficientNetLiteConfig::new(num_classes).with_input(input).with_form(o.form).with_resize(resize(o)),
+            )
+        },
+    },
 ];
+
+fn resize(o: &ModelOptions) -> Option<usize> {
+    o.resize.map(|r| r as usize)
+}
 
 /// Names of all registered models.
 pub fn names() -> Vec<&'static str> {
@@ -184,6 +263,23 @@ pub fn network_config(spec: &ModelSpec, num_classes: usize, input: [usize; 3]) -
     let entry = entry(&spec.name)?;
     spec.options.check_used(entry.name)?;
     let config = (entry.config)(&spec.options, num_classes, input);
+    let o = &spec.options;
+    if matches!(config, NetworkConfig::Cnn(_)) {
+        if o.resize.is_some() {
+            return Err(Error::invalid("--resize", format!("applies to the baselines, not to '{}'", spec.name)));
+        }
+    } else {
+        let defaults = ModelOptions::default();
+        for (flag, set) in [
+            ("--lateral", o.lateral != defaults.lateral),
+            ("--conv", o.conv != defaults.conv),
+            ("--stage-depth", o.stage_depth != defaults.stage_depth),
+        ] {
+            if set {
+                return Err(Error::invalid(flag, format!("applies to the study's CNNs, not to the baseline '{}'", spec.name)));
+            }
+        }
+    }
     config.validate()?;
     Ok(config)
 }
@@ -193,28 +289,49 @@ pub fn network_config(spec: &ModelSpec, num_classes: usize, input: [usize; 3]) -
 pub enum NetworkConfig {
     /// The study's CNN.
     Cnn(CnnConfig),
+    /// VGG-16, with or without BatchNorm.
+    Vgg(VggConfig),
+    /// ResNet-50.
+    ResNet(ResNetConfig),
+    /// Xception.
+    Xception(XceptionConfig),
+    /// EfficientNet-Lite0.
+    EfficientNetLite(EfficientNetLiteConfig),
+}
+
+/// Calls the same method on whichever configuration or network `$x` holds.
+macro_rules! each {
+    ($enum:ident, $x:expr, $m:ident => $body:expr) => {
+        match $x {
+            $enum::Cnn($m) => $body,
+            $enum::Vgg($m) => $body,
+            $enum::ResNet($m) => $body,
+            $enum::Xception($m) => $body,
+            $enum::EfficientNetLite($m) => $body,
+        }
+    };
 }
 
 impl NetworkConfig {
     /// Checks the configuration.
     pub fn validate(&self) -> Result<()> {
-        match self {
-            NetworkConfig::Cnn(c) => c.validate(),
-        }
+        each!(NetworkConfig, self, c => c.validate())
     }
 
     /// Builds the network on `device`.
     pub fn init(&self, device: &Device) -> Result<Network> {
         Ok(match self {
             NetworkConfig::Cnn(c) => Network::Cnn(c.init(device)?),
+            NetworkConfig::Vgg(c) => Network::Vgg(c.init(device)?),
+            NetworkConfig::ResNet(c) => Network::ResNet(c.init(device)?),
+            NetworkConfig::Xception(c) => Network::Xception(c.init(device)?),
+            NetworkConfig::EfficientNetLite(c) => Network::EfficientNetLite(c.init(device)?),
         })
     }
 
     /// Forward FLOPs per image.
     pub fn flops(&self) -> u64 {
-        match self {
-            NetworkConfig::Cnn(c) => c.flops(),
-        }
+        each!(NetworkConfig, self, c => c.flops())
     }
 
     /// Entries of the pixel x pixel attention matrices naive attention materialises for a batch
@@ -222,6 +339,7 @@ impl NetworkConfig {
     pub fn naive_attention_elements(&self, batch: usize) -> u64 {
         match self {
             NetworkConfig::Cnn(c) => c.naive_attention_elements(batch),
+            _ => 0,
         }
     }
 
@@ -249,9 +367,12 @@ impl NetworkConfig {
     /// Names of the layers Grad-CAM and probes can tap, in forward order: the names the
     /// network passes to a [`LayerTap`].
     pub fn layer_names(&self) -> Vec<String> {
-        match self {
-            NetworkConfig::Cnn(c) => c.layer_names(),
-        }
+        each!(NetworkConfig, self, c => c.layer_names())
+    }
+
+    /// `[channels, height, width]` of the backbone's output.
+    pub fn feature_shape(&self) -> [usize; 3] {
+        each!(NetworkConfig, self, c => c.feature_shape())
     }
 
     /// The layer Grad-CAM explains unless told otherwise (the study's 4th conv layer for its
@@ -259,6 +380,8 @@ impl NetworkConfig {
     pub fn cam_layer(&self) -> String {
         match self {
             NetworkConfig::Cnn(c) => c.cam_layer(),
+            // The last named layer: the backbone's final feature map, as Grad-CAM's authors use.
+            other => other.layer_names().pop().unwrap_or_default(),
         }
     }
 
@@ -288,15 +411,25 @@ impl NetworkConfig {
 const GIB: f64 = (1u64 << 30) as f64;
 
 /// Any registered network. Every network splits into a backbone (`forward_features`) and a
-/// classifier head (`forward_head`).
+/// classifier head (`forward_head`); the head splits again into a parameter-free pooling
+/// (`pool_features`) and the trainable classifier (`classify`), so pooled features can be
+/// computed once and cached for a linear probe.
 #[derive(Module, Debug)]
 pub enum Network {
     /// The study's CNN.
     Cnn(Cnn),
+    /// VGG-16, with or without BatchNorm.
+    Vgg(Vgg),
+    /// ResNet-50.
+    ResNet(ResNet),
+    /// Xception.
+    Xception(Xception),
+    /// EfficientNet-Lite0.
+    EfficientNetLite(EfficientNetLite),
 }
 
 impl Network {
-    /// Backbone features of a batch of images.
+    /// Backbone features of a batch of images: `[batch, c, h, w] -> [batch, c', h', w']`.
     pub fn forward_features(&self, images: Tensor<4>) -> Tensor<4> {
         self.forward_features_tapped(images, &mut NoTap)
     }
@@ -304,16 +437,22 @@ impl Network {
     /// Backbone features, showing the activation of each named layer to `tap` (see
     /// [`crate::model::tap`]).
     pub fn forward_features_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<4> {
-        match self {
-            Network::Cnn(m) => m.forward_features_tapped(images, tap),
-        }
+        each!(Network, self, m => m.forward_features_tapped(images, tap))
+    }
+
+    /// The head's parameter-free part: `[batch, c', h', w'] -> [batch, d]`.
+    pub fn pool_features(&self, features: Tensor<4>) -> Tensor<2> {
+        each!(Network, self, m => m.pool_features(features))
+    }
+
+    /// The head's trainable part: `[batch, d] -> [batch, num_classes]`.
+    pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
+        each!(Network, self, m => m.classify(pooled))
     }
 
     /// Logits from backbone features.
     pub fn forward_head(&self, features: Tensor<4>) -> Tensor<2> {
-        match self {
-            Network::Cnn(m) => m.forward_head(features),
-        }
+        self.classify(self.pool_features(features))
     }
 
     /// Logits for a batch of images: `[batch, c, h, w] -> [batch, num_classes]`.
@@ -325,17 +464,32 @@ impl Network {
     pub fn forward_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<2> {
         self.forward_head(self.forward_features_tapped(images, tap))
     }
+
+    /// Freezes the backbone: its weights stop receiving gradients and its BatchNorm layers use
+    /// (and keep) their running statistics, so only the head trains.
+    pub fn freeze_backbone(self) -> Self {
+        match self {
+            Network::Cnn(m) => Network::Cnn(m.freeze_backbone()),
+            Network::Vgg(m) => Network::Vgg(m.freeze_backbone()),
+            Network::ResNet(m) => Network::ResNet(m.freeze_backbone()),
+            Network::Xception(m) => Network::Xception(m.freeze_backbone()),
+            Network::EfficientNetLite(m) => Network::EfficientNetLite(m.freeze_backbone()),
+        }
+    }
 }
 
 /// Counts the values of trainable parameters (not BatchNorm's running statistics), as
-/// PyTorch's `sum(p.numel() for p in model.parameters())` does.
+/// PyTorch's `sum(p.numel() for p in model.parameters())` does. Parameters not initialised yet
+/// are counted from their shapes (a fresh parameter trains), so counting a fresh VGG-16 does not
+/// draw its 138M random values.
 struct TrainableCount(usize);
 
 impl burn::module::ModuleVisitor for TrainableCount {
     fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
-        let value = param.val();
-        if value.is_require_grad() {
-            self.0 += value.shape().num_elements();
+        if !param.is_initialized() {
+            self.0 += param.lazy_shape().num_elements();
+        } else if param.val().is_require_grad() {
+            self.0 += param.val().shape().num_elements();
         }
     }
 }

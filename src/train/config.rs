@@ -34,6 +34,17 @@ pub enum ScheduleKind {
     Onecycle,
 }
 
+/// What trains when fine-tuning (the study's Table 1: full fine-tuning vs. a frozen backbone).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Finetune {
+    /// Every weight trains (from `--pretrained` weights or from scratch).
+    #[default]
+    Full,
+    /// Only the head trains; the backbone's weights and BatchNorm statistics are frozen.
+    Head,
+}
+
 /// Parses a number that must be strictly positive and finite.
 fn positive_f64(s: &str) -> std::result::Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
@@ -97,6 +108,25 @@ pub struct TrainConfig {
     #[command(flatten)]
     #[serde(flatten)]
     pub model_options: ModelOptions,
+
+    // ---- transfer ----
+    /// Weight file to start from: safetensors or a PyTorch .pth/.pt with the model's reference
+    /// parameter names (torchvision, timm, lukemelas). The backbone is loaded; the head is new
+    /// (sized for this dataset's classes). Inputs are then normalised as the weights expect.
+    #[arg(long, value_name = "FILE")]
+    #[serde(default)]
+    pub pretrained: Option<PathBuf>,
+    /// What trains: every weight, or only the head with the backbone (and its BatchNorm
+    /// statistics) frozen.
+    #[arg(long, value_enum, default_value_t = Finetune::Full)]
+    #[serde(default)]
+    pub finetune: Finetune,
+    /// With `--finetune head`: compute the frozen backbone's pooled features once per image and
+    /// train the head on them (a linear probe in minutes). Needs augmentation off
+    /// (`--crop-padding 0 --flip false`).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
+    #[serde(default)]
+    pub cache_features: bool,
 
     // ---- optimisation ----
     /// Passes over the training set.
@@ -171,6 +201,26 @@ impl TrainConfig {
         self.model_options.check_used(&self.model)?;
         if self.crop_padding > 64 {
             return Err(Error::invalid("--crop-padding", format!("{} pixels is more than 64", self.crop_padding)));
+        }
+        if self.cache_features {
+            if self.finetune != Finetune::Head {
+                return Err(Error::invalid(
+                    "--cache-features",
+                    "caching backbone features needs a frozen backbone (--finetune head)",
+                ));
+            }
+            if self.augment().is_active() {
+                return Err(Error::invalid(
+                    "--cache-features",
+                    "cached features are computed once per image, so augmentation must be off \
+                     (--crop-padding 0 --flip false)",
+                ));
+            }
+        }
+        if let Some(path) = &self.pretrained
+            && !path.is_file()
+        {
+            return Err(Error::invalid("--pretrained", format!("{}: no such file", path.display())));
         }
         Ok(())
     }

@@ -41,6 +41,19 @@ pub fn evaluate(
     batch_size: usize,
     device: &Device,
 ) -> Result<(Evaluation, Vec<Prediction>)> {
+    evaluate_with(set, norm, batch_size, |batch| {
+        let (images, _) = batch_tensors(batch, device);
+        model.forward(images)
+    })
+}
+
+/// Evaluates the logits `logits_of` gives for each batch of `set` (in order, unaugmented).
+pub fn evaluate_with(
+    set: &ImageSet,
+    norm: &Normalize,
+    batch_size: usize,
+    mut logits_of: impl FnMut(HostBatch) -> Tensor<2>,
+) -> Result<(Evaluation, Vec<Prediction>)> {
     let plan = EpochPlan {
         order: (0..set.len()).collect(),
         batch_size,
@@ -52,8 +65,10 @@ pub fn evaluate(
     let mut predictions = Vec::with_capacity(set.len());
     plan.for_each(set, norm, |_, batch| -> Result<()> {
         let indices = batch.indices.clone();
-        let (images, labels) = batch_tensors(batch, device);
-        let (loss, preds, confs) = score(model.forward(images), labels);
+        let labels = batch.labels.clone();
+        let logits = logits_of(batch);
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [indices.len()]), &logits.device());
+        let (loss, preds, confs) = score(logits, labels);
         loss_sum += loss;
         for ((index, prediction), confidence) in indices.into_iter().zip(preds).zip(confs) {
             predictions.push(Prediction {

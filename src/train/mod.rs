@@ -7,6 +7,7 @@ pub mod config;
 pub mod evaluate;
 pub mod experiment;
 pub mod flags;
+pub mod features;
 pub mod manifest;
 pub mod metrics;
 pub mod optimizer;
@@ -15,5 +16,5 @@ pub mod schedule;
 pub mod tensorboard;
 pub mod trainer;
 
-pub use config::{OptimizerKind, ScheduleKind, TrainConfig};
+pub use config::{Finetune, OptimizerKind, ScheduleKind, TrainConfig};
 pub use trainer::{RunEnd, RunOptions, TrainOutcome, resume, train};

@@ -11,8 +11,9 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
 use super::checkpoint::{self, CheckpointMeta};
-use super::config::TrainConfig;
-use super::evaluate::{batch_tensors, evaluate};
+use super::config::{Finetune, TrainConfig};
+use super::evaluate::{batch_tensors, evaluate, evaluate_with};
+use super::features::{FeatureCache, Features};
 use super::manifest::{DataRecord, RunManifest, build_info};
 use super::metrics::{EpochMetrics, MetricsCsv, Summary, read_json, write_csv, write_json};
 use super::optimizer;
@@ -23,6 +24,7 @@ use crate::data::batches::{epoch_order, mix_seed};
 use crate::data::{Dataset, EpochPlan, Normalize, Splits};
 use crate::error::{Error, IoContext, Result};
 use crate::model::Network;
+use crate::model::import::{self, Scope};
 use crate::model::registry::network_config;
 
 /// Salts that keep the run's random streams apart.
@@ -127,7 +129,14 @@ fn load_splits(config: &TrainConfig) -> Result<(Dataset, Splits, Normalize)> {
             format!("{batch} is more than the {} training images", splits.train.len()),
         ));
     }
-    let norm = if config.normalize {
+    let pretrained_norm = match &config.pretrained {
+        Some(_) => import::input_normalization(&network_config(&config.model_spec(), splits.train.num_classes(), splits.train.shape)?),
+        None => None,
+    };
+    let norm = if let (true, Some((mean, std))) = (config.normalize, pretrained_norm) {
+        // Pretrained weights expect the inputs they were trained on.
+        Normalize { mean: mean.to_vec(), std: std.to_vec() }
+    } else if config.normalize {
         let (mean, std) = splits.train.channel_stats();
         if std.iter().any(|s| *s <= 0.0) {
             return Err(Error::data(root, "a channel is constant over the training set: cannot normalise (use --normalize false)"));
@@ -156,7 +165,8 @@ fn data_record(data: &Dataset, splits: &Splits) -> DataRecord {
     }
 }
 
-/// Builds the model of `config` with seeded initialisation.
+/// Builds the model of `config` with seeded initialisation, then loads the `--pretrained`
+/// weights into its backbone (the head stays freshly initialised for this dataset's classes).
 fn init_model(config: &TrainConfig, splits: &Splits, device: &Device) -> Result<Network> {
     let net = network_config(&config.model_spec(), splits.train.num_classes(), splits.train.shape)?;
     net.check_naive_attention_memory(&config.model, config.batch_size as usize, 4, "--batch-size")?;
@@ -164,7 +174,41 @@ fn init_model(config: &TrainConfig, splits: &Splits, device: &Device) -> Result<
     device.seed(mix_seed(&[config.seed, stream::INIT]));
     let model = net.init(device)?;
     model.visit(&mut Materialize);
-    Ok(model)
+    match &config.pretrained {
+        Some(path) => Ok(import::load(model, &net, path, Scope::Backbone)?.0),
+        None => Ok(model),
+    }
+}
+
+/// Applies `--finetune`: with `head`, the backbone is frozen (weights and BatchNorm statistics).
+fn apply_finetune(config: &TrainConfig, model: Network) -> Network {
+    match config.finetune {
+        Finetune::Full => model,
+        Finetune::Head => model.freeze_backbone(),
+    }
+}
+
+/// With `--cache-features`, the pooled backbone features of every image, computed once.
+fn feature_cache(config: &TrainConfig, model: &Network, splits: &Splits, norm: &Normalize, progress: &Progress) -> Result<Option<FeatureCache>> {
+    if !config.cache_features {
+        return Ok(None);
+    }
+    let started = Instant::now();
+    let backbone = model.valid();
+    let device = config.device.device()?;
+    let batch = config.eval_batch_size as usize;
+    let cache = FeatureCache {
+        train: Features::compute(&backbone, &splits.train, norm, batch, &device)?,
+        val: Features::compute(&backbone, &splits.val, norm, batch, &device)?,
+        test: Features::compute(&backbone, &splits.test, norm, batch, &device)?,
+    };
+    let images = splits.train.len() + splits.val.len() + splits.test.len();
+    progress.line(&format!(
+        "cached {}-value backbone features of {images} images in {:.1} s",
+        cache.train.dim,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(Some(cache))
 }
 
 /// Prepares a fresh run. Everything is checked before the run directory is created.
@@ -182,7 +226,7 @@ fn prepare_fresh(mut config: TrainConfig) -> Result<Prepared> {
         ));
     }
     let (data, splits, norm) = load_splits(&config)?;
-    let model = init_model(&config, &splits, &device)?;
+    let model = apply_finetune(&config, init_model(&config, &splits, &device)?);
     config.run_dir = Some(run_dir.clone());
     fs::create_dir_all(&run_dir).at(&run_dir)?;
     let (crate_version, git_commit) = build_info();
@@ -239,6 +283,7 @@ fn prepare_resume(run_dir: &Path) -> Result<Prepared> {
         start_epoch = meta.epoch;
         start_step = meta.step;
     }
+    let model = apply_finetune(&config, model);
     let mut metrics = MetricsCsv::new(run_dir).read()?;
     metrics.retain(|m| m.epoch <= start_epoch);
     Ok(Prepared {
@@ -274,6 +319,21 @@ pub fn train(config: TrainConfig, options: &RunOptions) -> Result<TrainOutcome> 
 /// started with.
 pub fn resume(run_dir: &Path, options: &RunOptions) -> Result<TrainOutcome> {
     exclusive(|| run(prepare_resume(run_dir)?, options))
+}
+
+/// Evaluates `model` on `set`, from cached features when there are some.
+fn evaluate_split(
+    model: &Network,
+    set: &crate::data::ImageSet,
+    cached: Option<&Features>,
+    norm: &Normalize,
+    batch_size: usize,
+    device: &Device,
+) -> Result<(super::metrics::Evaluation, Vec<super::metrics::Prediction>)> {
+    match cached {
+        Some(features) => evaluate_with(set, norm, batch_size, |b| model.classify(features.rows(&b.indices, device))),
+        None => evaluate(model, set, norm, batch_size, device),
+    }
 }
 
 fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
@@ -319,6 +379,7 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
     if start_epoch > 0 {
         progress.line(&format!("resuming {} after epoch {start_epoch}", run_dir.display()));
     }
+    let cache = feature_cache(&config, &model, &splits, &norm, &progress)?;
     let mut step = start_step;
     // The optimizer consumes the model and returns the updated one; holding it in an Option lets
     // the step closure move it out and back without a second handle to its tensors (which would
@@ -339,9 +400,18 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
         let mut lr = schedule.lr(step);
         plan.for_each(&splits.train, &norm, |b, batch| -> Result<()> {
             let n = batch.labels.len();
-            let (images, labels) = batch_tensors(batch, &device);
             let model = slot.take().expect("the model is always put back");
-            let logits = model.forward(images); // [n, classes]
+            let (logits, labels) = match &cache {
+                // Only the head runs on cached features: [n, dim] -> [n, classes].
+                Some(c) => {
+                    let labels = Tensor::<1, Int>::from_data(TensorData::new(batch.labels, [n]), &device);
+                    (model.classify(c.train.rows(&batch.indices, &device)), labels)
+                }
+                None => {
+                    let (images, labels) = batch_tensors(batch, &device);
+                    (model.forward(images), labels) // [n, classes]
+                }
+            };
             let loss = loss_fn.forward(logits.clone(), labels.clone());
             let loss_value = loss.clone().into_scalar::<f64>();
             if !loss_value.is_finite() {
@@ -377,7 +447,7 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
         let (val_loss, val_accuracy) = if splits.val.is_empty() {
             (None, None)
         } else {
-            let (val, _) = evaluate(&model.valid(), &splits.val, &norm, config.eval_batch_size as usize, &inference_device)?;
+            let (val, _) = evaluate_split(&model.valid(), &splits.val, cache.as_ref().map(|c| &c.val), &norm, config.eval_batch_size as usize, &inference_device)?;
             (Some(val.loss), Some(val.accuracy))
         };
         let row = EpochMetrics {
@@ -414,7 +484,7 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
     }
 
     let model = slot.expect("the model is always put back");
-    let (test, predictions) = evaluate(&model.valid(), &splits.test, &norm, config.eval_batch_size as usize, &inference_device)?;
+    let (test, predictions) = evaluate_split(&model.valid(), &splits.test, cache.as_ref().map(|c| &c.test), &norm, config.eval_batch_size as usize, &inference_device)?;
     write_csv(&run_dir.join("predictions.csv"), &predictions)?;
     let best_val_accuracy = metrics
         .iter()

@@ -7,9 +7,17 @@ use std::process::{Command, Output};
 use visionnet::data::cifar_binary::{self, CIFAR10_BATCH_IMAGES, CIFAR10_TRAIN_FILES};
 use visionnet::data::{ImageSet, image_folder};
 
+/// The shared data and weights: `$VISIONNET_SHARED` if set (a git worktree elsewhere), else
+/// `../shared` beside the repository.
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("VISIONNET_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+}
+
 /// The shared CIFAR-10 copy (JPEG image folder).
 pub fn shared_cifar10() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cifar10-jpeg")
+    shared_dir().join("data/cifar10-jpeg")
 }
 
 /// Class names `class0`, `class1`, ...

@@ -1,16 +1,17 @@
-//! The study's conv layer: feature extractor (3x3 conv) -> optional attention -> BatchNorm ->
-//! ReLU -> optional 2x2 max-pool.
+//! The study's conv layer: feature extractor (3x3 conv, or a multi-feature conv of the same shape:
+//! `--conv inception|separable`) -> optional attention -> BatchNorm -> ReLU -> optional 2x2
+//! max-pool.
 //!
 //! Each stage is its own method ([`ConvUnit::extract`], [`ConvUnit::attend`],
-//! [`ConvUnit::post`]), so a variant of one stage (another feature extractor, a lateral input)
-//! slots in without touching the others.
+//! [`ConvUnit::activate`], [`ConvUnit::downsample`]), so a variant of one stage (another feature
+//! extractor, a lateral input) slots in without touching the others.
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d, Relu};
+use burn::nn::{BatchNorm, BatchNormConfig, Relu};
 use burn::prelude::*;
 
 use super::attention::{Attention, AttentionLayerConfig, SharedAttention};
+use super::multi_feature::{ConvKind, FeatureConv};
 use crate::model::cost;
 
 /// Configuration of a [`ConvUnit`].
@@ -23,13 +24,16 @@ pub struct ConvUnitConfig {
     /// Follow the ReLU with a 2x2, stride-2 max-pool.
     #[config(default = true)]
     pub pool: bool,
+    /// The conv: plain 3x3, Inception-style block, or depthwise-separable.
+    #[config(default = "ConvKind::Plain")]
+    pub conv: ConvKind,
     /// Attention between the conv and its BatchNorm.
     #[config(default = "None")]
     pub attention: Option<AttentionLayerConfig>,
 }
 
-/// 3x3 conv (padding 1, no bias: BatchNorm's shift replaces it) -> optional attention ->
-/// BatchNorm -> ReLU -> optional 2x2 max-pool.
+/// 3x3 conv (padding 1, no bias: BatchNorm's shift replaces it; or a multi-feature conv of the
+/// same shape) -> optional attention -> BatchNorm -> ReLU -> optional 2x2 max-pool.
 ///
 /// # Shapes
 /// - input: `[batch, c_in, h, w]`
@@ -37,7 +41,7 @@ pub struct ConvUnitConfig {
 ///   `2 c_out` after arch-3 attention (which concatenates)
 #[derive(Module, Debug)]
 pub struct ConvUnit {
-    conv: Conv2d,
+    conv: FeatureConv,
     attention: Option<Attention>,
     norm: BatchNorm,
     activation: Relu,
@@ -56,10 +60,7 @@ impl ConvUnitConfig {
     /// Builds the unit on `device`.
     pub fn init(&self, device: &Device) -> ConvUnit {
         ConvUnit {
-            conv: Conv2dConfig::new([self.c_in, self.c_out], [3, 3])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .with_bias(false)
-                .init(device),
+            conv: self.conv.init(self.c_in, self.c_out, device),
             attention: self.attention.as_ref().map(|a| a.init(device)),
             norm: BatchNormConfig::new(self.channels()).init(device),
             activation: Relu::new(),
@@ -78,7 +79,7 @@ impl ConvUnitConfig {
 
     /// Forward FLOPs for an input of `[c_in, h, w]`: the conv and the attention block.
     pub fn flops(&self, [_, h, w]: [usize; 3]) -> u64 {
-        let conv = cost::conv2d_flops(self.c_in, self.c_out, [3, 3], 1, [h, w]);
+        let conv = self.conv.flops(self.c_in, self.c_out, [h, w]);
         let attention = self.attention.as_ref().map_or(0, |a| a.flops([self.c_out, h, w]));
         conv + attention
     }

@@ -2,15 +2,28 @@
 //! optional 2x2 max-pool), then a classifier with three hidden fully-connected layers.
 //!
 //! Without attention it is the study's plain CNN (`cnn`); with one of the study's attention
-//! architectures after every conv layer it is `attn1`, `attn2` or `attn3`.
+//! architectures after every conv it is `attn1`, `attn2` or `attn3`.
+//!
+//! Each conv layer is a stage of `stage_depth` conv units (one in the study) followed by the
+//! layer's max-pool. The other two brain-inspired features change the stages, with or without
+//! attention:
+//! - multi-feature extraction (`--conv inception|separable`): each unit's conv is an
+//!   Inception-style block or a depthwise-separable conv instead of a plain 3x3 conv;
+//! - lateral connections (`--lateral residual|dense`): the units of a stage are connected by
+//!   shortcuts (ResNet style) or dense concatenation (DenseNet style), see [`Lateral`].
 
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::model::blocks::{AttentionConfig, ConvUnit, ConvUnitConfig, MlpHead, MlpHeadConfig, SharedAttention};
+use crate::model::blocks::{
+    AttentionConfig, ConvKind, ConvUnit, ConvUnitConfig, Lateral, LateralConfig, LateralKind, MlpHead, MlpHeadConfig,
+    SharedAttention,
+};
+use crate::model::cost;
 use crate::model::tap::{LayerTap, NoTap};
 
-/// Configuration of the study's plain CNN.
+/// Configuration of the study's CNN.
 #[derive(Config, Debug)]
 pub struct CnnConfig {
     /// Classes to predict.
@@ -30,12 +43,21 @@ pub struct CnnConfig {
     /// Dropout probability in the classifier; 0 disables it.
     #[config(default = 0.0)]
     pub dropout: f64,
-    /// Attention after every conv layer, before its BatchNorm; `None` for the plain CNN.
+    /// Conv units per stage (per `widths` entry); the study has one.
+    #[config(default = 1)]
+    pub stage_depth: usize,
+    /// Lateral connections between the units of a stage.
+    #[config(default = "LateralKind::None")]
+    pub lateral: LateralKind,
+    /// The conv of every unit: plain 3x3, Inception-style, depthwise-separable.
+    #[config(default = "ConvKind::Plain")]
+    pub conv: ConvKind,
+    /// Attention after every conv, before its BatchNorm; `None` for the plain CNN.
     #[config(default = "None")]
     pub attention: Option<AttentionConfig>,
 }
 
-/// The study's CNN, plain or with attention.
+/// The study's CNN, plain or with attention, lateral connections and multi-feature convs.
 ///
 /// # Shapes
 /// - input: `[batch, 3, 32, 32]`
@@ -44,11 +66,25 @@ pub struct CnnConfig {
 /// - output: `[batch, num_classes]` logits
 #[derive(Module, Debug)]
 pub struct Cnn {
+    /// Every conv unit, stage by stage (`stage_depth` per stage).
     convs: Vec<ConvUnit>,
+    /// The connections of each stage.
+    laterals: Vec<Lateral>,
     /// Attention parameters shared by every conv layer (arch 1's six scalars; arch 2's q/k/v
     /// with `--attn-shared`).
     shared: Option<SharedAttention>,
+    pool: MaxPool2d,
+    #[module(skip)]
+    pool_after: Vec<bool>,
+    stage_depth: usize,
     head: MlpHead,
+}
+
+/// One stage's plan: its connections, its units, and the `[h, w]` they work at.
+struct Stage {
+    lateral: LateralConfig,
+    units: Vec<ConvUnitConfig>,
+    hw: [usize; 2],
 }
 
 impl CnnConfig {
@@ -66,6 +102,15 @@ impl CnnConfig {
         if self.hidden.contains(&0) {
             return Err(Error::invalid("--hidden", "hidden layers need a width > 0"));
         }
+        if self.stage_depth == 0 {
+            return Err(Error::invalid("--stage-depth", "a stage needs at least one conv unit"));
+        }
+        if let Some(w) = self.widths.iter().find(|&&w| w < self.conv.min_width()) {
+            return Err(Error::invalid(
+                "--widths",
+                format!("{w} channels cannot be split over the {:?} conv's branches (at least {})", self.conv, self.conv.min_width()),
+            ));
+        }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(Error::invalid("--dropout", format!("{} is not in [0, 1)", self.dropout)));
         }
@@ -82,25 +127,49 @@ impl CnnConfig {
         Ok(())
     }
 
-    /// The conv layers' configurations, in order.
-    pub fn units(&self) -> Vec<ConvUnitConfig> {
-        let mut shape = self.input;
+    /// Each stage's plan. No unit pools: the stage pools after its connections. Every unit of a
+    /// stage outputs the same channels (`width`, or `2 width` after arch-3 attention, which
+    /// concatenates), and so does the stage.
+    fn stages(&self) -> Vec<Stage> {
+        let [mut c_in, mut h, mut w] = self.input;
         self.widths
             .iter()
             .zip(&self.pool)
-            .map(|(&c_out, &pool)| {
-                let [c_in, h, w] = shape;
-                let attention = self.attention.as_ref().map(|a| a.layer(c_out, [h, w]));
-                let unit = ConvUnitConfig::new(c_in, c_out).with_pool(pool).with_attention(attention);
-                shape = unit.output_shape(shape);
-                unit
+            .map(|(&width, &pool)| {
+                let attention = self.attention.as_ref().map(|a| a.layer(width, [h, w]));
+                let unit = |c| {
+                    ConvUnitConfig::new(c, width).with_pool(false).with_conv(self.conv).with_attention(attention.clone())
+                };
+                let c_out = unit(c_in).channels();
+                let lateral = LateralConfig::new(self.lateral, c_in, c_out, self.stage_depth);
+                let units = lateral.unit_inputs().into_iter().map(unit).collect();
+                let stage = Stage { lateral, units, hw: [h, w] };
+                c_in = c_out;
+                if pool {
+                    h = cost::pooled(h);
+                    w = cost::pooled(w);
+                }
+                stage
             })
             .collect()
     }
 
+    /// Every conv unit's configuration, stage by stage.
+    pub fn units(&self) -> Vec<ConvUnitConfig> {
+        self.stages().into_iter().flat_map(|s| s.units).collect()
+    }
+
     /// `[channels, height, width]` of the backbone's output.
     pub fn feature_shape(&self) -> [usize; 3] {
-        self.units().iter().fold(self.input, |shape, u| u.output_shape(shape))
+        let [mut c, mut h, mut w] = self.input;
+        for (stage, &pool) in self.stages().iter().zip(&self.pool) {
+            c = stage.lateral.width;
+            if pool {
+                h = cost::pooled(h);
+                w = cost::pooled(w);
+            }
+        }
+        [c, h, w]
     }
 
     fn head(&self) -> MlpHeadConfig {
@@ -111,20 +180,23 @@ impl CnnConfig {
     /// Builds the network on `device`.
     pub fn init(&self, device: &Device) -> Result<Cnn> {
         self.validate()?;
+        let stages = self.stages();
         Ok(Cnn {
-            convs: self.units().iter().map(|u| u.init(device)).collect(),
+            convs: stages.iter().flat_map(|s| s.units.iter().map(|u| u.init(device))).collect(),
+            laterals: stages.iter().map(|s| s.lateral.init(device)).collect(),
             shared: self.attention.as_ref().and_then(|a| a.shared()).map(|s| s.init(device)),
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+            pool_after: self.pool.clone(),
+            stage_depth: self.stage_depth,
             head: self.head().init(device),
         })
     }
 
-    /// Forward FLOPs per image.
+    /// Forward FLOPs per image: every unit (conv and attention), the lateral connections, the head.
     pub fn flops(&self) -> u64 {
-        let mut shape = self.input;
         let mut total = 0;
-        for unit in self.units() {
-            total += unit.flops(shape);
-            shape = unit.output_shape(shape);
+        for Stage { lateral, units, hw: [h, w] } in self.stages() {
+            total += units.iter().map(|u| u.flops([u.c_in, h, w])).sum::<u64>() + lateral.flops([h, w]);
         }
         total + self.head().flops()
     }
@@ -132,18 +204,17 @@ impl CnnConfig {
     /// Entries of the pixel x pixel attention matrices naive attention materialises for a batch
     /// (0 for the plain CNN and lean attention).
     pub fn naive_attention_elements(&self, batch: usize) -> u64 {
-        let mut shape = self.input;
         let mut total = 0;
-        for unit in self.units() {
-            total += unit.naive_attention_elements(shape, batch);
-            shape = unit.output_shape(shape);
+        for Stage { units, hw: [h, w], .. } in self.stages() {
+            total += units.iter().map(|u| u.naive_attention_elements([u.c_in, h, w], batch)).sum::<u64>();
         }
         total
     }
 
-    /// Names of the conv layers, in order (`conv1` .. `convN`). Layer `convI` is the I-th conv
-    /// unit's activation after BatchNorm and ReLU, before its max-pool: the map Grad-CAM
-    /// explains (4x4 for `conv4` of the default network on 32x32 images).
+    /// Names of the conv layers (stages), in order (`conv1` .. `convN`). Layer `convI` is the
+    /// I-th stage's output before its max-pool (with one unit and no lateral connections: the
+    /// conv unit's activation after attention, BatchNorm and ReLU): the map Grad-CAM explains
+    /// (4x4 for `conv4` of the default network on 32x32 images).
     pub fn layer_names(&self) -> Vec<String> {
         (1..=self.widths.len()).map(layer_name).collect()
     }
@@ -155,7 +226,6 @@ impl CnnConfig {
     }
 }
 
-/// The name of the `index`-th conv layer (from 1).
 fn layer_name(index: usize) -> String {
     format!("conv{index}")
 }
@@ -166,20 +236,24 @@ impl Cnn {
         self.forward_features_tapped(images, &mut NoTap)
     }
 
-    /// The backbone, showing each conv layer's activation (before its pool) to `tap`.
+    /// The backbone, showing each conv layer's output (before its pool) to `tap`.
     pub fn forward_features_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<4> {
         // [batch, 3, 32, 32] -> [batch, 32, 16, 16] -> ... -> [batch, 256, 2, 2] (defaults)
         let shared = self.shared.as_ref();
         let mut x = images;
-        for (i, unit) in self.convs.iter().enumerate() {
-            let attended = unit.attend(unit.extract(x), shared); // [batch, c, h, w]; c = 2 c_out after arch 3
-            let activation = tap.layer(&layer_name(i + 1), unit.activate(attended)); // [batch, c, h, w]
-            x = unit.downsample(activation); // [batch, c, h/2, w/2] with pooling
+        for (s, (lateral, units)) in self.laterals.iter().zip(self.convs.chunks(self.stage_depth)).enumerate() {
+            let stage = lateral.forward(x, self.stage_depth, |j, x| units[j].forward(x, shared)); // [batch, c, h, w]
+            let stage = tap.layer(&layer_name(s + 1), stage);
+            x = if self.pool_after[s] {
+                self.pool.forward(stage) // [batch, c, h/2, w/2]
+            } else {
+                stage
+            };
         }
         x
     }
 
-    /// The conv layers, in order.
+    /// The conv units, stage by stage.
     pub fn units(&self) -> &[ConvUnit] {
         &self.convs
     }
@@ -194,12 +268,34 @@ impl Cnn {
         self.head.forward(features) // [batch, num_classes]
     }
 
+    /// The head's parameter-free part: flatten.
+    pub fn pool_features(&self, features: Tensor<4>) -> Tensor<2> {
+        features.flatten(1, 3) // [batch, c * h * w]
+    }
+
+    /// The classifier on flattened features.
+    pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
+        self.head.forward(pooled) // [batch, num_classes]
+    }
+
+    /// Freezes every conv layer (weights and BatchNorm statistics, attention included); the
+    /// head stays trainable.
+    pub fn freeze_backbone(self) -> Self {
+        Self {
+            convs: self.convs.freeze(),
+            laterals: self.laterals.freeze(),
+            shared: self.shared.map(|s| s.freeze()),
+            head: self.head,
+            ..self
+        }
+    }
+
     /// Logits for a batch of images.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         self.forward_tapped(images, &mut NoTap)
     }
 
-    /// Logits for a batch of images, showing each conv layer's activation to `tap`.
+    /// Logits for a batch of images, showing each conv layer's output to `tap`.
     pub fn forward_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<2> {
         self.forward_head(self.forward_features_tapped(images, tap))
     }

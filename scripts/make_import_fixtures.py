@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Generates the weight-import fixtures in tests/fixtures/import/ (committed; CI does not run this).
+
+For each reference implementation the Rust port maps names from -- torchvision vgg16, vgg16_bn
+and resnet50, timm legacy_xception / xception -- it builds the network with the reference code,
+at reduced width so the files stay small (the layer structure, and so every parameter name, is
+the full network's), randomises every parameter and BatchNorm statistic, saves the state dict in
+PyTorch's native formats (ZIP and legacy pickle `.pth`, and safetensors), and saves a fixed input
+with the logits PyTorch computes for it in eval mode.
+
+    python3 -m venv /tmp/torch-venv && /tmp/torch-venv/bin/pip install torch torchvision timm safetensors
+    /tmp/torch-venv/bin/python scripts/make_import_fixtures.py
+
+The reduced widths here must match the configurations in tests/import.rs.
+"""
+
+import pathlib
+
+import timm
+import torch
+import torch.nn as nn
+from safetensors.torch import save_file
+from timm.models.xception import Block, SeparableConv2d
+from torchvision.models.resnet import Bottleneck, ResNet
+from torchvision.models.vgg import VGG, make_layers
+
+OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "import"
+
+
+def randomise(model: nn.Module, seed: int, side: int) -> None:
+    """Random values for every parameter and BatchNorm statistic, so a wrong mapping shows.
+
+    Running statistics are measured on random batches (as training would leave them), so
+    activations stay of order one through the deep residual stacks, then the BatchNorm affine
+    parameters are randomised too.
+    """
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the batches below
+        model.train()
+        for _ in range(4):
+            model(torch.randn(8, 3, side, side, generator=g))
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.momentum = 0.1
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+
+
+def vgg(batch_norm: bool) -> nn.Module:
+    """torchvision VGG-16 (configuration "D") at widths 4, 8, 8, 16, 16, hidden 32."""
+    cfg = [4, 4, "M", 8, 8, "M", 8, 8, 8, "M", 16, 16, 16, "M", 16, 16, 16, "M"]
+    model = VGG(make_layers(cfg, batch_norm=batch_norm), num_classes=10)
+    # torchvision hard-codes 512 * 7 * 7 -> 4096 -> 4096; same layer indices, smaller.
+    model.classifier = nn.Sequential(
+        nn.Linear(16 * 7 * 7, 32), nn.ReLU(True), nn.Dropout(),
+        nn.Linear(32, 32), nn.ReLU(True), nn.Dropout(),
+        nn.Linear(32, 10),
+    )
+    return model
+
+
+def resnet() -> nn.Module:
+    """torchvision ResNet-50 (Bottleneck, 3-4-6-3) with stem 8 and bottleneck widths 4, 8, 8, 16."""
+    model = ResNet(Bottleneck, [3, 4, 6, 3], num_classes=10)
+    model.inplanes = 8
+    model.conv1 = nn.Conv2d(3, 8, kernel_size=7, stride=2, padding=3, bias=False)
+    model.bn1 = nn.BatchNorm2d(8)
+    model.layer1 = model._make_layer(Bottleneck, 4, 3)
+    model.layer2 = model._make_layer(Bottleneck, 8, 4, stride=2)
+    model.layer3 = model._make_layer(Bottleneck, 8, 6, stride=2)
+    model.layer4 = model._make_layer(Bottleneck, 16, 3, stride=2)
+    model.fc = nn.Linear(16 * 4, 10)
+    return model
+
+
+def xception(name: str) -> nn.Module:
+    """timm `name` (legacy_xception or its alias xception) at widths 8, 16, 16, 24, 32, 32, 48,
+    64, 96 with timm's own Block and SeparableConv2d."""
+    model = timm.create_model(name, pretrained=False, num_classes=10)
+    w = [8, 16, 16, 24, 32, 32, 48, 64, 96]
+    model.conv1 = nn.Conv2d(3, w[0], 3, 2, 0, bias=False)
+    model.bn1 = nn.BatchNorm2d(w[0])
+    model.conv2 = nn.Conv2d(w[0], w[1], 3, bias=False)
+    model.bn2 = nn.BatchNorm2d(w[1])
+    model.block1 = Block(w[1], w[2], 2, 2, start_with_relu=False)
+    model.block2 = Block(w[2], w[3], 2, 2)
+    model.block3 = Block(w[3], w[4], 2, 2)
+    for i in range(4, 12):
+        setattr(model, f"block{i}", Block(w[4] if i == 4 else w[5], w[5], 3, 1))
+    model.block12 = Block(w[5], w[6], 2, 2, grow_first=False)
+    model.conv3 = SeparableConv2d(w[6], w[7], 3, 1, 1)
+    model.bn3 = nn.BatchNorm2d(w[7])
+    model.conv4 = SeparableConv2d(w[7], w[8], 3, 1, 1)
+    model.bn4 = nn.BatchNorm2d(w[8])
+    model.fc = nn.Linear(w[8], 10)
+    return model
+
+
+def save(name: str, model: nn.Module, formats: list[str], seed: int, side: int = 48) -> None:
+    randomise(model, seed, side)
+    model.eval()
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    for fmt in formats:
+        if fmt == "zip":
+            torch.save(state, OUT / f"{name}.pth")
+        elif fmt == "legacy":
+            torch.save(state, OUT / f"{name}-legacy.pth", _use_new_zipfile_serialization=False)
+        elif fmt == "checkpoint":
+            # A training checkpoint: the state dict nested under "state_dict" beside other values.
+            torch.save({"epoch": 3, "state_dict": state}, OUT / f"{name}-checkpoint.pt")
+        elif fmt == "safetensors":
+            save_file(state, str(OUT / f"{name}.safetensors"))
+    x = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(1000 + seed))
+    with torch.no_grad():
+        logits = model(x)
+    save_file({"input": x.contiguous(), "logits": logits.contiguous()}, str(OUT / f"{name}-io.safetensors"))
+    print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, logits {logits[0, :3].tolist()}")
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    save("vgg16", vgg(False), ["zip"], seed=1)
+    save("vgg16_bn", vgg(True), ["legacy"], seed=2)
+    save("resnet50", resnet(), ["safetensors", "legacy", "checkpoint"], seed=3)
+    save("legacy_xception", xception("legacy_xception"), ["zip", "safetensors"], seed=4)
+    alias = xception("xception")
+    assert list(alias.state_dict()) == list(xception("legacy_xception").state_dict())
+    save("xception", alias, ["legacy"], seed=5)
+
+
+if __name__ == "__main__":
+    main()
