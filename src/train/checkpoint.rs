@@ -21,7 +21,13 @@ use crate::model::registry::network_config;
 use crate::model::{ModelSpec, Network};
 
 /// Version of the checkpoint layout; bumped when it changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: the first layout.
+/// - 2: the study's CNN became stages of conv units whose conv is one of several kinds
+///   (`convs.N.conv.Plain.weight` where layout 1 had `convs.N.conv.weight`) with lateral
+///   connections and attention beside them. A layout-1 checkpoint loads in a build of its own
+///   commit (`run.json` names it).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// `meta.json`: what the weights are and where the run stood.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -130,7 +136,10 @@ pub fn read_meta(checkpoint: &Path) -> Result<CheckpointMeta> {
     if meta.format_version != FORMAT_VERSION {
         return Err(Error::checkpoint(
             checkpoint,
-            format!("layout version {} (this build reads {FORMAT_VERSION})", meta.format_version),
+            format!(
+                "layout version {} (this build reads {FORMAT_VERSION}); use a build of the commit in the run's run.json",
+                meta.format_version
+            ),
         ));
     }
     Ok(meta)
