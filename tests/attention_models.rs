@@ -57,6 +57,7 @@ fn small(widths: &[usize]) -> ModelOptions {
 fn cnn_config(name: &str, options: ModelOptions, input: [usize; 3]) -> CnnConfig {
     match network_config(&spec(name, options), 5, input).unwrap() {
         NetworkConfig::Cnn(c) => c,
+        other => panic!("{name} is not one of the study's CNNs: {other:?}"),
     }
 }
 

@@ -84,11 +84,11 @@ data = "no-such-folder"
 twin = "nobody"
 [models.cnn-lateral]
 model = "cnn"
-lateral = "residual"
+warp-drive = "on"
 learning_rate = 0.1
 [models.cnn-dense]
 model = "cnn"
-lateral = "dense"
+warp-drive = "off"
 [recipes.r]
 weight_decay = 0.0
 seed = 3
@@ -103,9 +103,10 @@ seed = 3
             "seeds: 0 is listed twice",
             "[datasets.here]: data folder",
             "no-such-folder does not exist",
-            "model 'attn9' is not in this visionnet (its models: cnn), in [models.attn9]",
+            "model 'attn9' is not in this visionnet (its models: cnn, attn1, ",
+            "), in [models.attn9]",
             "twin 'nobody' is not a model of this grid",
-            "'lateral' is not a train flag of this visionnet (one a later version adds, or a typo), in [models.cnn-lateral], [models.cnn-dense]",
+            "'warp-drive' is not a train flag of this visionnet (one a later version adds, or a typo), in [models.cnn-lateral], [models.cnn-dense]",
             "'learning_rate' is not a train flag",
             "[recipes.r]: 'weight_decay' is not a train flag; write it 'weight-decay'",
             "[recipes.r]: 'seed' is set by the grid itself",
@@ -145,11 +146,11 @@ data = "data"
 [datasets.cifar100]
 data = "cifar-100-binary"
 [models.cnn]
-[models.attn1]
+[models.attn9]
 twin = "cnn"
-[models.cnn-residual]
+[models.cnn-warp]
 model = "cnn"
-lateral = "residual"
+warp-drive = "on"
 twin = "cnn"
 [recipes.short]
 epochs = 1
@@ -167,16 +168,17 @@ epochs = 1
             "grid.toml: 3 problems in the grid",
             "[datasets.cifar100]: data folder",
             "cifar-100-binary does not exist",
-            "model 'attn1' is not in this visionnet (its models: cnn), in [models.attn1]",
-            "'lateral' is not a train flag of this visionnet (one a later version adds, or a typo), in [models.cnn-residual]",
+            "model 'attn9' is not in this visionnet (its models: cnn, attn1, ",
+            "), in [models.attn9]",
+            "'warp-drive' is not a train flag of this visionnet (one a later version adds, or a typo), in [models.cnn-warp]",
             "--models selects part of a grid",
         ],
     );
     assert!(!runs.exists(), "nothing written");
     // Part of it selected: an unknown model still named if selected ...
-    let out = visionnet(&["experiment", "--grid", g, "--out", o, "--datasets", "synth", "--models", "cnn,attn1"]);
-    let stderr = assert_clean_failure(&out, &["1 problem in the grid", "model 'attn1' is not in this visionnet"]);
-    assert!(!stderr.contains("lateral") && !stderr.contains("cifar100"), "{stderr}");
+    let out = visionnet(&["experiment", "--grid", g, "--out", o, "--datasets", "synth", "--models", "cnn,attn9"]);
+    let stderr = assert_clean_failure(&out, &["1 problem in the grid", "model 'attn9' is not in this visionnet"]);
+    assert!(!stderr.contains("warp-drive") && !stderr.contains("cifar100"), "{stderr}");
     // ... and the part this build and machine have runs.
     let out = assert_success(&visionnet(&["experiment", "--grid", g, "--out", o, "--datasets", "synth", "--models", "cnn", "--quiet"]));
     assert!(out.contains("2 runs in") && out.contains("2 trained now"), "{out}");

@@ -77,7 +77,7 @@ const BN_EPS: f32 = 1e-5;
 /// - channel 1's kernel picks the upper-left neighbour: conv[i][j] = x[i-1][j-1] (zero padded);
 /// - class c's output weight for activation (k, i, j) is `w(c, k, i, j)` below.
 fn known_model() -> (NetworkConfig, Network) {
-    let options = ModelOptions { widths: vec![2], pool: vec![false], hidden: vec![], dropout: 0.0 };
+    let options = ModelOptions { widths: vec![2], pool: vec![false], hidden: vec![], dropout: 0.0, ..ModelOptions::default() };
     let (config, model) = cnn(options, 2, [1, 4, 4]);
     let mut kernel = vec![0.0f32; 2 * 9];
     kernel[4] = 1.0; // channel 0, centre
@@ -206,7 +206,7 @@ impl LayerTap for Nudge {
 #[test]
 fn captured_gradients_agree_with_finite_differences_through_a_deeper_head() {
     // conv2's activation goes through two more conv layers, pooling and a hidden layer.
-    let options = ModelOptions { widths: vec![4, 6, 6, 8], pool: vec![true, false, true, true], hidden: vec![12], dropout: 0.0 };
+    let options = ModelOptions { widths: vec![4, 6, 6, 8], pool: vec![true, false, true, true], hidden: vec![12], dropout: 0.0, ..ModelOptions::default() };
     let (_, model) = cnn(options, 3, [3, 16, 16]);
     let model = model.valid();
     let device = Device::flex();
@@ -243,7 +243,7 @@ fn captured_gradients_agree_with_finite_differences_through_a_deeper_head() {
 
 #[test]
 fn a_constant_output_model_gives_zero_maps_not_nan() {
-    let options = ModelOptions { widths: vec![4, 8], pool: vec![true, false], hidden: vec![], dropout: 0.0 };
+    let options = ModelOptions { widths: vec![4, 8], pool: vec![true, false], hidden: vec![], dropout: 0.0, ..ModelOptions::default() };
     let (config, model) = cnn(options, 3, [3, 16, 16]);
     // The output layer ignores its input: logits are the bias, whatever the image.
     let model = set_params(model, &[("output.weight", vec![0.0; 8 * 8 * 8 * 3]), ("output.bias", vec![0.3, -0.1, 0.2])]);
@@ -299,7 +299,7 @@ fn striped(n: usize, seed: u64) -> (Vec<f32>, Vec<i64>, Vec<usize>) {
 fn the_map_peaks_where_the_evidence_is_after_a_short_training() {
     let device = Device::flex().autodiff();
     device.seed(7);
-    let options = ModelOptions { widths: vec![8, 16], pool: vec![true, true], hidden: vec![16], dropout: 0.0 };
+    let options = ModelOptions { widths: vec![8, 16], pool: vec![true, true], hidden: vec![16], dropout: 0.0, ..ModelOptions::default() };
     let config = network_config(&ModelSpec { name: "cnn".into(), options }, 2, [3, 16, 16]).unwrap();
     let mut model = config.init(&device).unwrap();
     let mut optimizer = AdamConfig::new().init();
