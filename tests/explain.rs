@@ -24,6 +24,14 @@ fn cnn(options: ModelOptions, classes: usize, input: [usize; 3]) -> (NetworkConf
     (config, model)
 }
 
+/// burn's device RNG is global: tests of this file that initialise models in parallel would
+/// interleave their draws, so a seeded test (the evidence test) would see a different
+/// initialisation from run to run. Every test holds this lock.
+fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Replaces parameters whose path ends with a given key (`conv.weight`, `output.bias`) with
 /// given values.
 #[derive(Default)]
@@ -95,7 +103,7 @@ fn known_model() -> (NetworkConfig, Network) {
     }
     let model = set_params(
         model,
-        &[("conv.weight", kernel), ("output.weight", weight), ("output.bias", vec![0.1, -0.2])],
+        &[("conv.Plain.weight", kernel), ("output.weight", weight), ("output.bias", vec![0.1, -0.2])],
     );
     (config, model)
 }
@@ -123,6 +131,7 @@ fn known_activation() -> [[[f32; 4]; 4]; 2] {
 
 #[test]
 fn maps_of_a_model_with_known_weights_equal_the_hand_computed_ones() {
+    let _rng = rng_lock();
     let (config, model) = known_model();
     let device = Device::flex();
     let image = Tensor::<4>::from_data(TensorData::new(X.iter().flatten().copied().collect::<Vec<_>>(), [1, 1, 4, 4]), &device);
@@ -205,6 +214,7 @@ impl LayerTap for Nudge {
 
 #[test]
 fn captured_gradients_agree_with_finite_differences_through_a_deeper_head() {
+    let _rng = rng_lock();
     // conv2's activation goes through two more conv layers, pooling and a hidden layer.
     let options = ModelOptions { widths: vec![4, 6, 6, 8], pool: vec![true, false, true, true], hidden: vec![12], dropout: 0.0, ..ModelOptions::default() };
     let (_, model) = cnn(options, 3, [3, 16, 16]);
@@ -243,6 +253,7 @@ fn captured_gradients_agree_with_finite_differences_through_a_deeper_head() {
 
 #[test]
 fn a_constant_output_model_gives_zero_maps_not_nan() {
+    let _rng = rng_lock();
     let options = ModelOptions { widths: vec![4, 8], pool: vec![true, false], hidden: vec![], dropout: 0.0, ..ModelOptions::default() };
     let (config, model) = cnn(options, 3, [3, 16, 16]);
     // The output layer ignores its input: logits are the bias, whatever the image.
@@ -297,6 +308,7 @@ fn striped(n: usize, seed: u64) -> (Vec<f32>, Vec<i64>, Vec<usize>) {
 
 #[test]
 fn the_map_peaks_where_the_evidence_is_after_a_short_training() {
+    let _rng = rng_lock();
     let device = Device::flex().autodiff();
     device.seed(7);
     let options = ModelOptions { widths: vec![8, 16], pool: vec![true, true], hidden: vec![16], dropout: 0.0, ..ModelOptions::default() };
@@ -341,6 +353,7 @@ fn the_map_peaks_where_the_evidence_is_after_a_short_training() {
 
 #[test]
 fn every_registered_model_shows_exactly_its_layer_names_to_a_tap() {
+    let _rng = rng_lock();
     let device = Device::flex();
     for entry in MODELS {
         let config = network_config(&ModelSpec { name: entry.name.into(), options: ModelOptions::default() }, 10, [3, 32, 32]).unwrap();
@@ -360,6 +373,7 @@ fn every_registered_model_shows_exactly_its_layer_names_to_a_tap() {
 
 #[test]
 fn class_targets_parse_names_indices_and_refuse_others() {
+    let _rng = rng_lock();
     let classes: Vec<String> = ["cat", "dog", "ship"].map(String::from).to_vec();
     assert_eq!(ClassTarget::parse("top", &classes).unwrap(), ClassTarget::Predicted);
     assert_eq!(ClassTarget::parse("label", &classes).unwrap(), ClassTarget::Label);
@@ -373,6 +387,7 @@ fn class_targets_parse_names_indices_and_refuse_others() {
 
 #[test]
 fn mcnemar_matches_worked_examples() {
+    let _rng = rng_lock();
     // 10 vs 2 disagreements: chi2 = (|10 - 2| - 1)^2 / 12 = 49 / 12; exact p = 2 P(X <= 2) with
     // X ~ Bin(12, 1/2) = 2 (1 + 12 + 66) / 4096.
     let t = mcnemar(10, 2);
@@ -397,6 +412,7 @@ fn mcnemar_matches_worked_examples() {
 
 #[test]
 fn normalised_maps_are_relu_over_max_and_never_nan() {
+    let _rng = rng_lock();
     assert_eq!(normalise(&[-1.0, 2.0, 1.0, 0.0]), vec![0.0, 1.0, 0.5, 0.0]);
     assert_eq!(normalise(&[-1.0, -2.0]), vec![0.0, 0.0]);
     assert_eq!(normalise(&[0.0; 4]), vec![0.0; 4]);
@@ -405,6 +421,7 @@ fn normalised_maps_are_relu_over_max_and_never_nan() {
 
 #[test]
 fn small_maps_upsample_smoothly_with_the_peak_in_place() {
+    let _rng = rng_lock();
     // A 2x2 map whose top-right cell is hot, shown at 64x64.
     let up = upsample(&[0.0, 1.0, 0.0, 0.0], [2, 2], 64, 64);
     assert_eq!(up.len(), 64 * 64);
@@ -423,6 +440,7 @@ fn small_maps_upsample_smoothly_with_the_peak_in_place() {
 
 #[test]
 fn figures_print_their_captions() {
+    let _rng = rng_lock();
     let panel = image::RgbImage::from_pixel(64, 64, image::Rgb([200, 200, 200]));
     let tile = |text: &str| Tile { panels: vec![panel.clone(), panel.clone()], caption: vec![Line::new(text, figure::RED)] };
     let figure = Figure {
