@@ -95,19 +95,10 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 /// Times training steps of `spec.model` with Adam on random images.
 pub fn train_steps(spec: &BenchSpec, device: &Device) -> Result<Timing> {
-    let ad = device.clone().autodiff();
-    let config = network_config(&spec.model, spec.num_classes, spec.input)?;
-    config.check_naive_attention_memory(&spec.model.name, spec.batch_size, 4, "--batch-size")?;
-    let mut model = config.init(&ad)?;
+    let TrainingSetup { ad, mut model, images, labels } = training_setup(spec, device)?;
+    let b = spec.batch_size;
     let mut optim = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
-    let [c, h, w] = spec.input;
-    let b = spec.batch_size;
-    let images = Tensor::<4>::random([b, c, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), &ad);
-    let labels = Tensor::<1, Int>::from_data(
-        TensorData::new((0..b as i64).map(|i| i % spec.num_classes as i64).collect::<Vec<_>>(), [b]),
-        &ad,
-    );
     let mut step = |model: Network| {
         let loss = loss_fn.forward(model.forward(images.clone()), labels.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -201,20 +192,9 @@ impl burn::module::ModuleVisitor for Materialize {
 /// ([`NetworkConfig::check_naive_attention_memory`](crate::model::NetworkConfig::check_naive_attention_memory)):
 /// on a shared machine it must not run into the out-of-memory killer.
 pub fn train_step_memory(spec: &BenchSpec, device: &Device) -> Result<StepMemory> {
-    let config = network_config(&spec.model, spec.num_classes, spec.input)?;
-    config.check_naive_attention_memory(&spec.model.name, spec.batch_size, 4, "--batch-size")?;
-    let ad = device.clone().autodiff();
-    let mut model = config.init(&ad)?;
-    model.visit(&mut Materialize);
+    let TrainingSetup { ad, mut model, images, labels } = training_setup(spec, device)?;
     let mut optim = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
-    let [c, h, w] = spec.input;
-    let b = spec.batch_size;
-    let images = Tensor::<4>::random([b, c, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), &ad);
-    let labels = Tensor::<1, Int>::from_data(
-        TensorData::new((0..b as i64).map(|i| i % spec.num_classes as i64).collect::<Vec<_>>(), [b]),
-        &ad,
-    );
     let _ = ad.sync();
     let before = status_bytes("VmRSS")?;
     let peak_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
@@ -225,5 +205,32 @@ pub fn train_step_memory(spec: &BenchSpec, device: &Device) -> Result<StepMemory
     let peak = status_bytes("VmHWM")?;
     drop(model);
     Ok(StepMemory { before, peak, peak_reset })
+}
+
+/// What a timed or measured training step needs: the autodiff device, the model with every
+/// parameter initialised, and a fixed random batch with labels cycling through the classes.
+struct TrainingSetup {
+    ad: Device,
+    model: Network,
+    images: Tensor<4>,
+    labels: Tensor<1, Int>,
+}
+
+/// Builds [`TrainingSetup`] for `spec`, refusing (naming `--batch-size`) a naive attention model
+/// whose matrices could exhaust memory.
+fn training_setup(spec: &BenchSpec, device: &Device) -> Result<TrainingSetup> {
+    let config = network_config(&spec.model, spec.num_classes, spec.input)?;
+    config.check_naive_attention_memory(&spec.model.name, spec.batch_size, 4, "--batch-size")?;
+    let ad = device.clone().autodiff();
+    let model = config.init(&ad)?;
+    model.visit(&mut Materialize);
+    let [c, h, w] = spec.input;
+    let b = spec.batch_size;
+    let images = Tensor::<4>::random([b, c, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), &ad);
+    let labels = Tensor::<1, Int>::from_data(
+        TensorData::new((0..b as i64).map(|i| i % spec.num_classes as i64).collect::<Vec<_>>(), [b]),
+        &ad,
+    );
+    Ok(TrainingSetup { ad, model, images, labels })
 }
 
