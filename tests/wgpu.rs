@@ -1,6 +1,7 @@
 //! The `wgpu` device (build with `--features wgpu`; on a CPU it needs a Vulkan driver such as
 //! Mesa's lavapipe, `apt-get install mesa-vulkan-drivers`): the same network gives the same
-//! outputs and gradients as on `flex`, and a CLI run trains on it.
+//! outputs and gradients as on `flex` (the plain CNN, and the attention CNNs, whose lean pixel
+//! attention runs its portable tiled path there), and a CLI run trains on it.
 #![cfg(feature = "wgpu")]
 
 mod common;
@@ -18,12 +19,13 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-#[test]
-fn wgpu_matches_flex_forward_and_backward() {
+/// `model` (small widths) gives the same logits on `wgpu` as on `flex`, before and after one SGD
+/// step with each device's own gradients.
+fn wgpu_matches_flex(model: &str) {
     let flex = DeviceKind::Flex.device().unwrap().autodiff();
     let wgpu = DeviceKind::Wgpu.device().unwrap().autodiff();
     let spec = ModelSpec {
-        name: "cnn".into(),
+        name: model.into(),
         options: ModelOptions { widths: vec![8, 16, 16, 32], hidden: vec![32, 16, 16], ..Default::default() },
     };
     let config = network_config(&spec, 10, [3, 32, 32]).unwrap();
@@ -46,7 +48,7 @@ fn wgpu_matches_flex_forward_and_backward() {
     let close = |a: &[f32], b: &[f32], what: &str| {
         let scale = a.iter().map(|v| v.abs()).fold(0.0, f32::max);
         let diff = max_abs_diff(a, b);
-        assert!(diff <= 1e-3 * scale.max(1.0), "{what} differ by {diff} (scale {scale})");
+        assert!(diff <= 1e-3 * scale.max(1.0), "{model}: {what} differ by {diff} (scale {scale})");
     };
     let (logits_flex, grads_flex) = run(&on_flex, &flex);
     let (logits_wgpu, grads_wgpu) = run(&on_wgpu, &wgpu);
@@ -57,8 +59,21 @@ fn wgpu_matches_flex_forward_and_backward() {
     let on_wgpu = step(on_wgpu, grads_wgpu);
     let (after_flex, _) = run(&on_flex, &flex);
     let (after_wgpu, _) = run(&on_wgpu, &wgpu);
-    assert!(max_abs_diff(&after_flex, &logits_flex) > 1e-3, "the step changed nothing");
+    assert!(max_abs_diff(&after_flex, &logits_flex) > 1e-3, "{model}: the step changed nothing");
     close(&after_flex, &after_wgpu, "logits after one step");
+}
+
+#[test]
+fn wgpu_matches_flex_forward_and_backward() {
+    wgpu_matches_flex("cnn");
+}
+
+#[test]
+fn attention_cnns_match_flex_on_wgpu() {
+    // attn1 and attn2: the lean op's tiled path on wgpu against flex's CPU kernels.
+    for model in ["attn1", "attn2", "attn3"] {
+        wgpu_matches_flex(model);
+    }
 }
 
 #[test]
