@@ -53,6 +53,7 @@ use burn::prelude::*;
 
 use super::attention::{AttentionImpl, pixel_attention};
 use crate::model::cost;
+use crate::model::ops::conv;
 
 /// Configuration of [`QkvConvs`].
 #[derive(Config, Debug)]
@@ -100,7 +101,7 @@ impl QkvConvsConfig {
 impl QkvConvs {
     /// `(q, k, v)` of a feature map.
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-        (self.query.forward(x.clone()), self.key.forward(x.clone()), self.value.forward(x))
+        (conv::forward(&self.query, x.clone()), conv::forward(&self.key, x.clone()), conv::forward(&self.value, x))
     }
 }
 
@@ -204,7 +205,7 @@ impl PixelAttention {
         let n = h * w;
         let (q, k, v) = match (&self.own, shared, &self.project_in) {
             (Some(own), _, _) => own.forward(x), // [b, c/r, h, w] x2, [b, c, h, w]
-            (None, Some(shared), Some(project_in)) => shared.forward(project_in.forward(x)), // at width cs
+            (None, Some(shared), Some(project_in)) => shared.forward(conv::forward(project_in, x)), // at width cs
             _ => unreachable!("a block without its own q/k/v is built with a projection and given the shared ones"),
         };
         let heads = self.heads;
@@ -217,7 +218,7 @@ impl PixelAttention {
         let y = pixel_attention(q, k, v, scale, self.implementation); // [b*H, width/H, n]
         let y = y.reshape([b, width, h, w]); // heads concatenated along channels
         match &self.project_out {
-            Some(project_out) => project_out.forward(y), // [b, c, h, w]
+            Some(project_out) => conv::forward(project_out, y), // [b, c, h, w]
             None => {
                 debug_assert_eq!(width, c);
                 y

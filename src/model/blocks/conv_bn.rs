@@ -7,7 +7,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
 
-use crate::model::cost;
+use crate::model::{cost, ops};
 
 /// The non-linearity after a normalised conv.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -136,6 +136,6 @@ impl ConvBnConfig {
 impl ConvBn {
     /// Conv -> BatchNorm -> activation.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.activation.forward(self.norm.forward(self.conv.forward(x)))
+        self.activation.forward(self.norm.forward(ops::conv::forward(&self.conv, x)))
     }
 }

@@ -11,7 +11,7 @@ use burn::prelude::*;
 
 use super::inception::{Inception, InceptionConfig};
 use super::separable::{SeparableConv, SeparableConvConfig};
-use crate::model::cost;
+use crate::model::{cost, ops};
 
 /// Which conv a unit uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
@@ -78,7 +78,7 @@ impl FeatureConv {
     /// The conv on `x`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            FeatureConv::Plain(c) => c.forward(x),
+            FeatureConv::Plain(c) => ops::conv::forward(c, x),
             FeatureConv::Inception(c) => c.forward(x),
             FeatureConv::Separable(c) => c.forward(x),
         }

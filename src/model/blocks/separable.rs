@@ -10,7 +10,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 
 use super::conv_bn::KAIMING_FAN_OUT;
-use crate::model::cost;
+use crate::model::{cost, ops};
 
 /// Configuration of a [`SeparableConv`].
 #[derive(Config, Debug)]
@@ -80,6 +80,6 @@ impl SeparableConv {
     /// Depthwise, then pointwise.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.depthwise.forward(x); // [batch, c_in, h', w']
-        self.pointwise.forward(x) // [batch, c_out, h', w']
+        ops::conv::forward(&self.pointwise, x) // [batch, c_out, h', w']
     }
 }

@@ -21,7 +21,7 @@ use super::Form;
 use crate::error::{Error, Result};
 use crate::model::blocks::Resize;
 use crate::model::blocks::conv_bn::KAIMING_FAN_OUT;
-use crate::model::cost;
+use crate::model::{cost, ops};
 use crate::model::tap::{LayerTap, NoTap};
 
 /// Configuration of a [`Vgg`].
@@ -66,7 +66,7 @@ pub struct VggConv {
 
 impl VggConv {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv.forward(x);
+        let x = ops::conv::forward(&self.conv, x);
         relu(match &self.norm {
             Some(norm) => norm.forward(x),
             None => x,

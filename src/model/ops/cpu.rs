@@ -516,7 +516,7 @@ pub mod avx2 {
 
 /// A matrix view into a slice: element `(r, c)` is `data[offset + r * rs + c * cs]`.
 #[derive(Clone, Copy)]
-struct View {
+pub(super) struct View {
     offset: usize,
     rows: usize,
     cols: usize,
@@ -525,7 +525,7 @@ struct View {
 }
 
 impl View {
-    fn new(offset: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
+    pub(super) fn new(offset: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
         Self { offset, rows, cols, rs, cs }
     }
 
@@ -535,9 +535,9 @@ impl View {
     }
 }
 
-/// `dst = (accumulate ? dst : 0) + alpha * lhs rhs`, single-threaded (groups are the parallel
-/// unit).
-fn matmul(dst: &mut [f32], d: View, accumulate: bool, lhs: &[f32], l: View, rhs: &[f32], r: View, alpha: f32) {
+/// `dst = (accumulate ? dst : 0) + alpha * lhs rhs`, single-threaded (groups, or images, are
+/// the parallel unit).
+pub(super) fn matmul(dst: &mut [f32], d: View, accumulate: bool, lhs: &[f32], l: View, rhs: &[f32], r: View, alpha: f32) {
     assert!(l.rows == d.rows && r.cols == d.cols && l.cols == r.rows, "matmul shapes");
     assert!(d.fits(dst.len()) && l.fits(lhs.len()) && r.fits(rhs.len()), "matmul views out of bounds");
     if d.rows == 0 || d.cols == 0 {

@@ -1,5 +1,6 @@
-//! Memory-lean softmax attention over the pixels of a feature map, as a custom burn operation
-//! with its own backward pass (the kernel behind attention architectures 1 and 2).
+//! Custom burn operations with their own backward passes: 2D convolution ([`conv`], CPU kernels
+//! in [`conv_cpu`]), and (this file, [`cpu`], [`tiled`], [`autodiff`]) memory-lean softmax
+//! attention over the pixels of a feature map, the kernel behind attention architectures 1 and 2.
 //!
 //! # What it computes
 //!
@@ -41,6 +42,8 @@
 //!   attention matrix kept. Tests check the lean paths against it.
 
 pub mod autodiff;
+pub mod conv;
+pub mod conv_cpu;
 pub mod cpu;
 pub mod tiled;
 

@@ -1,0 +1,249 @@
+//! CPU kernels of the conv backward pass for the `flex` backend: im2col / col2im and two matrix
+//! products per image, images in parallel.
+//!
+//! With `x` `[b, ci, h, w]`, `weight` `[co, ci, kh, kw]`, the output gradient `dy`
+//! `[b, co, ho, wo]`, `K = ci * kh * kw` and `P = ho * wo`, for each image:
+//!
+//! ```text
+//! col  = im2col(x_b)            // [K, P]: col[(c, i, j), (oy, ox)] = x_b[c, oy*s + i*d - pad, ...]
+//! dW  += dy_b col^T             // [co, K] = [co, P] x [P, K]
+//! dcol = W^T dy_b               // [K, P]  = [K, co] x [co, P]
+//! dx_b = col2im(dcol)           // scatter-add back onto [ci, h, w]
+//! ```
+//!
+//! burn 0.22's generic fallback (which `flex` uses) computes the weight gradient as a conv of
+//! the batch-and-channel-swapped input with the swapped output gradient as its kernel (a matrix
+//! product only 9 columns wide for a 3x3 kernel, after two layout copies), and the input gradient
+//! as a transposed conv; these are the two products above with no layout change.
+//!
+//! Only `f32` and `groups == 1` run here; the caller falls back to burn's ops otherwise.
+
+use burn::backend::ops::ConvOptions;
+use rayon::prelude::*;
+
+use super::cpu::{View, matmul};
+
+/// The shapes of one conv: input `[b, ci, h, w]`, kernel `[co, ci, kh, kw]`, output `[ho, wo]`.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvShape {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub ho: usize,
+    pub wo: usize,
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    /// Padding before the first row and column (padding after only bounds `ho`, `wo`).
+    pub pad: [usize; 2],
+}
+
+impl ConvShape {
+    /// The shape of `x` `[b, ci, h, w]` convolved with `weight` `[co, ci, kh, kw]` under `options`.
+    pub fn new(x: [usize; 4], weight: [usize; 4], options: &ConvOptions<2>) -> Self {
+        let [batch, c_in, h, w] = x;
+        let [c_out, _, kh, kw] = weight;
+        let out = |side: usize, k: usize, dim: usize| {
+            let (before, after) = options.padding[dim];
+            (side + before + after - options.dilation[dim] * (k - 1) - 1) / options.stride[dim] + 1
+        };
+        Self {
+            batch,
+            c_in,
+            h,
+            w,
+            c_out,
+            kh,
+            kw,
+            ho: out(h, kh, 0),
+            wo: out(w, kw, 1),
+            stride: options.stride,
+            dilation: options.dilation,
+            pad: options.padding_begin(),
+        }
+    }
+
+    /// Rows of the im2col matrix: `ci * kh * kw`.
+    fn k(&self) -> usize {
+        self.c_in * self.kh * self.kw
+    }
+
+    /// Output positions per image: `ho * wo`.
+    fn p(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    /// For kernel offset `j` along a row, the output columns `ox` whose input column
+    /// `ox * s + j * d - pad` lies inside the image, as a range.
+    fn valid_cols(&self, j: usize) -> std::ops::Range<usize> {
+        valid_range(self.wo, self.w, self.stride[1], j * self.dilation[1], self.pad[1])
+    }
+
+    fn valid_rows(&self, i: usize) -> std::ops::Range<usize> {
+        valid_range(self.ho, self.h, self.stride[0], i * self.dilation[0], self.pad[0])
+    }
+}
+
+/// The outputs `o < n_out` with `0 <= o * s + offset - pad < n_in`.
+fn valid_range(n_out: usize, n_in: usize, s: usize, offset: usize, pad: usize) -> std::ops::Range<usize> {
+    // o * s + offset >= pad  <=>  o >= ceil((pad - offset) / s)
+    let start = pad.saturating_sub(offset).div_ceil(s);
+    // o * s + offset - pad <= n_in - 1  <=>  o <= (n_in - 1 + pad - offset) / s
+    let end = if n_in + pad > offset { ((n_in - 1 + pad - offset) / s + 1).min(n_out) } else { 0 };
+    start.min(end)..end
+}
+
+/// `col` `[K, P]` from one image `x` `[ci, h, w]`; positions outside the image are 0.
+fn im2col(x: &[f32], s: &ConvShape, col: &mut [f32]) {
+    let p = s.p();
+    for c in 0..s.c_in {
+        let plane = &x[c * s.h * s.w..(c + 1) * s.h * s.w];
+        for i in 0..s.kh {
+            let rows = s.valid_rows(i);
+            for j in 0..s.kw {
+                let row = &mut col[((c * s.kh + i) * s.kw + j) * p..][..p];
+                let cols = s.valid_cols(j);
+                for oy in 0..s.ho {
+                    let out = &mut row[oy * s.wo..(oy + 1) * s.wo];
+                    if !rows.contains(&oy) || cols.is_empty() {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let y = oy * s.stride[0] + i * s.dilation[0] - s.pad[0];
+                    let src = &plane[y * s.w..(y + 1) * s.w];
+                    out[..cols.start].fill(0.0);
+                    out[cols.end..].fill(0.0);
+                    let x0 = cols.start * s.stride[1] + j * s.dilation[1] - s.pad[1];
+                    if s.stride[1] == 1 {
+                        out[cols.clone()].copy_from_slice(&src[x0..x0 + cols.len()]);
+                    } else {
+                        for (k, o) in out[cols.clone()].iter_mut().enumerate() {
+                            *o = src[x0 + k * s.stride[1]];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds `dcol` `[K, P]` back onto one image's input gradient `dx` `[ci, h, w]` (zeroed first).
+fn col2im(dcol: &[f32], s: &ConvShape, dx: &mut [f32]) {
+    let p = s.p();
+    dx.fill(0.0);
+    for c in 0..s.c_in {
+        let plane = &mut dx[c * s.h * s.w..(c + 1) * s.h * s.w];
+        for i in 0..s.kh {
+            let rows = s.valid_rows(i);
+            for j in 0..s.kw {
+                let row = &dcol[((c * s.kh + i) * s.kw + j) * p..][..p];
+                let cols = s.valid_cols(j);
+                if cols.is_empty() {
+                    continue;
+                }
+                let x0 = cols.start * s.stride[1] + j * s.dilation[1] - s.pad[1];
+                for oy in rows.clone() {
+                    let y = oy * s.stride[0] + i * s.dilation[0] - s.pad[0];
+                    let dst = &mut plane[y * s.w..(y + 1) * s.w];
+                    let src = &row[oy * s.wo + cols.start..oy * s.wo + cols.end];
+                    if s.stride[1] == 1 {
+                        for (d, &g) in dst[x0..x0 + src.len()].iter_mut().zip(src) {
+                            *d += g;
+                        }
+                    } else {
+                        for (k, &g) in src.iter().enumerate() {
+                            dst[x0 + k * s.stride[1]] += g;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Images per rayon task: the batch split evenly over the threads, so each task keeps one
+/// scratch matrix (and, for the weight gradient, one partial sum).
+fn images_per_task(batch: usize) -> usize {
+    batch.div_ceil(rayon::current_num_threads().max(1)).max(1)
+}
+
+/// The weight gradient `[co, ci, kh, kw]` (flat) of a conv with input `x` and output gradient `dy`.
+pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
+    let (k, p) = (s.k(), s.p());
+    let (x_len, dy_len) = (s.c_in * s.h * s.w, s.c_out * p);
+    assert_eq!(x.len(), s.batch * x_len, "conv weight grad: x has the wrong size");
+    assert_eq!(dy.len(), s.batch * dy_len, "conv weight grad: dy has the wrong size");
+    let chunk = images_per_task(s.batch);
+    // One partial [co, K] per task, summed in task order: the result does not depend on which
+    // thread ran which task.
+    let partials: Vec<Vec<f32>> = x
+        .par_chunks(chunk * x_len)
+        .zip(dy.par_chunks(chunk * dy_len))
+        .map(|(xs, dys)| {
+            let mut dw = vec![0f32; s.c_out * k];
+            let mut col = vec![0f32; k * p];
+            for (n, (xb, dyb)) in xs.chunks(x_len).zip(dys.chunks(dy_len)).enumerate() {
+                im2col(xb, s, &mut col);
+                // dW [co, K] += dy_b [co, P] x col^T [P, K]
+                matmul(&mut dw, View::new(0, s.c_out, k, k, 1), n > 0, dyb, View::new(0, s.c_out, p, p, 1), &col, View::new(0, p, k, 1, p), 1.0);
+            }
+            dw
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let mut dw = parts.next().unwrap_or_else(|| vec![0f32; s.c_out * k]);
+    for part in parts {
+        for (a, b) in dw.iter_mut().zip(&part) {
+            *a += b;
+        }
+    }
+    dw
+}
+
+/// The input gradient `[b, ci, h, w]` (flat) of a conv with kernel `weight` and output gradient `dy`.
+pub fn input_grad(weight: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
+    let (k, p) = (s.k(), s.p());
+    let (x_len, dy_len) = (s.c_in * s.h * s.w, s.c_out * p);
+    assert_eq!(weight.len(), s.c_out * k, "conv input grad: weight has the wrong size");
+    assert_eq!(dy.len(), s.batch * dy_len, "conv input grad: dy has the wrong size");
+    let mut dx = vec![0f32; s.batch * x_len];
+    let chunk = images_per_task(s.batch);
+    dx.par_chunks_mut(chunk * x_len).zip(dy.par_chunks(chunk * dy_len)).for_each(|(dxs, dys)| {
+        let mut dcol = vec![0f32; k * p];
+        for (dxb, dyb) in dxs.chunks_mut(x_len).zip(dys.chunks(dy_len)) {
+            // dcol [K, P] = W^T [K, co] x dy_b [co, P]
+            matmul(&mut dcol, View::new(0, k, p, p, 1), false, weight, View::new(0, k, s.c_out, 1, k), dyb, View::new(0, s.c_out, p, p, 1), 1.0);
+            col2im(&dcol, s, dxb);
+        }
+    });
+    dx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_range_matches_a_brute_force_count() {
+        for n_in in 1usize..9 {
+            for s in 1..4 {
+                for pad in 0..3 {
+                    for offset in 0..5 {
+                        let n_out = (n_in + 2 * pad).saturating_sub(offset) / s + 2_usize;
+                        let want: Vec<usize> = (0..n_out)
+                            .filter(|&o| {
+                                let y = (o * s + offset) as isize - pad as isize;
+                                y >= 0 && y < n_in as isize
+                            })
+                            .collect();
+                        let got: Vec<usize> = valid_range(n_out, n_in, s, offset, pad).collect();
+                        assert_eq!(got, want, "n_in {n_in} s {s} pad {pad} offset {offset}");
+                    }
+                }
+            }
+        }
+    }
+}
