@@ -11,6 +11,9 @@
 //! dx_b = col2im(dcol)           // scatter-add back onto [ci, h, w]
 //! ```
 //!
+//! The products take a block of images side by side (`[K, n * P]`), so the late layers, with few
+//! output positions, still make wide matrix products.
+//!
 //! burn 0.22's generic fallback (which `flex` uses) computes the weight gradient as a conv of
 //! the batch-and-channel-swapped input with the swapped output gradient as its kernel (a matrix
 //! product only 9 columns wide for a 3x3 kernel, after two layout copies), and the input gradient
@@ -96,15 +99,17 @@ fn valid_range(n_out: usize, n_in: usize, s: usize, offset: usize, pad: usize) -
     start.min(end)..end
 }
 
-/// `col` `[K, P]` from one image `x` `[ci, h, w]`; positions outside the image are 0.
-fn im2col(x: &[f32], s: &ConvShape, col: &mut [f32]) {
+/// One image `x` `[ci, h, w]` as im2col columns: row `r` of the `[K, P]` result starts at
+/// `col[r * ld]` (`ld >= P`, so several images can sit side by side); positions outside the
+/// image are 0.
+fn im2col(x: &[f32], s: &ConvShape, col: &mut [f32], ld: usize) {
     let p = s.p();
     for c in 0..s.c_in {
         let plane = &x[c * s.h * s.w..(c + 1) * s.h * s.w];
         for i in 0..s.kh {
             let rows = s.valid_rows(i);
             for j in 0..s.kw {
-                let row = &mut col[((c * s.kh + i) * s.kw + j) * p..][..p];
+                let row = &mut col[((c * s.kh + i) * s.kw + j) * ld..][..p];
                 let cols = s.valid_cols(j);
                 for oy in 0..s.ho {
                     let out = &mut row[oy * s.wo..(oy + 1) * s.wo];
@@ -130,8 +135,9 @@ fn im2col(x: &[f32], s: &ConvShape, col: &mut [f32]) {
     }
 }
 
-/// Adds `dcol` `[K, P]` back onto one image's input gradient `dx` `[ci, h, w]` (zeroed first).
-fn col2im(dcol: &[f32], s: &ConvShape, dx: &mut [f32]) {
+/// Adds one image's im2col-shaped gradient (`[K, P]`, row `r` at `dcol[r * ld]`) back onto its
+/// input gradient `dx` `[ci, h, w]` (zeroed first).
+fn col2im(dcol: &[f32], s: &ConvShape, dx: &mut [f32], ld: usize) {
     let p = s.p();
     dx.fill(0.0);
     for c in 0..s.c_in {
@@ -139,7 +145,7 @@ fn col2im(dcol: &[f32], s: &ConvShape, dx: &mut [f32]) {
         for i in 0..s.kh {
             let rows = s.valid_rows(i);
             for j in 0..s.kw {
-                let row = &dcol[((c * s.kh + i) * s.kw + j) * p..][..p];
+                let row = &dcol[((c * s.kh + i) * s.kw + j) * ld..][..p];
                 let cols = s.valid_cols(j);
                 if cols.is_empty() {
                     continue;
@@ -170,13 +176,21 @@ fn images_per_task(batch: usize) -> usize {
     batch.div_ceil(rayon::current_num_threads().max(1)).max(1)
 }
 
+/// Most floats in one im2col block of several images (16 MB in f32).
+const BLOCK_ELEMENTS: usize = 1 << 22;
+
 /// The weight gradient `[co, ci, kh, kw]` (flat) of a conv with input `x` and output gradient `dy`.
+///
+/// Images are taken a block at a time, side by side (`col` `[K, n * P]`, `dy` `[co, n * P]`), so
+/// that late layers with few output positions still make one wide matrix product instead of a
+/// rank-`P` update of `dW` per image.
 pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
     let (k, p) = (s.k(), s.p());
     let (x_len, dy_len) = (s.c_in * s.h * s.w, s.c_out * p);
     assert_eq!(x.len(), s.batch * x_len, "conv weight grad: x has the wrong size");
     assert_eq!(dy.len(), s.batch * dy_len, "conv weight grad: dy has the wrong size");
     let chunk = images_per_task(s.batch);
+    let block = (BLOCK_ELEMENTS / (k * p).max(1)).clamp(1, chunk);
     // One partial [co, K] per task, summed in task order: the result does not depend on which
     // thread ran which task.
     let partials: Vec<Vec<f32>> = x
@@ -184,11 +198,19 @@ pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
         .zip(dy.par_chunks(chunk * dy_len))
         .map(|(xs, dys)| {
             let mut dw = vec![0f32; s.c_out * k];
-            let mut col = vec![0f32; k * p];
-            for (n, (xb, dyb)) in xs.chunks(x_len).zip(dys.chunks(dy_len)).enumerate() {
-                im2col(xb, s, &mut col);
-                // dW [co, K] += dy_b [co, P] x col^T [P, K]
-                matmul(&mut dw, View::new(0, s.c_out, k, k, 1), n > 0, dyb, View::new(0, s.c_out, p, p, 1), &col, View::new(0, p, k, 1, p), 1.0);
+            let ld = block * p;
+            let mut col = vec![0f32; k * ld];
+            let mut dyc = vec![0f32; s.c_out * ld];
+            for (b, (xb, dyb)) in xs.chunks(block * x_len).zip(dys.chunks(block * dy_len)).enumerate() {
+                let n = xb.len() / x_len;
+                for j in 0..n {
+                    im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld);
+                    for c in 0..s.c_out {
+                        dyc[c * ld + j * p..c * ld + (j + 1) * p].copy_from_slice(&dyb[j * dy_len + c * p..j * dy_len + (c + 1) * p]);
+                    }
+                }
+                // dW [co, K] += dy_block [co, n P] x col_block^T [n P, K]
+                matmul(&mut dw, View::new(0, s.c_out, k, k, 1), b > 0, &dyc, View::new(0, s.c_out, n * p, ld, 1), &col, View::new(0, n * p, k, 1, ld), 1.0);
             }
             dw
         })
@@ -203,7 +225,8 @@ pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
     dw
 }
 
-/// The input gradient `[b, ci, h, w]` (flat) of a conv with kernel `weight` and output gradient `dy`.
+/// The input gradient `[b, ci, h, w]` (flat) of a conv with kernel `weight` and output gradient
+/// `dy`, a block of images side by side per matrix product as in [`weight_grad`].
 pub fn input_grad(weight: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
     let (k, p) = (s.k(), s.p());
     let (x_len, dy_len) = (s.c_in * s.h * s.w, s.c_out * p);
@@ -211,12 +234,23 @@ pub fn input_grad(weight: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
     assert_eq!(dy.len(), s.batch * dy_len, "conv input grad: dy has the wrong size");
     let mut dx = vec![0f32; s.batch * x_len];
     let chunk = images_per_task(s.batch);
+    let block = (BLOCK_ELEMENTS / (k * p).max(1)).clamp(1, chunk);
     dx.par_chunks_mut(chunk * x_len).zip(dy.par_chunks(chunk * dy_len)).for_each(|(dxs, dys)| {
-        let mut dcol = vec![0f32; k * p];
-        for (dxb, dyb) in dxs.chunks_mut(x_len).zip(dys.chunks(dy_len)) {
-            // dcol [K, P] = W^T [K, co] x dy_b [co, P]
-            matmul(&mut dcol, View::new(0, k, p, p, 1), false, weight, View::new(0, k, s.c_out, 1, k), dyb, View::new(0, s.c_out, p, p, 1), 1.0);
-            col2im(&dcol, s, dxb);
+        let ld = block * p;
+        let mut dcol = vec![0f32; k * ld];
+        let mut dyc = vec![0f32; s.c_out * ld];
+        for (dxb, dyb) in dxs.chunks_mut(block * x_len).zip(dys.chunks(block * dy_len)) {
+            let n = dyb.len() / dy_len;
+            for j in 0..n {
+                for c in 0..s.c_out {
+                    dyc[c * ld + j * p..c * ld + (j + 1) * p].copy_from_slice(&dyb[j * dy_len + c * p..j * dy_len + (c + 1) * p]);
+                }
+            }
+            // dcol [K, n P] = W^T [K, co] x dy_block [co, n P]
+            matmul(&mut dcol, View::new(0, k, n * p, ld, 1), false, weight, View::new(0, k, s.c_out, 1, k), &dyc, View::new(0, s.c_out, n * p, ld, 1), 1.0);
+            for j in 0..n {
+                col2im(&dcol[j * p..], s, &mut dxb[j * x_len..(j + 1) * x_len], ld);
+            }
         }
     });
     dx
