@@ -88,6 +88,16 @@ fn values(t: &FlexTensor) -> &[f32] {
 }
 
 impl ConvOps for burn::backend::Flex {
+    fn conv2d_lean(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        if !cpu_takes(&[&x, &weight], &options) {
+            return Self::conv2d(x, weight, None, options);
+        }
+        let shape = ConvShape::new(dims4(&x), dims4(&weight), &options);
+        let (x, weight) = (contiguous(x), contiguous(weight));
+        let y = conv_cpu::forward(values(&x), values(&weight), &shape);
+        FlexTensor::from_data(TensorData::new(y, vec![shape.batch, shape.c_out, shape.ho, shape.wo]))
+    }
+
     fn conv2d_input_grad(x: FlexTensor, weight: FlexTensor, dy: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         if !cpu_takes(&[&x, &weight, &dy], &options) {
             return Self::conv2d_x_backward(x, weight, dy, options);

@@ -170,6 +170,28 @@ fn col2im(dcol: &[f32], s: &ConvShape, dx: &mut [f32], ld: usize) {
     }
 }
 
+thread_local! {
+    /// Each thread's scratch for im2col blocks, kept between calls: every step of training
+    /// would otherwise allocate (and the allocator zero) tens of MB per conv.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on two scratch slices of `a` and `b` floats from this thread's reusable buffer.
+/// Their contents are unspecified (left over from earlier calls): every user writes before it
+/// reads.
+fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut buffer = cell.take();
+        if buffer.len() < a + b {
+            buffer.resize(a + b, 0.0);
+        }
+        let (first, rest) = buffer.split_at_mut(a);
+        let result = f(first, &mut rest[..b]);
+        cell.replace(buffer);
+        result
+    })
+}
+
 /// Images per rayon task: the batch split evenly over the threads, so each task keeps one
 /// scratch matrix (and, for the weight gradient, one partial sum).
 fn images_per_task(batch: usize) -> usize {
@@ -178,6 +200,37 @@ fn images_per_task(batch: usize) -> usize {
 
 /// Most floats in one im2col block of several images (16 MB in f32).
 const BLOCK_ELEMENTS: usize = 1 << 22;
+
+/// The conv's output `[b, co, ho, wo]` (flat): `y_block [co, n P] = W [co, K] x col_block`, a
+/// block of images side by side per matrix product as in [`weight_grad`].
+pub fn forward(x: &[f32], weight: &[f32], s: &ConvShape) -> Vec<f32> {
+    let (k, p) = (s.k(), s.p());
+    let (x_len, y_len) = (s.c_in * s.h * s.w, s.c_out * p);
+    assert_eq!(x.len(), s.batch * x_len, "conv forward: x has the wrong size");
+    assert_eq!(weight.len(), s.c_out * k, "conv forward: weight has the wrong size");
+    let mut y = vec![0f32; s.batch * y_len];
+    let chunk = images_per_task(s.batch);
+    let block = (BLOCK_ELEMENTS / (k * p).max(1)).clamp(1, chunk);
+    y.par_chunks_mut(chunk * y_len).zip(x.par_chunks(chunk * x_len)).for_each(|(ys, xs)| {
+        let ld = block * p;
+        with_scratch(k * ld, s.c_out * ld, |col, yc| {
+            for (yb, xb) in ys.chunks_mut(block * y_len).zip(xs.chunks(block * x_len)) {
+                let n = xb.len() / x_len;
+                for j in 0..n {
+                    im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld);
+                }
+                // y_block [co, n P] = W [co, K] x col_block [K, n P]
+                matmul(yc, View::new(0, s.c_out, n * p, ld, 1), false, weight, View::new(0, s.c_out, k, k, 1), col, View::new(0, k, n * p, ld, 1), 1.0);
+                for j in 0..n {
+                    for c in 0..s.c_out {
+                        yb[j * y_len + c * p..j * y_len + (c + 1) * p].copy_from_slice(&yc[c * ld + j * p..c * ld + (j + 1) * p]);
+                    }
+                }
+            }
+        });
+    });
+    y
+}
 
 /// The weight gradient `[co, ci, kh, kw]` (flat) of a conv with input `x` and output gradient `dy`.
 ///
@@ -199,19 +252,19 @@ pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
         .map(|(xs, dys)| {
             let mut dw = vec![0f32; s.c_out * k];
             let ld = block * p;
-            let mut col = vec![0f32; k * ld];
-            let mut dyc = vec![0f32; s.c_out * ld];
-            for (b, (xb, dyb)) in xs.chunks(block * x_len).zip(dys.chunks(block * dy_len)).enumerate() {
-                let n = xb.len() / x_len;
-                for j in 0..n {
-                    im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld);
-                    for c in 0..s.c_out {
-                        dyc[c * ld + j * p..c * ld + (j + 1) * p].copy_from_slice(&dyb[j * dy_len + c * p..j * dy_len + (c + 1) * p]);
+            with_scratch(k * ld, s.c_out * ld, |col, dyc| {
+                for (b, (xb, dyb)) in xs.chunks(block * x_len).zip(dys.chunks(block * dy_len)).enumerate() {
+                    let n = xb.len() / x_len;
+                    for j in 0..n {
+                        im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld);
+                        for c in 0..s.c_out {
+                            dyc[c * ld + j * p..c * ld + (j + 1) * p].copy_from_slice(&dyb[j * dy_len + c * p..j * dy_len + (c + 1) * p]);
+                        }
                     }
+                    // dW [co, K] += dy_block [co, n P] x col_block^T [n P, K]
+                    matmul(&mut dw, View::new(0, s.c_out, k, k, 1), b > 0, dyc, View::new(0, s.c_out, n * p, ld, 1), col, View::new(0, n * p, k, 1, ld), 1.0);
                 }
-                // dW [co, K] += dy_block [co, n P] x col_block^T [n P, K]
-                matmul(&mut dw, View::new(0, s.c_out, k, k, 1), b > 0, &dyc, View::new(0, s.c_out, n * p, ld, 1), &col, View::new(0, n * p, k, 1, ld), 1.0);
-            }
+            });
             dw
         })
         .collect();
@@ -237,21 +290,21 @@ pub fn input_grad(weight: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
     let block = (BLOCK_ELEMENTS / (k * p).max(1)).clamp(1, chunk);
     dx.par_chunks_mut(chunk * x_len).zip(dy.par_chunks(chunk * dy_len)).for_each(|(dxs, dys)| {
         let ld = block * p;
-        let mut dcol = vec![0f32; k * ld];
-        let mut dyc = vec![0f32; s.c_out * ld];
-        for (dxb, dyb) in dxs.chunks_mut(block * x_len).zip(dys.chunks(block * dy_len)) {
-            let n = dyb.len() / dy_len;
-            for j in 0..n {
-                for c in 0..s.c_out {
-                    dyc[c * ld + j * p..c * ld + (j + 1) * p].copy_from_slice(&dyb[j * dy_len + c * p..j * dy_len + (c + 1) * p]);
+        with_scratch(k * ld, s.c_out * ld, |dcol, dyc| {
+            for (dxb, dyb) in dxs.chunks_mut(block * x_len).zip(dys.chunks(block * dy_len)) {
+                let n = dyb.len() / dy_len;
+                for j in 0..n {
+                    for c in 0..s.c_out {
+                        dyc[c * ld + j * p..c * ld + (j + 1) * p].copy_from_slice(&dyb[j * dy_len + c * p..j * dy_len + (c + 1) * p]);
+                    }
+                }
+                // dcol [K, n P] = W^T [K, co] x dy_block [co, n P]
+                matmul(dcol, View::new(0, k, n * p, ld, 1), false, weight, View::new(0, k, s.c_out, 1, k), dyc, View::new(0, s.c_out, n * p, ld, 1), 1.0);
+                for j in 0..n {
+                    col2im(&dcol[j * p..], s, &mut dxb[j * x_len..(j + 1) * x_len], ld);
                 }
             }
-            // dcol [K, n P] = W^T [K, co] x dy_block [co, n P]
-            matmul(&mut dcol, View::new(0, k, n * p, ld, 1), false, weight, View::new(0, k, s.c_out, 1, k), &dyc, View::new(0, s.c_out, n * p, ld, 1), 1.0);
-            for j in 0..n {
-                col2im(&dcol[j * p..], s, &mut dxb[j * x_len..(j + 1) * x_len], ld);
-            }
-        }
+        });
     });
     dx
 }
