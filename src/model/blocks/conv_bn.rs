@@ -136,6 +136,6 @@ impl ConvBnConfig {
 impl ConvBn {
     /// Conv -> BatchNorm -> activation.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.activation.forward(self.norm.forward(ops::conv::forward(&self.conv, x)))
+        self.activation.forward(ops::batch_norm::forward(&self.norm, ops::conv::forward(&self.conv, x)))
     }
 }

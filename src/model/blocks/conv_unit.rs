@@ -12,7 +12,7 @@ use burn::prelude::*;
 
 use super::attention::{Attention, AttentionLayerConfig, SharedAttention};
 use super::multi_feature::{ConvKind, FeatureConv};
-use crate::model::cost;
+use crate::model::{cost, ops};
 
 /// Configuration of a [`ConvUnit`].
 #[derive(Config, Debug)]
@@ -116,7 +116,7 @@ impl ConvUnit {
     /// BatchNorm -> ReLU, applied to the conv output after attention: the activation Grad-CAM
     /// explains.
     pub fn activate(&self, x: Tensor<4>) -> Tensor<4> {
-        self.activation.forward(self.norm.forward(x)) // [batch, c, h, w]
+        self.activation.forward(ops::batch_norm::forward(&self.norm, x)) // [batch, c, h, w]
     }
 
     /// The optional 2x2 max-pool, applied to an activation.

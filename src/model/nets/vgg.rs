@@ -68,7 +68,7 @@ impl VggConv {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = ops::conv::forward(&self.conv, x);
         relu(match &self.norm {
-            Some(norm) => norm.forward(x),
+            Some(norm) => ops::batch_norm::forward(norm, x),
             None => x,
         })
     }

@@ -1,0 +1,267 @@
+//! Training-mode BatchNorm with its own CPU kernels, as a burn backend extension.
+//!
+//! # Why
+//!
+//! burn 0.22's `flex` backend trains BatchNorm with the generic default of `batch_norm_train`
+//! and its backward: per call two layout copies (`swap_dims(0, 1)` made contiguous, to reduce over
+//! batch and pixels) and about ten whole-tensor element-wise passes, as many again backward. Here
+//! the forward pass is two reads and one write per value (statistics, then the output), the
+//! backward pass two reads and one write, with no layout change.
+//!
+//! # What it computes
+//!
+//! With `x` `[b, c, ...]`, per channel over the batch and the pixels (`N` values):
+//!
+//! ```text
+//! mean = sum(x) / N        var = sum((x - mean)^2) / N      (biased, as the running update uses)
+//! y    = gamma (x - mean) / sqrt(var + eps) + beta
+//! dbeta = sum(dy)          dgamma = sum(dy xhat)            (xhat = (x - mean) / sqrt(var + eps))
+//! dx   = gamma / sqrt(var + eps) (dy - dbeta / N - xhat dgamma / N)
+//! ```
+//!
+//! [`forward`] is `BatchNorm::forward` with this op in training mode: the same running-statistics
+//! update, the module's own inference path otherwise.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ModuleOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, AutodiffBackend, DType, Dispatch, TensorMetadata, backend_extension};
+use burn::nn::BatchNorm;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use rayon::prelude::*;
+
+/// Training-mode BatchNorm whose kernels a backend may implement itself; the default bodies are
+/// burn's `batch_norm_train` and its backward.
+#[backend_extension(
+    Flex,
+    Autodiff,
+    Cube: cfg(any(feature = "wgpu", feature = "cuda")),
+    LibTorch: cfg(feature = "tch")
+)]
+pub trait BatchNormOps: burn::backend::Backend {
+    /// `(y, mean, variance)`: the normalised output (differentiable in `x`, `gamma`, `beta`) and
+    /// the batch statistics `[c]` (not differentiable).
+    fn batch_norm_train_lean(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let r = Self::batch_norm_train(x, gamma, beta, epsilon);
+        (r.output, r.mean, r.variance)
+    }
+
+    /// `(dx, dgamma, dbeta)` for the output gradient `dy`.
+    fn batch_norm_train_grads(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        dy: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, dy);
+        (r.x_grad, r.gamma_grad, r.beta_grad)
+    }
+}
+
+/// `[b, c, pixels]` of a `[b, c, ...]` tensor.
+fn planes(t: &FlexTensor) -> [usize; 3] {
+    let s = t.shape();
+    let pixels = (2..s.num_dims()).map(|d| s[d]).product();
+    [s[0], s[1], pixels]
+}
+
+fn cpu_takes(tensors: &[&FlexTensor]) -> bool {
+    tensors.iter().all(|t| t.dtype() == DType::F32) && tensors[0].shape().num_dims() >= 2
+}
+
+fn contiguous(t: FlexTensor) -> FlexTensor {
+    if t.is_contiguous() { t } else { t.to_contiguous() }
+}
+
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+fn tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, shape))
+}
+
+/// Per channel, `f(channel, plane)` summed over the batch's planes of that channel, in f64
+/// (each plane's own sum in f32).
+fn channel_sums(x: &[f32], [b, c, n]: [usize; 3], f: impl Fn(usize, &[f32]) -> f32 + Sync) -> Vec<f64> {
+    (0..c)
+        .into_par_iter()
+        .map(|ch| (0..b).map(|i| f(ch, &x[(i * c + ch) * n..(i * c + ch + 1) * n]) as f64).sum())
+        .collect()
+}
+
+impl BatchNormOps for burn::backend::Flex {
+    fn batch_norm_train_lean(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, FlexTensor, FlexTensor) {
+        if !cpu_takes(&[&x, &gamma, &beta]) {
+            let r = Self::batch_norm_train(x, gamma, beta, epsilon);
+            return (r.output, r.mean, r.variance);
+        }
+        let dims = planes(&x);
+        let [b, c, n] = dims;
+        let shape = x.shape().to_vec();
+        let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+        let (xs, gs, bs) = (values(&x), values(&gamma), values(&beta));
+        let count = (b * n) as f64;
+        let mean: Vec<f64> = channel_sums(xs, dims, |_, p| p.iter().sum()).into_iter().map(|s| s / count).collect();
+        let var: Vec<f64> = channel_sums(xs, dims, |ch, p| {
+            let m = mean[ch] as f32;
+            p.iter().map(|v| (v - m) * (v - m)).sum()
+        })
+        .into_iter()
+        .map(|s| s / count)
+        .collect();
+        // y = x * scale + shift per channel
+        let scale: Vec<f32> = (0..c).map(|ch| (gs[ch] as f64 / (var[ch] + epsilon).sqrt()) as f32).collect();
+        let shift: Vec<f32> = (0..c).map(|ch| bs[ch] - (mean[ch] * scale[ch] as f64) as f32).collect();
+        let mut y = vec![0f32; xs.len()];
+        y.par_chunks_mut(n.max(1)).zip(xs.par_chunks(n.max(1))).enumerate().for_each(|(plane, (y, x))| {
+            let (a, s) = (scale[plane % c], shift[plane % c]);
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = x * a + s;
+            }
+        });
+        let stats = |v: Vec<f64>| tensor(v.into_iter().map(|v| v as f32).collect(), vec![c]);
+        (tensor(y, shape), stats(mean), stats(var))
+    }
+
+    fn batch_norm_train_grads(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        epsilon: f64,
+        dy: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        if !cpu_takes(&[&x, &gamma, &mean, &variance, &dy]) {
+            let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, dy);
+            return (r.x_grad, r.gamma_grad, r.beta_grad);
+        }
+        let dims = planes(&x);
+        let [b, c, n] = dims;
+        let shape = x.shape().to_vec();
+        let (x, gamma, mean, variance, dy) = (contiguous(x), contiguous(gamma), contiguous(mean), contiguous(variance), contiguous(dy));
+        let (xs, gs, ms, vs, dys) = (values(&x), values(&gamma), values(&mean), values(&variance), values(&dy));
+        let inv_std: Vec<f32> = vs.iter().map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32).collect();
+        let plane = |i: usize, ch: usize| (i * c + ch) * n..(i * c + ch + 1) * n;
+        // dbeta = sum(dy), dgamma = sum(dy xhat) per channel
+        let sums: Vec<(f64, f64)> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let (m, s) = (ms[ch], inv_std[ch]);
+                (0..b).fold((0f64, 0f64), |(db, dg), i| {
+                    let r = plane(i, ch);
+                    let (x, dy) = (&xs[r.clone()], &dys[r]);
+                    let pb: f32 = dy.iter().sum();
+                    let pg: f32 = x.iter().zip(dy).map(|(&x, &g)| g * (x - m) * s).sum();
+                    (db + pb as f64, dg + pg as f64)
+                })
+            })
+            .collect();
+        let count = (b * n) as f64;
+        let mut dx = vec![0f32; xs.len()];
+        dx.par_chunks_mut(n.max(1)).zip(xs.par_chunks(n.max(1)).zip(dys.par_chunks(n.max(1)))).enumerate().for_each(|(p, (dx, (x, dy)))| {
+            let ch = p % c;
+            let (m, s) = (ms[ch], inv_std[ch]);
+            let k = gs[ch] * s;
+            let (mean_db, mean_dg) = ((sums[ch].0 / count) as f32, (sums[ch].1 / count) as f32);
+            for ((dx, &x), &g) in dx.iter_mut().zip(x).zip(dy) {
+                *dx = k * (g - mean_db - (x - m) * s * mean_dg);
+            }
+        });
+        let dgamma = sums.iter().map(|s| s.1 as f32).collect();
+        let dbeta = sums.iter().map(|s| s.0 as f32).collect();
+        (tensor(dx, shape), tensor(dgamma, vec![c]), tensor(dbeta, vec![c]))
+    }
+}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+impl BatchNormOps for burn::backend::Cube {}
+#[cfg(feature = "tch")]
+impl BatchNormOps for burn::backend::LibTorch {}
+
+/// The backward step of [`BatchNormOps::batch_norm_train_lean`].
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl<B: BatchNormOps> Backward<B, 3> for BatchNormBackward {
+    /// `x`, `gamma`, the batch mean and variance, epsilon.
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, f64);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        let (x, gamma, mean, variance, epsilon) = ops.state;
+        let (dx, dgamma, dbeta) = B::batch_norm_train_grads(x, gamma, mean, variance, epsilon, dy);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, dx);
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<B>(node.id, dgamma);
+        }
+        if let Some(node) = node_beta {
+            grads.register::<B>(node.id, dbeta);
+        }
+    }
+}
+
+impl<B: BatchNormOps, C: CheckpointStrategy> BatchNormOps for Autodiff<B, C> {
+    fn batch_norm_train_lean(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        match BatchNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (x, gamma, beta) = (x.into_primitive(), gamma.into_primitive(), beta.into_primitive());
+                let (y, mean, variance) = B::batch_norm_train_lean(x.clone(), gamma.clone(), beta, epsilon);
+                let y = prep.finish((x, gamma, mean.clone(), variance.clone(), epsilon), y);
+                (y, Self::from_inner(mean), Self::from_inner(variance))
+            }
+            OpsKind::UnTracked(prep) => {
+                let (y, mean, variance) = B::batch_norm_train_lean(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), epsilon);
+                (prep.finish(y), Self::from_inner(mean), Self::from_inner(variance))
+            }
+        }
+    }
+}
+
+/// `norm.forward(x)`, with [`BatchNormOps`]' kernels in training mode (an autodiff device and
+/// the layer not frozen, as burn decides): the batch statistics normalise `x` and update the
+/// running statistics with the module's momentum, exactly as burn's `BatchNorm` does.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, ...]`; output: the same
+pub fn forward<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    if !(x.device().is_autodiff() && norm.training.is_enabled()) {
+        return norm.forward(x);
+    }
+    let device = x.device();
+    let (y, mean, variance) = <Dispatch as BatchNormOps>::batch_norm_train_lean(
+        x.into_dispatch(),
+        norm.gamma.val().into_dispatch(),
+        norm.beta.val().into_dispatch(),
+        norm.epsilon,
+    );
+    let (mean, variance) = (Tensor::<1>::from_dispatch(mean), Tensor::<1>::from_dispatch(variance));
+    let momentum = norm.momentum;
+    let running_mean = norm.running_mean.value_sync().to_device(&device);
+    let running_var = norm.running_var.value_sync().to_device(&device);
+    let running_mean = running_mean.mul_scalar(1.0 - momentum).add(mean.detach().mul_scalar(momentum));
+    let running_var = running_var.mul_scalar(1.0 - momentum).add(variance.detach().mul_scalar(momentum));
+    norm.running_mean.update(running_mean.detach());
+    norm.running_var.update(running_var.detach());
+    Tensor::from_dispatch(y)
+}

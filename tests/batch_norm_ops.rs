@@ -1,0 +1,98 @@
+//! Training-mode BatchNorm with its own kernels (`ops::batch_norm`) against burn's `BatchNorm`:
+//! outputs, input / gamma / beta gradients and the running statistics, for 4D and 2D inputs;
+//! inference takes the module's own path.
+
+use burn::module::Param;
+use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::prelude::*;
+use visionnet::model::ops::batch_norm;
+
+/// Deterministic values in `[-amp, amp] + offset` (no device RNG: tests stay independent).
+fn values(len: usize, seed: u64, amp: f32, offset: f32) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(3);
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * amp + offset
+        })
+        .collect()
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+fn rel_err<const D: usize>(got: Tensor<D>, want: Tensor<D>) -> f32 {
+    assert_eq!(got.dims(), want.dims());
+    let (got, want) = (to_vec(got), to_vec(want));
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+    got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale
+}
+
+/// A BatchNorm with non-trivial gamma, beta and running statistics on `device`.
+fn norm(channels: usize, device: &Device) -> BatchNorm {
+    let mut bn = BatchNormConfig::new(channels).with_momentum(0.3).init(device);
+    let vector = |seed, amp, offset| Tensor::<1>::from_data(TensorData::new(values(channels, seed, amp, offset), [channels]), device);
+    bn.gamma = Param::from_tensor(vector(1, 0.5, 1.0));
+    bn.beta = Param::from_tensor(vector(2, 0.5, 0.0));
+    bn.running_mean.update(vector(3, 1.0, 0.0));
+    bn.running_var.update(vector(4, 0.5, 1.0));
+    bn
+}
+
+struct Out<const D: usize> {
+    y: Tensor<D>,
+    dx: Tensor<D>,
+    dgamma: Tensor<1>,
+    dbeta: Tensor<1>,
+    running_mean: Tensor<1>,
+    running_var: Tensor<1>,
+}
+
+fn run<const D: usize>(lean: bool, shape: [usize; D], seed: u64) -> Out<D> {
+    let device = Device::flex().autodiff();
+    let bn = norm(shape[1], &device);
+    let n = shape.iter().product();
+    let x = Tensor::<D>::from_data(TensorData::new(values(n, seed, 2.0, 0.7), shape), &device).require_grad();
+    let y = if lean { batch_norm::forward(&bn, x.clone()) } else { bn.forward(x.clone()) };
+    let r = Tensor::<D>::from_data(TensorData::new(values(n, seed + 9, 1.0, 0.0), shape), &device);
+    let grads = (y.clone() * r).sum().backward();
+    Out {
+        y: y.inner(),
+        dx: x.grad(&grads).unwrap(),
+        dgamma: bn.gamma.val().grad(&grads).unwrap(),
+        dbeta: bn.beta.val().grad(&grads).unwrap(),
+        running_mean: bn.running_mean.value().inner(),
+        running_var: bn.running_var.value().inner(),
+    }
+}
+
+fn check<const D: usize>(shape: [usize; D], seed: u64) {
+    let (got, want) = (run(true, shape, seed), run(false, shape, seed));
+    let case = format!("{shape:?}");
+    assert!(rel_err(got.y, want.y) < 1e-5, "{case}: outputs differ");
+    assert!(rel_err(got.dx, want.dx) < 1e-4, "{case}: input gradients differ");
+    assert!(rel_err(got.dgamma, want.dgamma) < 1e-4, "{case}: gamma gradients differ");
+    assert!(rel_err(got.dbeta, want.dbeta) < 1e-5, "{case}: beta gradients differ");
+    assert!(rel_err(got.running_mean, want.running_mean) < 1e-5, "{case}: running means differ");
+    assert!(rel_err(got.running_var, want.running_var) < 1e-5, "{case}: running variances differ");
+}
+
+#[test]
+fn lean_batch_norm_equals_burns_in_training() {
+    check([4, 3, 5, 5], 1);
+    check([2, 8, 1, 1], 2); // one pixel per plane
+    check([3, 16, 8, 8], 3);
+    check([6, 5], 4); // [batch, features]
+}
+
+#[test]
+fn inference_takes_the_modules_path() {
+    // Without autodiff the module normalises with its running statistics, not the batch's.
+    let device = Device::flex();
+    let bn = norm(3, &device);
+    let x = Tensor::<4>::from_data(TensorData::new(values(2 * 3 * 4 * 4, 5, 2.0, 0.7), [2, 3, 4, 4]), &device);
+    let before = to_vec(bn.running_mean.value());
+    assert!(rel_err(batch_norm::forward(&bn, x.clone()), bn.forward(x)) < 1e-6);
+    assert_eq!(to_vec(bn.running_mean.value()), before, "inference must not update the running mean");
+}
