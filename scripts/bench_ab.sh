@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Compares the training speed of two visionnet binaries (e.g. before and after a change) on this
+# machine: for each model, `visionnet bench --batch-size 64` with each binary in turn, ROUNDS
+# rounds, then a table of the medians and the speed-up. Needs an otherwise idle machine; it is a
+# benchmark, never a test.
+#
+#   scripts/bench_ab.sh OLD_BINARY NEW_BINARY            # ROUNDS=3 by default
+#   MODELS="cnn:10 attn2:6" scripts/bench_ab.sh OLD NEW  # model:timed-steps pairs
+set -euo pipefail
+before=$1
+after=$2
+rounds=${ROUNDS:-3}
+models=${MODELS:-"cnn:10|attn2:6|attn3:6|attn1:3|cnn --lateral residual:6|cnn --conv inception:6"}
+models=${models// /_}
+models=${models//|/ }
+out=$(mktemp)
+for round in $(seq "$rounds"); do
+    for spec in $models; do
+        model=${spec%%:*}
+        model=${model//_/ }
+        steps=${spec##*:}
+        for bin in "$before" "$after"; do
+            # shellcheck disable=SC2086  # the model spec carries its own flags
+            json=$("$bin" bench --model $model --batch-size 64 --warmup 2 --steps "$steps" --json | tail -1)
+            echo "$model|$bin|$json" >> "$out"
+        done
+    done
+done
+python3 - "$out" "$before" "$after" <<'PY'
+import json, statistics, sys
+path, before, after = sys.argv[1:]
+rate = {}
+for line in open(path):
+    model, binary, js = line.rstrip("\n").split("|", 2)
+    rate.setdefault((model, binary), []).append(json.loads(js)["images_per_second"])
+print("| training images/s, batch 64 | before | after | speed-up |")
+print("|---|---:|---:|---:|")
+for model in dict.fromkeys(m for m, _ in rate):
+    a, b = statistics.median(rate[(model, before)]), statistics.median(rate[(model, after)])
+    print(f"| `{model}` | {a:.1f} | {b:.1f} | {b / a:.2f}x |")
+PY
+rm -f "$out"
