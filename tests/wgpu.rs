@@ -41,7 +41,7 @@ fn wgpu_matches_flex(model: &str) {
         let logits = model.forward(images);
         let loss = CrossEntropyLossConfig::new().init(device).forward(logits.clone(), targets);
         let grads = loss.backward();
-        let logits = logits.into_data().convert::<f32>().into_vec::<f32>().unwrap();
+        let logits = logits.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
         let grads = GradientsParams::from_grads(grads, model);
         (logits, grads)
     };
