@@ -6,32 +6,18 @@ use burn::backend::Flex;
 use burn::prelude::*;
 use visionnet::model::ops::{self, Kernel, cpu, tiled};
 
-/// Deterministic values in `[-amp, amp]` (no device RNG: tests stay independent).
+mod common;
+use common::{rel_err, to_vec, uniform};
+
+/// Deterministic values in `[-amp, amp]`.
 fn values(len: usize, seed: u64, amp: f32) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * amp
-        })
-        .collect()
+    uniform(len, seed).into_iter().map(|v| v * amp).collect()
 }
 
 fn tensor3(shape: [usize; 3], seed: u64, amp: f32, device: &Device) -> Tensor<3> {
     Tensor::from_data(TensorData::new(values(shape.iter().product(), seed, amp), shape), device)
 }
 
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-}
-
-/// Largest difference relative to the reference's largest magnitude.
-fn rel_err<const D: usize>(got: Tensor<D>, want: Tensor<D>) -> f32 {
-    assert_eq!(got.dims(), want.dims());
-    let (got, want) = (to_vec(got), to_vec(want));
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
-    got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale
-}
 
 /// Output and gradients of `sum(f(q, k, v) * w)` on the autodiff device.
 struct Run {

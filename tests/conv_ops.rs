@@ -6,28 +6,9 @@ use burn::backend::ops::ConvOptions;
 use burn::prelude::*;
 use visionnet::model::ops::conv;
 
-/// Deterministic values in `[-1, 1]` (no device RNG: tests stay independent).
-fn values(len: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(7);
-    (0..len)
-        .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
+mod common;
+use common::{rel_err, uniform as values};
 
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-}
-
-/// Largest difference relative to the reference's largest magnitude.
-fn rel_err<const D: usize>(got: Tensor<D>, want: Tensor<D>) -> f32 {
-    assert_eq!(got.dims(), want.dims());
-    let (got, want) = (to_vec(got), to_vec(want));
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
-    got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale
-}
 
 struct Grads {
     y: Tensor<4>,

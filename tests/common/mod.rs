@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use burn::prelude::*;
 use visionnet::data::cifar_binary::{self, CIFAR10_BATCH_IMAGES, CIFAR10_TRAIN_FILES};
 use visionnet::data::{ImageSet, image_folder};
 
@@ -129,4 +130,28 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     walk(dir, &mut out);
     out.sort();
     out
+}
+
+/// Deterministic values in `[-1, 1)` from `seed` (no device RNG, so tests stay independent).
+pub fn uniform(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// A tensor's values as `f32`.
+pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+/// Largest difference of `got` from `want`, relative to `want`'s largest magnitude.
+pub fn rel_err<const D: usize>(got: Tensor<D>, want: Tensor<D>) -> f32 {
+    assert_eq!(got.dims(), want.dims());
+    let (got, want) = (to_vec(got), to_vec(want));
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+    got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale
 }

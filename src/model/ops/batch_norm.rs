@@ -32,8 +32,9 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, DType, Dispatch, TensorMetadata, backend_extension};
 use burn::nn::BatchNorm;
 use burn::prelude::*;
-use burn::tensor::TensorData;
 use rayon::prelude::*;
+
+use super::cpu::{contiguous, tensor, values};
 
 /// Training-mode BatchNorm whose kernels a backend may implement itself; the default bodies are
 /// burn's `batch_norm_train` and its backward.
@@ -79,18 +80,6 @@ fn planes(t: &FlexTensor) -> [usize; 3] {
 
 fn cpu_takes(tensors: &[&FlexTensor]) -> bool {
     tensors.iter().all(|t| t.dtype() == DType::F32) && tensors[0].shape().num_dims() >= 2
-}
-
-fn contiguous(t: FlexTensor) -> FlexTensor {
-    if t.is_contiguous() { t } else { t.to_contiguous() }
-}
-
-fn values(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("a contiguous f32 tensor")
-}
-
-fn tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(data, shape))
 }
 
 /// Per channel, `f(channel, plane)` summed over the batch's planes of that channel, in f64

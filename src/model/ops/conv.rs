@@ -30,9 +30,9 @@ use burn::backend::{DType, Dispatch, TensorMetadata, backend_extension};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::TensorData;
 
 use super::conv_cpu::{self, ConvShape};
+use super::cpu::{contiguous, tensor, values};
 
 /// Conv2d whose backward pass a backend may implement itself. The default bodies are burn's own
 /// conv ops, so every backend runs it.
@@ -79,14 +79,6 @@ fn cpu_takes(tensors: &[&FlexTensor], options: &ConvOptions<2>) -> bool {
     options.groups == 1 && tensors.iter().all(|t| t.dtype() == DType::F32)
 }
 
-fn contiguous(t: FlexTensor) -> FlexTensor {
-    if t.is_contiguous() { t } else { t.to_contiguous() }
-}
-
-fn values(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("a contiguous f32 tensor")
-}
-
 impl ConvOps for burn::backend::Flex {
     fn conv2d_lean(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         if !cpu_takes(&[&x, &weight], &options) {
@@ -95,7 +87,7 @@ impl ConvOps for burn::backend::Flex {
         let shape = ConvShape::new(dims4(&x), dims4(&weight), &options);
         let (x, weight) = (contiguous(x), contiguous(weight));
         let y = conv_cpu::forward(values(&x), values(&weight), &shape);
-        FlexTensor::from_data(TensorData::new(y, vec![shape.batch, shape.c_out, shape.ho, shape.wo]))
+        tensor(y, vec![shape.batch, shape.c_out, shape.ho, shape.wo])
     }
 
     fn conv2d_input_grad(x: FlexTensor, weight: FlexTensor, dy: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
@@ -105,7 +97,7 @@ impl ConvOps for burn::backend::Flex {
         let shape = ConvShape::new(dims4(&x), dims4(&weight), &options);
         let (weight, dy) = (contiguous(weight), contiguous(dy));
         let dx = conv_cpu::input_grad(values(&weight), values(&dy), &shape);
-        FlexTensor::from_data(TensorData::new(dx, dims4(&x).to_vec()))
+        tensor(dx, dims4(&x).to_vec())
     }
 
     fn conv2d_weight_grad(x: FlexTensor, weight: FlexTensor, dy: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
@@ -115,7 +107,7 @@ impl ConvOps for burn::backend::Flex {
         let shape = ConvShape::new(dims4(&x), dims4(&weight), &options);
         let (x, dy) = (contiguous(x), contiguous(dy));
         let dw = conv_cpu::weight_grad(values(&x), values(&dy), &shape);
-        FlexTensor::from_data(TensorData::new(dw, dims4(&weight).to_vec()))
+        tensor(dw, dims4(&weight).to_vec())
     }
 }
 

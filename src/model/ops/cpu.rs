@@ -40,16 +40,17 @@ fn dims3(t: &FlexTensor) -> [usize; 3] {
     [s[0], s[1], s[2]]
 }
 
-/// A contiguous copy (or the tensor itself when already contiguous).
-fn contiguous(t: FlexTensor) -> FlexTensor {
+/// A contiguous copy (or the tensor itself when already contiguous). Shared by the flex kernels
+/// of this module's siblings (conv, BatchNorm).
+pub(super) fn contiguous(t: FlexTensor) -> FlexTensor {
     if t.is_contiguous() { t } else { t.to_contiguous() }
 }
 
-fn values(t: &FlexTensor) -> &[f32] {
+pub(super) fn values(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("a contiguous f32 tensor")
 }
 
-fn tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+pub(super) fn tensor(data: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape))
 }
 
