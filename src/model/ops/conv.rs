@@ -5,14 +5,15 @@
 //! In burn 0.22 no CPU backend has a conv backward kernel: autodiff calls the generic fallback,
 //! which gets the input gradient from a transposed conv and the weight gradient from a conv of the
 //! batch-and-channel-swapped input with the swapped output gradient as its kernel (a matrix
-//! product only `kh * kw` columns wide, after two layout copies). On `flex` this op computes both
-//! gradients as one im2col and two plain matrix products per image ([`conv_cpu`](super::conv_cpu)),
-//! and skips the input gradient when the input needs none (the first layer).
+//! product only `kh * kw` columns wide, after two layout copies). On `flex` this op computes the
+//! output and both gradients from im2col blocks, one plain matrix product each
+//! ([`conv_cpu`](super::conv_cpu)), and skips the input gradient when the input needs none (the
+//! first layer).
 //!
 //! # What it computes
 //!
-//! Exactly burn's `conv2d(x, weight, None, options)` (the forward pass is the backend's own), for
-//! `groups == 1`; [`conv2d`] falls back to burn's op for grouped convs.
+//! Exactly burn's `conv2d(x, weight, None, options)`, for `groups == 1`; [`conv2d`] falls back to
+//! burn's op for grouped convs, and backends other than `flex` run their own conv ops.
 //!
 //! # Shapes
 //! - `x`: `[batch, c_in, h, w]`; `weight`: `[c_out, c_in, kh, kw]`

@@ -1,11 +1,12 @@
-//! CPU kernels of the conv backward pass for the `flex` backend: im2col / col2im and two matrix
-//! products per image, images in parallel.
+//! CPU kernels of the conv for the `flex` backend, forward and backward: im2col / col2im and one
+//! matrix product per pass, images in parallel.
 //!
 //! With `x` `[b, ci, h, w]`, `weight` `[co, ci, kh, kw]`, the output gradient `dy`
 //! `[b, co, ho, wo]`, `K = ci * kh * kw` and `P = ho * wo`, for each image:
 //!
 //! ```text
 //! col  = im2col(x_b)            // [K, P]: col[(c, i, j), (oy, ox)] = x_b[c, oy*s + i*d - pad, ...]
+//! y_b  = W col                  // [co, P] = [co, K] x [K, P]
 //! dW  += dy_b col^T             // [co, K] = [co, P] x [P, K]
 //! dcol = W^T dy_b               // [K, P]  = [K, co] x [co, P]
 //! dx_b = col2im(dcol)           // scatter-add back onto [ci, h, w]
