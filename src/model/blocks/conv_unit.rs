@@ -122,7 +122,7 @@ impl ConvUnit {
     /// The optional 2x2 max-pool, applied to an activation.
     pub fn downsample(&self, x: Tensor<4>) -> Tensor<4> {
         match &self.pool {
-            Some(pool) => pool.forward(x), // [batch, c, h/2, w/2]
+            Some(pool) => ops::max_pool::forward(pool, x), // [batch, c, h/2, w/2]
             None => x,
         }
     }

@@ -19,7 +19,7 @@ use burn::prelude::*;
 
 use super::conv_bn::{ConvBn, ConvBnConfig, KAIMING_FAN_OUT};
 use crate::model::cost;
-use crate::model::ops::conv;
+use crate::model::ops::{self, conv};
 
 /// Configuration of an [`Inception`] block.
 #[derive(Config, Debug)]
@@ -118,7 +118,7 @@ impl Inception {
         let b3 = conv::forward(&self.branch3x3, self.branch3x3_reduce.forward(x.clone())); // [batch, b3, h, w]
         let b5 = self.branch5x5_reduce.forward(x.clone()); // [batch, r5, h, w]
         let b5 = conv::forward(&self.branch5x5_b, self.branch5x5_a.forward(b5)); // [batch, b5, h, w]
-        let bp = conv::forward(&self.branch_pool, self.pool.forward(x)); // [batch, bp, h, w]
+        let bp = conv::forward(&self.branch_pool, ops::max_pool::forward(&self.pool, x)); // [batch, bp, h, w]
         Tensor::cat(vec![b1, b3, b5, bp], 1) // [batch, c_out, h, w]
     }
 }

@@ -20,7 +20,7 @@ use crate::model::blocks::{
     AttentionConfig, ConvKind, ConvUnit, ConvUnitConfig, Lateral, LateralConfig, LateralKind, MlpHead, MlpHeadConfig,
     SharedAttention,
 };
-use crate::model::cost;
+use crate::model::{cost, ops};
 use crate::model::tap::{LayerTap, NoTap};
 
 /// Configuration of the study's CNN.
@@ -245,7 +245,7 @@ impl Cnn {
             let stage = lateral.forward(x, self.stage_depth, |j, x| units[j].forward(x, shared)); // [batch, c, h, w]
             let stage = tap.layer(&layer_name(s + 1), stage);
             x = if self.pool_after[s] {
-                self.pool.forward(stage) // [batch, c, h/2, w/2]
+                ops::max_pool::forward(&self.pool, stage) // [batch, c, h/2, w/2]
             } else {
                 stage
             };

@@ -17,7 +17,7 @@ use super::Form;
 use crate::error::{Error, Result};
 use crate::model::blocks::conv_bn::{Activation, ConvBn, ConvBnConfig};
 use crate::model::blocks::{PoolClassifier, PoolClassifierConfig, Resize, global_avg_pool};
-use crate::model::cost;
+use crate::model::{cost, ops};
 use crate::model::tap::{LayerTap, NoTap};
 
 /// Configuration of a [`ResNet`].
@@ -254,7 +254,7 @@ impl ResNet {
         let x = self.resize.forward(images); // [batch, 3, h, w]
         let mut x = tap.layer("stem", self.stem.forward(x)); // [batch, 64, h/2, w/2] (ImageNet form)
         if let Some(pool) = &self.stem_pool {
-            x = pool.forward(x); // [batch, 64, h/4, w/4]
+            x = ops::max_pool::forward(pool, x); // [batch, 64, h/4, w/4]
         }
         for (s, stage) in self.stages.iter().enumerate() {
             for block in stage {

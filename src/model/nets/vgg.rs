@@ -239,7 +239,7 @@ impl Vgg {
                 x = conv.forward(x); // [batch, width, h, w]
             }
             x = tap.layer(&format!("stage{}", s + 1), x); // the stage's last activation, before its pool
-            x = self.pool.forward(x); // [batch, width, h/2, w/2]
+            x = ops::max_pool::forward(&self.pool, x); // [batch, width, h/2, w/2]
         }
         x // [batch, 512, h/32, w/32]
     }

@@ -26,7 +26,7 @@ use super::Form;
 use crate::error::{Error, Result};
 use crate::model::blocks::conv_bn::{Activation, ConvBn, ConvBnConfig};
 use crate::model::blocks::{PoolClassifier, PoolClassifierConfig, Resize, SeparableConv, SeparableConvConfig, global_avg_pool};
-use crate::model::cost;
+use crate::model::{cost, ops};
 use crate::model::tap::{LayerTap, NoTap};
 
 /// Configuration of an [`Xception`].
@@ -100,7 +100,7 @@ impl XceptionBlock {
             x = rep.forward(x); // [batch, c, h, w]
         }
         if let Some(pool) = &self.pool {
-            x = pool.forward(x); // [batch, c_out, h/2, w/2]
+            x = ops::max_pool::forward(pool, x); // [batch, c_out, h/2, w/2]
         }
         let shortcut = match &self.skip {
             Some(skip) => skip.forward(input),

@@ -1,5 +1,5 @@
 //! Custom burn operations with their own backward passes: 2D convolution ([`conv`], CPU kernels
-//! in [`conv_cpu`]), training-mode BatchNorm ([`batch_norm`]), and (this file, [`cpu`], [`tiled`], [`autodiff`]) memory-lean softmax
+//! in [`conv_cpu`]), training-mode BatchNorm ([`batch_norm`]), max-pooling ([`max_pool`]), and (this file, [`cpu`], [`tiled`], [`autodiff`]) memory-lean softmax
 //! attention over the pixels of a feature map, the kernel behind attention architectures 1 and 2.
 //!
 //! # What it computes
@@ -46,6 +46,7 @@ pub mod batch_norm;
 pub mod conv;
 pub mod conv_cpu;
 pub mod cpu;
+pub mod max_pool;
 pub mod tiled;
 
 use burn::backend::tensor::FloatTensor;

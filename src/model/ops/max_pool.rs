@@ -1,0 +1,238 @@
+//! 2D max-pooling with its own CPU kernels, as a burn backend extension.
+//!
+//! # Why
+//!
+//! burn 0.22's `flex` backend pools through its generic 3D kernel with `i64` indices: the
+//! forward pass writes an index per output value (twice the output's bytes) that autodiff keeps
+//! until the backward pass, which scatters through them. A profile of the plain CNN's training
+//! step put pooling at about a tenth of the time. Here the forward pass writes only the output,
+//! and the backward pass finds each window's maximum again in the input (which the graph keeps
+//! anyway: the ReLU before the pool holds it), so nothing extra is kept; the common 2x2, stride-2
+//! window has a loop of its own.
+//!
+//! # What it computes
+//!
+//! Exactly burn's (and PyTorch's) `max_pool2d` with symmetric padding (padded positions never win)
+//! and `ceil_mode` off: `y[b, c, oy, ox] = max over the window`, and the gradient of each window
+//! goes to its first maximum in row-major order (a NaN counts as the maximum, as in PyTorch).
+//! [`forward`] takes burn's own op for asymmetric or `Same` padding and `ceil_mode`.
+//!
+//! # Shapes
+//! - `x`: `[batch, channels, h, w]`
+//! - output: `[batch, channels, (h + 2 pad - dilation (k - 1) - 1) / stride + 1, ...]`
+
+use burn::backend::Autodiff;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ModuleOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{DType, Dispatch, IntDType, TensorMetadata, backend_extension};
+use burn::nn::PaddingConfig2d;
+use burn::nn::pool::MaxPool2d;
+use burn::prelude::*;
+use rayon::prelude::*;
+
+use super::cpu::{contiguous, tensor, values};
+
+/// The window of one max-pool: kernel, stride, symmetric padding and dilation, per axis
+/// (height, width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolWindow {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl PoolWindow {
+    /// Output `[ho, wo]` for an input of `[h, w]` (floor mode).
+    pub fn output(&self, h: usize, w: usize) -> [usize; 2] {
+        let side = |n: usize, a: usize| (n + 2 * self.padding[a] - self.dilation[a] * (self.kernel[a] - 1) - 1) / self.stride[a] + 1;
+        [side(h, 0), side(w, 1)]
+    }
+
+    /// The plain 2x2, stride-2 window without padding (the study's CNN and VGG).
+    fn is_2x2(&self) -> bool {
+        *self == PoolWindow { kernel: [2, 2], stride: [2, 2], padding: [0, 0], dilation: [1, 1] }
+    }
+}
+
+/// Max-pooling whose kernels a backend may implement itself; the default bodies are burn's
+/// `max_pool2d` and its backward through indices.
+#[backend_extension(
+    Flex,
+    Autodiff,
+    Cube: cfg(any(feature = "wgpu", feature = "cuda")),
+    LibTorch: cfg(feature = "tch")
+)]
+pub trait MaxPoolOps: burn::backend::Backend {
+    /// The differentiable max-pool.
+    fn max_pool2d_lean(x: FloatTensor<Self>, window: PoolWindow) -> FloatTensor<Self> {
+        Self::max_pool2d(x, window.kernel, window.stride, window.padding, window.dilation, false)
+    }
+
+    /// The gradient of the input `x` for the output gradient `dy`.
+    fn max_pool2d_input_grad(x: FloatTensor<Self>, window: PoolWindow, dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (k, s, p, d) = (window.kernel, window.stride, window.padding, window.dilation);
+        let indices = Self::max_pool2d_with_indices(x.clone(), k, s, p, d, false, IntDType::I64).indices;
+        Self::max_pool2d_with_indices_backward(x, k, s, p, d, false, dy, indices).x_grad
+    }
+}
+
+fn dims4(t: &FlexTensor) -> [usize; 4] {
+    let s = t.shape();
+    [s[0], s[1], s[2], s[3]]
+}
+
+/// Where each output value's window has its maximum: `f(oy, ox, index into the plane)`, in
+/// row-major order of outputs. The first maximum wins; a NaN wins over any number.
+fn for_each_argmax(x: &[f32], [h, w]: [usize; 2], [ho, wo]: [usize; 2], win: &PoolWindow, mut f: impl FnMut(usize, usize, usize)) {
+    if win.is_2x2() {
+        for oy in 0..ho {
+            let (r0, r1) = (2 * oy * w, (2 * oy + 1) * w);
+            for ox in 0..wo {
+                let c = 2 * ox;
+                let mut best = r0 + c;
+                for i in [r0 + c + 1, r1 + c, r1 + c + 1] {
+                    if x[i] > x[best] || (x[i].is_nan() && !x[best].is_nan()) {
+                        best = i;
+                    }
+                }
+                f(oy, ox, best);
+            }
+        }
+        return;
+    }
+    for oy in 0..ho {
+        for ox in 0..wo {
+            let mut best: Option<usize> = None;
+            for i in 0..win.kernel[0] {
+                let y = (oy * win.stride[0] + i * win.dilation[0]).checked_sub(win.padding[0]).filter(|&y| y < h);
+                let Some(y) = y else { continue };
+                for j in 0..win.kernel[1] {
+                    let xx = (ox * win.stride[1] + j * win.dilation[1]).checked_sub(win.padding[1]).filter(|&xx| xx < w);
+                    let Some(xx) = xx else { continue };
+                    let at = y * w + xx;
+                    let better = match best {
+                        None => true,
+                        Some(b) => x[at] > x[b] || (x[at].is_nan() && !x[b].is_nan()),
+                    };
+                    if better {
+                        best = Some(at);
+                    }
+                }
+            }
+            // Padding of at most half the kernel (as burn and PyTorch require) leaves every
+            // window at least one input value.
+            f(oy, ox, best.expect("a pooling window with no input value (padding larger than half the kernel)"));
+        }
+    }
+}
+
+/// Whether the CPU kernels take this pool: an `f32` 4D input, padding at most half the kernel.
+fn cpu_takes(tensors: &[&FlexTensor], window: &PoolWindow) -> bool {
+    tensors.iter().all(|t| t.dtype() == DType::F32 && t.shape().num_dims() == 4)
+        && (0..2).all(|a| window.padding[a] <= window.kernel[a] / 2)
+}
+
+impl MaxPoolOps for burn::backend::Flex {
+    fn max_pool2d_lean(x: FlexTensor, window: PoolWindow) -> FlexTensor {
+        if !cpu_takes(&[&x], &window) {
+            let w = window;
+            return Self::max_pool2d(x, w.kernel, w.stride, w.padding, w.dilation, false);
+        }
+        let [b, c, h, w] = dims4(&x);
+        let [ho, wo] = window.output(h, w);
+        let x = contiguous(x);
+        let xs = values(&x);
+        let mut y = vec![0f32; b * c * ho * wo];
+        y.par_chunks_mut((ho * wo).max(1)).zip(xs.par_chunks((h * w).max(1))).for_each(|(y, x)| {
+            for_each_argmax(x, [h, w], [ho, wo], &window, |oy, ox, at| y[oy * wo + ox] = x[at]);
+        });
+        tensor(y, vec![b, c, ho, wo])
+    }
+
+    fn max_pool2d_input_grad(x: FlexTensor, window: PoolWindow, dy: FlexTensor) -> FlexTensor {
+        if !cpu_takes(&[&x, &dy], &window) {
+            let (k, s, p, d) = (window.kernel, window.stride, window.padding, window.dilation);
+            let indices = Self::max_pool2d_with_indices(x.clone(), k, s, p, d, false, IntDType::I64).indices;
+            return Self::max_pool2d_with_indices_backward(x, k, s, p, d, false, dy, indices).x_grad;
+        }
+        let [b, c, h, w] = dims4(&x);
+        let [ho, wo] = window.output(h, w);
+        let (x, dy) = (contiguous(x), contiguous(dy));
+        let (xs, dys) = (values(&x), values(&dy));
+        let mut dx = vec![0f32; xs.len()];
+        dx.par_chunks_mut((h * w).max(1))
+            .zip(xs.par_chunks((h * w).max(1)).zip(dys.par_chunks((ho * wo).max(1))))
+            .for_each(|(dx, (x, dy))| {
+                // Overlapping windows may share a maximum: accumulate.
+                for_each_argmax(x, [h, w], [ho, wo], &window, |oy, ox, at| dx[at] += dy[oy * wo + ox]);
+            });
+        tensor(dx, vec![b, c, h, w])
+    }
+}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+impl MaxPoolOps for burn::backend::Cube {}
+#[cfg(feature = "tch")]
+impl MaxPoolOps for burn::backend::LibTorch {}
+
+/// The backward step of [`MaxPoolOps::max_pool2d_lean`]: keeps the input, not indices.
+#[derive(Debug)]
+struct MaxPoolBackward;
+
+impl<B: MaxPoolOps> Backward<B, 1> for MaxPoolBackward {
+    type State = (FloatTensor<B>, PoolWindow);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        let (x, window) = ops.state;
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::max_pool2d_input_grad(x, window, dy));
+        }
+    }
+}
+
+impl<B: MaxPoolOps, C: CheckpointStrategy> MaxPoolOps for Autodiff<B, C> {
+    fn max_pool2d_lean(x: FloatTensor<Self>, window: PoolWindow) -> FloatTensor<Self> {
+        match MaxPoolBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let x = x.into_primitive();
+                let y = B::max_pool2d_lean(x.clone(), window);
+                prep.finish((x, window), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::max_pool2d_lean(x.into_primitive(), window)),
+        }
+    }
+}
+
+/// Max-pooling of `x` with `window`, with [`MaxPoolOps`]' kernels.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, h, w]`; output: `[batch, channels, ho, wo]` (`PoolWindow::output`)
+pub fn max_pool2d(x: Tensor<4>, window: PoolWindow) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as MaxPoolOps>::max_pool2d_lean(x.into_dispatch(), window))
+}
+
+/// `pool.forward(x)` through [`max_pool2d`] where the module's padding is symmetric (or none) and
+/// `ceil_mode` is off; burn's own op otherwise.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, h, w]`; output: `[batch, channels, ho, wo]`
+pub fn forward(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let padding = match pool.padding {
+        PaddingConfig2d::Valid => [0, 0],
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => [top, left],
+        _ => return pool.forward(x),
+    };
+    if pool.ceil_mode {
+        return pool.forward(x);
+    }
+    let window = PoolWindow { kernel: pool.kernel_size, stride: pool.stride, padding, dilation: pool.dilation };
+    max_pool2d(x, window)
+}
