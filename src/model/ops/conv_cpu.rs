@@ -193,6 +193,26 @@ fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) ->
     })
 }
 
+/// Lays `n` images' `[rows, p]` matrices (image `j` at `images[j * rows * p..]`) side by side
+/// into one `[rows, n * p]` block whose row `r` starts at `block[r * ld]`.
+fn images_to_block(images: &[f32], n: usize, rows: usize, p: usize, block: &mut [f32], ld: usize) {
+    for j in 0..n {
+        for r in 0..rows {
+            block[r * ld + j * p..r * ld + (j + 1) * p].copy_from_slice(&images[(j * rows + r) * p..(j * rows + r + 1) * p]);
+        }
+    }
+}
+
+/// The inverse of [`images_to_block`]: the block's `n` images back to their own `[rows, p]`
+/// matrices.
+fn block_to_images(block: &[f32], ld: usize, n: usize, rows: usize, p: usize, images: &mut [f32]) {
+    for j in 0..n {
+        for r in 0..rows {
+            images[(j * rows + r) * p..(j * rows + r + 1) * p].copy_from_slice(&block[r * ld + j * p..r * ld + (j + 1) * p]);
+        }
+    }
+}
+
 /// Images per rayon task: the batch split evenly over the threads, so each task keeps one
 /// scratch matrix (and, for the weight gradient, one partial sum).
 fn images_per_task(batch: usize) -> usize {
@@ -222,11 +242,7 @@ pub fn forward(x: &[f32], weight: &[f32], s: &ConvShape) -> Vec<f32> {
                 }
                 // y_block [co, n P] = W [co, K] x col_block [K, n P]
                 matmul(yc, View::new(0, s.c_out, n * p, ld, 1), false, weight, View::new(0, s.c_out, k, k, 1), col, View::new(0, k, n * p, ld, 1), 1.0);
-                for j in 0..n {
-                    for c in 0..s.c_out {
-                        yb[j * y_len + c * p..j * y_len + (c + 1) * p].copy_from_slice(&yc[c * ld + j * p..c * ld + (j + 1) * p]);
-                    }
-                }
+                block_to_images(yc, ld, n, s.c_out, p, yb);
             }
         });
     });
@@ -258,10 +274,8 @@ pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
                     let n = xb.len() / x_len;
                     for j in 0..n {
                         im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld);
-                        for c in 0..s.c_out {
-                            dyc[c * ld + j * p..c * ld + (j + 1) * p].copy_from_slice(&dyb[j * dy_len + c * p..j * dy_len + (c + 1) * p]);
-                        }
                     }
+                    images_to_block(dyb, n, s.c_out, p, dyc, ld);
                     // dW [co, K] += dy_block [co, n P] x col_block^T [n P, K]
                     matmul(&mut dw, View::new(0, s.c_out, k, k, 1), b > 0, dyc, View::new(0, s.c_out, n * p, ld, 1), col, View::new(0, n * p, k, 1, ld), 1.0);
                 }
@@ -294,11 +308,7 @@ pub fn input_grad(weight: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
         with_scratch(k * ld, s.c_out * ld, |dcol, dyc| {
             for (dxb, dyb) in dxs.chunks_mut(block * x_len).zip(dys.chunks(block * dy_len)) {
                 let n = dyb.len() / dy_len;
-                for j in 0..n {
-                    for c in 0..s.c_out {
-                        dyc[c * ld + j * p..c * ld + (j + 1) * p].copy_from_slice(&dyb[j * dy_len + c * p..j * dy_len + (c + 1) * p]);
-                    }
-                }
+                images_to_block(dyb, n, s.c_out, p, dyc, ld);
                 // dcol [K, n P] = W^T [K, co] x dy_block [co, n P]
                 matmul(dcol, View::new(0, k, n * p, ld, 1), false, weight, View::new(0, k, s.c_out, 1, k), dyc, View::new(0, s.c_out, n * p, ld, 1), 1.0);
                 for j in 0..n {
