@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import sys
 import time
 
@@ -211,6 +212,28 @@ def main():
         return
     import torch
 
+    # Cap the address space at what is mapped now (torch's libraries) plus three quarters of the
+    # available memory: a step that needs more (naive or math-fallback attention over 1024
+    # pixels) fails with an allocation error, reported below, instead of waking the kernel's
+    # out-of-memory killer.
+    if available is not None:
+        limit = status_bytes("VmSize") + available * 3 // 4
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
+    try:
+        run(args, torch)
+    except (RuntimeError, MemoryError) as e:
+        if "alloc" not in str(e).lower() and not isinstance(e, MemoryError):
+            raise
+        print(json.dumps({
+            "engine": "pytorch", "model": args.model, "attention": args.attention, "mode": args.mode,
+            "batch_size": args.batch_size, "threads": args.threads,
+            "skipped": f"out of memory (capped at 3/4 of the {available / 2**30:.1f} GiB available): "
+                       f"{str(e).splitlines()[0][:120]}",
+        }))
+
+
+def run(args, torch):
+    """Builds the model, runs the warm-up and timed steps, prints the JSON line."""
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     net = build(args)

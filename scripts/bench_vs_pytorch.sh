@@ -41,6 +41,17 @@ echo "== building visionnet" >&2
 cargo build --release --quiet ${FEATURES:+--features "$FEATURES"}
 visionnet=target/release/visionnet
 
+# A measurement whose process dies (e.g. killed for memory) becomes a "skipped" row with its exit
+# status; the run goes on with the others.
+failed() {
+    local engine=$1 model=$2 attention=$3 mode=$4 batch=$5 status=$6 why
+    why="exited with status $status"
+    ((status == 137)) && why="killed (status 137: out of memory?)"
+    echo "!! $engine $model ${attention:+($attention) }$mode batch $batch: $why" >&2
+    printf '{"engine": "%s", "model": "%s", "attention": %s, "mode": "%s", "batch_size": %s, "skipped": "%s"}\n' \
+        "$engine" "$model" "$( [[ -n $attention ]] && echo "\"$attention\"" || echo null )" "$mode" "$batch" "$why" >> "$out"
+}
+
 mkdir -p target/bench
 out=target/bench/vs-pytorch-$(date -u +%Y%m%dT%H%M%SZ).jsonl
 echo "== $(nproc) cores, $THREADS threads; raw results: $out" >&2
@@ -51,12 +62,14 @@ for round in $(seq "$ROUNDS"); do
             batch=${case##*:}
             echo "-- round $round: $model $mode batch $batch" >&2
             "$visionnet" --threads "$THREADS" bench --model "$model" --mode "$mode" --batch-size "$batch" \
-                --warmup "$WARMUP" --steps "$STEPS" --json >> "$out"
+                --warmup "$WARMUP" --steps "$STEPS" --json >> "$out" \
+                || failed visionnet "$model" "" "$mode" "$batch" $?
             variants=(naive)
             [[ $model == attn1 || $model == attn2 ]] && variants=(naive sdpa)
             for attention in "${variants[@]}"; do
                 "$python" bench/pytorch_reference.py --model "$model" --mode "$mode" --batch-size "$batch" \
-                    --warmup "$WARMUP" --steps "$STEPS" --threads "$THREADS" --attention "$attention" >> "$out"
+                    --warmup "$WARMUP" --steps "$STEPS" --threads "$THREADS" --attention "$attention" >> "$out" \
+                    || failed pytorch "$model" "$attention" "$mode" "$batch" $?
             done
         done
     done
