@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import re
 import resource
 import sys
 import time
@@ -228,8 +229,16 @@ def main():
             "engine": "pytorch", "model": args.model, "attention": args.attention, "mode": args.mode,
             "batch_size": args.batch_size, "threads": args.threads,
             "skipped": f"out of memory (capped at 3/4 of the {available / 2**30:.1f} GiB available): "
-                       f"{str(e).splitlines()[0][:120]}",
+                       f"{allocation_failure(e)}",
         }))
+
+
+def allocation_failure(error):
+    """The size a failed allocation asked for, from PyTorch's message, or its first line."""
+    asked = re.search(r"allocate (\d+) bytes", str(error))
+    if asked:
+        return f"one allocation asked for {int(asked.group(1)) / 2**30:.1f} GiB"
+    return str(error).splitlines()[0][:160]
 
 
 def run(args, torch):

@@ -12,5 +12,5 @@ done
 for v in "--lateral none" "--lateral residual" "--lateral dense" "--conv inception" "--conv separable"; do
   echo "== cnn $v"; uptime
   # shellcheck disable=SC2086
-  "$B" bench --batch-size 64 --warmup 2 --steps 10 $v
+  "$B" bench --batch-size 64 --warmup 2 --steps 8 $v
 done
