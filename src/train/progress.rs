@@ -77,8 +77,8 @@ impl Progress {
     pub fn step(&mut self, images: usize, loss: f64, accuracy: f64) {
         self.images += images;
         self.steps_done += 1;
-        let rate = self.images as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
         if let Some(bar) = &self.bar {
+            let rate = self.images as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
             bar.inc(1);
             bar.set_message(format!("loss {loss:.4}  acc {:.2}%  {rate:.0} img/s", 100.0 * accuracy));
         } else if let Some(line) = self.log_line(loss, accuracy) {

@@ -27,7 +27,6 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, DType, Dispatch, TensorMetadata, backend_extension};
 use burn::nn::BatchNorm;
@@ -53,8 +52,7 @@ pub trait BatchNormOps: burn::backend::Backend {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let r = Self::batch_norm_train(x, gamma, beta, epsilon);
-        (r.output, r.mean, r.variance)
+        burns_train::<Self>(x, gamma, beta, epsilon)
     }
 
     /// `(dx, dgamma, dbeta)` for the output gradient `dy`.
@@ -66,9 +64,33 @@ pub trait BatchNormOps: burn::backend::Backend {
         epsilon: f64,
         dy: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, dy);
-        (r.x_grad, r.gamma_grad, r.beta_grad)
+        burns_grads::<Self>(x, gamma, mean, variance, epsilon, dy)
     }
+}
+
+/// burn's `batch_norm_train` as `(y, mean, variance)`: the trait's default, and flex's path for
+/// what its kernels do not take.
+fn burns_train<B: burn::backend::Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    epsilon: f64,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let r = B::batch_norm_train(x, gamma, beta, epsilon);
+    (r.output, r.mean, r.variance)
+}
+
+/// burn's `batch_norm_train_backward` as `(dx, dgamma, dbeta)`.
+fn burns_grads<B: burn::backend::Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    mean: FloatTensor<B>,
+    variance: FloatTensor<B>,
+    epsilon: f64,
+    dy: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let r = B::batch_norm_train_backward(x, gamma, mean, variance, epsilon, dy);
+    (r.x_grad, r.gamma_grad, r.beta_grad)
 }
 
 /// `[b, c, pixels]` of a `[b, c, ...]` tensor.
@@ -94,8 +116,7 @@ fn channel_sums(x: &[f32], [b, c, n]: [usize; 3], f: impl Fn(usize, &[f32]) -> f
 impl BatchNormOps for burn::backend::Flex {
     fn batch_norm_train_lean(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, FlexTensor, FlexTensor) {
         if !cpu_takes(&[&x, &gamma, &beta]) {
-            let r = Self::batch_norm_train(x, gamma, beta, epsilon);
-            return (r.output, r.mean, r.variance);
+            return burns_train::<Self>(x, gamma, beta, epsilon);
         }
         let dims = planes(&x);
         let [b, c, n] = dims;
@@ -134,8 +155,7 @@ impl BatchNormOps for burn::backend::Flex {
         dy: FlexTensor,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         if !cpu_takes(&[&x, &gamma, &mean, &variance, &dy]) {
-            let r = Self::batch_norm_train_backward(x, gamma, mean, variance, epsilon, dy);
-            return (r.x_grad, r.gamma_grad, r.beta_grad);
+            return burns_grads::<Self>(x, gamma, mean, variance, epsilon, dy);
         }
         let dims = planes(&x);
         let [b, c, n] = dims;

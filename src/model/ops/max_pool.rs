@@ -27,7 +27,6 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{DType, Dispatch, IntDType, TensorMetadata, backend_extension};
 use burn::nn::PaddingConfig2d;
@@ -71,20 +70,36 @@ impl PoolWindow {
 pub trait MaxPoolOps: burn::backend::Backend {
     /// The differentiable max-pool.
     fn max_pool2d_lean(x: FloatTensor<Self>, window: PoolWindow) -> FloatTensor<Self> {
-        Self::max_pool2d(x, window.kernel, window.stride, window.padding, window.dilation, false)
+        burns_forward::<Self>(x, window)
     }
 
     /// The gradient of the input `x` for the output gradient `dy`.
     fn max_pool2d_input_grad(x: FloatTensor<Self>, window: PoolWindow, dy: FloatTensor<Self>) -> FloatTensor<Self> {
-        let (k, s, p, d) = (window.kernel, window.stride, window.padding, window.dilation);
-        let indices = Self::max_pool2d_with_indices(x.clone(), k, s, p, d, false, IntDType::I64).indices;
-        Self::max_pool2d_with_indices_backward(x, k, s, p, d, false, dy, indices).x_grad
+        burns_input_grad::<Self>(x, window, dy)
     }
+}
+
+/// burn's own max-pool: the trait's default, and flex's path for what its kernels do not take.
+fn burns_forward<B: burn::backend::Backend>(x: FloatTensor<B>, w: PoolWindow) -> FloatTensor<B> {
+    B::max_pool2d(x, w.kernel, w.stride, w.padding, w.dilation, false)
+}
+
+/// burn's own max-pool backward, through the indices of a second forward pass.
+fn burns_input_grad<B: burn::backend::Backend>(x: FloatTensor<B>, w: PoolWindow, dy: FloatTensor<B>) -> FloatTensor<B> {
+    let (k, s, p, d) = (w.kernel, w.stride, w.padding, w.dilation);
+    let indices = B::max_pool2d_with_indices(x.clone(), k, s, p, d, false, IntDType::I64).indices;
+    B::max_pool2d_with_indices_backward(x, k, s, p, d, false, dy, indices).x_grad
 }
 
 fn dims4(t: &FlexTensor) -> [usize; 4] {
     let s = t.shape();
     [s[0], s[1], s[2], s[3]]
+}
+
+/// Whether `x[at]` beats the window's maximum so far `x[best]`: larger, or a NaN over a number
+/// (ties keep the earlier one).
+fn beats(x: &[f32], at: usize, best: usize) -> bool {
+    x[at] > x[best] || (x[at].is_nan() && !x[best].is_nan())
 }
 
 /// Where each output value's window has its maximum: `f(oy, ox, index into the plane)`, in
@@ -97,7 +112,7 @@ fn for_each_argmax(x: &[f32], [h, w]: [usize; 2], [ho, wo]: [usize; 2], win: &Po
                 let c = 2 * ox;
                 let mut best = r0 + c;
                 for i in [r0 + c + 1, r1 + c, r1 + c + 1] {
-                    if x[i] > x[best] || (x[i].is_nan() && !x[best].is_nan()) {
+                    if beats(x, i, best) {
                         best = i;
                     }
                 }
@@ -116,11 +131,7 @@ fn for_each_argmax(x: &[f32], [h, w]: [usize; 2], [ho, wo]: [usize; 2], win: &Po
                     let xx = (ox * win.stride[1] + j * win.dilation[1]).checked_sub(win.padding[1]).filter(|&xx| xx < w);
                     let Some(xx) = xx else { continue };
                     let at = y * w + xx;
-                    let better = match best {
-                        None => true,
-                        Some(b) => x[at] > x[b] || (x[at].is_nan() && !x[b].is_nan()),
-                    };
-                    if better {
+                    if best.is_none_or(|b| beats(x, at, b)) {
                         best = Some(at);
                     }
                 }
@@ -141,8 +152,7 @@ fn cpu_takes(tensors: &[&FlexTensor], window: &PoolWindow) -> bool {
 impl MaxPoolOps for burn::backend::Flex {
     fn max_pool2d_lean(x: FlexTensor, window: PoolWindow) -> FlexTensor {
         if !cpu_takes(&[&x], &window) {
-            let w = window;
-            return Self::max_pool2d(x, w.kernel, w.stride, w.padding, w.dilation, false);
+            return burns_forward::<Self>(x, window);
         }
         let [b, c, h, w] = dims4(&x);
         let [ho, wo] = window.output(h, w);
@@ -157,9 +167,7 @@ impl MaxPoolOps for burn::backend::Flex {
 
     fn max_pool2d_input_grad(x: FlexTensor, window: PoolWindow, dy: FlexTensor) -> FlexTensor {
         if !cpu_takes(&[&x, &dy], &window) {
-            let (k, s, p, d) = (window.kernel, window.stride, window.padding, window.dilation);
-            let indices = Self::max_pool2d_with_indices(x.clone(), k, s, p, d, false, IntDType::I64).indices;
-            return Self::max_pool2d_with_indices_backward(x, k, s, p, d, false, dy, indices).x_grad;
+            return burns_input_grad::<Self>(x, window, dy);
         }
         let [b, c, h, w] = dims4(&x);
         let [ho, wo] = window.output(h, w);
