@@ -43,7 +43,7 @@ fn burn_conv(x: Tensor<4>, w: Tensor<4>, b: Option<Tensor<1>>, options: ConvOpti
 fn lean_backward_equals_burns_conv() {
     // (x shape, weight shape, stride, padding (before, after) per dim, dilation, groups)
     type Case = ([usize; 4], [usize; 4], [usize; 2], [(usize, usize); 2], [usize; 2], usize);
-    let cases: [Case; 10] = [
+    let cases: [Case; 11] = [
         ([2, 3, 8, 8], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),      // the CNN's first conv
         ([3, 5, 7, 6], [6, 5, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),      // odd sizes, batch > threads
         ([1, 4, 9, 9], [3, 4, 3, 3], [1, 1], [(0, 0), (0, 0)], [1, 1], 1),      // no padding
@@ -53,6 +53,7 @@ fn lean_backward_equals_burns_conv() {
         ([2, 2, 10, 10], [3, 2, 3, 3], [1, 1], [(2, 2), (2, 2)], [2, 2], 1),    // dilation 2
         ([2, 3, 12, 12], [4, 3, 7, 7], [2, 2], [(3, 3), (3, 3)], [1, 1], 1),    // ResNet's stem
         ([2, 4, 6, 6], [4, 1, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 4),      // depthwise: burn's path
+        ([3, 3, 16, 16], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),    // 256 outputs: one image per product
         ([5, 64, 64, 64], [8, 64, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1), // im2col of 2.4M floats: one image per block
     ];
     for (i, (x, w, stride, padding, dilation, groups)) in cases.into_iter().enumerate() {

@@ -13,7 +13,8 @@
 //! ```
 //!
 //! The products take a block of images side by side (`[K, n * P]`), so the late layers, with few
-//! output positions, still make wide matrix products.
+//! output positions, still make wide matrix products; an image with many output positions (the
+//! first layers) makes a wide product alone and goes one per product, without block copies.
 //!
 //! burn 0.22's generic fallback (which `flex` uses) computes the weight gradient as a conv of
 //! the batch-and-channel-swapped input with the swapped output gradient as its kernel (a matrix
@@ -222,6 +223,18 @@ fn images_per_task(batch: usize) -> usize {
 /// Most floats in one im2col block of several images (16 MB in f32).
 const BLOCK_ELEMENTS: usize = 1 << 22;
 
+/// Output positions from which one image alone makes a wide enough matrix product (the first
+/// layers at 32x32 and 16x16): those images go one per product, straight between their own
+/// `[rows, P]` matrices and the product, without the block copies that cost about as much as
+/// the products' packing.
+const WIDE_IMAGE: usize = 256;
+
+/// Images side by side per matrix product: one where the image is wide enough alone, else as
+/// many as fit in [`BLOCK_ELEMENTS`] (at most a task's `chunk`).
+fn images_per_block(k: usize, p: usize, chunk: usize) -> usize {
+    if p >= WIDE_IMAGE { 1 } else { (BLOCK_ELEMENTS / (k * p).max(1)).clamp(1, chunk) }
+}
+
 /// The conv's output `[b, co, ho, wo]` (flat): `y_block [co, n P] = W [co, K] x col_block`, a
 /// block of images side by side per matrix product as in [`weight_grad`].
 pub fn forward(x: &[f32], weight: &[f32], s: &ConvShape) -> Vec<f32> {
@@ -231,7 +244,7 @@ pub fn forward(x: &[f32], weight: &[f32], s: &ConvShape) -> Vec<f32> {
     assert_eq!(weight.len(), s.c_out * k, "conv forward: weight has the wrong size");
     let mut y = vec![0f32; s.batch * y_len];
     let chunk = images_per_task(s.batch);
-    let block = (BLOCK_ELEMENTS / (k * p).max(1)).clamp(1, chunk);
+    let block = images_per_block(k, p, chunk);
     y.par_chunks_mut(chunk * y_len).zip(x.par_chunks(chunk * x_len)).for_each(|(ys, xs)| {
         let ld = block * p;
         with_scratch(k * ld, s.c_out * ld, |col, yc| {
@@ -240,9 +253,15 @@ pub fn forward(x: &[f32], weight: &[f32], s: &ConvShape) -> Vec<f32> {
                 for j in 0..n {
                     im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld);
                 }
-                // y_block [co, n P] = W [co, K] x col_block [K, n P]
-                matmul(yc, View::new(0, s.c_out, n * p, ld, 1), false, weight, View::new(0, s.c_out, k, k, 1), col, View::new(0, k, n * p, ld, 1), 1.0);
-                block_to_images(yc, ld, n, s.c_out, p, yb);
+                // y_block [co, n P] = W [co, K] x col_block [K, n P]; one image: straight into y
+                let w = View::new(0, s.c_out, k, k, 1);
+                let cols = View::new(0, k, n * p, ld, 1);
+                if n == 1 {
+                    matmul(yb, View::new(0, s.c_out, p, p, 1), false, weight, w, col, cols, 1.0);
+                } else {
+                    matmul(yc, View::new(0, s.c_out, n * p, ld, 1), false, weight, w, col, cols, 1.0);
+                    block_to_images(yc, ld, n, s.c_out, p, yb);
+                }
             }
         });
     });
@@ -260,7 +279,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
     assert_eq!(x.len(), s.batch * x_len, "conv weight grad: x has the wrong size");
     assert_eq!(dy.len(), s.batch * dy_len, "conv weight grad: dy has the wrong size");
     let chunk = images_per_task(s.batch);
-    let block = (BLOCK_ELEMENTS / (k * p).max(1)).clamp(1, chunk);
+    let block = images_per_block(k, p, chunk);
     // One partial [co, K] per task, summed in task order: the result does not depend on which
     // thread ran which task.
     let partials: Vec<Vec<f32>> = x
@@ -275,9 +294,14 @@ pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
                     for j in 0..n {
                         im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld);
                     }
-                    images_to_block(dyb, n, s.c_out, p, dyc, ld);
-                    // dW [co, K] += dy_block [co, n P] x col_block^T [n P, K]
-                    matmul(&mut dw, View::new(0, s.c_out, k, k, 1), b > 0, dyc, View::new(0, s.c_out, n * p, ld, 1), col, View::new(0, n * p, k, 1, ld), 1.0);
+                    // dW [co, K] += dy_block [co, n P] x col_block^T [n P, K]; one image: its own dy
+                    let (dy_block, dy_ld) = if n == 1 {
+                        (dyb, p)
+                    } else {
+                        images_to_block(dyb, n, s.c_out, p, dyc, ld);
+                        (&dyc[..], ld)
+                    };
+                    matmul(&mut dw, View::new(0, s.c_out, k, k, 1), b > 0, dy_block, View::new(0, s.c_out, n * p, dy_ld, 1), col, View::new(0, n * p, k, 1, ld), 1.0);
                 }
             });
             dw
@@ -302,15 +326,20 @@ pub fn input_grad(weight: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
     assert_eq!(dy.len(), s.batch * dy_len, "conv input grad: dy has the wrong size");
     let mut dx = vec![0f32; s.batch * x_len];
     let chunk = images_per_task(s.batch);
-    let block = (BLOCK_ELEMENTS / (k * p).max(1)).clamp(1, chunk);
+    let block = images_per_block(k, p, chunk);
     dx.par_chunks_mut(chunk * x_len).zip(dy.par_chunks(chunk * dy_len)).for_each(|(dxs, dys)| {
         let ld = block * p;
         with_scratch(k * ld, s.c_out * ld, |dcol, dyc| {
             for (dxb, dyb) in dxs.chunks_mut(block * x_len).zip(dys.chunks(block * dy_len)) {
                 let n = dyb.len() / dy_len;
-                images_to_block(dyb, n, s.c_out, p, dyc, ld);
-                // dcol [K, n P] = W^T [K, co] x dy_block [co, n P]
-                matmul(dcol, View::new(0, k, n * p, ld, 1), false, weight, View::new(0, k, s.c_out, 1, k), dyc, View::new(0, s.c_out, n * p, ld, 1), 1.0);
+                // dcol [K, n P] = W^T [K, co] x dy_block [co, n P]; one image: its own dy
+                let (dy_block, dy_ld) = if n == 1 {
+                    (dyb, p)
+                } else {
+                    images_to_block(dyb, n, s.c_out, p, dyc, ld);
+                    (&dyc[..], ld)
+                };
+                matmul(dcol, View::new(0, k, n * p, ld, 1), false, weight, View::new(0, k, s.c_out, 1, k), dy_block, View::new(0, s.c_out, n * p, dy_ld, 1), 1.0);
                 for j in 0..n {
                     col2im(&dcol[j * p..], s, &mut dxb[j * x_len..(j + 1) * x_len], ld);
                 }
