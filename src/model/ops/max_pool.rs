@@ -96,31 +96,73 @@ fn dims4(t: &FlexTensor) -> [usize; 4] {
     [s[0], s[1], s[2], s[3]]
 }
 
-/// Whether `x[at]` beats the window's maximum so far `x[best]`: larger, or a NaN over a number
+/// Whether `value` beats the window's maximum so far `best`: larger, or a NaN over a number
 /// (ties keep the earlier one).
-fn beats(x: &[f32], at: usize, best: usize) -> bool {
-    x[at] > x[best] || (x[at].is_nan() && !x[best].is_nan())
+fn beats(value: f32, best: f32) -> bool {
+    value > best || (value.is_nan() && !best.is_nan())
+}
+
+/// A key whose integer order is [`beats`]' order of values: numbers by value (`-0.0` equal to
+/// `0.0`), any NaN above all of them.
+fn order_key(v: f32) -> i32 {
+    // `+ 0.0` turns -0.0 into 0.0; flipping a negative float's magnitude bits makes the integer
+    // order of the bits the float order.
+    let bits = (v + 0.0).to_bits() as i32;
+    let key = bits ^ ((bits >> 31) as u32 >> 1) as i32;
+    if v.is_nan() { i32::MAX } else { key }
+}
+
+/// Which of a 2x2 window's values (row-major) is its maximum, by the rule of [`beats`], without
+/// branches: a pooled map's maxima sit at random places, and a mispredicted branch per window
+/// cost more than the rest of the pooling.
+fn argmax4(v: [f32; 4]) -> usize {
+    let (mut best, mut best_key) = (0, order_key(v[0]));
+    for (i, &x) in v.iter().enumerate().skip(1) {
+        let key = order_key(x);
+        let wins = key > best_key;
+        best_key = if wins { key } else { best_key };
+        best = if wins { i } else { best };
+    }
+    best
+}
+
+/// The 2x2, stride-2 pool of one plane `x` `[h, w]` into `y` `[ho, wo]`: the hot case (every
+/// pool of the study's CNN), as straight loops over row pairs without per-window closures or
+/// bounds checks.
+fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32]) {
+    for (oy, y_row) in y.chunks_exact_mut(wo).enumerate() {
+        let top = &x[2 * oy * w..][..2 * wo];
+        let bottom = &x[(2 * oy + 1) * w..][..2 * wo];
+        for ((y, t), b) in y_row.iter_mut().zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)) {
+            let v = [t[0], t[1], b[0], b[1]];
+            *y = v[argmax4(v)];
+        }
+    }
+}
+
+/// The input gradient of [`pool_2x2`] for one plane: each window's output gradient goes to its
+/// maximum, 0 to the other three; `dx` must hold zeros where no window reaches (an odd last
+/// row or column).
+fn pool_2x2_grad(x: &[f32], dy: &[f32], w: usize, wo: usize, dx: &mut [f32]) {
+    for (oy, dy_row) in dy.chunks_exact(wo).enumerate() {
+        let top = &x[2 * oy * w..][..2 * wo];
+        let bottom = &x[(2 * oy + 1) * w..][..2 * wo];
+        let (dtop, dbottom) = dx[2 * oy * w..(2 * oy + 2) * w].split_at_mut(w);
+        let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+        let grads = dtop[..2 * wo].chunks_exact_mut(2).zip(dbottom[..2 * wo].chunks_exact_mut(2));
+        for ((&g, (t, b)), (dt, db)) in dy_row.iter().zip(windows).zip(grads) {
+            let best = argmax4([t[0], t[1], b[0], b[1]]);
+            dt[0] = if best == 0 { g } else { 0.0 };
+            dt[1] = if best == 1 { g } else { 0.0 };
+            db[0] = if best == 2 { g } else { 0.0 };
+            db[1] = if best == 3 { g } else { 0.0 };
+        }
+    }
 }
 
 /// Where each output value's window has its maximum: `f(oy, ox, index into the plane)`, in
-/// row-major order of outputs. The first maximum wins; a NaN wins over any number.
+/// row-major order of outputs, for any window ([`pool_2x2`] takes the plain 2x2 one). The first maximum wins; a NaN wins over any number.
 fn for_each_argmax(x: &[f32], [h, w]: [usize; 2], [ho, wo]: [usize; 2], win: &PoolWindow, mut f: impl FnMut(usize, usize, usize)) {
-    if win.is_2x2() {
-        for oy in 0..ho {
-            let (r0, r1) = (2 * oy * w, (2 * oy + 1) * w);
-            for ox in 0..wo {
-                let c = 2 * ox;
-                let mut best = r0 + c;
-                for i in [r0 + c + 1, r1 + c, r1 + c + 1] {
-                    if beats(x, i, best) {
-                        best = i;
-                    }
-                }
-                f(oy, ox, best);
-            }
-        }
-        return;
-    }
     for oy in 0..ho {
         for ox in 0..wo {
             let mut best: Option<usize> = None;
@@ -131,7 +173,7 @@ fn for_each_argmax(x: &[f32], [h, w]: [usize; 2], [ho, wo]: [usize; 2], win: &Po
                     let xx = (ox * win.stride[1] + j * win.dilation[1]).checked_sub(win.padding[1]).filter(|&xx| xx < w);
                     let Some(xx) = xx else { continue };
                     let at = y * w + xx;
-                    if best.is_none_or(|b| beats(x, at, b)) {
+                    if best.is_none_or(|b| beats(x[at], x[b])) {
                         best = Some(at);
                     }
                 }
@@ -160,7 +202,11 @@ impl MaxPoolOps for burn::backend::Flex {
         let xs = values(&x);
         let mut y = vec![0f32; b * c * ho * wo];
         y.par_chunks_mut((ho * wo).max(1)).zip(xs.par_chunks((h * w).max(1))).for_each(|(y, x)| {
-            for_each_argmax(x, [h, w], [ho, wo], &window, |oy, ox, at| y[oy * wo + ox] = x[at]);
+            if window.is_2x2() && wo > 0 {
+                pool_2x2(x, w, wo, y);
+            } else {
+                for_each_argmax(x, [h, w], [ho, wo], &window, |oy, ox, at| y[oy * wo + ox] = x[at]);
+            }
         });
         tensor(y, vec![b, c, ho, wo])
     }
@@ -177,8 +223,12 @@ impl MaxPoolOps for burn::backend::Flex {
         dx.par_chunks_mut((h * w).max(1))
             .zip(xs.par_chunks((h * w).max(1)).zip(dys.par_chunks((ho * wo).max(1))))
             .for_each(|(dx, (x, dy))| {
-                // Overlapping windows may share a maximum: accumulate.
-                for_each_argmax(x, [h, w], [ho, wo], &window, |oy, ox, at| dx[at] += dy[oy * wo + ox]);
+                if window.is_2x2() && wo > 0 {
+                    pool_2x2_grad(x, dy, w, wo, dx);
+                } else {
+                    // Overlapping windows may share a maximum: accumulate.
+                    for_each_argmax(x, [h, w], [ho, wo], &window, |oy, ox, at| dx[at] += dy[oy * wo + ox]);
+                }
             });
         tensor(dx, vec![b, c, h, w])
     }
