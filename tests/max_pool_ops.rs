@@ -61,7 +61,7 @@ fn ties_send_the_gradient_to_the_first_maximum() {
         assert_eq!(dx, dx_ref, "{p}: tied windows route their gradient differently");
     }
     // -0.0 and 0.0 are equal (ReLU gives both): the first of them is the maximum.
-    let x: Vec<f32> = (0..2 * 6 * 6).map(|i| if (i * 7) % 3 == 0 { -0.0 } else { 0.0 }).collect();
+    let x: Vec<f32> = (0..2 * 6 * 6).map(|i| if i % 3 == 0 { -0.0 } else { 0.0 }).collect();
     for p in [pool(2, 2, 0, 1), pool(3, 1, 1, 1)] {
         let (_, dx) = run(true, &p, &x, [1, 2, 6, 6]);
         let (_, dx_ref) = run(false, &p, &x, [1, 2, 6, 6]);

@@ -161,7 +161,8 @@ fn pool_2x2_grad(x: &[f32], dy: &[f32], w: usize, wo: usize, dx: &mut [f32]) {
 }
 
 /// Where each output value's window has its maximum: `f(oy, ox, index into the plane)`, in
-/// row-major order of outputs, for any window ([`pool_2x2`] takes the plain 2x2 one). The first maximum wins; a NaN wins over any number.
+/// row-major order of outputs, for any window ([`pool_2x2`] takes the plain 2x2 one). The first
+/// maximum wins; a NaN wins over any number.
 fn for_each_argmax(x: &[f32], [h, w]: [usize; 2], [ho, wo]: [usize; 2], win: &PoolWindow, mut f: impl FnMut(usize, usize, usize)) {
     for oy in 0..ho {
         for ox in 0..wo {
