@@ -96,14 +96,8 @@ fn dims4(t: &FlexTensor) -> [usize; 4] {
     [s[0], s[1], s[2], s[3]]
 }
 
-/// Whether `value` beats the window's maximum so far `best`: larger, or a NaN over a number
-/// (ties keep the earlier one).
-fn beats(value: f32, best: f32) -> bool {
-    value > best || (value.is_nan() && !best.is_nan())
-}
-
-/// A key whose integer order is [`beats`]' order of values: numbers by value (`-0.0` equal to
-/// `0.0`), any NaN above all of them.
+/// A key whose integer order is the pool's order of values: numbers by value (`-0.0` equal to
+/// `0.0`), any NaN above all of them (ties keep the earlier value).
 fn order_key(v: f32) -> i32 {
     // `+ 0.0` turns -0.0 into 0.0; flipping a negative float's magnitude bits makes the integer
     // order of the bits the float order.
@@ -112,7 +106,13 @@ fn order_key(v: f32) -> i32 {
     if v.is_nan() { i32::MAX } else { key }
 }
 
-/// Which of a 2x2 window's values (row-major) is its maximum, by the rule of [`beats`], without
+/// Whether `value` beats the window's maximum so far `best`, by [`order_key`]: larger, or a NaN
+/// over a number.
+fn beats(value: f32, best: f32) -> bool {
+    order_key(value) > order_key(best)
+}
+
+/// Which of a 2x2 window's values (row-major) is its maximum, by [`order_key`], without
 /// branches: a pooled map's maxima sit at random places, and a mispredicted branch per window
 /// cost more than the rest of the pooling.
 fn argmax4(v: [f32; 4]) -> usize {
