@@ -1,6 +1,6 @@
 //! The conv with its own backward pass (`ops::conv`) against burn's conv2d: outputs, input and
 //! weight gradients, bias, for 3x3 / 1x1 / 5x5 kernels, strides, dilation, asymmetric padding;
-//! grouped convs take burn's path.
+//! 3x3 stride-1 convs of 16+ channels (Winograd's path); grouped convs take burn's path.
 
 use burn::backend::ops::ConvOptions;
 use burn::prelude::*;
@@ -43,7 +43,7 @@ fn burn_conv(x: Tensor<4>, w: Tensor<4>, b: Option<Tensor<1>>, options: ConvOpti
 fn lean_backward_equals_burns_conv() {
     // (x shape, weight shape, stride, padding (before, after) per dim, dilation, groups)
     type Case = ([usize; 4], [usize; 4], [usize; 2], [(usize, usize); 2], [usize; 2], usize);
-    let cases: [Case; 11] = [
+    let cases: [Case; 13] = [
         ([2, 3, 8, 8], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),      // the CNN's first conv
         ([3, 5, 7, 6], [6, 5, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),      // odd sizes, batch > threads
         ([1, 4, 9, 9], [3, 4, 3, 3], [1, 1], [(0, 0), (0, 0)], [1, 1], 1),      // no padding
@@ -55,6 +55,8 @@ fn lean_backward_equals_burns_conv() {
         ([2, 4, 6, 6], [4, 1, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 4),      // depthwise: burn's path
         ([3, 3, 16, 16], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),    // 256 outputs: one image per product
         ([5, 64, 64, 64], [8, 64, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1), // im2col of 2.4M floats: one image per block
+        ([3, 16, 7, 6], [20, 16, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),   // 16+ channels: Winograd, odd sizes
+        ([2, 24, 8, 9], [16, 24, 3, 3], [1, 1], [(2, 0), (0, 1)], [1, 1], 1),   // Winograd, asymmetric padding
     ];
     for (i, (x, w, stride, padding, dilation, groups)) in cases.into_iter().enumerate() {
         let options = ConvOptions::new_with_padding(stride, padding, dilation, groups);

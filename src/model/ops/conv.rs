@@ -7,7 +7,9 @@
 //! batch-and-channel-swapped input with the swapped output gradient as its kernel (a matrix
 //! product only `kh * kw` columns wide, after two layout copies). On `flex` this op computes the
 //! output and both gradients from im2col blocks, one plain matrix product each
-//! ([`conv_cpu`](super::conv_cpu)), and skips the input gradient when the input needs none (the
+//! ([`conv_cpu`](super::conv_cpu)), except that 3x3 stride-1 convs of at least 16 channels
+//! take Winograd's F(2x2, 3x3) for the output and the input gradient
+//! ([`winograd`](super::winograd)); it skips the input gradient when the input needs none (the
 //! first layer).
 //!
 //! # What it computes
@@ -33,6 +35,7 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
 use super::conv_cpu::{self, ConvShape};
+use super::winograd;
 use super::cpu::{contiguous, tensor, values};
 
 /// Conv2d whose backward pass a backend may implement itself. The default bodies are burn's own
@@ -87,7 +90,11 @@ impl ConvOps for burn::backend::Flex {
         }
         let shape = ConvShape::new(dims4(&x), dims4(&weight), &options);
         let (x, weight) = (contiguous(x), contiguous(weight));
-        let y = conv_cpu::forward(values(&x), values(&weight), &shape);
+        let y = if winograd::applies(&shape) {
+            winograd::forward(values(&x), values(&weight), &shape)
+        } else {
+            conv_cpu::forward(values(&x), values(&weight), &shape)
+        };
         tensor(y, vec![shape.batch, shape.c_out, shape.ho, shape.wo])
     }
 
@@ -97,7 +104,11 @@ impl ConvOps for burn::backend::Flex {
         }
         let shape = ConvShape::new(dims4(&x), dims4(&weight), &options);
         let (weight, dy) = (contiguous(weight), contiguous(dy));
-        let dx = conv_cpu::input_grad(values(&weight), values(&dy), &shape);
+        let dx = if winograd::applies(&shape) {
+            winograd::input_grad(values(&weight), values(&dy), &shape)
+        } else {
+            conv_cpu::input_grad(values(&weight), values(&dy), &shape)
+        };
         tensor(dx, dims4(&x).to_vec())
     }
 

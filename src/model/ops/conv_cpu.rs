@@ -181,7 +181,7 @@ thread_local! {
 /// Runs `f` on two scratch slices of `a` and `b` floats from this thread's reusable buffer.
 /// Their contents are unspecified (left over from earlier calls): every user writes before it
 /// reads.
-fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+pub(super) fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
     SCRATCH.with(|cell| {
         let mut buffer = cell.take();
         if buffer.len() < a + b {
@@ -216,7 +216,7 @@ fn block_to_images(block: &[f32], ld: usize, n: usize, rows: usize, p: usize, im
 
 /// Images per rayon task: the batch split evenly over the threads, so each task keeps one
 /// scratch matrix (and, for the weight gradient, one partial sum).
-fn images_per_task(batch: usize) -> usize {
+pub(super) fn images_per_task(batch: usize) -> usize {
     batch.div_ceil(rayon::current_num_threads().max(1)).max(1)
 }
 

@@ -48,6 +48,7 @@ pub mod conv_cpu;
 pub mod cpu;
 pub mod max_pool;
 pub mod tiled;
+pub mod winograd;
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Dispatch, backend_extension};
