@@ -256,16 +256,26 @@ fn portable_and_avx2_kernels_agree() {
         // Row kernels on 3 rows of n base-2 scores.
         let scores = values(3 * n, 5, 20.0);
         let (mut p1, mut p2) = (scores.clone(), scores.clone());
-        let (mut s1, mut s2) = (vec![0.0; 3], vec![0.0; 3]);
-        cpu::portable::softmax_rows(&mut p1, n, &mut s1);
+        let (mut s1, mut s2, mut i1, mut i2) = (vec![0.0; 3], vec![0.0; 3], vec![0.0; 3], vec![0.0; 3]);
+        cpu::portable::softmax_rows(&mut p1, n, &mut s1, &mut i1);
         // SAFETY: as above.
-        unsafe { cpu::avx2::softmax_rows(&mut p2, n, &mut s2) };
-        assert!(close(&p1, &p2) && close(&s1, &s2), "softmax rows, n = {n}");
-        let (mut e1, mut e2) = (scores.clone(), scores);
-        cpu::portable::exp_rows(&mut e1, n, &s1);
+        unsafe { cpu::avx2::softmax_rows(&mut p2, n, &mut s2, &mut i2) };
+        assert!(close(&p1, &p2) && close(&s1, &s2) && close(&i1, &i2), "softmax rows, n = {n}");
+        // the numerators over their sum: each row of the softmax sums to 1
+        let softmax: Vec<f32> = p1.chunks(n).zip(&i1).flat_map(|(row, &inv)| row.iter().map(move |e| e * inv)).collect();
+        for row in softmax.chunks(n) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "softmax rows sum to 1, n = {n}");
+        }
+        // the backward pass's rows: P from the forward's lse, dS = scale * P * (dP - d)
+        let dp = values(3 * n, 6, 1.0);
+        let d = values(3, 7, 1.0);
+        let (mut e1, mut e2, mut g1, mut g2) = (scores.clone(), scores, dp.clone(), dp.clone());
+        cpu::portable::softmax_grad_rows(&mut e1, &mut g1, n, &s1, &d, 0.7);
         // SAFETY: as above.
-        unsafe { cpu::avx2::exp_rows(&mut e2, n, &s1) };
-        assert!(close(&e1, &e2), "exp rows, n = {n}");
-        assert!(close(&e1, &p1), "exp rows with the forward's lse give the softmax, n = {n}");
+        unsafe { cpu::avx2::softmax_grad_rows(&mut e2, &mut g2, n, &s1, &d, 0.7) };
+        assert!(close(&e1, &e2) && close(&g1, &g2), "softmax grad rows, n = {n}");
+        assert!(close(&e1, &softmax), "P from the forward's lse is the softmax, n = {n}");
+        let want: Vec<f32> = (0..3 * n).map(|i| 0.7 * softmax[i] * (dp[i] - d[i / n])).collect();
+        assert!(close(&g1, &want), "dS = scale * P * (dP - d), n = {n}");
     }
 }

@@ -170,32 +170,22 @@ fn outer_backward(
     portable::outer_backward(q, k, v, y, lse, dy, scale, dq, dk, dv)
 }
 
-fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32]) {
+fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32], inv_sum: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: the CPU supports AVX2 and FMA.
-        return unsafe { avx2::softmax_rows(p, n, lse) };
+        return unsafe { avx2::softmax_rows(p, n, lse, inv_sum) };
     }
-    portable::softmax_rows(p, n, lse)
+    portable::softmax_rows(p, n, lse, inv_sum)
 }
 
-fn exp_rows(p: &mut [f32], n: usize, lse: &[f32]) {
+fn softmax_grad_rows(p: &mut [f32], ds: &mut [f32], n: usize, lse: &[f32], d: &[f32], scale: f32) {
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: the CPU supports AVX2 and FMA.
-        return unsafe { avx2::exp_rows(p, n, lse) };
+        return unsafe { avx2::softmax_grad_rows(p, ds, n, lse, d, scale) };
     }
-    portable::exp_rows(p, n, lse)
-}
-
-/// `ds = scale * p * (ds - d_i)` row by row (`ds` holds `dP` on entry); plain arithmetic that
-/// LLVM vectorises.
-fn softmax_grad_rows(ds: &mut [f32], p: &[f32], n: usize, d: &[f32], scale: f32) {
-    for ((ds, p), &di) in ds.chunks_exact_mut(n).zip(p.chunks_exact(n)).zip(d) {
-        for (s, &pv) in ds.iter_mut().zip(p) {
-            *s = scale * pv * (*s - di);
-        }
-    }
+    portable::softmax_grad_rows(p, ds, n, lse, d, scale)
 }
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -289,27 +279,33 @@ pub mod portable {
         }
     }
 
-    /// Each row of `p` (`n` base-2 scores) becomes its softmax; `lse` gets each row's
-    /// log-sum-exp in natural units.
-    pub fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32]) {
-        for (row, lse) in p.chunks_exact_mut(n).zip(lse.iter_mut()) {
+    /// Each row of `p` (`n` base-2 scores `s`) becomes the softmax's numerators `2^(s - max)`,
+    /// not yet divided by their sum `l` (the caller scales the `dv` outputs of each row by
+    /// `1 / l` instead of the `n` weights); `lse` gets each row's log-sum-exp in natural units,
+    /// `inv_sum` its `1 / l`.
+    pub fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32], inv_sum: &mut [f32]) {
+        for ((row, lse), inv) in p.chunks_exact_mut(n).zip(lse.iter_mut()).zip(inv_sum.iter_mut()) {
             let m = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
             let mut l = 0f32;
             for s in row.iter_mut() {
                 *s = exp2(*s - m);
                 l += *s;
             }
-            let inv = 1.0 / l;
-            row.iter_mut().for_each(|s| *s *= inv);
+            *inv = 1.0 / l;
             *lse = (m + l.log2()) * LN2;
         }
     }
 
-    /// Each row `i` of `p` (`n` base-2 scores) becomes the softmax `2^(s - lse_i log2 e)`.
-    pub fn exp_rows(p: &mut [f32], n: usize, lse: &[f32]) {
-        for (row, &l) in p.chunks_exact_mut(n).zip(lse) {
+    /// The softmax's backward on a block of rows, in one pass: row `i` of `p` (`n` base-2
+    /// scores on entry) becomes the softmax `P = 2^(s - lse_i log2 e)`, and row `i` of `ds`
+    /// (`dP` on entry) becomes `dS = scale * P * (dP - d_i)`.
+    pub fn softmax_grad_rows(p: &mut [f32], ds: &mut [f32], n: usize, lse: &[f32], d: &[f32], scale: f32) {
+        for (((row, grad), &l), &di) in p.chunks_exact_mut(n).zip(ds.chunks_exact_mut(n)).zip(lse).zip(d) {
             let l2 = l * LOG2E;
-            row.iter_mut().for_each(|s| *s = exp2(*s - l2));
+            for (s, g) in row.iter_mut().zip(grad.iter_mut()) {
+                *s = exp2(*s - l2);
+                *g = scale * *s * (*g - di);
+            }
         }
     }
 }
@@ -467,9 +463,9 @@ pub mod avx2 {
 
     /// [`super::portable::softmax_rows`].
     #[target_feature(enable = "avx2,fma")]
-    pub fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32]) {
+    pub fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32], inv_sum: &mut [f32]) {
         let body = n - n % LANES;
-        for (row, lse) in p.chunks_exact_mut(n).zip(lse.iter_mut()) {
+        for ((row, lse), inv) in p.chunks_exact_mut(n).zip(lse.iter_mut()).zip(inv_sum.iter_mut()) {
             let mut mv = _mm256_set1_ps(f32::NEG_INFINITY);
             for c in row[..body].chunks_exact(LANES) {
                 mv = _mm256_max_ps(mv, load(c));
@@ -487,27 +483,28 @@ pub mod avx2 {
                 *s = exp2_1(*s - m);
                 l += *s;
             }
-            let inv = 1.0 / l;
-            let iv = _mm256_set1_ps(inv);
-            for c in row[..body].chunks_exact_mut(LANES) {
-                store(c, _mm256_mul_ps(load(c), iv));
-            }
-            row[body..].iter_mut().for_each(|s| *s *= inv);
+            *inv = 1.0 / l;
             *lse = (m + l.log2()) * LN2;
         }
     }
 
-    /// [`super::portable::exp_rows`].
+    /// [`super::portable::softmax_grad_rows`].
     #[target_feature(enable = "avx2,fma")]
-    pub fn exp_rows(p: &mut [f32], n: usize, lse: &[f32]) {
+    pub fn softmax_grad_rows(p: &mut [f32], ds: &mut [f32], n: usize, lse: &[f32], d: &[f32], scale: f32) {
         let body = n - n % LANES;
-        for (row, &l) in p.chunks_exact_mut(n).zip(lse) {
+        let sv = _mm256_set1_ps(scale);
+        for (((row, grad), &l), &di) in p.chunks_exact_mut(n).zip(ds.chunks_exact_mut(n)).zip(lse).zip(d) {
             let l2 = l * LOG2E;
-            let lv = _mm256_set1_ps(l2);
-            for c in row[..body].chunks_exact_mut(LANES) {
-                store(c, exp2(_mm256_sub_ps(load(c), lv)));
+            let (lv, dv) = (_mm256_set1_ps(l2), _mm256_set1_ps(di));
+            for (c, g) in row[..body].chunks_exact_mut(LANES).zip(grad[..body].chunks_exact_mut(LANES)) {
+                let e = exp2(_mm256_sub_ps(load(c), lv));
+                store(c, e);
+                store(g, _mm256_mul_ps(_mm256_mul_ps(sv, e), _mm256_sub_ps(load(g), dv)));
             }
-            row[body..].iter_mut().for_each(|s| *s = exp2_1(*s - l2));
+            for (s, g) in row[body..].iter_mut().zip(&mut grad[body..]) {
+                *s = exp2_1(*s - l2);
+                *g = scale * *s * (*g - di);
+            }
         }
     }
 }
@@ -585,14 +582,21 @@ pub(super) fn matmul(dst: &mut [f32], d: View, accumulate: bool, lhs: &[f32], l:
 #[allow(clippy::too_many_arguments)]
 fn dense_forward(q: &[f32], k: &[f32], v: &[f32], dk: usize, dv: usize, n: usize, scale: f32, y: &mut [f32], lse: &mut [f32]) {
     let mut p = vec![0f32; BLOCK_ROWS.min(n) * n];
+    let mut inv_sum = [0f32; BLOCK_ROWS];
     for start in (0..n).step_by(BLOCK_ROWS) {
         let t = BLOCK_ROWS.min(n - start);
         let p = &mut p[..t * n];
         // base-2 scores log2(e) * scale * q_t^T k: [t, n]
         matmul(p, View::new(0, t, n, n, 1), false, q, View::new(start, t, dk, 1, n), k, View::new(0, dk, n, n, 1), scale * LOG2E);
-        softmax_rows(p, n, &mut lse[start..start + t]);
-        // y[:, block] = v P^T: [dv, t]
+        // the softmax's numerators; the division by each row's sum comes after the product
+        softmax_rows(p, n, &mut lse[start..start + t], &mut inv_sum[..t]);
+        // y[:, block] = v P^T: [dv, t], each column then divided by its row's sum
         matmul(y, View::new(start, dv, t, n, 1), false, v, View::new(0, dv, n, n, 1), p, View::new(0, n, t, 1, n), 1.0);
+        for row in y.chunks_exact_mut(n) {
+            for (value, &inv) in row[start..start + t].iter_mut().zip(&inv_sum[..t]) {
+                *value *= inv;
+            }
+        }
     }
 }
 
@@ -629,12 +633,11 @@ fn dense_backward(
         let t = BLOCK_ROWS.min(n - start);
         let (p, ds) = (&mut p[..t * n], &mut ds[..t * n]);
         let block = View::new(0, t, n, n, 1); // a [t, n] scratch block
-        // P = exp(scale * q_t^T k - lse), from base-2 scores as in the forward pass
+        // base-2 scores as in the forward pass, and dP = dy_t^T v: [t, n] each
         matmul(p, block, false, q, View::new(start, t, dk, 1, n), k, View::new(0, dk, n, n, 1), scale * LOG2E);
-        exp_rows(p, n, &lse[start..start + t]);
-        // dP = dy_t^T v: [t, n], then dS = scale * P * (dP - D)
         matmul(ds, block, false, dy, View::new(start, t, dv, 1, n), v, View::new(0, dv, n, n, 1), 1.0);
-        softmax_grad_rows(ds, p, n, &d[start..start + t], scale);
+        // one pass: P = exp(scale * q_t^T k - lse), dS = scale * P * (dP - D)
+        softmax_grad_rows(p, ds, n, &lse[start..start + t], &d[start..start + t], scale);
         // dq[:, block] = k dS^T: [dk, t]
         matmul(dq_out, View::new(start, dk, t, n, 1), false, k, View::new(0, dk, n, n, 1), ds, View::new(0, n, t, 1, n), 1.0);
         // dk += q_t dS: [dk, n]
