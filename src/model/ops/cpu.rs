@@ -27,8 +27,10 @@ use burn::backend::{DType, TensorMetadata};
 use burn::tensor::TensorData;
 use rayon::prelude::*;
 
-/// Query rows per block in the dense kernel.
-pub const BLOCK_ROWS: usize = 64;
+/// Query rows per block in the dense kernel: 32 rows of 1024 scores (arch 2's first layer) and
+/// their gradients, 256 KB together, stay in a 512 KB L2 cache (attn2 training 1.06x over 64
+/// rows in `scripts/bench_ab.sh` on a 2-core Zen 1).
+pub const BLOCK_ROWS: usize = 32;
 
 /// Whether these tensors can run on the CPU kernels (all `f32`).
 pub fn supports(tensors: &[&FlexTensor]) -> bool {
