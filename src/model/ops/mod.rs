@@ -1,5 +1,5 @@
 //! Custom burn operations with their own backward passes: 2D convolution ([`conv`], CPU kernels
-//! in [`conv_cpu`]), training-mode BatchNorm ([`batch_norm`]), max-pooling ([`max_pool`]), and (this file, [`cpu`], [`tiled`], [`autodiff`]) memory-lean softmax
+//! in [`conv_cpu`] and, for 3x3 convs, [`winograd`]), training-mode BatchNorm ([`batch_norm`]), max-pooling ([`max_pool`]), and (this file, [`cpu`], [`tiled`], [`autodiff`]) memory-lean softmax
 //! attention over the pixels of a feature map, the kernel behind attention architectures 1 and 2.
 //!
 //! # What it computes
