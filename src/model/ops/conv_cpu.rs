@@ -220,8 +220,9 @@ pub(super) fn images_per_task(batch: usize) -> usize {
     batch.div_ceil(rayon::current_num_threads().max(1)).max(1)
 }
 
-/// Most floats in one im2col block of several images (16 MB in f32).
-const BLOCK_ELEMENTS: usize = 1 << 22;
+/// Most floats in one im2col block of several images (16 MB in f32); Winograd's blocks of
+/// transformed tiles keep to it too.
+pub(super) const BLOCK_ELEMENTS: usize = 1 << 22;
 
 /// Output positions from which one image alone makes a wide enough matrix product (the first
 /// layers at 32x32 and 16x16): those images go one per product, straight between their own

@@ -28,8 +28,9 @@
 //!       [0  1  0 -1]        [0    0    1  ]
 //! ```
 //!
-//! The transforms run along whole rows of tiles (even and odd columns apart), so they are plain
-//! slice arithmetic that LLVM vectorises. Rounding differs from im2col's by a few ulp of the
+//! Each image is first copied channels-last (`[h * w, c]`), so a tile's 16 pixels are 16
+//! contiguous channel vectors and the transforms run 8 channels at a time on AVX2 registers
+//! (portable per-lane arrays elsewhere); `V` and `M` are stored tile-major (`[tiles, c]`). Rounding differs from im2col's by a few ulp of the
 //! inputs' scale; tests hold both paths to burn's conv.
 //!
 //! # Shapes
@@ -38,7 +39,7 @@
 
 use rayon::prelude::*;
 
-use super::conv_cpu::{ConvShape, images_per_task, with_scratch};
+use super::conv_cpu::{BLOCK_ELEMENTS, ConvShape, images_per_task, with_scratch};
 use super::cpu::{View, has_avx2, matmul};
 
 /// Products per tile: the 4x4 transformed tile.
@@ -48,8 +49,6 @@ const XI: usize = 16;
 /// first layer of 3 input channels makes products too thin to win back the transforms.
 pub const MIN_CHANNELS: usize = 16;
 
-/// Most floats in one block of transformed tiles (`V` and `M` of a block of images, 16 MB).
-const BLOCK_ELEMENTS: usize = 1 << 22;
 
 /// Whether this conv takes the Winograd path: a 3x3 kernel, stride 1, no dilation, padding at
 /// most 2 before each side (the input gradient's conv pads `2 - pad`), and at least
@@ -167,6 +166,7 @@ impl Plan {
         let mut y = vec![0f32; self.batch * y_len];
         let chunk = images_per_task(self.batch);
         let simd = has_avx2();
+        // as many images as keep `V` and `M` within the im2col blocks' bound
         let block = (BLOCK_ELEMENTS / (XI * (c_in + c_out) * t)).clamp(1, chunk);
         y.par_chunks_mut(chunk * y_len).zip(x.par_chunks(chunk * x_len)).for_each(|(ys, xs)| {
             let n_max = block * t; // tiles of a full block
