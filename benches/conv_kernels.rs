@@ -1,7 +1,7 @@
 //! The conv kernels of the study's CNN side by side: for each 3x3 layer of `cnn` (batch 64,
 //! widths 32/64/128/256, a 2x2 pool after each conv), the output and the input gradient as one
 //! im2col matrix product (`conv_cpu`) and by Winograd's F(2x2, 3x3) (`winograd`), and the
-//! weight gradient (im2col only), in milliseconds per call (median of `--steps` calls, after
+//! same for the weight gradient, in milliseconds per call (median of `--steps` calls, after
 //! warm-up). A benchmark, never a test: run it on an otherwise idle machine.
 //!
 //! ```text
@@ -41,8 +41,8 @@ fn main() {
         rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().expect("a rayon pool");
     }
     println!("threads: {}", rayon::current_num_threads());
-    println!("| layer (batch 64) | output im2col | output winograd | input grad im2col | input grad winograd | weight grad im2col |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| layer (batch 64) | output im2col | output winograd | input grad im2col | input grad winograd | weight grad im2col | weight grad winograd |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     // (c_in, side, c_out): the CNN's convs at 32x32 input, a pool after each
     for (c_in, side, c_out) in [(3, 32, 32), (32, 16, 64), (64, 8, 128), (128, 4, 256)] {
         let options = ConvOptions::new_with_padding([1, 1], [(1, 1), (1, 1)], [1, 1], 1);
@@ -57,13 +57,15 @@ fn main() {
         let ig = median_ms(|| conv_cpu::input_grad(&w, &dy, &s));
         let ig_w = wino.then(|| median_ms(|| winograd::input_grad(&w, &dy, &s)));
         let wg = median_ms(|| conv_cpu::weight_grad(&x, &dy, &s));
+        let wg_w = wino.then(|| median_ms(|| winograd::weight_grad(&x, &dy, &s)));
         println!(
-            "| {c_in} -> {c_out}, {side}x{side} | {} | {} | {} | {} | {} |",
+            "| {c_in} -> {c_out}, {side}x{side} | {} | {} | {} | {} | {} | {} |",
             cell(Some(fwd)),
             cell(fwd_w),
             cell(Some(ig)),
             cell(ig_w),
-            cell(Some(wg))
+            cell(Some(wg)),
+            cell(wg_w)
         );
     }
 }

@@ -8,7 +8,7 @@
 //! product only `kh * kw` columns wide, after two layout copies). On `flex` this op computes the
 //! output and both gradients from im2col blocks, one plain matrix product each
 //! ([`conv_cpu`](super::conv_cpu)), except that 3x3 stride-1 convs of at least 16 channels
-//! take Winograd's F(2x2, 3x3) for the output and the input gradient
+//! take Winograd's F(2x2, 3x3) for the output and both gradients
 //! ([`winograd`](super::winograd)); it skips the input gradient when the input needs none (the
 //! first layer).
 //!
@@ -118,7 +118,11 @@ impl ConvOps for burn::backend::Flex {
         }
         let shape = ConvShape::new(dims4(&x), dims4(&weight), &options);
         let (x, dy) = (contiguous(x), contiguous(dy));
-        let dw = conv_cpu::weight_grad(values(&x), values(&dy), &shape);
+        let dw = if winograd::applies(&shape) {
+            winograd::weight_grad(values(&x), values(&dy), &shape)
+        } else {
+            conv_cpu::weight_grad(values(&x), values(&dy), &shape)
+        };
         tensor(dw, dims4(&weight).to_vec())
     }
 }

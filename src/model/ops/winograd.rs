@@ -10,7 +10,9 @@
 //! (2.25x fewer multiply-adds), between cheap linear transforms of the input tiles and the
 //! kernels. The input gradient of a stride-1 3x3 conv is itself a 3x3 conv (of the output
 //! gradient with the kernel flipped and its channels swapped), so it takes the same path. The
-//! weight gradient stays an im2col product ([`conv_cpu`](super::conv_cpu)).
+//! weight gradient is the transpose of the forward's algebra: the gradient of each `U` is the sum
+//! over tiles of `Z ⊙ V` (16 products `[c_out, tiles] x [tiles, c_in]`, the 2x2 output-gradient
+//! tiles transformed by `A`), and the kernel's gradient `G^T dU G`.
 //!
 //! # What it computes
 //!
@@ -21,6 +23,9 @@
 //! V = B^T d B          U = G g G^T          (both 4x4; element xi = 4 * row + col)
 //! M[xi] = U[xi] V[xi]  // [c_out, tiles] = [c_out, c_in] x [c_in, tiles], one product per xi
 //! y tile = A^T M A     // 2x2
+//! Z = A dy A^T         // 4x4, from a 2x2 output-gradient tile
+//! dU[xi] = sum over tiles Z[xi] V[xi]^T   // [c_out, c_in]
+//! dg = G^T dU G        // 3x3
 //!
 //! B^T = [1  0 -1  0]    G = [1    0    0  ]    A^T = [1 1  1  0]
 //!       [0  1  1  0]        [1/2  1/2  1/2]          [0 1 -1 -1]
@@ -35,7 +40,8 @@
 //!
 //! # Shapes
 //! - `x`: `[b, ci, h, w]`; `weight`: `[co, ci, 3, 3]`
-//! - output `[b, co, ho, wo]`; input gradient `[b, ci, h, w]` from `dy` `[b, co, ho, wo]`
+//! - output `[b, co, ho, wo]`; input gradient `[b, ci, h, w]` and weight gradient
+//!   `[co, ci, 3, 3]` from `dy` `[b, co, ho, wo]`
 
 use rayon::prelude::*;
 
@@ -93,6 +99,39 @@ pub fn input_grad(weight: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
         pad: [2 - s.pad[0], 2 - s.pad[1]],
     };
     plan.run(dy, &u)
+}
+
+/// The weight gradient `[co, ci, 3, 3]` (flat) for the input `x` and the output gradient `dy`:
+/// `dg = G^T (sum over tiles Z ⊙ V) G`, the transpose of the forward's kernel transform applied to
+/// the gradient of `U`. The caller checks [`applies`].
+pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
+    assert_eq!(x.len(), s.batch * s.c_in * s.h * s.w, "winograd weight grad: x has the wrong size");
+    assert_eq!(dy.len(), s.batch * s.c_out * s.ho * s.wo, "winograd weight grad: dy has the wrong size");
+    let plan = Plan { batch: s.batch, c_in: s.c_in, h: s.h, w: s.w, c_out: s.c_out, ho: s.ho, wo: s.wo, pad: s.pad };
+    let dm = plan.kernel_grad(x, dy);
+    let pairs = s.c_out * s.c_in;
+    let mut dw = vec![0f32; pairs * 9];
+    dw.par_chunks_mut(9 * 64).enumerate().for_each(|(chunk, out)| {
+        for (q, dg) in out.chunks_exact_mut(9).enumerate() {
+            let pair = chunk * 64 + q;
+            let m: [f32; XI] = std::array::from_fn(|xi| dm[xi * pairs + pair]);
+            // G^T M: [3, 4]; G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]
+            let mut gm = [[0f32; 4]; 3];
+            for col in 0..4 {
+                let (m0, m1, m2, m3) = (m[col], m[4 + col], m[8 + col], m[12 + col]);
+                gm[0][col] = m0 + 0.5 * (m1 + m2);
+                gm[1][col] = 0.5 * (m1 - m2);
+                gm[2][col] = 0.5 * (m1 + m2) + m3;
+            }
+            // (G^T M) G: [3, 3]
+            for (i, [m0, m1, m2, m3]) in gm.into_iter().enumerate() {
+                dg[3 * i] = m0 + 0.5 * (m1 + m2);
+                dg[3 * i + 1] = 0.5 * (m1 - m2);
+                dg[3 * i + 2] = 0.5 * (m1 + m2) + m3;
+            }
+        }
+    });
+    dw
 }
 
 /// `U = G g G^T` of every kernel, as 16 matrices `[XI, rows, cols]`: `[co, ci]` each for the
@@ -158,6 +197,111 @@ impl Plan {
         (self.ho.div_ceil(2), self.wo.div_ceil(2))
     }
 
+    /// `V[xi]` `[n, c_in]` (tile-major: tile `j * t + ty * tw + tx` of image `j`) of a block of
+    /// whole images `xb` `[images, c_in, h, w]`; `image` is scratch of one image's size.
+    fn input_tiles(&self, xb: &[f32], v: &mut [f32], image: &mut [f32], simd: bool) {
+        let (th, tw) = self.tiles();
+        let t = th * tw;
+        let c_in = self.c_in;
+        let x_len = c_in * self.h * self.w;
+        let n = xb.len() / x_len * t;
+        let zeros = vec![0f32; c_in];
+        for (j, xj) in xb.chunks(x_len).enumerate() {
+            transpose(xj, c_in, self.h * self.w, image);
+            for ty in 0..th {
+                for tx in 0..tw {
+                    let pixel = |i: usize, k: usize| -> &[f32] {
+                        let r = (2 * ty + i).checked_sub(self.pad[0]).filter(|&r| r < self.h);
+                        let c = (2 * tx + k).checked_sub(self.pad[1]).filter(|&c| c < self.w);
+                        match (r, c) {
+                            (Some(r), Some(c)) => &image[(r * self.w + c) * c_in..][..c_in],
+                            _ => &zeros,
+                        }
+                    };
+                    let d: [&[f32]; XI] = std::array::from_fn(|e| pixel(e / 4, e % 4));
+                    input_tile(&d, v, n * c_in, (j * t + ty * tw + tx) * c_in, simd);
+                }
+            }
+        }
+    }
+
+    /// `Z[xi] = A dy A^T` `[n, c_out]` (tile-major, as [`Plan::input_tiles`]) of the output
+    /// gradients `dyb` `[images, c_out, ho, wo]`: the factor that multiplies `V` in the
+    /// gradient of `U`; `image` is scratch of one output's size.
+    fn grad_tiles(&self, dyb: &[f32], z: &mut [f32], image: &mut [f32], simd: bool) {
+        let (th, tw) = self.tiles();
+        let t = th * tw;
+        let c_out = self.c_out;
+        let y_len = c_out * self.ho * self.wo;
+        let n = dyb.len() / y_len * t;
+        let zeros = vec![0f32; c_out];
+        for (j, dyj) in dyb.chunks(y_len).enumerate() {
+            transpose(dyj, c_out, self.ho * self.wo, image);
+            for ty in 0..th {
+                for tx in 0..tw {
+                    let pixel = |r: usize, c: usize| -> &[f32] {
+                        let (r, c) = (2 * ty + r, 2 * tx + c);
+                        if r < self.ho && c < self.wo { &image[(r * self.wo + c) * c_out..][..c_out] } else { &zeros }
+                    };
+                    let d = [pixel(0, 0), pixel(0, 1), pixel(1, 0), pixel(1, 1)];
+                    grad_tile(&d, z, n * c_out, (j * t + ty * tw + tx) * c_out, simd);
+                }
+            }
+        }
+    }
+
+    /// The gradient of every transformed kernel, `sum over tiles Z[xi] * V[xi]` as 16 matrices
+    /// `[XI, c_out, c_in]`, for the input `x` and the output gradient `dy`.
+    fn kernel_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        let (th, tw) = self.tiles();
+        let t = th * tw;
+        let (c_in, c_out) = (self.c_in, self.c_out);
+        let (x_len, y_len) = (c_in * self.h * self.w, c_out * self.ho * self.wo);
+        let chunk = images_per_task(self.batch);
+        let simd = has_avx2();
+        let block = (BLOCK_ELEMENTS / (XI * (c_in + c_out) * t)).clamp(1, chunk);
+        // One partial per task, summed in task order: the result does not depend on which
+        // thread ran which task.
+        let partials: Vec<Vec<f32>> = x
+            .par_chunks(chunk * x_len)
+            .zip(dy.par_chunks(chunk * y_len))
+            .map(|(xs, dys)| {
+                let mut dm = vec![0f32; XI * c_out * c_in];
+                let n_max = block * t;
+                with_scratch(XI * c_in * n_max, XI * c_out * n_max, |v, z| {
+                    let mut image = vec![0f32; x_len.max(y_len)];
+                    for (b, (xb, dyb)) in xs.chunks(block * x_len).zip(dys.chunks(block * y_len)).enumerate() {
+                        let n = xb.len() / x_len * t;
+                        self.input_tiles(xb, v, &mut image, simd);
+                        self.grad_tiles(dyb, z, &mut image, simd);
+                        // dM[xi] [c_out, c_in] += Z[xi]^T [c_out, n] x V[xi] [n, c_in]
+                        for xi in 0..XI {
+                            matmul(
+                                &mut dm,
+                                View::new(xi * c_out * c_in, c_out, c_in, c_in, 1),
+                                b > 0,
+                                z,
+                                View::new(xi * n * c_out, c_out, n, 1, c_out),
+                                v,
+                                View::new(xi * n * c_in, n, c_in, c_in, 1),
+                                1.0,
+                            );
+                        }
+                    }
+                });
+                dm
+            })
+            .collect();
+        let mut parts = partials.into_iter();
+        let mut dm = parts.next().unwrap_or_else(|| vec![0f32; XI * c_out * c_in]);
+        for part in parts {
+            for (a, b) in dm.iter_mut().zip(&part) {
+                *a += b;
+            }
+        }
+        dm
+    }
+
     fn run(&self, x: &[f32], u: &[f32]) -> Vec<f32> {
         let (th, tw) = self.tiles();
         let t = th * tw;
@@ -171,30 +315,12 @@ impl Plan {
         y.par_chunks_mut(chunk * y_len).zip(x.par_chunks(chunk * x_len)).for_each(|(ys, xs)| {
             let n_max = block * t; // tiles of a full block
             with_scratch(XI * c_in * n_max, XI * c_out * n_max, |v, m| {
-                // one image channels-last, [h * w, c_in], and a row of zeros for the padding
+                // one image channels-last, [h * w, c_in]
                 let mut image = vec![0f32; x_len];
-                let zeros = vec![0f32; c_in];
                 for (yb, xb) in ys.chunks_mut(block * y_len).zip(xs.chunks(block * x_len)) {
                     let images = xb.len() / x_len;
                     let n = images * t; // tiles of this block
-                    // V[xi]: [n, c_in], tile-major (tile `j * t + ty * tw + tx` of image j)
-                    for j in 0..images {
-                        transpose(&xb[j * x_len..(j + 1) * x_len], c_in, self.h * self.w, &mut image);
-                        for ty in 0..th {
-                            for tx in 0..tw {
-                                let pixel = |i: usize, k: usize| -> &[f32] {
-                                    let r = (2 * ty + i).checked_sub(self.pad[0]).filter(|&r| r < self.h);
-                                    let c = (2 * tx + k).checked_sub(self.pad[1]).filter(|&c| c < self.w);
-                                    match (r, c) {
-                                        (Some(r), Some(c)) => &image[(r * self.w + c) * c_in..][..c_in],
-                                        _ => &zeros,
-                                    }
-                                };
-                                let d: [&[f32]; XI] = std::array::from_fn(|e| pixel(e / 4, e % 4));
-                                input_tile(&d, v, n * c_in, (j * t + ty * tw + tx) * c_in, simd);
-                            }
-                        }
-                    }
+                    self.input_tiles(xb, v, &mut image, simd);
                     // M[xi] [c_out, n] (stored [n, c_out]) = U[xi] [c_out, c_in] x V[xi] [c_in, n]
                     for xi in 0..XI {
                         matmul(
@@ -326,6 +452,33 @@ fn input_tile(d: &[&[f32]; XI], v: &mut [f32], stride: usize, at: usize, simd: b
     }
 }
 
+/// `A dy A^T` of one 2x2 output-gradient tile, `LANES` channels per step: `d[2 * r + c]` is the
+/// tile's pixel (row `r`, column `c`) over the channels; element `xi` goes to
+/// `z[xi * stride + at..]`. With `A = [1 0; 1 1; 1 -1; 0 -1]`, a pair `[a, b]` becomes
+/// `[a, a + b, a - b, -b]`, down the columns and then along the rows.
+#[inline]
+fn grad_tile(d: &[&[f32]; 4], z: &mut [f32], stride: usize, at: usize, simd: bool) {
+    let c = d[0].len();
+    let mut from = 0;
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: `simd` is only set where the CPU has AVX2 (`has_avx2`).
+        from = unsafe { avx2::grad_tile(d, z, stride, at) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = simd;
+    for c0 in from..c {
+        let [a, b, cc, dd] = [d[0][c0], d[1][c0], d[2][c0], d[3][c0]];
+        // A dy: [4, 2]
+        let rows = [[a, b], [a + cc, b + dd], [a - cc, b - dd], [-cc, -dd]];
+        for (r, [p, q]) in rows.into_iter().enumerate() {
+            for (col, value) in [p, p + q, p - q, -q].into_iter().enumerate() {
+                z[(4 * r + col) * stride + at + c0] = value;
+            }
+        }
+    }
+}
+
 /// `A^T M A` of one tile for `lanes` output channels: element `xi` of the tile is
 /// `m[xi * stride + at..][..lanes]`; `out[2 * r + c]` is output pixel (row `r`, column `c`).
 #[inline]
@@ -403,6 +556,44 @@ mod avx2 {
         body
     }
 
+    /// [`super::grad_tile`] for the channels that fill whole registers; returns how many
+    /// channels it did (the caller does the rest).
+    #[target_feature(enable = "avx2")]
+    pub fn grad_tile(d: &[&[f32]; 4], z: &mut [f32], stride: usize, at: usize) -> usize {
+        let c = d[0].len();
+        let body = c - c % LANES;
+        if body == 0 {
+            return 0;
+        }
+        assert!(d.iter().all(|d| d.len() == c), "grad tile: pixels of different widths");
+        assert!((XI - 1) * stride + at + body <= z.len(), "grad tile: Z too short");
+        let out = z.as_mut_ptr();
+        for c0 in (0..body).step_by(LANES) {
+            // SAFETY: every pixel holds `c >= body` floats; the stores stay below
+            // `(XI - 1) * stride + at + body <= z.len()`.
+            unsafe {
+                let zero = _mm256_setzero_ps();
+                let a = _mm256_loadu_ps(d[0].as_ptr().add(c0));
+                let b = _mm256_loadu_ps(d[1].as_ptr().add(c0));
+                let c = _mm256_loadu_ps(d[2].as_ptr().add(c0));
+                let e = _mm256_loadu_ps(d[3].as_ptr().add(c0));
+                let rows = [
+                    (a, b),
+                    (_mm256_add_ps(a, c), _mm256_add_ps(b, e)),
+                    (_mm256_sub_ps(a, c), _mm256_sub_ps(b, e)),
+                    (_mm256_sub_ps(zero, c), _mm256_sub_ps(zero, e)),
+                ];
+                for (r, (p, q)) in rows.into_iter().enumerate() {
+                    _mm256_storeu_ps(out.add(4 * r * stride + at + c0), p);
+                    _mm256_storeu_ps(out.add((4 * r + 1) * stride + at + c0), _mm256_add_ps(p, q));
+                    _mm256_storeu_ps(out.add((4 * r + 2) * stride + at + c0), _mm256_sub_ps(p, q));
+                    _mm256_storeu_ps(out.add((4 * r + 3) * stride + at + c0), _mm256_sub_ps(zero, q));
+                }
+            }
+        }
+        body
+    }
+
     /// [`super::output_tile`] for a whole register of output channels.
     #[target_feature(enable = "avx2")]
     pub fn output_tile(m: &[f32], stride: usize, at: usize, out: &mut [[f32; LANES]; 4]) {
@@ -450,7 +641,7 @@ mod tests {
     }
 
     #[test]
-    fn forward_and_input_grad_equal_im2col() {
+    fn forward_and_gradients_equal_im2col() {
         // (batch, c_in, h, w, c_out, padding (before, after) per dim)
         let cases = [
             (2, 16, 8, 8, 16, [(1, 1), (1, 1)]),   // the CNN's late layers, even sizes
@@ -472,6 +663,8 @@ mod tests {
             assert!(err < 1e-5, "case {i}: forward differs from im2col by {err}");
             let err = max_rel_err(&input_grad(&weight, &dy, &s), &conv_cpu::input_grad(&weight, &dy, &s));
             assert!(err < 1e-5, "case {i}: input gradient differs from im2col by {err}");
+            let err = max_rel_err(&weight_grad(&x, &dy, &s), &conv_cpu::weight_grad(&x, &dy, &s));
+            assert!(err < 1e-5, "case {i}: weight gradient differs from im2col by {err}");
         }
     }
 
