@@ -34,7 +34,7 @@ use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use super::cpu::{contiguous, tensor, values};
+use super::cpu::{contiguous, has_avx2, tensor, values};
 
 /// The window of one max-pool: kernel, stride, symmetric padding and dilation, per axis
 /// (height, width).
@@ -129,11 +129,20 @@ fn argmax4(v: [f32; 4]) -> usize {
 /// The 2x2, stride-2 pool of one plane `x` `[h, w]` into `y` `[ho, wo]`: the hot case (every
 /// pool of the study's CNN), as straight loops over row pairs without per-window closures or
 /// bounds checks.
-fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32]) {
+fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32], simd: bool) {
     for (oy, y_row) in y.chunks_exact_mut(wo).enumerate() {
         let top = &x[2 * oy * w..][..2 * wo];
         let bottom = &x[(2 * oy + 1) * w..][..2 * wo];
-        for ((y, t), b) in y_row.iter_mut().zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)) {
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            // SAFETY: `simd` is only set where the CPU has AVX2 (`has_avx2`).
+            done = unsafe { avx2::pool_row(top, bottom, y_row) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = simd;
+        let (top, bottom) = (&top[2 * done..], &bottom[2 * done..]);
+        for ((y, t), b) in y_row[done..].iter_mut().zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)) {
             let v = [t[0], t[1], b[0], b[1]];
             *y = v[argmax4(v)];
         }
@@ -143,13 +152,22 @@ fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32]) {
 /// The input gradient of [`pool_2x2`] for one plane: each window's output gradient goes to its
 /// maximum, 0 to the other three; `dx` must hold zeros where no window reaches (an odd last
 /// row or column).
-fn pool_2x2_grad(x: &[f32], dy: &[f32], w: usize, wo: usize, dx: &mut [f32]) {
+fn pool_2x2_grad(x: &[f32], dy: &[f32], w: usize, wo: usize, dx: &mut [f32], simd: bool) {
     for (oy, dy_row) in dy.chunks_exact(wo).enumerate() {
         let top = &x[2 * oy * w..][..2 * wo];
         let bottom = &x[(2 * oy + 1) * w..][..2 * wo];
         let (dtop, dbottom) = dx[2 * oy * w..(2 * oy + 2) * w].split_at_mut(w);
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            // SAFETY: `simd` is only set where the CPU has AVX2 (`has_avx2`).
+            done = unsafe { avx2::pool_grad_row(top, bottom, dy_row, &mut dtop[..2 * wo], &mut dbottom[..2 * wo]) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = simd;
+        let (top, bottom, dy_row) = (&top[2 * done..], &bottom[2 * done..], &dy_row[done..]);
         let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
-        let grads = dtop[..2 * wo].chunks_exact_mut(2).zip(dbottom[..2 * wo].chunks_exact_mut(2));
+        let grads = dtop[2 * done..2 * wo].chunks_exact_mut(2).zip(dbottom[2 * done..2 * wo].chunks_exact_mut(2));
         for ((&g, (t, b)), (dt, db)) in dy_row.iter().zip(windows).zip(grads) {
             let best = argmax4([t[0], t[1], b[0], b[1]]);
             dt[0] = if best == 0 { g } else { 0.0 };
@@ -157,6 +175,108 @@ fn pool_2x2_grad(x: &[f32], dy: &[f32], w: usize, wo: usize, dx: &mut [f32]) {
             db[0] = if best == 2 { g } else { 0.0 };
             db[1] = if best == 3 { g } else { 0.0 };
         }
+    }
+}
+
+/// [`pool_2x2`] and [`pool_2x2_grad`] on AVX registers, 8 windows of a row pair at a time: the
+/// same choice of maximum as [`argmax4`] ([`order_key`]'s integer order, the first maximum on
+/// ties), on keys computed 8 at a time. Callers must check [`has_avx2`].
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// [`super::order_key`] of 8 values.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn keys(v: __m256) -> __m256i {
+        let bits = _mm256_castps_si256(_mm256_add_ps(v, _mm256_setzero_ps()));
+        let flip = _mm256_srli_epi32::<1>(_mm256_srai_epi32::<31>(bits));
+        let key = _mm256_xor_si256(bits, flip);
+        let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+        _mm256_blendv_epi8(key, _mm256_set1_epi32(i32::MAX), nan)
+    }
+
+    /// The 8 windows' left and right values of one row from `at[..16]`, in the lane order
+    /// `[0, 1, 4, 5, 2, 3, 6, 7]` of windows (the shuffle's); see [`unshuffle`].
+    ///
+    /// # Safety
+    /// `at` must point to 16 readable floats.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn split(at: *const f32) -> (__m256, __m256) {
+        // SAFETY: the caller guarantees 16 floats at `at`.
+        let (a, b) = unsafe { (_mm256_loadu_ps(at), _mm256_loadu_ps(at.add(8))) };
+        (_mm256_shuffle_ps::<0x88>(a, b), _mm256_shuffle_ps::<0xDD>(a, b))
+    }
+
+    /// Windows `[0, 1, 4, 5, 2, 3, 6, 7]` back to `[0..8]` (and, being its own inverse, the
+    /// other way): swaps the middle two pairs of lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn unshuffle(v: __m256) -> __m256 {
+        _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(v)))
+    }
+
+    /// The windows' maximum key so far, and which of the window's values (0..4) holds it.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn argmax(values: [__m256; 4]) -> (__m256, __m256i) {
+        let (mut best, mut best_key, mut index) = (values[0], keys(values[0]), _mm256_setzero_si256());
+        for (i, &v) in values.iter().enumerate().skip(1) {
+            let key = keys(v);
+            let wins = _mm256_cmpgt_epi32(key, best_key);
+            best_key = _mm256_blendv_epi8(best_key, key, wins);
+            best = _mm256_blendv_ps(best, v, _mm256_castsi256_ps(wins));
+            index = _mm256_blendv_epi8(index, _mm256_set1_epi32(i as i32), wins);
+        }
+        (best, index)
+    }
+
+    /// [`super::pool_2x2`] of one row pair for the outputs that fill whole registers; returns
+    /// how many outputs it wrote (the caller does the rest).
+    #[target_feature(enable = "avx2")]
+    pub fn pool_row(top: &[f32], bottom: &[f32], y: &mut [f32]) -> usize {
+        let body = y.len() - y.len() % 8;
+        assert!(top.len() >= 2 * body && bottom.len() >= 2 * body, "pool row: rows too short");
+        for o in (0..body).step_by(8) {
+            // SAFETY: `2 * o + 16 <= 2 * body` floats of each row, `o + 8 <= body` outputs.
+            unsafe {
+                let (t0, t1) = split(top.as_ptr().add(2 * o));
+                let (b0, b1) = split(bottom.as_ptr().add(2 * o));
+                let (best, _) = argmax([t0, t1, b0, b1]);
+                _mm256_storeu_ps(y.as_mut_ptr().add(o), unshuffle(best));
+            }
+        }
+        body
+    }
+
+    /// [`super::pool_2x2_grad`] of one row pair for the outputs that fill whole registers:
+    /// writes `dtop` and `dbottom` (the rows' gradients) for those windows; returns how many
+    /// windows it did.
+    #[target_feature(enable = "avx2")]
+    pub fn pool_grad_row(top: &[f32], bottom: &[f32], dy: &[f32], dtop: &mut [f32], dbottom: &mut [f32]) -> usize {
+        let body = dy.len() - dy.len() % 8;
+        assert!(
+            top.len().min(bottom.len()).min(dtop.len()).min(dbottom.len()) >= 2 * body,
+            "pool grad row: rows too short"
+        );
+        for o in (0..body).step_by(8) {
+            // SAFETY: `2 * o + 16 <= 2 * body` floats of each row, `o + 8 <= body` gradients.
+            unsafe {
+                let (t0, t1) = split(top.as_ptr().add(2 * o));
+                let (b0, b1) = split(bottom.as_ptr().add(2 * o));
+                let (_, index) = argmax([t0, t1, b0, b1]);
+                let g = unshuffle(_mm256_loadu_ps(dy.as_ptr().add(o)));
+                let to = |i: i32| _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(index, _mm256_set1_epi32(i))));
+                let (g0, g1, g2, g3) = (to(0), to(1), to(2), to(3));
+                // unpacking a pair of shuffled registers gives the row's own order back
+                _mm256_storeu_ps(dtop.as_mut_ptr().add(2 * o), _mm256_unpacklo_ps(g0, g1));
+                _mm256_storeu_ps(dtop.as_mut_ptr().add(2 * o + 8), _mm256_unpackhi_ps(g0, g1));
+                _mm256_storeu_ps(dbottom.as_mut_ptr().add(2 * o), _mm256_unpacklo_ps(g2, g3));
+                _mm256_storeu_ps(dbottom.as_mut_ptr().add(2 * o + 8), _mm256_unpackhi_ps(g2, g3));
+            }
+        }
+        body
     }
 }
 
@@ -202,9 +322,10 @@ impl MaxPoolOps for burn::backend::Flex {
         let x = contiguous(x);
         let xs = values(&x);
         let mut y = vec![0f32; b * c * ho * wo];
+        let simd = has_avx2();
         y.par_chunks_mut((ho * wo).max(1)).zip(xs.par_chunks((h * w).max(1))).for_each(|(y, x)| {
             if window.is_2x2() && wo > 0 {
-                pool_2x2(x, w, wo, y);
+                pool_2x2(x, w, wo, y, simd);
             } else {
                 for_each_argmax(x, [h, w], [ho, wo], &window, |oy, ox, at| y[oy * wo + ox] = x[at]);
             }
@@ -221,11 +342,12 @@ impl MaxPoolOps for burn::backend::Flex {
         let (x, dy) = (contiguous(x), contiguous(dy));
         let (xs, dys) = (values(&x), values(&dy));
         let mut dx = vec![0f32; xs.len()];
+        let simd = has_avx2();
         dx.par_chunks_mut((h * w).max(1))
             .zip(xs.par_chunks((h * w).max(1)).zip(dys.par_chunks((ho * wo).max(1))))
             .for_each(|(dx, (x, dy))| {
                 if window.is_2x2() && wo > 0 {
-                    pool_2x2_grad(x, dy, w, wo, dx);
+                    pool_2x2_grad(x, dy, w, wo, dx, simd);
                 } else {
                     // Overlapping windows may share a maximum: accumulate.
                     for_each_argmax(x, [h, w], [ho, wo], &window, |oy, ox, at| dx[at] += dy[oy * wo + ox]);
@@ -294,4 +416,49 @@ pub fn forward(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     }
     let window = PoolWindow { kernel: pool.kernel_size, stride: pool.stride, padding, dilation: pool.dilation };
     max_pool2d(x, window)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row pair with ties, signed zeros, NaN and infinities among random values.
+    fn tricky(n: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                match state >> 28 {
+                    0 => 0.0,
+                    1 => -0.0,
+                    2 => 0.25,
+                    3 => f32::NAN,
+                    4 => f32::NEG_INFINITY,
+                    5 => -f32::NAN,
+                    _ => (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_vector_2x2_pool_chooses_as_the_scalar_one() {
+        if !has_avx2() {
+            return; // nothing to compare on this CPU: only the scalar path runs
+        }
+        for (wo, seed) in [(8, 1), (19, 2), (32, 3), (7, 4), (64, 5)] {
+            let (h, w) = (4, 2 * wo + 1); // an odd last column the pool drops
+            let x = tricky(h * w, seed);
+            let dy: Vec<f32> = (0..2 * wo).map(|i| i as f32 + 1.0).collect();
+            let (mut y, mut y_ref) = (vec![0f32; 2 * wo], vec![0f32; 2 * wo]);
+            pool_2x2(&x, w, wo, &mut y, true);
+            pool_2x2(&x, w, wo, &mut y_ref, false);
+            let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+            assert!(same(&y, &y_ref), "wo {wo}: outputs differ: {y:?} vs {y_ref:?}");
+            let (mut dx, mut dx_ref) = (vec![0f32; h * w], vec![0f32; h * w]);
+            pool_2x2_grad(&x, &dy, w, wo, &mut dx, true);
+            pool_2x2_grad(&x, &dy, w, wo, &mut dx_ref, false);
+            assert!(same(&dx, &dx_ref), "wo {wo}: gradients differ: {dx:?} vs {dx_ref:?}");
+        }
+    }
 }
