@@ -1,42 +1,48 @@
-//! Winograd's minimal filtering F(2x2, 3x3) for the 3x3, stride-1 convs of the study's CNN: the
-//! forward pass and the input gradient, on `flex` (CPU, `f32`).
+//! Winograd's minimal filtering F(4x4, 3x3) for the 3x3, stride-1 convs of the study's CNN: the
+//! forward pass and both gradients, on `flex` (CPU, `f32`).
 //!
 //! # Why
 //!
 //! A 3x3 conv as one im2col matrix product does 9 multiply-adds per input channel and output
 //! value. Winograd's algorithm (Lavin & Gray, "Fast Algorithms for Convolutional Neural
-//! Networks", 2016) computes each 2x2 output tile from a 4x4 input tile with 16 products per
-//! channel pair instead of 36: the conv becomes 16 matrix products of a quarter of the size
-//! (2.25x fewer multiply-adds), between cheap linear transforms of the input tiles and the
-//! kernels. The input gradient of a stride-1 3x3 conv is itself a 3x3 conv (of the output
+//! Networks", 2016) computes each 4x4 output tile from a 6x6 input tile with 36 products per
+//! channel pair instead of 144: the conv becomes 36 matrix products of a sixteenth of the
+//! outputs each (4x fewer multiply-adds), between cheap linear transforms of the input tiles and
+//! the kernels. The input gradient of a stride-1 3x3 conv is itself a 3x3 conv (of the output
 //! gradient with the kernel flipped and its channels swapped), so it takes the same path. The
 //! weight gradient is the transpose of the forward's algebra: the gradient of each `U` is the sum
-//! over tiles of `Z ⊙ V` (16 products `[c_out, tiles] x [tiles, c_in]`, the 2x2 output-gradient
-//! tiles transformed by `A`), and the kernel's gradient `G^T dU G`.
+//! over tiles of `Z ⊙ V` (36 products `[c_out, tiles] x [tiles, c_in]`, the 4x4 output-gradient
+//! tiles transformed by `A`), and the kernel's gradient `G^T dU G`. F(2x2, 3x3) (16 products
+//! per 2x2 tile, 2.25x fewer) ran here first; the larger tile took the plain CNN's training
+//! step from 437 to (see the README) images/s.
 //!
 //! # What it computes
 //!
-//! With `B^T`, `G`, `A^T` the F(2, 3) matrices below, for each 4x4 input tile `d` (stride 2,
-//! zero outside the image) and kernel `g`:
+//! With `B^T`, `G`, `A^T` the F(4, 3) matrices below (points 0, 1, -1, 2, -2, infinity), for each
+//! 6x6 input tile `d` (stride 4, zero outside the image) and kernel `g`:
 //!
 //! ```text
-//! V = B^T d B          U = G g G^T          (both 4x4; element xi = 4 * row + col)
+//! V = B^T d B          U = G g G^T          (both 6x6; element xi = 6 * row + col)
 //! M[xi] = U[xi] V[xi]  // [c_out, tiles] = [c_out, c_in] x [c_in, tiles], one product per xi
-//! y tile = A^T M A     // 2x2
-//! Z = A dy A^T         // 4x4, from a 2x2 output-gradient tile
+//! y tile = A^T M A     // 4x4
+//! Z = A dy A^T         // 6x6, from a 4x4 output-gradient tile
 //! dU[xi] = sum over tiles Z[xi] V[xi]^T   // [c_out, c_in]
 //! dg = G^T dU G        // 3x3
 //!
-//! B^T = [1  0 -1  0]    G = [1    0    0  ]    A^T = [1 1  1  0]
-//!       [0  1  1  0]        [1/2  1/2  1/2]          [0 1 -1 -1]
-//!       [0 -1  1  0]        [1/2 -1/2  1/2]
-//!       [0  1  0 -1]        [0    0    1  ]
+//! B^T = [4  0 -5  0  1  0]    G = [ 1/4     0     0 ]    A^T = [1  1  1  1  1  0]
+//!       [0 -4 -4  1  1  0]        [-1/6  -1/6  -1/6 ]          [0  1 -1  2 -2  0]
+//!       [0  4 -4 -1  1  0]        [-1/6   1/6  -1/6 ]          [0  1  1  4  4  0]
+//!       [0 -2 -1  2  1  0]        [ 1/24  1/12  1/6 ]          [0  1 -1  8 -8  1]
+//!       [0  2 -1 -2  1  0]        [ 1/24 -1/12  1/6 ]
+//!       [0  4  0 -5  0  1]        [ 0     0     1   ]
 //! ```
 //!
-//! Each image is first copied channels-last (`[h * w, c]`), so a tile's 16 pixels are 16
-//! contiguous channel vectors and the transforms run 8 channels at a time on AVX2 registers
-//! (portable per-lane arrays elsewhere); `V` and `M` are stored tile-major (`[tiles, c]`). Rounding differs from im2col's by a few ulp of the
-//! inputs' scale; tests hold both paths to burn's conv.
+//! Each image is first copied channels-last (`[h * w, c]`), so a tile's 36 pixels are 36
+//! contiguous channel vectors and the transforms run 8 channels at a time on AVX2 registers (a
+//! channel at a time elsewhere), with the same formulas ([`Lanes`]); `V`, `M` and `Z` are stored
+//! tile-major (`[tiles, c]`). The larger tile rounds more than F(2x2, 3x3): outputs differ from
+//! im2col's by about 1e-6 of their scale (measured in the tests), well inside what training
+//! notices; tests hold both paths to burn's conv.
 //!
 //! # Shapes
 //! - `x`: `[b, ci, h, w]`; `weight`: `[co, ci, 3, 3]`
@@ -48,17 +54,21 @@ use rayon::prelude::*;
 use super::conv_cpu::{BLOCK_ELEMENTS, ConvShape, images_per_task, with_scratch};
 use super::cpu::{View, has_avx2, matmul};
 
-/// Products per tile: the 4x4 transformed tile.
-const XI: usize = 16;
+/// Outputs per tile side.
+const TILE: usize = 4;
+/// Input values per tile side: `TILE + 3 - 1`.
+const ALPHA: usize = 6;
+/// Products per tile: the 6x6 transformed tile.
+const XI: usize = ALPHA * ALPHA;
 
 /// Fewest channels (each side) for which Winograd pays: the products are `c_in` deep, and a
 /// first layer of 3 input channels makes products too thin to win back the transforms.
 pub const MIN_CHANNELS: usize = 16;
 
-
 /// Whether this conv takes the Winograd path: a 3x3 kernel, stride 1, no dilation, padding at
-/// most 2 before each side (the input gradient's conv pads `2 - pad`), and at least
-/// [`MIN_CHANNELS`] input and output channels.
+/// most 2 before each side (the input gradient's conv pads `2 - pad`), at least
+/// [`MIN_CHANNELS`] input and output channels, and an output of at least one whole tile each
+/// way (smaller maps, such as VGG's last 2x2 ones, would compute mostly discarded outputs).
 pub fn applies(s: &ConvShape) -> bool {
     s.kh == 3
         && s.kw == 3
@@ -68,8 +78,10 @@ pub fn applies(s: &ConvShape) -> bool {
         && s.pad[1] <= 2
         && s.c_in >= MIN_CHANNELS
         && s.c_out >= MIN_CHANNELS
-        && s.ho > 0
-        && s.wo > 0
+        && s.ho >= TILE
+        && s.wo >= TILE
+        && s.h >= TILE
+        && s.w >= TILE
 }
 
 /// The conv's output `[b, co, ho, wo]` (flat). The caller checks [`applies`].
@@ -108,39 +120,36 @@ pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
     assert_eq!(x.len(), s.batch * s.c_in * s.h * s.w, "winograd weight grad: x has the wrong size");
     assert_eq!(dy.len(), s.batch * s.c_out * s.ho * s.wo, "winograd weight grad: dy has the wrong size");
     let plan = Plan { batch: s.batch, c_in: s.c_in, h: s.h, w: s.w, c_out: s.c_out, ho: s.ho, wo: s.wo, pad: s.pad };
-    let dm = plan.kernel_grad(x, dy);
+    let du = plan.kernel_grad(x, dy);
     let pairs = s.c_out * s.c_in;
     let mut dw = vec![0f32; pairs * 9];
     dw.par_chunks_mut(9 * 64).enumerate().for_each(|(chunk, out)| {
         for (q, dg) in out.chunks_exact_mut(9).enumerate() {
             let pair = chunk * 64 + q;
-            let m: [f32; XI] = std::array::from_fn(|xi| dm[xi * pairs + pair]);
-            // G^T M: [3, 4]; G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]
-            let mut gm = [[0f32; 4]; 3];
-            for col in 0..4 {
-                let (m0, m1, m2, m3) = (m[col], m[4 + col], m[8 + col], m[12 + col]);
-                gm[0][col] = m0 + 0.5 * (m1 + m2);
-                gm[1][col] = 0.5 * (m1 - m2);
-                gm[2][col] = 0.5 * (m1 + m2) + m3;
+            // G^T dU: [3, 6], a column at a time
+            let mut gu = [[0f32; ALPHA]; 3];
+            for col in 0..ALPHA {
+                let v: [f32; ALPHA] = std::array::from_fn(|row| du[(ALPHA * row + col) * pairs + pair]);
+                for (i, value) in kernel_transpose(v).into_iter().enumerate() {
+                    gu[i][col] = value;
+                }
             }
-            // (G^T M) G: [3, 3]
-            for (i, [m0, m1, m2, m3]) in gm.into_iter().enumerate() {
-                dg[3 * i] = m0 + 0.5 * (m1 + m2);
-                dg[3 * i + 1] = 0.5 * (m1 - m2);
-                dg[3 * i + 2] = 0.5 * (m1 + m2) + m3;
+            // (G^T dU) G: [3, 3]
+            for (i, row) in gu.into_iter().enumerate() {
+                dg[3 * i..3 * i + 3].copy_from_slice(&kernel_transpose(row));
             }
         }
     });
     dw
 }
 
-/// `U = G g G^T` of every kernel, as 16 matrices `[XI, rows, cols]`: `[co, ci]` each for the
+/// `U = G g G^T` of every kernel, as 36 matrices `[XI, rows, cols]`: `[co, ci]` each for the
 /// forward conv, or (`flip`) `[ci, co]` each of the flipped kernels `W[o, c, 2 - i, 2 - j]` for
 /// the input gradient.
 fn transform_kernels(weight: &[f32], c_out: usize, c_in: usize, flip: bool) -> Vec<f32> {
     let (rows, cols) = if flip { (c_in, c_out) } else { (c_out, c_in) };
     let mut u = vec![0f32; XI * rows * cols];
-    // Rows split over the threads: each task writes its rows of all 16 matrices.
+    // Rows split over the threads: each task writes its rows of all 36 matrices.
     let per_task = rows.div_ceil(rayon::current_num_threads().max(1)).max(1);
     let mut tasks: Vec<Vec<&mut [f32]>> = (0..rows.div_ceil(per_task)).map(|_| Vec::with_capacity(XI)).collect();
     for matrix in u.chunks_mut(rows * cols) {
@@ -154,21 +163,17 @@ fn transform_kernels(weight: &[f32], c_out: usize, c_in: usize, flip: bool) -> V
                 let (o, c) = if flip { (cl, task * per_task + r) } else { (task * per_task + r, cl) };
                 let k = &weight[(o * c_in + c) * 9..][..9];
                 let g = |i: usize, j: usize| if flip { k[(2 - i) * 3 + (2 - j)] } else { k[i * 3 + j] };
-                // G g: [4, 3]
-                let mut gg = [[0f32; 3]; 4];
+                // G g: [6, 3], a column at a time
+                let mut gg = [[0f32; 3]; ALPHA];
                 for j in 0..3 {
-                    let (g0, g1, g2) = (g(0, j), g(1, j), g(2, j));
-                    gg[0][j] = g0;
-                    gg[1][j] = 0.5 * (g0 + g1 + g2);
-                    gg[2][j] = 0.5 * (g0 - g1 + g2);
-                    gg[3][j] = g2;
+                    for (row, value) in kernel_transform([g(0, j), g(1, j), g(2, j)]).into_iter().enumerate() {
+                        gg[row][j] = value;
+                    }
                 }
-                // (G g) G^T: [4, 4]
-                for (b, row) in gg.iter().enumerate() {
-                    let [g0, g1, g2] = *row;
-                    let values = [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2];
-                    for (a, &value) in values.iter().enumerate() {
-                        matrices[4 * b + a][r * cols + cl] = value;
+                // (G g) G^T: [6, 6], a row at a time
+                for (row, g_row) in gg.into_iter().enumerate() {
+                    for (col, value) in kernel_transform(g_row).into_iter().enumerate() {
+                        matrices[ALPHA * row + col][r * cols + cl] = value;
                     }
                 }
             }
@@ -192,9 +197,9 @@ struct Plan {
 }
 
 impl Plan {
-    /// Tile rows and columns: 2x2 output tiles covering `[ho, wo]`.
+    /// Tile rows and columns: 4x4 output tiles covering `[ho, wo]`.
     fn tiles(&self) -> (usize, usize) {
-        (self.ho.div_ceil(2), self.wo.div_ceil(2))
+        (self.ho.div_ceil(TILE), self.wo.div_ceil(TILE))
     }
 
     /// `V[xi]` `[n, c_in]` (tile-major: tile `j * t + ty * tw + tx` of image `j`) of a block of
@@ -211,14 +216,14 @@ impl Plan {
             for ty in 0..th {
                 for tx in 0..tw {
                     let pixel = |i: usize, k: usize| -> &[f32] {
-                        let r = (2 * ty + i).checked_sub(self.pad[0]).filter(|&r| r < self.h);
-                        let c = (2 * tx + k).checked_sub(self.pad[1]).filter(|&c| c < self.w);
+                        let r = (TILE * ty + i).checked_sub(self.pad[0]).filter(|&r| r < self.h);
+                        let c = (TILE * tx + k).checked_sub(self.pad[1]).filter(|&c| c < self.w);
                         match (r, c) {
                             (Some(r), Some(c)) => &image[(r * self.w + c) * c_in..][..c_in],
                             _ => &zeros,
                         }
                     };
-                    let d: [&[f32]; XI] = std::array::from_fn(|e| pixel(e / 4, e % 4));
+                    let d: [&[f32]; XI] = std::array::from_fn(|e| pixel(e / ALPHA, e % ALPHA));
                     input_tile(&d, v, n * c_in, (j * t + ty * tw + tx) * c_in, simd);
                 }
             }
@@ -240,17 +245,17 @@ impl Plan {
             for ty in 0..th {
                 for tx in 0..tw {
                     let pixel = |r: usize, c: usize| -> &[f32] {
-                        let (r, c) = (2 * ty + r, 2 * tx + c);
+                        let (r, c) = (TILE * ty + r, TILE * tx + c);
                         if r < self.ho && c < self.wo { &image[(r * self.wo + c) * c_out..][..c_out] } else { &zeros }
                     };
-                    let d = [pixel(0, 0), pixel(0, 1), pixel(1, 0), pixel(1, 1)];
+                    let d: [&[f32]; TILE * TILE] = std::array::from_fn(|e| pixel(e / TILE, e % TILE));
                     grad_tile(&d, z, n * c_out, (j * t + ty * tw + tx) * c_out, simd);
                 }
             }
         }
     }
 
-    /// The gradient of every transformed kernel, `sum over tiles Z[xi] * V[xi]` as 16 matrices
+    /// The gradient of every transformed kernel, `sum over tiles Z[xi] * V[xi]` as 36 matrices
     /// `[XI, c_out, c_in]`, for the input `x` and the output gradient `dy`.
     fn kernel_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
         let (th, tw) = self.tiles();
@@ -334,24 +339,24 @@ impl Plan {
                             1.0,
                         );
                     }
-                    let mut out = [[0f32; LANES]; 4];
+                    let mut out = [[0f32; LANES]; TILE * TILE];
                     for j in 0..images {
                         let planes = &mut yb[j * y_len..(j + 1) * y_len];
                         for ty in 0..th {
                             for tx in 0..tw {
                                 let tile = j * t + ty * tw + tx;
-                                // the tile's 2x2 outputs that lie inside [ho, wo]
-                                let rows = (self.ho - 2 * ty).min(2);
-                                let cols = (self.wo - 2 * tx).min(2);
+                                // the tile's 4x4 outputs that lie inside [ho, wo]
+                                let rows = (self.ho - TILE * ty).min(TILE);
+                                let cols = (self.wo - TILE * tx).min(TILE);
                                 for o in (0..c_out).step_by(LANES) {
                                     let lanes = LANES.min(c_out - o);
                                     output_tile(m, n * c_out, tile * c_out + o, lanes, &mut out, simd);
                                     for (e, values) in out.iter().enumerate() {
-                                        let (r, c) = (e / 2, e % 2);
+                                        let (r, c) = (e / TILE, e % TILE);
                                         if r >= rows || c >= cols {
                                             continue;
                                         }
-                                        let at = (2 * ty + r) * self.wo + 2 * tx + c;
+                                        let at = (TILE * ty + r) * self.wo + TILE * tx + c;
                                         for (l, &value) in values[..lanes].iter().enumerate() {
                                             planes[(o + l) * self.ho * self.wo + at] = value;
                                         }
@@ -384,32 +389,116 @@ fn transpose(src: &[f32], c: usize, p: usize, dst: &mut [f32]) {
     }
 }
 
-/// Up to [`LANES`] floats, zero-filled (a full register's copy is a plain vector load).
-#[inline(always)]
-fn load(src: &[f32]) -> [f32; LANES] {
-    let mut a = [0f32; LANES];
-    if src.len() == LANES {
-        a.copy_from_slice(src);
-    } else {
-        a[..src.len()].copy_from_slice(src);
-    }
-    a
+/// What the tile transforms compute with: one channel (`f32`) or eight (an AVX register). The
+/// formulas below are written once over it.
+trait Lanes: Copy {
+    fn add(self, other: Self) -> Self;
+    fn sub(self, other: Self) -> Self;
+    fn scale(self, k: f32) -> Self;
 }
 
-/// The first `dst.len()` (at most [`LANES`]) floats of `a`.
-#[inline(always)]
-fn store(dst: &mut [f32], a: &[f32; LANES]) {
-    if dst.len() == LANES {
-        dst.copy_from_slice(a);
-    } else {
-        let n = dst.len();
-        dst.copy_from_slice(&a[..n]);
+impl Lanes for f32 {
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        self + other
+    }
+    #[inline(always)]
+    fn sub(self, other: Self) -> Self {
+        self - other
+    }
+    #[inline(always)]
+    fn scale(self, k: f32) -> Self {
+        self * k
     }
 }
 
-/// `B^T d B` of one tile, a channel at a time (`LANES` channels per step): `d[4 * i + k]` is
-/// the tile's pixel (row `i`, column `k`) over the channels; element `xi` goes to
-/// `v[xi * stride + at..]`.
+/// `B^T d` of six values along a tile's row or column.
+#[inline(always)]
+fn input_transform<T: Lanes>([d0, d1, d2, d3, d4, d5]: [T; ALPHA]) -> [T; ALPHA] {
+    let (t1, t2) = (d4.sub(d2.scale(4.0)), d3.sub(d1.scale(4.0)));
+    let (t3, t4) = (d4.sub(d2), d3.sub(d1).scale(2.0));
+    [
+        d0.scale(4.0).add(d4).sub(d2.scale(5.0)),
+        t1.add(t2),
+        t1.sub(t2),
+        t3.add(t4),
+        t3.sub(t4),
+        d1.scale(4.0).add(d5).sub(d3.scale(5.0)),
+    ]
+}
+
+/// `A^T m`: four outputs from six transformed products.
+#[inline(always)]
+fn output_transform<T: Lanes>([m0, m1, m2, m3, m4, m5]: [T; ALPHA]) -> [T; TILE] {
+    let (s12, d12, s34, d34) = (m1.add(m2), m1.sub(m2), m3.add(m4), m3.sub(m4));
+    [m0.add(s12).add(s34), d12.add(d34.scale(2.0)), s12.add(s34.scale(4.0)), d12.add(d34.scale(8.0)).add(m5)]
+}
+
+/// `A y`: six values from four output gradients (the transpose of [`output_transform`]).
+#[inline(always)]
+fn grad_transform<T: Lanes>([y0, y1, y2, y3]: [T; TILE]) -> [T; ALPHA] {
+    let (e, f) = (y0.add(y2), y1.add(y3));
+    let (g, h) = (y0.add(y2.scale(4.0)), y1.scale(2.0).add(y3.scale(8.0)));
+    [y0, e.add(f), e.sub(f), g.add(h), g.sub(h), y3]
+}
+
+/// `G g`: six values from three kernel taps.
+#[inline(always)]
+fn kernel_transform([g0, g1, g2]: [f32; 3]) -> [f32; ALPHA] {
+    let (a, b) = (g0 + g2, g0 / 24.0 + g2 / 6.0);
+    [g0 / 4.0, -(a + g1) / 6.0, -(a - g1) / 6.0, b + g1 / 12.0, b - g1 / 12.0, g2]
+}
+
+/// `G^T v`: three kernel taps' gradients from six (the transpose of [`kernel_transform`]).
+#[inline(always)]
+fn kernel_transpose([v0, v1, v2, v3, v4, v5]: [f32; ALPHA]) -> [f32; 3] {
+    let (s12, s34) = (v1 + v2, v3 + v4);
+    [v0 / 4.0 - s12 / 6.0 + s34 / 24.0, (v2 - v1) / 6.0 + (v3 - v4) / 12.0, (s34 - s12) / 6.0 + v5]
+}
+
+/// `B^T d B` of one tile: `d(e)` is the tile's pixel `e = 6 * row + col`; `out(xi, value)`
+/// takes the 36 transformed values.
+#[inline(always)]
+fn input_tile_with<T: Lanes>(d: impl Fn(usize) -> T, mut out: impl FnMut(usize, T)) {
+    // d B along each row
+    let rows: [[T; ALPHA]; ALPHA] = std::array::from_fn(|i| input_transform(std::array::from_fn(|k| d(ALPHA * i + k))));
+    // B^T (d B) down each column
+    for col in 0..ALPHA {
+        let v = input_transform(std::array::from_fn(|i| rows[i][col]));
+        for (row, value) in v.into_iter().enumerate() {
+            out(ALPHA * row + col, value);
+        }
+    }
+}
+
+/// `A^T M A` of one tile: `m(xi)` is its transformed product `xi`; returns the 4x4 outputs
+/// (row-major).
+#[inline(always)]
+fn output_tile_with<T: Lanes>(m: impl Fn(usize) -> T) -> [T; TILE * TILE] {
+    // A^T M down each column: [4, 6]
+    let cols: [[T; TILE]; ALPHA] = std::array::from_fn(|col| output_transform(std::array::from_fn(|i| m(ALPHA * i + col))));
+    // (A^T M) A along each row
+    let rows: [[T; TILE]; TILE] = std::array::from_fn(|r| output_transform(std::array::from_fn(|col| cols[col][r])));
+    std::array::from_fn(|e| rows[e / TILE][e % TILE])
+}
+
+/// `A dy A^T` of one 4x4 output-gradient tile: `d(e)` is pixel `e = 4 * row + col`;
+/// `out(xi, value)` takes the 36 values.
+#[inline(always)]
+fn grad_tile_with<T: Lanes>(d: impl Fn(usize) -> T, mut out: impl FnMut(usize, T)) {
+    // A dy down each column: [6, 4]
+    let cols: [[T; ALPHA]; TILE] = std::array::from_fn(|c| grad_transform(std::array::from_fn(|r| d(TILE * r + c))));
+    // (A dy) A^T along each row
+    for row in 0..ALPHA {
+        let z = grad_transform(std::array::from_fn(|c| cols[c][row]));
+        for (col, value) in z.into_iter().enumerate() {
+            out(ALPHA * row + col, value);
+        }
+    }
+}
+
+/// `B^T d B` of one tile for all channels: `d[e]` is the tile's pixel `e` over the channels;
+/// element `xi` goes to `v[xi * stride + at..]`.
 #[inline]
 fn input_tile(d: &[&[f32]; XI], v: &mut [f32], stride: usize, at: usize, simd: bool) {
     let c = d[0].len();
@@ -421,43 +510,34 @@ fn input_tile(d: &[&[f32]; XI], v: &mut [f32], stride: usize, at: usize, simd: b
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = simd;
-    for c0 in (from..c).step_by(LANES) {
-        let lanes = LANES.min(c - c0);
-        let x: [[f32; LANES]; XI] = std::array::from_fn(|e| load(&d[e][c0..c0 + lanes]));
-        // d B along each row: [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
-        let mut h = [[0f32; LANES]; XI];
-        for i in 0..4 {
-            let [d0, d1, d2, d3] = [x[4 * i], x[4 * i + 1], x[4 * i + 2], x[4 * i + 3]];
-            for l in 0..LANES {
-                h[4 * i][l] = d0[l] - d2[l];
-                h[4 * i + 1][l] = d1[l] + d2[l];
-                h[4 * i + 2][l] = d2[l] - d1[l];
-                h[4 * i + 3][l] = d1[l] - d3[l];
-            }
-        }
-        // B^T (d B) down each column, straight into V
-        for a in 0..4 {
-            let [r0, r1, r2, r3] = [h[a], h[4 + a], h[8 + a], h[12 + a]];
-            let mut b = [[0f32; LANES]; 4];
-            for l in 0..LANES {
-                b[0][l] = r0[l] - r2[l];
-                b[1][l] = r1[l] + r2[l];
-                b[2][l] = r2[l] - r1[l];
-                b[3][l] = r1[l] - r3[l];
-            }
-            for (row, b) in b.iter().enumerate() {
-                store(&mut v[(4 * row + a) * stride + at + c0..][..lanes], b);
-            }
+    for ch in from..c {
+        input_tile_with(|e| d[e][ch], |xi, value| v[xi * stride + at + ch] = value);
+    }
+}
+
+/// `A^T M A` of one tile for `lanes` output channels: element `xi` of the tile is
+/// `m[xi * stride + at..][..lanes]`; `out[4 * r + c]` is output pixel (row `r`, column `c`).
+#[inline]
+fn output_tile(m: &[f32], stride: usize, at: usize, lanes: usize, out: &mut [[f32; LANES]; TILE * TILE], simd: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if simd && lanes == LANES {
+        // SAFETY: `simd` is only set where the CPU has AVX2 (`has_avx2`).
+        return unsafe { avx2::output_tile(m, stride, at, out) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = simd;
+    for l in 0..lanes {
+        let y = output_tile_with(|xi| m[xi * stride + at + l]);
+        for (o, value) in out.iter_mut().zip(y) {
+            o[l] = value;
         }
     }
 }
 
-/// `A dy A^T` of one 2x2 output-gradient tile, `LANES` channels per step: `d[2 * r + c]` is the
-/// tile's pixel (row `r`, column `c`) over the channels; element `xi` goes to
-/// `z[xi * stride + at..]`. With `A = [1 0; 1 1; 1 -1; 0 -1]`, a pair `[a, b]` becomes
-/// `[a, a + b, a - b, -b]`, down the columns and then along the rows.
+/// `A dy A^T` of one 4x4 output-gradient tile for all channels: `d[e]` is the tile's pixel `e`
+/// over the channels; element `xi` goes to `z[xi * stride + at..]`.
 #[inline]
-fn grad_tile(d: &[&[f32]; 4], z: &mut [f32], stride: usize, at: usize, simd: bool) {
+fn grad_tile(d: &[&[f32]; TILE * TILE], z: &mut [f32], stride: usize, at: usize, simd: bool) {
     let c = d[0].len();
     let mut from = 0;
     #[cfg(target_arch = "x86_64")]
@@ -467,55 +547,37 @@ fn grad_tile(d: &[&[f32]; 4], z: &mut [f32], stride: usize, at: usize, simd: boo
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = simd;
-    for c0 in from..c {
-        let [a, b, cc, dd] = [d[0][c0], d[1][c0], d[2][c0], d[3][c0]];
-        // A dy: [4, 2]
-        let rows = [[a, b], [a + cc, b + dd], [a - cc, b - dd], [-cc, -dd]];
-        for (r, [p, q]) in rows.into_iter().enumerate() {
-            for (col, value) in [p, p + q, p - q, -q].into_iter().enumerate() {
-                z[(4 * r + col) * stride + at + c0] = value;
-            }
-        }
+    for ch in from..c {
+        grad_tile_with(|e| d[e][ch], |xi, value| z[xi * stride + at + ch] = value);
     }
 }
 
-/// `A^T M A` of one tile for `lanes` output channels: element `xi` of the tile is
-/// `m[xi * stride + at..][..lanes]`; `out[2 * r + c]` is output pixel (row `r`, column `c`).
-#[inline]
-fn output_tile(m: &[f32], stride: usize, at: usize, lanes: usize, out: &mut [[f32; LANES]; 4], simd: bool) {
-    #[cfg(target_arch = "x86_64")]
-    if simd && lanes == LANES {
-        // SAFETY: `simd` is only set where the CPU has AVX2 (`has_avx2`).
-        return unsafe { avx2::output_tile(m, stride, at, out) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = simd;
-    let x: [[f32; LANES]; XI] = std::array::from_fn(|xi| load(&m[xi * stride + at..][..lanes]));
-    // A^T M: rows [m0 + m1 + m2, m1 - m2 - m3] of each column a
-    let mut s = [[0f32; LANES]; 8];
-    for a in 0..4 {
-        for l in 0..LANES {
-            s[a][l] = x[a][l] + x[4 + a][l] + x[8 + a][l];
-            s[4 + a][l] = x[4 + a][l] - x[8 + a][l] - x[12 + a][l];
-        }
-    }
-    // (A^T M) A along each row
-    for r in 0..2 {
-        for l in 0..LANES {
-            out[2 * r][l] = s[4 * r][l] + s[4 * r + 1][l] + s[4 * r + 2][l];
-            out[2 * r + 1][l] = s[4 * r + 1][l] - s[4 * r + 2][l] - s[4 * r + 3][l];
-        }
-    }
-}
-
-/// The tile transforms on AVX registers, 8 channels at a time: the same arithmetic as
-/// [`input_tile`] and [`output_tile`], without their per-lane arrays (which the compiler moves
-/// through memory). Callers must check [`has_avx2`].
+/// The tile transforms on AVX registers, 8 channels at a time: the formulas above on `__m256`.
+/// Callers must check [`has_avx2`].
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{LANES, XI};
+    use super::{LANES, Lanes, TILE, XI, grad_tile_with, input_tile_with, output_tile_with};
+
+    // The methods inline into the `avx2` functions below, which enable the instructions.
+    impl Lanes for __m256 {
+        #[inline(always)]
+        fn add(self, other: Self) -> Self {
+            // SAFETY: only reached from the `avx2` functions below.
+            unsafe { _mm256_add_ps(self, other) }
+        }
+        #[inline(always)]
+        fn sub(self, other: Self) -> Self {
+            // SAFETY: as above.
+            unsafe { _mm256_sub_ps(self, other) }
+        }
+        #[inline(always)]
+        fn scale(self, k: f32) -> Self {
+            // SAFETY: as above.
+            unsafe { _mm256_mul_ps(self, _mm256_set1_ps(k)) }
+        }
+    }
 
     /// [`super::input_tile`] for the channels that fill whole registers; returns how many
     /// channels it did (the caller does the rest).
@@ -523,97 +585,50 @@ mod avx2 {
     pub fn input_tile(d: &[&[f32]; XI], v: &mut [f32], stride: usize, at: usize) -> usize {
         let c = d[0].len();
         let body = c - c % LANES;
-        if body == 0 {
-            return 0;
-        }
         assert!(d.iter().all(|d| d.len() == c), "input tile: pixels of different widths");
-        assert!((XI - 1) * stride + at + body <= v.len(), "input tile: V too short");
+        assert!(body == 0 || (XI - 1) * stride + at + body <= v.len(), "input tile: V too short");
         let out = v.as_mut_ptr();
         for c0 in (0..body).step_by(LANES) {
             // SAFETY: every pixel holds `c >= body` floats; the stores stay below
             // `(XI - 1) * stride + at + body <= v.len()`.
-            unsafe {
-                let mut h = [_mm256_setzero_ps(); XI];
-                for i in 0..4 {
-                    let x0 = _mm256_loadu_ps(d[4 * i].as_ptr().add(c0));
-                    let x1 = _mm256_loadu_ps(d[4 * i + 1].as_ptr().add(c0));
-                    let x2 = _mm256_loadu_ps(d[4 * i + 2].as_ptr().add(c0));
-                    let x3 = _mm256_loadu_ps(d[4 * i + 3].as_ptr().add(c0));
-                    h[4 * i] = _mm256_sub_ps(x0, x2);
-                    h[4 * i + 1] = _mm256_add_ps(x1, x2);
-                    h[4 * i + 2] = _mm256_sub_ps(x2, x1);
-                    h[4 * i + 3] = _mm256_sub_ps(x1, x3);
-                }
-                for a in 0..4 {
-                    let (r0, r1, r2, r3) = (h[a], h[4 + a], h[8 + a], h[12 + a]);
-                    _mm256_storeu_ps(out.add(a * stride + at + c0), _mm256_sub_ps(r0, r2));
-                    _mm256_storeu_ps(out.add((4 + a) * stride + at + c0), _mm256_add_ps(r1, r2));
-                    _mm256_storeu_ps(out.add((8 + a) * stride + at + c0), _mm256_sub_ps(r2, r1));
-                    _mm256_storeu_ps(out.add((12 + a) * stride + at + c0), _mm256_sub_ps(r1, r3));
-                }
-            }
-        }
-        body
-    }
-
-    /// [`super::grad_tile`] for the channels that fill whole registers; returns how many
-    /// channels it did (the caller does the rest).
-    #[target_feature(enable = "avx2")]
-    pub fn grad_tile(d: &[&[f32]; 4], z: &mut [f32], stride: usize, at: usize) -> usize {
-        let c = d[0].len();
-        let body = c - c % LANES;
-        if body == 0 {
-            return 0;
-        }
-        assert!(d.iter().all(|d| d.len() == c), "grad tile: pixels of different widths");
-        assert!((XI - 1) * stride + at + body <= z.len(), "grad tile: Z too short");
-        let out = z.as_mut_ptr();
-        for c0 in (0..body).step_by(LANES) {
-            // SAFETY: every pixel holds `c >= body` floats; the stores stay below
-            // `(XI - 1) * stride + at + body <= z.len()`.
-            unsafe {
-                let zero = _mm256_setzero_ps();
-                let a = _mm256_loadu_ps(d[0].as_ptr().add(c0));
-                let b = _mm256_loadu_ps(d[1].as_ptr().add(c0));
-                let c = _mm256_loadu_ps(d[2].as_ptr().add(c0));
-                let e = _mm256_loadu_ps(d[3].as_ptr().add(c0));
-                let rows = [
-                    (a, b),
-                    (_mm256_add_ps(a, c), _mm256_add_ps(b, e)),
-                    (_mm256_sub_ps(a, c), _mm256_sub_ps(b, e)),
-                    (_mm256_sub_ps(zero, c), _mm256_sub_ps(zero, e)),
-                ];
-                for (r, (p, q)) in rows.into_iter().enumerate() {
-                    _mm256_storeu_ps(out.add(4 * r * stride + at + c0), p);
-                    _mm256_storeu_ps(out.add((4 * r + 1) * stride + at + c0), _mm256_add_ps(p, q));
-                    _mm256_storeu_ps(out.add((4 * r + 2) * stride + at + c0), _mm256_sub_ps(p, q));
-                    _mm256_storeu_ps(out.add((4 * r + 3) * stride + at + c0), _mm256_sub_ps(zero, q));
-                }
-            }
+            input_tile_with(
+                |e| unsafe { _mm256_loadu_ps(d[e].as_ptr().add(c0)) },
+                |xi, value| unsafe { _mm256_storeu_ps(out.add(xi * stride + at + c0), value) },
+            );
         }
         body
     }
 
     /// [`super::output_tile`] for a whole register of output channels.
     #[target_feature(enable = "avx2")]
-    pub fn output_tile(m: &[f32], stride: usize, at: usize, out: &mut [[f32; LANES]; 4]) {
+    pub fn output_tile(m: &[f32], stride: usize, at: usize, out: &mut [[f32; LANES]; TILE * TILE]) {
         assert!((XI - 1) * stride + at + LANES <= m.len(), "output tile: M too short");
         // SAFETY: the loads stay below `(XI - 1) * stride + at + LANES <= m.len()`; each store
         // writes one `[f32; 8]`.
-        unsafe {
-            let x = |xi: usize| _mm256_loadu_ps(m.as_ptr().add(xi * stride + at));
-            let mut s = [_mm256_setzero_ps(); 8];
-            for a in 0..4 {
-                let (m0, m1, m2, m3) = (x(a), x(4 + a), x(8 + a), x(12 + a));
-                s[a] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
-                s[4 + a] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
-            }
-            for r in 0..2 {
-                let (s0, s1, s2, s3) = (s[4 * r], s[4 * r + 1], s[4 * r + 2], s[4 * r + 3]);
-                _mm256_storeu_ps(out[2 * r].as_mut_ptr(), _mm256_add_ps(_mm256_add_ps(s0, s1), s2));
-                _mm256_storeu_ps(out[2 * r + 1].as_mut_ptr(), _mm256_sub_ps(_mm256_sub_ps(s1, s2), s3));
-            }
+        let y = output_tile_with(|xi| unsafe { _mm256_loadu_ps(m.as_ptr().add(xi * stride + at)) });
+        for (o, value) in out.iter_mut().zip(y) {
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr(), value) };
         }
+    }
+
+    /// [`super::grad_tile`] for the channels that fill whole registers; returns how many
+    /// channels it did (the caller does the rest).
+    #[target_feature(enable = "avx2")]
+    pub fn grad_tile(d: &[&[f32]; TILE * TILE], z: &mut [f32], stride: usize, at: usize) -> usize {
+        let c = d[0].len();
+        let body = c - c % LANES;
+        assert!(d.iter().all(|d| d.len() == c), "grad tile: pixels of different widths");
+        assert!(body == 0 || (XI - 1) * stride + at + body <= z.len(), "grad tile: Z too short");
+        let out = z.as_mut_ptr();
+        for c0 in (0..body).step_by(LANES) {
+            // SAFETY: every pixel holds `c >= body` floats; the stores stay below
+            // `(XI - 1) * stride + at + body <= z.len()`.
+            grad_tile_with(
+                |e| unsafe { _mm256_loadu_ps(d[e].as_ptr().add(c0)) },
+                |xi, value| unsafe { _mm256_storeu_ps(out.add(xi * stride + at + c0), value) },
+            );
+        }
+        body
     }
 }
 
@@ -649,7 +664,8 @@ mod tests {
             (1, 16, 9, 6, 16, [(0, 0), (0, 0)]),   // no padding
             (2, 16, 6, 7, 18, [(2, 2), (2, 2)]),   // padding 2 (the input gradient pads 0)
             (2, 16, 8, 9, 16, [(1, 0), (2, 1)]),   // asymmetric
-            (1, 16, 1, 1, 16, [(1, 1), (1, 1)]),   // a single pixel
+            (1, 16, 4, 4, 16, [(1, 1), (1, 1)]),   // a single tile (the CNN's fourth conv)
+            (2, 16, 5, 5, 16, [(1, 1), (1, 1)]),   // one whole tile and a 1-wide edge
             (5, 32, 16, 16, 64, [(1, 1), (1, 1)]), // the CNN's second conv, batch over threads
         ];
         for (i, &(batch, c_in, h, w, c_out, padding)) in cases.iter().enumerate() {
@@ -680,5 +696,7 @@ mod tests {
         assert!(!applies(&shape(32, 64, 3, 2, 1)), "stride 2");
         assert!(!applies(&shape(32, 64, 5, 1, 2)), "5x5");
         assert!(!applies(&shape(32, 64, 3, 1, 3)), "padding 3");
+        let small = ConvShape::new([1, 32, 2, 2], [64, 32, 3, 3], &ConvOptions::new_with_padding([1, 1], [(1, 1); 2], [1, 1], 1));
+        assert!(!applies(&small), "a 2x2 map: smaller than a tile");
     }
 }
