@@ -39,7 +39,7 @@
 //!
 //! Each image is first copied channels-last (`[h * w, c]`), so a tile's 36 pixels are 36
 //! contiguous channel vectors and the transforms run 8 channels at a time on AVX2 registers (a
-//! channel at a time elsewhere), with the same formulas ([`Lanes`]); `V`, `M` and `Z` are stored
+//! channel at a time elsewhere), with the same formulas (`tile_transforms!`); `V`, `M` and `Z` are stored
 //! tile-major (`[tiles, c]`). The larger tile rounds more than F(2x2, 3x3): outputs differ from
 //! im2col's by about 1e-6 of their scale (measured in the tests), well inside what training
 //! notices; tests hold both paths to burn's conv.
@@ -148,35 +148,41 @@ pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
 /// the input gradient.
 fn transform_kernels(weight: &[f32], c_out: usize, c_in: usize, flip: bool) -> Vec<f32> {
     let (rows, cols) = if flip { (c_in, c_out) } else { (c_out, c_in) };
-    let mut u = vec![0f32; XI * rows * cols];
-    // Rows split over the threads: each task writes its rows of all 36 matrices.
-    let per_task = rows.div_ceil(rayon::current_num_threads().max(1)).max(1);
-    let mut tasks: Vec<Vec<&mut [f32]>> = (0..rows.div_ceil(per_task)).map(|_| Vec::with_capacity(XI)).collect();
-    for matrix in u.chunks_mut(rows * cols) {
-        for (task, part) in matrix.chunks_mut(per_task * cols).enumerate() {
+    let len = rows * cols;
+    // The taps first, tap-major ([9, rows, cols]), so that 8 kernels side by side are 8
+    // contiguous floats per tap.
+    let mut taps = vec![0f32; 9 * len];
+    for (pair, k) in weight.chunks_exact(9).enumerate() {
+        let (o, c) = (pair / c_in, pair % c_in);
+        let at = if flip { c * c_out + o } else { pair };
+        for (tap, &value) in k.iter().enumerate() {
+            // flipped: g'(i, j) = g(2 - i, 2 - j), tap 3 i + j <- tap 8 - (3 i + j)
+            taps[if flip { 8 - tap } else { tap } * len + at] = value;
+        }
+    }
+    let mut u = vec![0f32; XI * len];
+    // The kernels split over the threads (whole registers each): each task writes its part of
+    // all 36 matrices.
+    let per_task = len.div_ceil(rayon::current_num_threads().max(1)).next_multiple_of(LANES).max(LANES);
+    let mut tasks: Vec<Vec<&mut [f32]>> = (0..len.div_ceil(per_task)).map(|_| Vec::with_capacity(XI)).collect();
+    for matrix in u.chunks_mut(len) {
+        for (task, part) in matrix.chunks_mut(per_task).enumerate() {
             tasks[task].push(part);
         }
     }
+    let simd = has_avx2();
     tasks.into_par_iter().enumerate().for_each(|(task, mut matrices)| {
-        for r in 0..matrices[0].len() / cols {
-            for cl in 0..cols {
-                let (o, c) = if flip { (cl, task * per_task + r) } else { (task * per_task + r, cl) };
-                let k = &weight[(o * c_in + c) * 9..][..9];
-                let g = |i: usize, j: usize| if flip { k[(2 - i) * 3 + (2 - j)] } else { k[i * 3 + j] };
-                // G g: [6, 3], a column at a time
-                let mut gg = [[0f32; 3]; ALPHA];
-                for j in 0..3 {
-                    for (row, value) in kernel_transform([g(0, j), g(1, j), g(2, j)]).into_iter().enumerate() {
-                        gg[row][j] = value;
-                    }
-                }
-                // (G g) G^T: [6, 6], a row at a time
-                for (row, g_row) in gg.into_iter().enumerate() {
-                    for (col, value) in kernel_transform(g_row).into_iter().enumerate() {
-                        matrices[ALPHA * row + col][r * cols + cl] = value;
-                    }
-                }
-            }
+        let start = task * per_task;
+        let mut from = 0;
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            // SAFETY: `simd` is only set where the CPU has AVX2 (`has_avx2`).
+            from = unsafe { avx2::kernel_tiles(&taps, len, start, &mut matrices) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = simd;
+        for q in from..matrices[0].len() {
+            scalar::kernel_tile_with(|tap| taps[tap * len + start + q], |xi, value| matrices[xi][q] = value);
         }
     });
     u
@@ -377,9 +383,20 @@ const LANES: usize = 8;
 
 /// `dst [p, c] = src [c, p]` (one image, channels-first to channels-last).
 fn transpose(src: &[f32], c: usize, p: usize, dst: &mut [f32]) {
+    assert!(src.len() >= c * p && dst.len() >= c * p, "transpose: slices too short");
+    let simd = has_avx2();
     // blocks of 8 channels x 8 pixels keep both sides' cache lines in use
     for c0 in (0..c).step_by(8) {
         for p0 in (0..p).step_by(8) {
+            #[cfg(target_arch = "x86_64")]
+            if simd && c0 + 8 <= c && p0 + 8 <= p {
+                // SAFETY: `simd` is only set where the CPU has AVX2; the block lies inside both
+                // slices (checked above).
+                unsafe { avx2::transpose_8x8(src, p, c0, p0, dst, c) };
+                continue;
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = simd;
             for ch in c0..(c0 + 8).min(c) {
                 for px in p0..(p0 + 8).min(p) {
                     dst[px * c + ch] = src[ch * p + px];
@@ -389,112 +406,162 @@ fn transpose(src: &[f32], c: usize, p: usize, dst: &mut [f32]) {
     }
 }
 
-/// What the tile transforms compute with: one channel (`f32`) or eight (an AVX register). The
-/// formulas below are written once over it.
-trait Lanes: Copy {
-    fn add(self, other: Self) -> Self;
-    fn sub(self, other: Self) -> Self;
-    fn scale(self, k: f32) -> Self;
-}
-
-impl Lanes for f32 {
-    #[inline(always)]
-    fn add(self, other: Self) -> Self {
-        self + other
-    }
-    #[inline(always)]
-    fn sub(self, other: Self) -> Self {
-        self - other
-    }
-    #[inline(always)]
-    fn scale(self, k: f32) -> Self {
-        self * k
-    }
-}
-
-/// `B^T d` of six values along a tile's row or column.
-#[inline(always)]
-fn input_transform<T: Lanes>([d0, d1, d2, d3, d4, d5]: [T; ALPHA]) -> [T; ALPHA] {
-    let (t1, t2) = (d4.sub(d2.scale(4.0)), d3.sub(d1.scale(4.0)));
-    let (t3, t4) = (d4.sub(d2), d3.sub(d1).scale(2.0));
-    [
-        d0.scale(4.0).add(d4).sub(d2.scale(5.0)),
-        t1.add(t2),
-        t1.sub(t2),
-        t3.add(t4),
-        t3.sub(t4),
-        d1.scale(4.0).add(d5).sub(d3.scale(5.0)),
-    ]
-}
-
-/// `A^T m`: four outputs from six transformed products.
-#[inline(always)]
-fn output_transform<T: Lanes>([m0, m1, m2, m3, m4, m5]: [T; ALPHA]) -> [T; TILE] {
-    let (s12, d12, s34, d34) = (m1.add(m2), m1.sub(m2), m3.add(m4), m3.sub(m4));
-    [m0.add(s12).add(s34), d12.add(d34.scale(2.0)), s12.add(s34.scale(4.0)), d12.add(d34.scale(8.0)).add(m5)]
-}
-
-/// `A y`: six values from four output gradients (the transpose of [`output_transform`]).
-#[inline(always)]
-fn grad_transform<T: Lanes>([y0, y1, y2, y3]: [T; TILE]) -> [T; ALPHA] {
-    let (e, f) = (y0.add(y2), y1.add(y3));
-    let (g, h) = (y0.add(y2.scale(4.0)), y1.scale(2.0).add(y3.scale(8.0)));
-    [y0, e.add(f), e.sub(f), g.add(h), g.sub(h), y3]
-}
-
-/// `G g`: six values from three kernel taps.
-#[inline(always)]
-fn kernel_transform([g0, g1, g2]: [f32; 3]) -> [f32; ALPHA] {
-    let (a, b) = (g0 + g2, g0 / 24.0 + g2 / 6.0);
-    [g0 / 4.0, -(a + g1) / 6.0, -(a - g1) / 6.0, b + g1 / 12.0, b - g1 / 12.0, g2]
-}
-
-/// `G^T v`: three kernel taps' gradients from six (the transpose of [`kernel_transform`]).
+/// `G^T v`: three kernel taps' gradients from six (the transpose of `kernel_transform`).
 #[inline(always)]
 fn kernel_transpose([v0, v1, v2, v3, v4, v5]: [f32; ALPHA]) -> [f32; 3] {
+    const SIXTH: f32 = 1.0 / 6.0;
     let (s12, s34) = (v1 + v2, v3 + v4);
-    [v0 / 4.0 - s12 / 6.0 + s34 / 24.0, (v2 - v1) / 6.0 + (v3 - v4) / 12.0, (s34 - s12) / 6.0 + v5]
+    [0.25 * v0 - SIXTH * s12 + s34 * (1.0 / 24.0), SIXTH * (v2 - v1) + (v3 - v4) * (1.0 / 12.0), SIXTH * (s34 - s12) + v5]
 }
 
-/// `B^T d B` of one tile: `d(e)` is the tile's pixel `e = 6 * row + col`; `out(xi, value)`
-/// takes the 36 transformed values.
-#[inline(always)]
-fn input_tile_with<T: Lanes>(d: impl Fn(usize) -> T, mut out: impl FnMut(usize, T)) {
-    // d B along each row
-    let rows: [[T; ALPHA]; ALPHA] = std::array::from_fn(|i| input_transform(std::array::from_fn(|k| d(ALPHA * i + k))));
-    // B^T (d B) down each column
-    for col in 0..ALPHA {
-        let v = input_transform(std::array::from_fn(|i| rows[i][col]));
-        for (row, value) in v.into_iter().enumerate() {
-            out(ALPHA * row + col, value);
+/// The tile transforms, written once over a lane type `T` and its `add`, `sub` and `scale`
+/// (which the invoking module defines): compiled on `f32` (a channel at a time, [`scalar`]) and
+/// on AVX registers (8 channels, [`avx2`]), where every function carries the module's target
+/// features so that the intrinsics inline (a generic trait over both left them as calls).
+macro_rules! tile_transforms {
+    ($(#[$feature:meta])*) => {
+        /// `B^T d` of six values along a tile's row or column.
+        #[inline]
+        $(#[$feature])*
+        fn input_transform([d0, d1, d2, d3, d4, d5]: [T; ALPHA]) -> [T; ALPHA] {
+            let (t1, t2) = (sub(d4, scale(d2, 4.0)), sub(d3, scale(d1, 4.0)));
+            let (t3, t4) = (sub(d4, d2), scale(sub(d3, d1), 2.0));
+            [
+                sub(add(scale(d0, 4.0), d4), scale(d2, 5.0)),
+                add(t1, t2),
+                sub(t1, t2),
+                add(t3, t4),
+                sub(t3, t4),
+                sub(add(scale(d1, 4.0), d5), scale(d3, 5.0)),
+            ]
         }
-    }
-}
 
-/// `A^T M A` of one tile: `m(xi)` is its transformed product `xi`; returns the 4x4 outputs
-/// (row-major).
-#[inline(always)]
-fn output_tile_with<T: Lanes>(m: impl Fn(usize) -> T) -> [T; TILE * TILE] {
-    // A^T M down each column: [4, 6]
-    let cols: [[T; TILE]; ALPHA] = std::array::from_fn(|col| output_transform(std::array::from_fn(|i| m(ALPHA * i + col))));
-    // (A^T M) A along each row
-    let rows: [[T; TILE]; TILE] = std::array::from_fn(|r| output_transform(std::array::from_fn(|col| cols[col][r])));
-    std::array::from_fn(|e| rows[e / TILE][e % TILE])
-}
-
-/// `A dy A^T` of one 4x4 output-gradient tile: `d(e)` is pixel `e = 4 * row + col`;
-/// `out(xi, value)` takes the 36 values.
-#[inline(always)]
-fn grad_tile_with<T: Lanes>(d: impl Fn(usize) -> T, mut out: impl FnMut(usize, T)) {
-    // A dy down each column: [6, 4]
-    let cols: [[T; ALPHA]; TILE] = std::array::from_fn(|c| grad_transform(std::array::from_fn(|r| d(TILE * r + c))));
-    // (A dy) A^T along each row
-    for row in 0..ALPHA {
-        let z = grad_transform(std::array::from_fn(|c| cols[c][row]));
-        for (col, value) in z.into_iter().enumerate() {
-            out(ALPHA * row + col, value);
+        /// `A^T m`: four outputs from six transformed products.
+        #[inline]
+        $(#[$feature])*
+        fn output_transform([m0, m1, m2, m3, m4, m5]: [T; ALPHA]) -> [T; TILE] {
+            let (s12, d12, s34, d34) = (add(m1, m2), sub(m1, m2), add(m3, m4), sub(m3, m4));
+            [add(add(m0, s12), s34), add(d12, scale(d34, 2.0)), add(s12, scale(s34, 4.0)), add(add(d12, scale(d34, 8.0)), m5)]
         }
+
+        /// `A y`: six values from four output gradients (the transpose of `output_transform`).
+        #[inline]
+        $(#[$feature])*
+        fn grad_transform([y0, y1, y2, y3]: [T; TILE]) -> [T; ALPHA] {
+            let (e, f) = (add(y0, y2), add(y1, y3));
+            let (g, h) = (add(y0, scale(y2, 4.0)), add(scale(y1, 2.0), scale(y3, 8.0)));
+            [y0, add(e, f), sub(e, f), add(g, h), sub(g, h), y3]
+        }
+
+        /// `G g`: six values from three kernel taps.
+        #[inline]
+        $(#[$feature])*
+        fn kernel_transform([g0, g1, g2]: [T; 3]) -> [T; ALPHA] {
+            let (a, b) = (add(g0, g2), add(scale(g0, 1.0 / 24.0), scale(g2, 1.0 / 6.0)));
+            let c = scale(g1, 1.0 / 12.0);
+            [scale(g0, 0.25), scale(add(a, g1), -1.0 / 6.0), scale(sub(a, g1), -1.0 / 6.0), add(b, c), sub(b, c), g2]
+        }
+
+        /// `G g G^T` of one kernel: `g(tap)` is tap `3 * i + j`; `out(xi, value)` takes the 36
+        /// transformed values.
+        #[inline]
+        $(#[$feature])*
+        pub(super) fn kernel_tile_with(g: impl Fn(usize) -> T, mut out: impl FnMut(usize, T)) {
+            // G g down each column: [6, 3]
+            let cols: [[T; ALPHA]; 3] = [0, 1, 2].map(|j| kernel_transform([g(j), g(3 + j), g(6 + j)]));
+            // (G g) G^T along each row
+            for row in 0..ALPHA {
+                let u = kernel_transform([cols[0][row], cols[1][row], cols[2][row]]);
+                for (col, value) in u.into_iter().enumerate() {
+                    out(ALPHA * row + col, value);
+                }
+            }
+        }
+
+        /// `B^T d B` of one tile: `d(e)` is the tile's pixel `e = 6 * row + col`;
+        /// `out(xi, value)` takes the 36 transformed values.
+        #[inline]
+        $(#[$feature])*
+        pub(super) fn input_tile_with(d: impl Fn(usize) -> T, mut out: impl FnMut(usize, T)) {
+            // d B along each row
+            let mut rows = [[zero(); ALPHA]; ALPHA];
+            for (i, row) in rows.iter_mut().enumerate() {
+                *row = input_transform([d(6 * i), d(6 * i + 1), d(6 * i + 2), d(6 * i + 3), d(6 * i + 4), d(6 * i + 5)]);
+            }
+            // B^T (d B) down each column
+            for col in 0..ALPHA {
+                let v = input_transform([rows[0][col], rows[1][col], rows[2][col], rows[3][col], rows[4][col], rows[5][col]]);
+                for (row, value) in v.into_iter().enumerate() {
+                    out(ALPHA * row + col, value);
+                }
+            }
+        }
+
+        /// `A^T M A` of one tile: `m(xi)` is its transformed product `xi`; `out(e, value)`
+        /// takes the 4x4 outputs (`e = 4 * row + col`).
+        #[inline]
+        $(#[$feature])*
+        pub(super) fn output_tile_with(m: impl Fn(usize) -> T, mut out: impl FnMut(usize, T)) {
+            // A^T M down each column: [4, 6]
+            let mut cols = [[zero(); TILE]; ALPHA];
+            for (col, c) in cols.iter_mut().enumerate() {
+                *c = output_transform([m(col), m(6 + col), m(12 + col), m(18 + col), m(24 + col), m(30 + col)]);
+            }
+            // (A^T M) A along each row
+            for r in 0..TILE {
+                let y = output_transform([cols[0][r], cols[1][r], cols[2][r], cols[3][r], cols[4][r], cols[5][r]]);
+                for (c, value) in y.into_iter().enumerate() {
+                    out(TILE * r + c, value);
+                }
+            }
+        }
+
+        /// `A dy A^T` of one 4x4 output-gradient tile: `d(e)` is pixel `e = 4 * row + col`;
+        /// `out(xi, value)` takes the 36 values.
+        #[inline]
+        $(#[$feature])*
+        pub(super) fn grad_tile_with(d: impl Fn(usize) -> T, mut out: impl FnMut(usize, T)) {
+            // A dy down each column: [6, 4]
+            let mut cols = [[zero(); ALPHA]; TILE];
+            for (c, col) in cols.iter_mut().enumerate() {
+                *col = grad_transform([d(c), d(4 + c), d(8 + c), d(12 + c)]);
+            }
+            // (A dy) A^T along each row
+            for row in 0..ALPHA {
+                let z = grad_transform([cols[0][row], cols[1][row], cols[2][row], cols[3][row]]);
+                for (col, value) in z.into_iter().enumerate() {
+                    out(ALPHA * row + col, value);
+                }
+            }
+        }
+    };
+}
+
+/// The tile transforms a channel at a time: the remainder of the channels that do not fill an
+/// AVX register, and every channel on CPUs without AVX2.
+mod scalar {
+    use super::{ALPHA, TILE};
+
+    type T = f32;
+
+    #[inline(always)]
+    fn add(a: T, b: T) -> T {
+        a + b
     }
+    #[inline(always)]
+    fn sub(a: T, b: T) -> T {
+        a - b
+    }
+    #[inline(always)]
+    fn scale(a: T, k: f32) -> T {
+        a * k
+    }
+    #[inline(always)]
+    fn zero() -> T {
+        0.0
+    }
+
+    tile_transforms!();
 }
 
 /// `B^T d B` of one tile for all channels: `d[e]` is the tile's pixel `e` over the channels;
@@ -511,7 +578,7 @@ fn input_tile(d: &[&[f32]; XI], v: &mut [f32], stride: usize, at: usize, simd: b
     #[cfg(not(target_arch = "x86_64"))]
     let _ = simd;
     for ch in from..c {
-        input_tile_with(|e| d[e][ch], |xi, value| v[xi * stride + at + ch] = value);
+        scalar::input_tile_with(|e| d[e][ch], |xi, value| v[xi * stride + at + ch] = value);
     }
 }
 
@@ -527,10 +594,7 @@ fn output_tile(m: &[f32], stride: usize, at: usize, lanes: usize, out: &mut [[f3
     #[cfg(not(target_arch = "x86_64"))]
     let _ = simd;
     for l in 0..lanes {
-        let y = output_tile_with(|xi| m[xi * stride + at + l]);
-        for (o, value) in out.iter_mut().zip(y) {
-            o[l] = value;
-        }
+        scalar::output_tile_with(|xi| m[xi * stride + at + l], |e, value| out[e][l] = value);
     }
 }
 
@@ -548,7 +612,7 @@ fn grad_tile(d: &[&[f32]; TILE * TILE], z: &mut [f32], stride: usize, at: usize,
     #[cfg(not(target_arch = "x86_64"))]
     let _ = simd;
     for ch in from..c {
-        grad_tile_with(|e| d[e][ch], |xi, value| z[xi * stride + at + ch] = value);
+        scalar::grad_tile_with(|e| d[e][ch], |xi, value| z[xi * stride + at + ch] = value);
     }
 }
 
@@ -558,26 +622,32 @@ fn grad_tile(d: &[&[f32]; TILE * TILE], z: &mut [f32], stride: usize, at: usize,
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{LANES, Lanes, TILE, XI, grad_tile_with, input_tile_with, output_tile_with};
+    use super::{ALPHA, LANES, TILE, XI};
 
-    // The methods inline into the `avx2` functions below, which enable the instructions.
-    impl Lanes for __m256 {
-        #[inline(always)]
-        fn add(self, other: Self) -> Self {
-            // SAFETY: only reached from the `avx2` functions below.
-            unsafe { _mm256_add_ps(self, other) }
-        }
-        #[inline(always)]
-        fn sub(self, other: Self) -> Self {
-            // SAFETY: as above.
-            unsafe { _mm256_sub_ps(self, other) }
-        }
-        #[inline(always)]
-        fn scale(self, k: f32) -> Self {
-            // SAFETY: as above.
-            unsafe { _mm256_mul_ps(self, _mm256_set1_ps(k)) }
-        }
+    type T = __m256;
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn add(a: T, b: T) -> T {
+        _mm256_add_ps(a, b)
     }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn sub(a: T, b: T) -> T {
+        _mm256_sub_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn scale(a: T, k: f32) -> T {
+        _mm256_mul_ps(a, _mm256_set1_ps(k))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn zero() -> T {
+        _mm256_setzero_ps()
+    }
+
+    tile_transforms!(#[target_feature(enable = "avx2")]);
 
     /// [`super::input_tile`] for the channels that fill whole registers; returns how many
     /// channels it did (the caller does the rest).
@@ -599,16 +669,74 @@ mod avx2 {
         body
     }
 
+    /// One 8x8 block of [`super::transpose`]: `dst[(p0 + k) * c + c0 + i] = src[(c0 + i) * p + p0 + k]`.
+    ///
+    /// # Safety
+    /// `c0 + 8 <= c`, `p0 + 8 <= p`, and both slices hold at least `c * p` floats.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn transpose_8x8(src: &[f32], p: usize, c0: usize, p0: usize, dst: &mut [f32], c: usize) {
+        // SAFETY: the caller guarantees the block lies inside both slices.
+        unsafe {
+            let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.as_ptr().add((c0 + i) * p + p0)));
+            // pairs of rows interleaved, then quads: columns k and k + 4 in the two halves
+            let t = [
+                _mm256_unpacklo_ps(r[0], r[1]),
+                _mm256_unpackhi_ps(r[0], r[1]),
+                _mm256_unpacklo_ps(r[2], r[3]),
+                _mm256_unpackhi_ps(r[2], r[3]),
+                _mm256_unpacklo_ps(r[4], r[5]),
+                _mm256_unpackhi_ps(r[4], r[5]),
+                _mm256_unpacklo_ps(r[6], r[7]),
+                _mm256_unpackhi_ps(r[6], r[7]),
+            ];
+            let q = [
+                _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+                _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+                _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+                _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+                _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+                _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+                _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+                _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+            ];
+            let out = dst.as_mut_ptr();
+            for k in 0..4 {
+                _mm256_storeu_ps(out.add((p0 + k) * c + c0), _mm256_permute2f128_ps::<0x20>(q[k], q[k + 4]));
+                _mm256_storeu_ps(out.add((p0 + k + 4) * c + c0), _mm256_permute2f128_ps::<0x31>(q[k], q[k + 4]));
+            }
+        }
+    }
+
+    /// [`super::kernel_tile_with`] of the kernels `start..` of `taps` (`[9, len]`) that fill
+    /// whole registers, into `matrices` (36 slices, one per `xi`, of equal length); returns how
+    /// many kernels it did.
+    #[target_feature(enable = "avx2")]
+    pub fn kernel_tiles(taps: &[f32], len: usize, start: usize, matrices: &mut [&mut [f32]]) -> usize {
+        let n = matrices[0].len();
+        let body = n - n % LANES;
+        assert!(matrices.len() == XI && matrices.iter().all(|m| m.len() == n), "kernel tiles: 36 equal matrices");
+        assert!(taps.len() >= 9 * len && start + n <= len, "kernel tiles: taps too short");
+        for q in (0..body).step_by(LANES) {
+            // SAFETY: tap `t` of kernels `start + q..start + q + 8` lies below `t * len + len`;
+            // each matrix holds `n >= q + 8` floats.
+            kernel_tile_with(
+                |tap| unsafe { _mm256_loadu_ps(taps.as_ptr().add(tap * len + start + q)) },
+                |xi, value| unsafe { _mm256_storeu_ps(matrices[xi].as_mut_ptr().add(q), value) },
+            );
+        }
+        body
+    }
+
     /// [`super::output_tile`] for a whole register of output channels.
     #[target_feature(enable = "avx2")]
     pub fn output_tile(m: &[f32], stride: usize, at: usize, out: &mut [[f32; LANES]; TILE * TILE]) {
         assert!((XI - 1) * stride + at + LANES <= m.len(), "output tile: M too short");
         // SAFETY: the loads stay below `(XI - 1) * stride + at + LANES <= m.len()`; each store
         // writes one `[f32; 8]`.
-        let y = output_tile_with(|xi| unsafe { _mm256_loadu_ps(m.as_ptr().add(xi * stride + at)) });
-        for (o, value) in out.iter_mut().zip(y) {
-            unsafe { _mm256_storeu_ps(o.as_mut_ptr(), value) };
-        }
+        output_tile_with(
+            |xi| unsafe { _mm256_loadu_ps(m.as_ptr().add(xi * stride + at)) },
+            |e, value| unsafe { _mm256_storeu_ps(out[e].as_mut_ptr(), value) },
+        );
     }
 
     /// [`super::grad_tile`] for the channels that fill whole registers; returns how many
@@ -681,6 +809,20 @@ mod tests {
             assert!(err < 1e-5, "case {i}: input gradient differs from im2col by {err}");
             let err = max_rel_err(&weight_grad(&x, &dy, &s), &conv_cpu::weight_grad(&x, &dy, &s));
             assert!(err < 1e-5, "case {i}: weight gradient differs from im2col by {err}");
+        }
+    }
+
+    #[test]
+    fn transpose_moves_every_value_once() {
+        for (c, p) in [(8, 8), (16, 64), (17, 13), (3, 5), (24, 9)] {
+            let src = values(c * p, (c * 100 + p) as u32);
+            let mut dst = vec![f32::NAN; c * p];
+            transpose(&src, c, p, &mut dst);
+            for ch in 0..c {
+                for px in 0..p {
+                    assert_eq!(dst[px * c + ch].to_bits(), src[ch * p + px].to_bits(), "c {c} p {p}: [{ch}, {px}]");
+                }
+            }
         }
     }
 
