@@ -43,11 +43,12 @@ fn burn_conv(x: Tensor<4>, w: Tensor<4>, b: Option<Tensor<1>>, options: ConvOpti
 fn lean_backward_equals_burns_conv() {
     // (x shape, weight shape, stride, padding (before, after) per dim, dilation, groups)
     type Case = ([usize; 4], [usize; 4], [usize; 2], [(usize, usize); 2], [usize; 2], usize);
-    let cases: [Case; 13] = [
+    let cases: [Case; 14] = [
         ([2, 3, 8, 8], [4, 3, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),      // the CNN's first conv
         ([3, 5, 7, 6], [6, 5, 3, 3], [1, 1], [(1, 1), (1, 1)], [1, 1], 1),      // odd sizes, batch > threads
         ([1, 4, 9, 9], [3, 4, 3, 3], [1, 1], [(0, 0), (0, 0)], [1, 1], 1),      // no padding
         ([2, 4, 8, 8], [5, 4, 1, 1], [1, 1], [(0, 0), (0, 0)], [1, 1], 1),      // 1x1
+        ([2, 4, 16, 16], [5, 4, 1, 1], [1, 1], [(0, 0), (0, 0)], [1, 1], 1),    // 1x1 on a wide image: read in place
         ([2, 3, 9, 8], [4, 3, 3, 3], [2, 2], [(1, 1), (1, 1)], [1, 1], 1),      // stride 2
         ([2, 3, 11, 10], [2, 3, 5, 5], [1, 2], [(2, 2), (1, 3)], [1, 1], 1),    // 5x5, asymmetric
         ([2, 2, 10, 10], [3, 2, 3, 3], [1, 1], [(2, 2), (2, 2)], [2, 2], 1),    // dilation 2

@@ -71,6 +71,12 @@ impl ConvShape {
         }
     }
 
+    /// A 1x1, stride-1, unpadded conv (attention's q, k, v projections): its im2col matrix is
+    /// the image itself (`[ci, h * w]`), so the products read the image in place.
+    fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0] && self.ho == self.h && self.wo == self.w
+    }
+
     /// Rows of the im2col matrix: `ci * kh * kw`.
     fn k(&self) -> usize {
         self.c_in * self.kh * self.kw
@@ -251,11 +257,16 @@ pub fn forward(x: &[f32], weight: &[f32], s: &ConvShape) -> Vec<f32> {
         with_scratch(k * ld, s.c_out * ld, |col, yc| {
             for (yb, xb) in ys.chunks_mut(block * y_len).zip(xs.chunks(block * x_len)) {
                 let n = xb.len() / x_len;
+                let w = View::new(0, s.c_out, k, k, 1);
+                if n == 1 && s.is_pointwise() {
+                    // the image is its own im2col matrix
+                    matmul(yb, View::new(0, s.c_out, p, p, 1), false, weight, w, xb, View::new(0, k, p, p, 1), 1.0);
+                    continue;
+                }
                 for j in 0..n {
                     im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld);
                 }
                 // y_block [co, n P] = W [co, K] x col_block [K, n P]; one image: straight into y
-                let w = View::new(0, s.c_out, k, k, 1);
                 let cols = View::new(0, k, n * p, ld, 1);
                 if n == 1 {
                     matmul(yb, View::new(0, s.c_out, p, p, 1), false, weight, w, col, cols, 1.0);
@@ -292,6 +303,11 @@ pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
             with_scratch(k * ld, s.c_out * ld, |col, dyc| {
                 for (b, (xb, dyb)) in xs.chunks(block * x_len).zip(dys.chunks(block * dy_len)).enumerate() {
                     let n = xb.len() / x_len;
+                    if n == 1 && s.is_pointwise() {
+                        // dW [co, ci] += dy_b [co, P] x x_b^T [P, ci]: the image is its own im2col matrix
+                        matmul(&mut dw, View::new(0, s.c_out, k, k, 1), b > 0, dyb, View::new(0, s.c_out, p, p, 1), xb, View::new(0, p, k, 1, p), 1.0);
+                        continue;
+                    }
                     for j in 0..n {
                         im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld);
                     }
@@ -334,6 +350,11 @@ pub fn input_grad(weight: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
         with_scratch(k * ld, s.c_out * ld, |dcol, dyc| {
             for (dxb, dyb) in dxs.chunks_mut(block * x_len).zip(dys.chunks(block * dy_len)) {
                 let n = dyb.len() / dy_len;
+                if n == 1 && s.is_pointwise() {
+                    // dx_b [ci, P] = W^T [ci, co] x dy_b [co, P]: col2im of a 1x1 conv is the identity
+                    matmul(dxb, View::new(0, k, p, p, 1), false, weight, View::new(0, k, s.c_out, 1, k), dyb, View::new(0, s.c_out, p, p, 1), 1.0);
+                    continue;
+                }
                 // dcol [K, n P] = W^T [K, co] x dy_block [co, n P]; one image: its own dy
                 let (dy_block, dy_ld) = if n == 1 {
                     (dyb, p)
