@@ -35,12 +35,18 @@ struct Out<const D: usize> {
     running_var: Tensor<1>,
 }
 
-fn run<const D: usize>(lean: bool, shape: [usize; D], seed: u64) -> Out<D> {
+/// `relu`: the fused BatchNorm -> ReLU (`forward_relu`) against burn's BatchNorm then ReLU.
+fn run<const D: usize>(lean: bool, relu: bool, shape: [usize; D], seed: u64) -> Out<D> {
     let device = Device::flex().autodiff();
     let bn = norm(shape[1], &device);
     let n = shape.iter().product();
     let x = Tensor::<D>::from_data(TensorData::new(values(n, seed, 2.0, 0.7), shape), &device).require_grad();
-    let y = if lean { batch_norm::forward(&bn, x.clone()) } else { bn.forward(x.clone()) };
+    let y = match (lean, relu) {
+        (true, false) => batch_norm::forward(&bn, x.clone()),
+        (true, true) => batch_norm::forward_relu(&bn, x.clone()),
+        (false, false) => bn.forward(x.clone()),
+        (false, true) => burn::tensor::activation::relu(bn.forward(x.clone())),
+    };
     let r = Tensor::<D>::from_data(TensorData::new(values(n, seed + 9, 1.0, 0.0), shape), &device);
     let grads = (y.clone() * r).sum().backward();
     Out {
@@ -54,8 +60,16 @@ fn run<const D: usize>(lean: bool, shape: [usize; D], seed: u64) -> Out<D> {
 }
 
 fn check<const D: usize>(shape: [usize; D], seed: u64) {
-    let (got, want) = (run(true, shape, seed), run(false, shape, seed));
-    let case = format!("{shape:?}");
+    check_with(false, shape, seed);
+}
+
+fn check_with<const D: usize>(relu: bool, shape: [usize; D], seed: u64) {
+    let (got, want) = (run(true, relu, shape, seed), run(false, relu, shape, seed));
+    let case = format!("{shape:?}, relu {relu}");
+    if relu {
+        let zeros = to_vec(got.y.clone()).iter().filter(|&&v| v == 0.0).count();
+        assert!(zeros > 0 && zeros < got.y.shape().num_elements(), "{case}: the ReLU must cut some values and keep others");
+    }
     assert!(rel_err(got.y, want.y) < 1e-5, "{case}: outputs differ");
     assert!(rel_err(got.dx, want.dx) < 1e-4, "{case}: input gradients differ");
     assert!(rel_err(got.dgamma, want.dgamma) < 1e-4, "{case}: gamma gradients differ");
@@ -70,6 +84,13 @@ fn lean_batch_norm_equals_burns_in_training() {
     check([5, 8, 1, 1], 2); // one pixel per plane (with 2 images the exact input gradient is 0)
     check([3, 16, 8, 8], 3);
     check([6, 5], 4); // [batch, features]
+}
+
+#[test]
+fn fused_batch_norm_relu_equals_burns_batch_norm_then_relu() {
+    check_with(true, [4, 3, 5, 5], 5);
+    check_with(true, [3, 16, 8, 8], 6);
+    check_with(true, [6, 5], 7);
 }
 
 #[test]

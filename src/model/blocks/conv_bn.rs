@@ -136,6 +136,11 @@ impl ConvBnConfig {
 impl ConvBn {
     /// Conv -> BatchNorm -> activation.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.activation.forward(ops::batch_norm::forward(&self.norm, ops::conv::forward(&self.conv, x)))
+        let y = ops::conv::forward(&self.conv, x);
+        match self.activation {
+            // fused: one op, one pass each way
+            Activation::Relu => ops::batch_norm::forward_relu(&self.norm, y),
+            other => other.forward(ops::batch_norm::forward(&self.norm, y)),
+        }
     }
 }

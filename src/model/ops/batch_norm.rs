@@ -27,6 +27,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, DType, Dispatch, TensorMetadata, backend_extension};
 use burn::nn::BatchNorm;
@@ -46,13 +47,16 @@ use super::cpu::{contiguous, tensor, values};
 pub trait BatchNormOps: burn::backend::Backend {
     /// `(y, mean, variance)`: the normalised output (differentiable in `x`, `gamma`, `beta`) and
     /// the batch statistics `[c]` (not differentiable).
+    /// With `relu`, the output is `max(y, 0)` (a NaN stays NaN, as burn's ReLU leaves it).
     fn batch_norm_train_lean(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        burns_train::<Self>(x, gamma, beta, epsilon)
+        let (y, mean, variance) = burns_train::<Self>(x, gamma, beta, epsilon);
+        (if relu { Self::relu(y) } else { y }, mean, variance)
     }
 
     /// `(dx, dgamma, dbeta)` for the output gradient `dy`.
@@ -65,6 +69,21 @@ pub trait BatchNormOps: burn::backend::Backend {
         dy: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         burns_grads::<Self>(x, gamma, mean, variance, epsilon, dy)
+    }
+
+    /// [`BatchNormOps::batch_norm_train_grads`] where the op applied the ReLU: `output` is its
+    /// output, and the gradient passes where that is above 0 (or NaN).
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_relu_train_grads(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        dy: FloatTensor<Self>,
+        output: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        Self::batch_norm_train_grads(x, gamma, mean, variance, epsilon, Self::relu_backward(output, dy))
     }
 }
 
@@ -133,9 +152,10 @@ fn channel_sums(x: &[f32], [b, c, n]: [usize; 3], f: impl Fn(usize, &[f32]) -> f
 }
 
 impl BatchNormOps for burn::backend::Flex {
-    fn batch_norm_train_lean(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> (FlexTensor, FlexTensor, FlexTensor) {
+    fn batch_norm_train_lean(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64, relu: bool) -> (FlexTensor, FlexTensor, FlexTensor) {
         if !cpu_takes(&[&x, &gamma, &beta]) {
-            return burns_train::<Self>(x, gamma, beta, epsilon);
+            let (y, mean, variance) = burns_train::<Self>(x, gamma, beta, epsilon);
+            return (if relu { Self::relu(y) } else { y }, mean, variance);
         }
         let dims = planes(&x);
         let [b, c, n] = dims;
@@ -157,8 +177,15 @@ impl BatchNormOps for burn::backend::Flex {
         let mut y = vec![0f32; xs.len()];
         y.par_chunks_mut(n.max(1)).zip(xs.par_chunks(n.max(1))).enumerate().for_each(|(plane, (y, x))| {
             let (a, s) = (scale[plane % c], shift[plane % c]);
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = x * a + s;
+            if relu {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    let z = x * a + s;
+                    *y = if z <= 0.0 { 0.0 } else { z };
+                }
+            } else {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = x * a + s;
+                }
             }
         });
         let stats = |v: Vec<f64>| tensor(v.into_iter().map(|v| v as f32).collect(), vec![c]);
@@ -212,6 +239,33 @@ impl BatchNormOps for burn::backend::Flex {
         let dbeta = sums.iter().map(|s| s.0 as f32).collect();
         (tensor(dx, shape), tensor(dgamma, vec![c]), tensor(dbeta, vec![c]))
     }
+
+    fn batch_norm_relu_train_grads(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        epsilon: f64,
+        dy: FlexTensor,
+        output: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        if !cpu_takes(&[&dy, &output]) {
+            let dy = Self::relu_backward(output, dy);
+            return Self::batch_norm_train_grads(x, gamma, mean, variance, epsilon, dy);
+        }
+        // The ReLU's gradient: dy where the output is above 0 (or NaN), else 0; one pass in
+        // parallel instead of burn's mask tensor and fill.
+        let (output, dy) = (contiguous(output), contiguous(dy));
+        let mut masked = vec![0f32; values(&dy).len()];
+        let chunk = (1 << 16).min(masked.len()).max(1);
+        masked.par_chunks_mut(chunk).zip(values(&output).par_chunks(chunk).zip(values(&dy).par_chunks(chunk))).for_each(|(m, (y, g))| {
+            for ((m, &y), &g) in m.iter_mut().zip(y).zip(g) {
+                *m = if y <= 0.0 { 0.0 } else { g };
+            }
+        });
+        let dy = tensor(masked, dy.shape().to_vec());
+        Self::batch_norm_train_grads(x, gamma, mean, variance, epsilon, dy)
+    }
 }
 
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
@@ -224,14 +278,18 @@ impl BatchNormOps for burn::backend::LibTorch {}
 struct BatchNormBackward;
 
 impl<B: BatchNormOps> Backward<B, 3> for BatchNormBackward {
-    /// `x`, `gamma`, the batch mean and variance, epsilon.
-    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, f64);
+    /// `x`, `gamma`, the batch mean and variance, epsilon, and the output where the op applied
+    /// the ReLU.
+    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, f64, Option<FloatTensor<B>>);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let [node_x, node_gamma, node_beta] = ops.parents;
         let dy = grads.consume::<B>(&ops.node);
-        let (x, gamma, mean, variance, epsilon) = ops.state;
-        let (dx, dgamma, dbeta) = B::batch_norm_train_grads(x, gamma, mean, variance, epsilon, dy);
+        let (x, gamma, mean, variance, epsilon, relu_output) = ops.state;
+        let (dx, dgamma, dbeta) = match relu_output {
+            Some(output) => B::batch_norm_relu_train_grads(x, gamma, mean, variance, epsilon, dy, output),
+            None => B::batch_norm_train_grads(x, gamma, mean, variance, epsilon, dy),
+        };
         if let Some(node) = node_x {
             grads.register::<B>(node.id, dx);
         }
@@ -250,16 +308,19 @@ impl<B: BatchNormOps, C: CheckpointStrategy> BatchNormOps for Autodiff<B, C> {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         match BatchNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (x, gamma, beta) = (x.into_primitive(), gamma.into_primitive(), beta.into_primitive());
-                let (y, mean, variance) = B::batch_norm_train_lean(x.clone(), gamma.clone(), beta, epsilon);
-                let y = prep.finish((x, gamma, mean.clone(), variance.clone(), epsilon), y);
+                let (y, mean, variance) = B::batch_norm_train_lean(x.clone(), gamma.clone(), beta, epsilon, relu);
+                let relu_output = relu.then(|| y.clone());
+                let y = prep.finish((x, gamma, mean.clone(), variance.clone(), epsilon, relu_output), y);
                 (y, Self::from_inner(mean), Self::from_inner(variance))
             }
             OpsKind::UnTracked(prep) => {
-                let (y, mean, variance) = B::batch_norm_train_lean(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), epsilon);
+                let (y, mean, variance) =
+                    B::batch_norm_train_lean(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), epsilon, relu);
                 (prep.finish(y), Self::from_inner(mean), Self::from_inner(variance))
             }
         }
@@ -273,8 +334,22 @@ impl<B: BatchNormOps, C: CheckpointStrategy> BatchNormOps for Autodiff<B, C> {
 /// # Shapes
 /// - `x`: `[batch, channels, ...]`; output: the same
 pub fn forward<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    train_or_infer(norm, x, false)
+}
+
+/// `relu(norm.forward(x))`, the ReLU fused into the BatchNorm op in training mode (one pass
+/// over the activations fewer each way, and no ReLU node): the conv units' BatchNorm -> ReLU.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, ...]`; output: the same
+pub fn forward_relu<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    train_or_infer(norm, x, true)
+}
+
+fn train_or_infer<const D: usize>(norm: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
     if !(x.device().is_autodiff() && norm.training.is_enabled()) {
-        return norm.forward(x);
+        let y = norm.forward(x);
+        return if relu { burn::tensor::activation::relu(y) } else { y };
     }
     let device = x.device();
     let (y, mean, variance) = <Dispatch as BatchNormOps>::batch_norm_train_lean(
@@ -282,6 +357,7 @@ pub fn forward<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
         norm.gamma.val().into_dispatch(),
         norm.beta.val().into_dispatch(),
         norm.epsilon,
+        relu,
     );
     let (mean, variance) = (Tensor::<1>::from_dispatch(mean), Tensor::<1>::from_dispatch(variance));
     let momentum = norm.momentum;
