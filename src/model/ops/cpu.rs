@@ -463,6 +463,39 @@ pub mod avx2 {
         }
     }
 
+    /// `p [t, n] = alpha * q[:, start..start + t]^T k` for `q`, `k` `[dk, n]` with `dk` at most
+    /// 8: per row, the `dk` query values broadcast and 8 keys per multiply-add.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub fn thin_scores(p: &mut [f32], q: &[f32], start: usize, t: usize, k: &[f32], dk: usize, n: usize, alpha: f32) {
+        assert!((1..=8).contains(&dk), "thin scores: dk {dk} outside 1..=8");
+        assert!(p.len() >= t * n && q.len() >= dk * n && k.len() >= dk * n && start + t <= n, "thin scores: slices too short");
+        // 4 registers of keys at a time: independent chains of multiply-adds
+        const STEP: usize = 4 * LANES;
+        let body = n - n % STEP;
+        for (i, row) in p[..t * n].chunks_exact_mut(n).enumerate() {
+            let qi: [f32; 8] = std::array::from_fn(|d| if d < dk { alpha * q[d * n + start + i] } else { 0.0 });
+            for j in (0..body).step_by(STEP) {
+                // SAFETY: `d * n + j + 32 <= dk * n <= k.len()` for `d < dk`, `j + 32 <= body <= n`.
+                unsafe {
+                    let mut acc = [_mm256_setzero_ps(); 4];
+                    for (d, &qd) in qi.iter().enumerate().take(dk) {
+                        let (qd, keys) = (_mm256_set1_ps(qd), k.as_ptr().add(d * n + j));
+                        for (a, acc) in acc.iter_mut().enumerate() {
+                            *acc = _mm256_fmadd_ps(qd, _mm256_loadu_ps(keys.add(a * LANES)), *acc);
+                        }
+                    }
+                    for (a, acc) in acc.into_iter().enumerate() {
+                        _mm256_storeu_ps(row.as_mut_ptr().add(j + a * LANES), acc);
+                    }
+                }
+            }
+            for (j, value) in row.iter_mut().enumerate().skip(body) {
+                *value = (0..dk).fold(0.0, |acc, d| qi[d].mul_add(k[d * n + j], acc));
+            }
+        }
+    }
+
     /// [`super::portable::softmax_rows`].
     #[target_feature(enable = "avx2,fma")]
     pub fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32], inv_sum: &mut [f32]) {
@@ -580,6 +613,23 @@ pub(super) fn matmul(dst: &mut [f32], d: View, accumulate: bool, lhs: &[f32], l:
     }
 }
 
+/// Heads at most this wide take [`avx2::thin_scores`] instead of a matrix product for the
+/// scores: a product only `dk` deep (4 at arch 2's first layer) spends more on packing and on
+/// writing its output than on multiply-adds.
+const THIN_SCORES: usize = 8;
+
+/// A block of `t` rows of base-2 scores, `p [t, n] = alpha * q[:, start..start + t]^T k`, with
+/// `q`, `k` `[dk, n]`.
+#[allow(clippy::too_many_arguments)]
+fn scores(p: &mut [f32], q: &[f32], start: usize, t: usize, k: &[f32], dk: usize, n: usize, alpha: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if dk <= THIN_SCORES && has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA.
+        return unsafe { avx2::thin_scores(p, q, start, t, k, dk, n, alpha) };
+    }
+    matmul(p, View::new(0, t, n, n, 1), false, q, View::new(start, t, dk, 1, n), k, View::new(0, dk, n, n, 1), alpha);
+}
+
 /// Dense forward of one group: `q`, `k` `[dk, n]`, `v` `[dv, n]` -> `y` `[dv, n]`, `lse` `[n]`.
 #[allow(clippy::too_many_arguments)]
 fn dense_forward(q: &[f32], k: &[f32], v: &[f32], dk: usize, dv: usize, n: usize, scale: f32, y: &mut [f32], lse: &mut [f32]) {
@@ -589,7 +639,7 @@ fn dense_forward(q: &[f32], k: &[f32], v: &[f32], dk: usize, dv: usize, n: usize
         let t = BLOCK_ROWS.min(n - start);
         let p = &mut p[..t * n];
         // base-2 scores log2(e) * scale * q_t^T k: [t, n]
-        matmul(p, View::new(0, t, n, n, 1), false, q, View::new(start, t, dk, 1, n), k, View::new(0, dk, n, n, 1), scale * LOG2E);
+        scores(p, q, start, t, k, dk, n, scale * LOG2E);
         // the softmax's numerators; the division by each row's sum comes after the product
         softmax_rows(p, n, &mut lse[start..start + t], &mut inv_sum[..t]);
         // y[:, block] = v P^T: [dv, t], each column then divided by its row's sum
@@ -636,7 +686,7 @@ fn dense_backward(
         let (p, ds) = (&mut p[..t * n], &mut ds[..t * n]);
         let block = View::new(0, t, n, n, 1); // a [t, n] scratch block
         // base-2 scores as in the forward pass, and dP = dy_t^T v: [t, n] each
-        matmul(p, block, false, q, View::new(start, t, dk, 1, n), k, View::new(0, dk, n, n, 1), scale * LOG2E);
+        scores(p, q, start, t, k, dk, n, scale * LOG2E);
         matmul(ds, block, false, dy, View::new(start, t, dv, 1, n), v, View::new(0, dv, n, n, 1), 1.0);
         // one pass: P = exp(scale * q_t^T k - lse), dS = scale * P * (dP - D)
         softmax_grad_rows(p, ds, n, &lse[start..start + t], &d[start..start + t], scale);
