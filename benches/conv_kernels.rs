@@ -1,6 +1,6 @@
 //! The conv kernels of the study's CNN side by side: for each 3x3 layer of `cnn` (batch 64,
 //! widths 32/64/128/256, a 2x2 pool after each conv), the output and the input gradient as one
-//! im2col matrix product (`conv_cpu`) and by Winograd's F(2x2, 3x3) (`winograd`), and the
+//! im2col matrix product (`conv_cpu`) and by Winograd's F(4x4, 3x3) (`winograd`), and the
 //! same for the weight gradient, in milliseconds per call (median of `--steps` calls, after
 //! warm-up). A benchmark, never a test: run it on an otherwise idle machine.
 //!

@@ -8,7 +8,7 @@
 //! product only `kh * kw` columns wide, after two layout copies). On `flex` this op computes the
 //! output and both gradients from im2col blocks, one plain matrix product each
 //! ([`conv_cpu`](super::conv_cpu)), except that 3x3 stride-1 convs of at least 16 channels
-//! take Winograd's F(2x2, 3x3) for the output and both gradients
+//! take Winograd's F(4x4, 3x3) for the output and both gradients
 //! ([`winograd`](super::winograd)); it skips the input gradient when the input needs none (the
 //! first layer).
 //!
