@@ -55,8 +55,7 @@ pub trait BatchNormOps: burn::backend::Backend {
         epsilon: f64,
         relu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let (y, mean, variance) = burns_train::<Self>(x, gamma, beta, epsilon);
-        (if relu { Self::relu(y) } else { y }, mean, variance)
+        burns_train::<Self>(x, gamma, beta, epsilon, relu)
     }
 
     /// `(dx, dgamma, dbeta)` for the output gradient `dy`.
@@ -87,16 +86,17 @@ pub trait BatchNormOps: burn::backend::Backend {
     }
 }
 
-/// burn's `batch_norm_train` as `(y, mean, variance)`: the trait's default, and flex's path for
-/// what its kernels do not take.
+/// burn's `batch_norm_train` as `(y, mean, variance)`, then burn's ReLU on `y` with `relu`: the
+/// trait's default, and flex's path for what its kernels do not take.
 fn burns_train<B: burn::backend::Backend>(
     x: FloatTensor<B>,
     gamma: FloatTensor<B>,
     beta: FloatTensor<B>,
     epsilon: f64,
+    relu: bool,
 ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
     let r = B::batch_norm_train(x, gamma, beta, epsilon);
-    (r.output, r.mean, r.variance)
+    (if relu { B::relu(r.output) } else { r.output }, r.mean, r.variance)
 }
 
 /// burn's `batch_norm_train_backward` as `(dx, dgamma, dbeta)`.
@@ -154,8 +154,7 @@ fn channel_sums(x: &[f32], [b, c, n]: [usize; 3], f: impl Fn(usize, &[f32]) -> f
 impl BatchNormOps for burn::backend::Flex {
     fn batch_norm_train_lean(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64, relu: bool) -> (FlexTensor, FlexTensor, FlexTensor) {
         if !cpu_takes(&[&x, &gamma, &beta]) {
-            let (y, mean, variance) = burns_train::<Self>(x, gamma, beta, epsilon);
-            return (if relu { Self::relu(y) } else { y }, mean, variance);
+            return burns_train::<Self>(x, gamma, beta, epsilon, relu);
         }
         let dims = planes(&x);
         let [b, c, n] = dims;

@@ -324,14 +324,20 @@ pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
             dw
         })
         .collect();
+    sum_in_task_order(partials, s.c_out * k)
+}
+
+/// The tasks' partial sums (each `len` floats) added in task order, so that a result does not
+/// depend on which thread ran which task; zeros when there were no tasks.
+pub(super) fn sum_in_task_order(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
     let mut parts = partials.into_iter();
-    let mut dw = parts.next().unwrap_or_else(|| vec![0f32; s.c_out * k]);
+    let mut sum = parts.next().unwrap_or_else(|| vec![0f32; len]);
     for part in parts {
-        for (a, b) in dw.iter_mut().zip(&part) {
+        for (a, b) in sum.iter_mut().zip(&part) {
             *a += b;
         }
     }
-    dw
+    sum
 }
 
 /// The input gradient `[b, ci, h, w]` (flat) of a conv with kernel `weight` and output gradient

@@ -51,7 +51,7 @@
 
 use rayon::prelude::*;
 
-use super::conv_cpu::{BLOCK_ELEMENTS, ConvShape, images_per_task, with_scratch};
+use super::conv_cpu::{BLOCK_ELEMENTS, ConvShape, images_per_task, sum_in_task_order, with_scratch};
 use super::cpu::{View, has_avx2, matmul};
 
 /// Outputs per tile side.
@@ -89,8 +89,7 @@ pub fn forward(x: &[f32], weight: &[f32], s: &ConvShape) -> Vec<f32> {
     assert_eq!(x.len(), s.batch * s.c_in * s.h * s.w, "winograd forward: x has the wrong size");
     assert_eq!(weight.len(), s.c_out * s.c_in * 9, "winograd forward: weight has the wrong size");
     let u = transform_kernels(weight, s.c_out, s.c_in, false);
-    let plan = Plan { batch: s.batch, c_in: s.c_in, h: s.h, w: s.w, c_out: s.c_out, ho: s.ho, wo: s.wo, pad: s.pad };
-    plan.run(x, &u)
+    Plan::of(s).run(x, &u)
 }
 
 /// The input gradient `[b, ci, h, w]` (flat) for the output gradient `dy`: the 3x3 conv of `dy`
@@ -119,8 +118,7 @@ pub fn input_grad(weight: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
 pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
     assert_eq!(x.len(), s.batch * s.c_in * s.h * s.w, "winograd weight grad: x has the wrong size");
     assert_eq!(dy.len(), s.batch * s.c_out * s.ho * s.wo, "winograd weight grad: dy has the wrong size");
-    let plan = Plan { batch: s.batch, c_in: s.c_in, h: s.h, w: s.w, c_out: s.c_out, ho: s.ho, wo: s.wo, pad: s.pad };
-    let du = plan.kernel_grad(x, dy);
+    let du = Plan::of(s).kernel_grad(x, dy);
     let pairs = s.c_out * s.c_in;
     let mut dw = vec![0f32; pairs * 9];
     dw.par_chunks_mut(9 * 64).enumerate().for_each(|(chunk, out)| {
@@ -203,6 +201,11 @@ struct Plan {
 }
 
 impl Plan {
+    /// The forward conv of shape `s` (whose weight gradient runs on the same tiles).
+    fn of(s: &ConvShape) -> Self {
+        Plan { batch: s.batch, c_in: s.c_in, h: s.h, w: s.w, c_out: s.c_out, ho: s.ho, wo: s.wo, pad: s.pad }
+    }
+
     /// Tile rows and columns: 4x4 output tiles covering `[ho, wo]`.
     fn tiles(&self) -> (usize, usize) {
         (self.ho.div_ceil(TILE), self.wo.div_ceil(TILE))
@@ -218,7 +221,7 @@ impl Plan {
         let n = xb.len() / x_len * t;
         let zeros = vec![0f32; c_in];
         for (j, xj) in xb.chunks(x_len).enumerate() {
-            transpose(xj, c_in, self.h * self.w, image);
+            transpose(xj, c_in, self.h * self.w, image, simd);
             for ty in 0..th {
                 for tx in 0..tw {
                     let pixel = |i: usize, k: usize| -> &[f32] {
@@ -247,7 +250,7 @@ impl Plan {
         let n = dyb.len() / y_len * t;
         let zeros = vec![0f32; c_out];
         for (j, dyj) in dyb.chunks(y_len).enumerate() {
-            transpose(dyj, c_out, self.ho * self.wo, image);
+            transpose(dyj, c_out, self.ho * self.wo, image, simd);
             for ty in 0..th {
                 for tx in 0..tw {
                     let pixel = |r: usize, c: usize| -> &[f32] {
@@ -303,14 +306,7 @@ impl Plan {
                 dm
             })
             .collect();
-        let mut parts = partials.into_iter();
-        let mut dm = parts.next().unwrap_or_else(|| vec![0f32; XI * c_out * c_in]);
-        for part in parts {
-            for (a, b) in dm.iter_mut().zip(&part) {
-                *a += b;
-            }
-        }
-        dm
+        sum_in_task_order(partials, XI * c_out * c_in)
     }
 
     fn run(&self, x: &[f32], u: &[f32]) -> Vec<f32> {
@@ -382,9 +378,8 @@ impl Plan {
 const LANES: usize = 8;
 
 /// `dst [p, c] = src [c, p]` (one image, channels-first to channels-last).
-fn transpose(src: &[f32], c: usize, p: usize, dst: &mut [f32]) {
+fn transpose(src: &[f32], c: usize, p: usize, dst: &mut [f32], simd: bool) {
     assert!(src.len() >= c * p && dst.len() >= c * p, "transpose: slices too short");
-    let simd = has_avx2();
     // blocks of 8 channels x 8 pixels keep both sides' cache lines in use
     for c0 in (0..c).step_by(8) {
         for p0 in (0..p).step_by(8) {
@@ -817,7 +812,7 @@ mod tests {
         for (c, p) in [(8, 8), (16, 64), (17, 13), (3, 5), (24, 9)] {
             let src = values(c * p, (c * 100 + p) as u32);
             let mut dst = vec![f32::NAN; c * p];
-            transpose(&src, c, p, &mut dst);
+            transpose(&src, c, p, &mut dst, has_avx2());
             for ch in 0..c {
                 for px in 0..p {
                     assert_eq!(dst[px * c + ch].to_bits(), src[ch * p + px].to_bits(), "c {c} p {p}: [{ch}, {px}]");
