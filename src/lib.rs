@@ -7,6 +7,7 @@
 //! - [`model`]: building blocks, the study's networks, the registry.
 //! - [`train`]: the training loop, metrics, checkpoints, evaluation, experiment grids.
 //! - [`report`]: the report of a folder of runs: tables, curves, statistics, HTML.
+//! - [`stats`]: statistics shared by report and explain (pure numbers, imports nothing).
 //! - [`cli`]: the `visionnet` command line.
 
 pub mod bench;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod explain;
 pub mod model;
 pub mod report;
+pub mod stats;
 pub mod train;
 
 pub use error::{Error, Result};

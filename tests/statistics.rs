@@ -3,7 +3,7 @@
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use visionnet::report::stats::{discordant, mcnemar, mean_std, paired_bootstrap};
+use visionnet::stats::{discordant, mcnemar, mean_std, paired_bootstrap};
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol

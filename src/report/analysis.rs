@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use burn::tensor::Device;
 
 use super::runs::{Collection, RunRecord};
-use super::stats::{self, BootstrapCi, McNemar, MeanStd};
+use crate::stats::{self, BootstrapCi, McNemar, MeanStd};
 use crate::error::Result;
 use crate::model::{ModelSpec, registry};
 

@@ -10,7 +10,6 @@ pub mod analysis;
 pub mod plots;
 pub mod render;
 pub mod runs;
-pub mod stats;
 
 use std::fs;
 use std::path::{Path, PathBuf};

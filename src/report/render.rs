@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::analysis::{Analysis, Comparison, CostRow};
 use super::runs::Collection;
-use super::stats::MeanStd;
+use crate::stats::MeanStd;
 
 /// `71.28 ± 0.45 (n=3)`.
 pub fn cell(ms: &MeanStd) -> String {

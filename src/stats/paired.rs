@@ -1,6 +1,6 @@
-//! Statistics that say whether a model beats its twin or was lucky: mean and standard deviation
-//! over seeds, McNemar's test on paired test predictions, and a paired bootstrap confidence
-//! interval for the accuracy difference (over test images and seeds).
+//! Paired comparisons of two classifiers: mean and standard deviation over seeds, McNemar's test
+//! on paired test predictions, and a paired bootstrap confidence interval for the accuracy
+//! difference (over test images and seeds).
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
