@@ -402,6 +402,17 @@ pub fn busy_error(run_dir: &Path, found: &Found) -> Error {
     )
 }
 
+/// An error naming the process that holds `run_dir`'s lock, if a live one does (a quick check
+/// before slow work; [`acquire`] is what decides).
+pub fn check_free(run_dir: &Path) -> Result<()> {
+    match inspect(run_dir)? {
+        Some(found) if found.verdict == Verdict::Live && !found.holder.as_ref().is_some_and(is_mine) => {
+            Err(busy_error(run_dir, &found))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Takes the lock of `run_dir`, or an error naming the process that holds it.
 pub fn acquire(run_dir: &Path) -> Result<RunLock> {
     match try_acquire(run_dir)? {

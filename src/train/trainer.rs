@@ -259,6 +259,7 @@ fn check_empty(run_dir: &Path) -> Result<()> {
     if !run_dir.exists() {
         return Ok(());
     }
+    run_lock::check_free(run_dir)?;
     for entry in fs::read_dir(run_dir).at(run_dir)? {
         if !run_lock::is_bookkeeping(&entry.at(run_dir)?.file_name().to_string_lossy()) {
             return Err(Error::invalid(
