@@ -73,8 +73,15 @@ impl Holder {
 
     /// `pid 123 on host node1 (SLURM job 12_3, since 2026-12-01T20:00:00+00:00)`.
     pub fn describe(&self) -> String {
-        let job = self.job.as_ref().map(|j| format!("{j}, ")).unwrap_or_default();
-        format!("pid {} on host {} ({job}since {})", self.pid, self.host, self.since)
+        let job = self
+            .job
+            .as_ref()
+            .map(|j| format!("{j}, "))
+            .unwrap_or_default();
+        format!(
+            "pid {} on host {} ({job}since {})",
+            self.pid, self.host, self.since
+        )
     }
 
     /// Whether this process is running, as far as this host can tell: `None` when it is on
@@ -113,7 +120,11 @@ fn start_time(pid: u32) -> Option<u64> {
 /// The SLURM array task or job this process runs in, if any.
 fn scheduler_job() -> Option<String> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    match (var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID"), var("SLURM_JOB_ID")) {
+    match (
+        var("SLURM_ARRAY_JOB_ID"),
+        var("SLURM_ARRAY_TASK_ID"),
+        var("SLURM_JOB_ID"),
+    ) {
         (Some(array), Some(task), _) => Some(format!("SLURM job {array}_{task}")),
         (_, _, Some(job)) => Some(format!("SLURM job {job}")),
         _ => var("JOB_COMPLETION_INDEX").map(|i| format!("Kubernetes job index {i}")),
@@ -153,7 +164,10 @@ fn judge(holder: Option<&Holder>, age: Duration) -> Verdict {
     };
     match holder.alive() {
         Some(true) => Verdict::Live,
-        Some(false) => Verdict::Stale(format!("pid {} is no longer running on {}", holder.pid, holder.host)),
+        Some(false) => Verdict::Stale(format!(
+            "pid {} is no longer running on {}",
+            holder.pid, holder.host
+        )),
         None if age > STALE_AFTER => Verdict::Stale(format!("not touched for {} s", age.as_secs())),
         None => Verdict::Live,
     }
@@ -186,7 +200,12 @@ pub fn inspect(run_dir: &Path) -> Result<Option<Found>> {
     let holder = read_holder(&mut file);
     let age = age_of(&file);
     let verdict = judge(holder.as_ref(), age);
-    Ok(Some(Found { path, holder, age, verdict }))
+    Ok(Some(Found {
+        path,
+        holder,
+        age,
+        verdict,
+    }))
 }
 
 /// Whether `a` and `b` are the same file (so a lock opened earlier is still the one at the
@@ -231,7 +250,12 @@ fn create(path: &Path, me: &Holder) -> Result<Option<fs::File>> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
         // A file system without hard links: an exclusive create, then the content (a reader in
         // between sees an unreadable lock, which counts as live for a while).
-        Err(_) => match fs::OpenOptions::new().read(true).write(true).create_new(true).open(path) {
+        Err(_) => match fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
             Ok(mut file) => {
                 write_holder(&mut file, me).at(path)?;
                 return Ok(Some(file));
@@ -240,7 +264,11 @@ fn create(path: &Path, me: &Holder) -> Result<Option<fs::File>> {
             Err(e) => return Err(Error::io(path, e)),
         },
     }
-    let file = fs::OpenOptions::new().read(true).write(true).open(path).at(path)?;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .at(path)?;
     Ok(Some(file))
 }
 
@@ -285,7 +313,12 @@ impl RunLock {
             });
             (tx, handle)
         });
-        RunLock { path, file: Some(file), heartbeat, took_over }
+        RunLock {
+            path,
+            file: Some(file),
+            heartbeat,
+            took_over,
+        }
     }
 }
 
@@ -312,7 +345,9 @@ fn is_mine(holder: &Holder) -> bool {
     let parent = Some(std::os::unix::process::parent_id());
     #[cfg(not(unix))]
     let parent: Option<u32> = None;
-    holder.host == host_name() && (holder.pid == me || Some(holder.pid) == parent) && holder.alive() != Some(false)
+    holder.host == host_name()
+        && (holder.pid == me || Some(holder.pid) == parent)
+        && holder.alive() != Some(false)
 }
 
 /// Takes the lock of `run_dir` (creating the folder), taking over a stale one; `Busy` when a
@@ -344,9 +379,19 @@ pub fn try_acquire(run_dir: &Path) -> Result<Acquired> {
         if let Some(h) = &holder
             && is_mine(h)
         {
-            return Ok(Acquired::Held(RunLock { path, file: None, heartbeat: None, took_over: None }));
+            return Ok(Acquired::Held(RunLock {
+                path,
+                file: None,
+                heartbeat: None,
+                took_over: None,
+            }));
         }
-        let found = Found { path: path.clone(), holder: holder.clone(), age, verdict: verdict.clone() };
+        let found = Found {
+            path: path.clone(),
+            holder: holder.clone(),
+            age,
+            verdict: verdict.clone(),
+        };
         let why = match verdict {
             Verdict::Live if holder.is_some() => return Ok(Acquired::Busy(found)),
             Verdict::Live => {
@@ -373,11 +418,18 @@ pub fn try_acquire(run_dir: &Path) -> Result<Acquired> {
         }
         write_holder(&mut file, &me).at(&path)?;
         let was = holder.map_or("an unreadable lock".to_string(), |h| h.describe());
-        return Ok(Acquired::Held(RunLock::held(path, file, Some(format!("{was}: {why}")))));
+        return Ok(Acquired::Held(RunLock::held(
+            path,
+            file,
+            Some(format!("{was}: {why}")),
+        )));
     }
     match last {
         Some(found) => Ok(Acquired::Busy(found)),
-        None => Err(Error::data(&path, "the lock kept changing for 10 s; try again")),
+        None => Err(Error::data(
+            &path,
+            "the lock kept changing for 10 s; try again",
+        )),
     }
 }
 
@@ -406,7 +458,9 @@ pub fn busy_error(run_dir: &Path, found: &Found) -> Error {
 /// before slow work; [`acquire`] is what decides).
 pub fn check_free(run_dir: &Path) -> Result<()> {
     match inspect(run_dir)? {
-        Some(found) if found.verdict == Verdict::Live && !found.holder.as_ref().is_some_and(is_mine) => {
+        Some(found)
+            if found.verdict == Verdict::Live && !found.holder.as_ref().is_some_and(is_mine) =>
+        {
             Err(busy_error(run_dir, &found))
         }
         _ => Ok(()),

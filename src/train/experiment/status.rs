@@ -84,7 +84,11 @@ fn epochs_of(dir: &Path) -> usize {
 pub fn run_status(run: &PlannedRun) -> Result<RunStatus> {
     let on_disk = match state::inspect(run) {
         Ok(s) => s,
-        Err(e) => return Ok(RunStatus::Conflict { message: e.to_string() }),
+        Err(e) => {
+            return Ok(RunStatus::Conflict {
+                message: e.to_string(),
+            });
+        }
     };
     if on_disk == RunState::Finished {
         return Ok(RunStatus::Finished);
@@ -93,7 +97,10 @@ pub fn run_status(run: &PlannedRun) -> Result<RunStatus> {
     match run_lock::inspect(&run.dir)? {
         Some(found) => Ok(match found.verdict {
             Verdict::Live => RunStatus::Running {
-                holder: found.holder.map_or_else(|| "a process (its lock is being written)".to_string(), |h| h.describe()),
+                holder: found.holder.map_or_else(
+                    || "a process (its lock is being written)".to_string(),
+                    |h| h.describe(),
+                ),
                 epoch,
             },
             Verdict::Stale(why) => RunStatus::Interrupted {
@@ -120,7 +127,10 @@ pub fn grid_status(grid_path: &Path, options: &ExperimentOptions) -> Result<Grid
     let out = output_folder(&grid, options.out.as_deref());
     let planned = grid.plan(&out, &options.selection)?;
     if planned.is_empty() {
-        return Err(Error::invalid("--models/--datasets/--recipes/--seeds", "the selection keeps no run of the grid"));
+        return Err(Error::invalid(
+            "--models/--datasets/--recipes/--seeds",
+            "the selection keeps no run of the grid",
+        ));
     }
     let mut runs = Vec::new();
     for run in planned {
