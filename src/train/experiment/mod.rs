@@ -372,67 +372,45 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
             let Some((i, run, state)) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
                 return;
             };
-            // The run's lock, held while it trains here or in a child; its state is read again
-            // under it (another process may have trained it since the grid was planned).
-            let held = if *state == RunState::Finished {
-                Err(RunOutcome::AlreadyFinished)
-            } else {
-                match run_lock::try_acquire(&run.dir) {
-                    Ok(Acquired::Held(lock)) => match state::inspect(run) {
-                        Ok(RunState::Finished) => Err(RunOutcome::AlreadyFinished),
-                        Ok(now) => Ok((lock, now)),
-                        Err(e) => Err(RunOutcome::Failed { message: e.to_string() }),
-                    },
-                    Ok(Acquired::Busy(found)) => Err(RunOutcome::Busy {
-                        holder: found.holder.map_or_else(|| "another process".to_string(), |h| h.describe()),
-                    }),
-                    Err(e) => Err(RunOutcome::Failed { message: e.to_string() }),
-                }
-            };
-            let outcome = match held {
-                Err(RunOutcome::AlreadyFinished) => {
-                    say(&format!("[{}/{total}] {}: already finished", i + 1, run.id));
-                    RunOutcome::AlreadyFinished
-                }
-                Err(RunOutcome::Busy { holder }) => {
-                    say(&format!("[{}/{total}] {}: trained by {holder}: left to it", i + 1, run.id));
-                    RunOutcome::Busy { holder }
-                }
-                Err(other) => {
-                    if let RunOutcome::Failed { message } = &other {
-                        eprintln!("[{}/{total}] {}: FAILED: {message}", i + 1, run.id);
+            let at = format!("[{}/{total}] {}", i + 1, run.id);
+            let outcome = match claim(run, *state) {
+                Err(outcome) => {
+                    match &outcome {
+                        RunOutcome::AlreadyFinished => say(&format!("{at}: already finished")),
+                        RunOutcome::Busy { holder } => say(&format!("{at}: trained by {holder}: left to it")),
+                        RunOutcome::Failed { message } => eprintln!("{at}: FAILED: {message}"),
+                        _ => {}
                     }
-                    other
+                    outcome
                 }
                 Ok((lock, state)) => {
-                let state = &state;
-                if let Some(was) = &lock.took_over {
-                    say(&format!("[{}/{total}] {}: took over the stale lock of {was}", i + 1, run.id));
-                }
-                say(&format!("[{}/{total}] {}: {}", i + 1, run.id, describe(*state)));
-                let started = Instant::now();
-                let outcome = if jobs > 1 {
-                    let exe = options.executable.as_deref().expect("checked above");
-                    run_child(exe, threads, device.map(|d| d.index), &out, run, *state, options)
-                } else {
-                    run_here(run, *state, options)
-                };
-                let took = started.elapsed().as_secs_f64();
-                match &outcome {
-                    RunOutcome::Finished { test_accuracy, .. } => {
-                        say(&format!("[{}/{total}] {}: test accuracy {:.2}% ({took:.0} s)", i + 1, run.id, 100.0 * test_accuracy))
+                    if let Some(was) = &lock.took_over {
+                        say(&format!("{at}: took over the stale lock of {was}"));
                     }
-                    RunOutcome::Stopped { epoch } => say(&format!("[{}/{total}] {}: stopped after epoch {epoch}", i + 1, run.id)),
-                    RunOutcome::Failed { message } => {
-                        eprintln!("[{}/{total}] {}: FAILED: {message}", i + 1, run.id);
-                        if options.fail_fast {
-                            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    say(&format!("{at}: {}", describe(state)));
+                    let started = Instant::now();
+                    let outcome = if jobs > 1 {
+                        let exe = options.executable.as_deref().expect("checked above");
+                        run_child(exe, threads, device.map(|d| d.index), &out, run, state, options)
+                    } else {
+                        run_here(run, state, options)
+                    };
+                    drop(lock);
+                    let took = started.elapsed().as_secs_f64();
+                    match &outcome {
+                        RunOutcome::Finished { test_accuracy, .. } => {
+                            say(&format!("{at}: test accuracy {:.2}% ({took:.0} s)", 100.0 * test_accuracy))
                         }
+                        RunOutcome::Stopped { epoch } => say(&format!("{at}: stopped after epoch {epoch}")),
+                        RunOutcome::Failed { message } => {
+                            eprintln!("{at}: FAILED: {message}");
+                            if options.fail_fast {
+                                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                            }
+                        }
+                        _ => {}
                     }
-                    _ => {}
-                }
-                drop(lock);
-                outcome
+                    outcome
                 }
             };
             results.lock().unwrap_or_else(|p| p.into_inner())[*i] = Some(outcome);
@@ -531,6 +509,25 @@ pub fn run_task(grid_path: &Path, options: &ExperimentOptions, index: Option<usi
         _ => {}
     }
     Ok(ExperimentOutcome { out, runs: vec![(run, outcome)] })
+}
+
+/// Takes `run`'s lock (held while it trains, here or in a child) and reads its state again
+/// under it, since another process may have trained it after the grid was planned: the lock
+/// and the state, or the outcome when there is nothing for this process to do.
+fn claim(run: &PlannedRun, planned: RunState) -> std::result::Result<(run_lock::RunLock, RunState), RunOutcome> {
+    if planned == RunState::Finished {
+        return Err(RunOutcome::AlreadyFinished);
+    }
+    let failed = |e: Error| RunOutcome::Failed { message: e.to_string() };
+    match run_lock::try_acquire(&run.dir).map_err(failed)? {
+        Acquired::Held(lock) => match state::inspect(run).map_err(failed)? {
+            RunState::Finished => Err(RunOutcome::AlreadyFinished),
+            now => Ok((lock, now)),
+        },
+        Acquired::Busy(found) => Err(RunOutcome::Busy {
+            holder: found.holder.map_or_else(|| "another process".to_string(), |h| h.describe()),
+        }),
+    }
 }
 
 /// Trains or resumes `run` in this process.
