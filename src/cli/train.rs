@@ -29,11 +29,15 @@ pub struct TrainArgs {
     /// No progress output.
     #[arg(long)]
     quiet: bool,
+    /// Which device of its backend to compute on: the I-th discrete GPU (wgpu), CUDA device I
+    /// (cuda), LibTorch's CUDA device I (tch). Not part of the run's configuration.
+    #[arg(long, value_name = "I")]
+    device_index: Option<usize>,
 }
 
 /// Flags that may accompany `--resume`: they change how the run is carried out, not what it
 /// computes.
-const RESUME_FLAGS: [&str; 6] = ["resume", "stop_after", "keep_checkpoints", "quiet", "threads", "config_file"];
+const RESUME_FLAGS: [&str; 7] = ["resume", "stop_after", "keep_checkpoints", "quiet", "threads", "config_file", "device_index"];
 
 pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     let options = RunOptions {
@@ -41,6 +45,9 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         quiet: args.quiet,
         keep_checkpoints: args.keep_checkpoints as usize,
     };
+    if let Some(i) = args.device_index {
+        crate::device::use_index(i)?;
+    }
     let outcome = match &args.resume {
         Some(run_dir) => {
             let fixed: Vec<String> = matches

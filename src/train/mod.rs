@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod optimizer;
 pub mod progress;
+pub mod run_lock;
 pub mod schedule;
 pub mod tensorboard;
 pub mod trainer;

@@ -18,6 +18,7 @@ use super::manifest::{DataRecord, RunManifest, build_info};
 use super::metrics::{EpochMetrics, MetricsCsv, Summary, read_json, write_csv, write_json};
 use super::optimizer;
 use super::progress::Progress;
+use super::run_lock::{self, RunLock};
 use super::schedule::Schedule;
 use super::tensorboard::EventWriter;
 use crate::data::batches::{epoch_order, mix_seed};
@@ -99,6 +100,8 @@ struct Prepared {
     /// Optimizer steps already taken.
     start_step: usize,
     metrics: Vec<EpochMetrics>,
+    /// The run folder's lock, held until the run ends ([`run_lock`]).
+    lock: RunLock,
 }
 
 /// The default run directory: `runs/<model>-<date>-<time>`, made unique.
@@ -216,19 +219,13 @@ fn prepare_fresh(mut config: TrainConfig) -> Result<Prepared> {
     config.validate()?;
     let device = config.device.autodiff_device()?;
     let run_dir = config.run_dir.clone().unwrap_or_else(|| default_run_dir(&config.model));
-    if run_dir.exists() && fs::read_dir(&run_dir).at(&run_dir)?.next().is_some() {
-        return Err(Error::invalid(
-            "--run-dir",
-            format!(
-                "{} already holds files; continue it with `--resume {0}` or choose another --run-dir",
-                run_dir.display()
-            ),
-        ));
-    }
+    check_empty(&run_dir)?;
     let (data, splits, norm) = load_splits(&config)?;
     let model = apply_finetune(&config, init_model(&config, &splits, &device)?);
     config.run_dir = Some(run_dir.clone());
-    fs::create_dir_all(&run_dir).at(&run_dir)?;
+    // Locked, then checked again: another process may have started this run meanwhile.
+    let lock = run_lock::acquire(&run_dir)?;
+    check_empty(&run_dir)?;
     let (crate_version, git_commit) = build_info();
     let manifest = RunManifest {
         seed: config.seed,
@@ -252,7 +249,29 @@ fn prepare_fresh(mut config: TrainConfig) -> Result<Prepared> {
         start_epoch: 0,
         start_step: 0,
         metrics: Vec::new(),
+        lock,
     })
+}
+
+/// A fresh run needs a folder that is new or empty (its lock and leftover temporary files
+/// aside).
+fn check_empty(run_dir: &Path) -> Result<()> {
+    if !run_dir.exists() {
+        return Ok(());
+    }
+    run_lock::check_free(run_dir)?;
+    for entry in fs::read_dir(run_dir).at(run_dir)? {
+        if !run_lock::is_bookkeeping(&entry.at(run_dir)?.file_name().to_string_lossy()) {
+            return Err(Error::invalid(
+                "--run-dir",
+                format!(
+                    "{} already holds files; continue it with `--resume {0}` or choose another --run-dir",
+                    run_dir.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Prepares to continue the run in `run_dir` from its newest checkpoint.
@@ -261,6 +280,7 @@ fn prepare_resume(run_dir: &Path) -> Result<Prepared> {
     if !manifest_path.is_file() {
         return Err(Error::invalid("--resume", format!("{} holds no run (no run.json)", run_dir.display())));
     }
+    let lock = run_lock::acquire(run_dir)?;
     let manifest: RunManifest = read_json(&manifest_path)?;
     let config = manifest.config.clone();
     let device = config.device.autodiff_device()?;
@@ -297,6 +317,7 @@ fn prepare_resume(run_dir: &Path) -> Result<Prepared> {
         start_epoch,
         start_step,
         metrics,
+        lock,
     })
 }
 
@@ -348,7 +369,11 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
         start_epoch,
         start_step,
         mut metrics,
+        lock,
     } = p;
+    if let Some(was) = &lock.took_over {
+        eprintln!("took over the stale lock of {}: {was}", run_dir.display());
+    }
     let epochs = config.epochs as usize;
     let batch_size = config.batch_size as usize;
     let steps_per_epoch = splits.train.len() / batch_size;

@@ -9,9 +9,18 @@
 //! The output folder holds `experiment.json` ([`ExperimentManifest`]: which run directory is
 //! which model, dataset, recipe, seed, and each model's twin, for the report), `logs/` (the
 //! output of runs in child processes) and the run directories.
+//!
+//! Any number of processes may work in one output folder at once (a local grid, the tasks of a
+//! cluster's job array: [`run_task`], [`cluster`]): each run folder has its own lock
+//! ([`run_lock`](crate::train::run_lock)), so a run is trained by one process at a time and a
+//! run another process holds is left to it. `experiment.json` is rewritten under a lock of its
+//! own (`OUT/.experiment.lock`), by whoever plans runs; every writer of one grid and selection
+//! writes the same content.
 
+pub mod cluster;
 pub mod grid;
 pub mod state;
+pub mod status;
 
 use std::collections::VecDeque;
 use std::fs;
@@ -25,7 +34,9 @@ pub use grid::{Grid, PlannedRun, Selection};
 pub use state::RunState;
 
 use super::metrics::{read_json, write_json};
+use super::run_lock::{self, Acquired};
 use super::trainer::{RunEnd, RunOptions, resume, train};
+use crate::device::DeviceSlot;
 use crate::error::{Error, IoContext, Result};
 
 /// Name of the manifest in the output folder.
@@ -54,6 +65,9 @@ pub struct ExperimentOptions {
     pub dry_run: bool,
     /// Checkpoints kept per run.
     pub keep_checkpoints: usize,
+    /// One device per job (`wgpu:0`, `cuda:1`): job J trains its runs on `devices[J]`. Empty:
+    /// each run's configured device, index 0.
+    pub devices: Vec<DeviceSlot>,
 }
 
 impl Default for ExperimentOptions {
@@ -69,6 +83,7 @@ impl Default for ExperimentOptions {
             quiet: false,
             dry_run: false,
             keep_checkpoints: 1,
+            devices: Vec::new(),
         }
     }
 }
@@ -141,6 +156,11 @@ pub enum RunOutcome {
         /// The error.
         message: String,
     },
+    /// Another process holds the run's lock: left to it.
+    Busy {
+        /// Who holds it.
+        holder: String,
+    },
     /// Not attempted (dry run, or an earlier failure with `fail_fast`).
     NotRun {
         /// Its state on disk.
@@ -172,8 +192,18 @@ pub fn output_folder(grid: &Grid, out: Option<&Path>) -> PathBuf {
     })
 }
 
-/// Writes `experiment.json`, keeping the entries of runs planned before but not now.
-fn write_manifest(out: &Path, grid: &Grid, runs: &[PlannedRun]) -> Result<()> {
+/// Writes `experiment.json`, keeping the entries of runs planned before but not now. Under
+/// `OUT/.experiment.lock` (a `flock` held while it reads and writes), so that processes of one
+/// output folder never interleave their read-merge-writes.
+pub(crate) fn write_manifest(out: &Path, grid: &Grid, runs: &[PlannedRun]) -> Result<()> {
+    let lock_path = out.join(".experiment.lock");
+    let lock = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).at(&lock_path)?;
+    match lock.lock() {
+        Ok(()) => {}
+        // No flock on this file system: the write is still atomic, only not serialised.
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {}
+        Err(e) => return Err(Error::io(&lock_path, e)),
+    }
     let path = out.join(MANIFEST);
     let mut labels: Vec<RunLabel> = runs
         .iter()
@@ -211,19 +241,61 @@ fn write_manifest(out: &Path, grid: &Grid, runs: &[PlannedRun]) -> Result<()> {
     write_json(&path, &manifest)
 }
 
-/// Holds the output folder for this process (released when it exits, however it exits), so two
-/// experiments never train the same run at once.
-fn lock_out(out: &Path) -> Result<fs::File> {
-    let path = out.join(".lock");
-    let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(Error::invalid(
-            "--out",
-            format!("another `visionnet experiment` is running in {}", out.display()),
-        )),
-        Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+/// Reads the state of every planned run, or one error naming each run folder that does not fit
+/// the grid (checked before anything runs).
+pub(crate) fn inspect_all(planned: &[PlannedRun], out: &Path) -> Result<Vec<RunState>> {
+    let mut states = Vec::new();
+    let mut errors = Vec::new();
+    for run in planned {
+        match state::inspect(run) {
+            Ok(s) => states.push(s),
+            Err(e) => {
+                errors.push(e.to_string());
+                states.push(RunState::New);
+            }
+        }
     }
+    if !errors.is_empty() {
+        return Err(Error::invalid(
+            "--out",
+            format!("run directories in {} do not fit the grid:\n  - {}", out.display(), errors.join("\n  - ")),
+        ));
+    }
+    Ok(states)
+}
+
+/// Checks `--devices` against the jobs and the runs: one device per job, of the backend every
+/// run computes on.
+fn check_devices(devices: &[DeviceSlot], jobs: usize, planned: &[PlannedRun]) -> Result<()> {
+    if devices.is_empty() {
+        return Ok(());
+    }
+    if devices.len() != jobs {
+        return Err(Error::invalid(
+            "--devices",
+            format!("{} devices for {jobs} jobs: give one device per job (--jobs {0})", devices.len()),
+        ));
+    }
+    for (i, d) in devices.iter().enumerate() {
+        if devices[..i].contains(d) {
+            return Err(Error::invalid("--devices", format!("{d} is listed twice; each job gets its own device")));
+        }
+    }
+    for run in planned {
+        if let Some(d) = devices.iter().find(|d| d.kind != run.config.device) {
+            return Err(Error::invalid(
+                "--devices",
+                format!(
+                    "{d} is a {:?} device, but run {} computes on {:?} (set `device = \"{}\"` in the grid's [defaults])",
+                    d.kind,
+                    run.id,
+                    run.config.device,
+                    format!("{:?}", d.kind).to_lowercase()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A line of the grid's own for the user (quiet or not: `quiet` silences the runs' per-epoch
@@ -250,24 +322,12 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
         return Err(Error::invalid("--models/--datasets/--recipes/--seeds", "the selection keeps no run of the grid"));
     }
     // Every run's directory is checked before anything trains.
-    let mut states = Vec::new();
-    let mut errors = Vec::new();
-    for run in &planned {
-        match state::inspect(run) {
-            Ok(s) => states.push(s),
-            Err(e) => {
-                errors.push(e.to_string());
-                states.push(RunState::New);
-            }
-        }
-    }
-    if !errors.is_empty() {
-        return Err(Error::invalid("--out", format!("run directories in {} do not fit the grid:\n  - {}", out.display(), errors.join("\n  - "))));
-    }
+    let states = inspect_all(&planned, &out)?;
     let jobs = options.jobs.max(1);
     if jobs > 1 && options.executable.is_none() && !options.dry_run {
         return Err(Error::invalid("--jobs", "parallel runs need the visionnet executable"));
     }
+    check_devices(&options.devices, jobs, &planned)?;
     let todo = states.iter().filter(|s| **s != RunState::Finished).count();
     say(&format!(
         "grid {}: {} runs in {} ({} finished, {} to do{})",
@@ -288,8 +348,12 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
     }
 
     fs::create_dir_all(&out).at(&out)?;
-    let _lock = lock_out(&out)?;
     write_manifest(&out, &grid, &planned)?;
+    if jobs == 1
+        && let Some(d) = options.devices.first()
+    {
+        crate::device::use_index(d.index)?;
+    }
 
     let total = planned.len();
     let work: Vec<(usize, PlannedRun, RunState)> = planned.into_iter().zip(states).enumerate().map(|(i, (r, s))| (i, r, s)).collect();
@@ -300,7 +364,7 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
         .threads_per_job
         .unwrap_or_else(|| (rayon::current_num_threads() / jobs).max(1));
 
-    let worker = || {
+    let worker = |device: Option<DeviceSlot>| {
         loop {
             if stop.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
@@ -308,44 +372,59 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
             let Some((i, run, state)) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
                 return;
             };
-            let outcome = if *state == RunState::Finished {
-                say(&format!("[{}/{total}] {}: already finished", i + 1, run.id));
-                RunOutcome::AlreadyFinished
-            } else {
-                say(&format!("[{}/{total}] {}: {}", i + 1, run.id, describe(*state)));
-                let started = Instant::now();
-                let outcome = if jobs > 1 {
-                    let exe = options.executable.as_deref().expect("checked above");
-                    run_child(exe, threads, &out, run, *state, options)
-                } else {
-                    run_here(run, *state, options)
-                };
-                let took = started.elapsed().as_secs_f64();
-                match &outcome {
-                    RunOutcome::Finished { test_accuracy, .. } => {
-                        say(&format!("[{}/{total}] {}: test accuracy {:.2}% ({took:.0} s)", i + 1, run.id, 100.0 * test_accuracy))
+            let at = format!("[{}/{total}] {}", i + 1, run.id);
+            let outcome = match claim(run, *state) {
+                Err(outcome) => {
+                    match &outcome {
+                        RunOutcome::AlreadyFinished => say(&format!("{at}: already finished")),
+                        RunOutcome::Busy { holder } => say(&format!("{at}: trained by {holder}: left to it")),
+                        RunOutcome::Failed { message } => eprintln!("{at}: FAILED: {message}"),
+                        _ => {}
                     }
-                    RunOutcome::Stopped { epoch } => say(&format!("[{}/{total}] {}: stopped after epoch {epoch}", i + 1, run.id)),
-                    RunOutcome::Failed { message } => {
-                        eprintln!("[{}/{total}] {}: FAILED: {message}", i + 1, run.id);
-                        if options.fail_fast {
-                            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-                        }
-                    }
-                    _ => {}
+                    outcome
                 }
-                outcome
+                Ok((lock, state)) => {
+                    if let Some(was) = &lock.took_over {
+                        say(&format!("{at}: took over the stale lock of {was}"));
+                    }
+                    say(&format!("{at}: {}", describe(state)));
+                    let started = Instant::now();
+                    let outcome = if jobs > 1 {
+                        let exe = options.executable.as_deref().expect("checked above");
+                        run_child(exe, threads, device.map(|d| d.index), &out, run, state, options)
+                    } else {
+                        run_here(run, state, options)
+                    };
+                    drop(lock);
+                    let took = started.elapsed().as_secs_f64();
+                    match &outcome {
+                        RunOutcome::Finished { test_accuracy, .. } => {
+                            say(&format!("{at}: test accuracy {:.2}% ({took:.0} s)", 100.0 * test_accuracy))
+                        }
+                        RunOutcome::Stopped { epoch } => say(&format!("{at}: stopped after epoch {epoch}")),
+                        RunOutcome::Failed { message } => {
+                            eprintln!("{at}: FAILED: {message}");
+                            if options.fail_fast {
+                                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                            }
+                        }
+                        _ => {}
+                    }
+                    outcome
+                }
             };
             results.lock().unwrap_or_else(|p| p.into_inner())[*i] = Some(outcome);
         }
     };
     if jobs == 1 {
         // In this thread: training keeps the main thread's large stack.
-        worker();
+        worker(options.devices.first().copied());
     } else {
+        let worker = &worker;
         std::thread::scope(|scope| {
-            for _ in 0..jobs {
-                scope.spawn(worker);
+            for j in 0..jobs {
+                let device = options.devices.get(j).copied();
+                scope.spawn(move || worker(device));
             }
         });
     }
@@ -358,6 +437,97 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
         .map(|((_, run, state), outcome)| (run, outcome.unwrap_or(RunOutcome::NotRun { state })))
         .collect();
     Ok(ExperimentOutcome { out, runs })
+}
+
+/// One task of a job array: trains (or resumes) the run at `index` of the grid's listing (as
+/// `--dry-run` shows it, for this selection) in this process, then returns. `index` `None` reads
+/// the scheduler's variable ([`cluster::task_index`]). Every check (the index, the run folder
+/// against the grid) comes before anything is written; a run another process holds is refused,
+/// naming that process.
+pub fn run_task(grid_path: &Path, options: &ExperimentOptions, index: Option<usize>) -> Result<ExperimentOutcome> {
+    let index = cluster::task_index(index, |k| std::env::var(k).ok())?;
+    let grid = Grid::load(grid_path)?;
+    let out = output_folder(&grid, options.out.as_deref());
+    let planned = grid.plan(&out, &options.selection)?;
+    if planned.is_empty() {
+        return Err(Error::invalid("--models/--datasets/--recipes/--seeds", "the selection keeps no run of the grid"));
+    }
+    if index >= planned.len() {
+        return Err(Error::invalid(
+            "--task-index",
+            format!(
+                "{index} is past the end: the grid {} has {} runs (indices 0 to {}; `--dry-run` lists them)",
+                grid_path.display(),
+                planned.len(),
+                planned.len() - 1
+            ),
+        ));
+    }
+    let run = planned[index].clone();
+    // The folder must hold this run (a grid edited since submission would train another).
+    state::inspect(&run)?;
+    check_devices(&options.devices, 1, std::slice::from_ref(&run))?;
+    say(&format!("task {index} of {} runs in {}: {}", planned.len(), out.display(), run.id));
+    if options.dry_run {
+        let s = state::inspect(&run)?;
+        let o = if s == RunState::Finished { RunOutcome::AlreadyFinished } else { RunOutcome::NotRun { state: s } };
+        return Ok(ExperimentOutcome { out, runs: vec![(run, o)] });
+    }
+    if let Some(d) = options.devices.first() {
+        crate::device::use_index(d.index)?;
+    }
+    fs::create_dir_all(&out).at(&out)?;
+    let lock = match run_lock::try_acquire(&run.dir)? {
+        Acquired::Held(lock) => lock,
+        Acquired::Busy(found) => return Err(run_lock::busy_error(&run.dir, &found)),
+    };
+    if let Some(was) = &lock.took_over {
+        say(&format!("{}: took over the stale lock of {was}", run.id));
+    }
+    let now = state::inspect(&run)?;
+    write_manifest(&out, &grid, &planned)?;
+    let started = Instant::now();
+    let outcome = match now {
+        RunState::Finished => {
+            say(&format!("{}: already finished", run.id));
+            RunOutcome::AlreadyFinished
+        }
+        s => {
+            say(&format!("{}: {}", run.id, describe(s)));
+            run_here(&run, s, options)
+        }
+    };
+    drop(lock);
+    match &outcome {
+        RunOutcome::Finished { test_accuracy, .. } => say(&format!(
+            "{}: test accuracy {:.2}% ({:.0} s)",
+            run.id,
+            100.0 * test_accuracy,
+            started.elapsed().as_secs_f64()
+        )),
+        RunOutcome::Stopped { epoch } => say(&format!("{}: stopped after epoch {epoch}", run.id)),
+        _ => {}
+    }
+    Ok(ExperimentOutcome { out, runs: vec![(run, outcome)] })
+}
+
+/// Takes `run`'s lock (held while it trains, here or in a child) and reads its state again
+/// under it, since another process may have trained it after the grid was planned: the lock
+/// and the state, or the outcome when there is nothing for this process to do.
+fn claim(run: &PlannedRun, planned: RunState) -> std::result::Result<(run_lock::RunLock, RunState), RunOutcome> {
+    if planned == RunState::Finished {
+        return Err(RunOutcome::AlreadyFinished);
+    }
+    let failed = |e: Error| RunOutcome::Failed { message: e.to_string() };
+    match run_lock::try_acquire(&run.dir).map_err(failed)? {
+        Acquired::Held(lock) => match state::inspect(run).map_err(failed)? {
+            RunState::Finished => Err(RunOutcome::AlreadyFinished),
+            now => Ok((lock, now)),
+        },
+        Acquired::Busy(found) => Err(RunOutcome::Busy {
+            holder: found.holder.map_or_else(|| "another process".to_string(), |h| h.describe()),
+        }),
+    }
 }
 
 /// Trains or resumes `run` in this process.
@@ -389,7 +559,7 @@ pub fn log_path(out: &Path, run: &PlannedRun) -> PathBuf {
 }
 
 /// Trains or resumes `run` in a `visionnet train` child process, its output in its log.
-fn run_child(exe: &Path, threads: usize, out: &Path, run: &PlannedRun, state: RunState, options: &ExperimentOptions) -> RunOutcome {
+fn run_child(exe: &Path, threads: usize, device_index: Option<usize>, out: &Path, run: &PlannedRun, state: RunState, options: &ExperimentOptions) -> RunOutcome {
     let attempt = || -> Result<RunOutcome> {
         let log = log_path(out, run);
         let logs = log.parent().expect("a file in logs/");
@@ -400,6 +570,9 @@ fn run_child(exe: &Path, threads: usize, out: &Path, run: &PlannedRun, state: Ru
         command.args(["--keep-checkpoints", &options.keep_checkpoints.to_string()]);
         if let Some(e) = options.stop_after {
             command.args(["--stop-after", &e.to_string()]);
+        }
+        if let Some(d) = device_index {
+            command.args(["--device-index", &d.to_string()]);
         }
         let from = match state {
             RunState::Partial { epoch } => {

@@ -46,7 +46,7 @@ pub fn inspect(run: &PlannedRun) -> Result<RunState> {
         let mut others = Vec::new();
         for entry in fs::read_dir(dir).at(dir)? {
             let name = entry.at(dir)?.file_name().to_string_lossy().into_owned();
-            if !is_leftover(&name) {
+            if !crate::train::run_lock::is_bookkeeping(&name) {
                 others.push(name);
             }
         }
