@@ -106,8 +106,8 @@ fn the_report_of_a_grid_shows_its_runs_numbers_curves_and_statistics() {
         c += mine.iter().zip(&theirs).filter(|(m, t)| !**m && **t).count() as u64;
         diff += (accuracy(&run("cnn-b", seed)) - accuracy(&run("cnn", seed))) / 200.0;
     }
-    assert_eq!(cmp["mcnemar"]["b"], b);
-    assert_eq!(cmp["mcnemar"]["c"], c);
+    assert_eq!(cmp["discordant"]["b"], b);
+    assert_eq!(cmp["discordant"]["c"], c);
     let d = cmp["difference"]["difference"].as_f64().unwrap();
     assert!((d - diff).abs() < 1e-9, "{d} vs {diff}");
     let (low, high) = (cmp["difference"]["low"].as_f64().unwrap(), cmp["difference"]["high"].as_f64().unwrap());
@@ -166,7 +166,7 @@ fn the_report_of_a_grid_shows_its_runs_numbers_curves_and_statistics() {
     assert!(html.contains("report fixture"));
     assert!(html.contains(&format!("{:.2} ± ", (a0 + a1) / 2.0)));
     assert!(html.contains("(n=2) +1 running"));
-    assert!(html.contains("McNemar p") && html.contains("cnn-b"));
+    assert!(html.contains("Seed test p") && html.contains("Holm verdict") && html.contains("cnn-b"));
 
     // Markdown: the same table, the figures linked.
     let md = fs::read_to_string(&files.markdown).unwrap();
