@@ -114,6 +114,19 @@ fn the_report_of_a_grid_shows_its_runs_numbers_curves_and_statistics() {
     assert!(low <= d && d <= high);
     assert_eq!(cmp["difference"]["replicates"], 2000);
 
+    // What the verdict is worth. One comparison: Holm leaves its p-value as it is.
+    assert_eq!(cmp["twin_kind"], "plain");
+    assert_eq!(cmp["holm_p"], cmp["difference"]["p_value"]);
+    // The sign-flip test over the two seeds: 4 patterns, at best p = 2/4.
+    let per_seed: Vec<f64> = [0, 1].iter().map(|&s| accuracy(&run("cnn-b", s)) - accuracy(&run("cnn", s))).collect();
+    let flip = visionnet::stats::seed_test::sign_flip(&per_seed);
+    assert_eq!(cmp["seed_test"]["min_p_value"], 0.5);
+    assert!((cmp["seed_test"]["p_value"].as_f64().unwrap() - flip.p_value).abs() < 1e-12);
+    // Two seeds: a spread to plan with, and the seed std of each model beside its binomial SE.
+    let std = (per_seed[0] - per_seed[1]).abs() / 2f64.sqrt();
+    assert!((cmp["power"]["diff_std"].as_f64().unwrap() - std).abs() < 1e-9);
+    assert!(cmp["variance"][0]["seed_std"].as_f64().is_some() && cmp["variance"][0]["binomial_se"].as_f64().unwrap() > 0.0);
+
     // Costs: parameters as the registry counts them; seconds per epoch over all epochs.
     let costs = report["costs"].as_array().unwrap();
     let cnn_cost = costs.iter().find(|c| c["model"] == "cnn").unwrap();
