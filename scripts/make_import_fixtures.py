@@ -126,6 +126,39 @@ def save(name: str, model: nn.Module, formats: list[str], seed: int, side: int =
     print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, logits {logits[0, :3].tolist()}")
 
 
+def channel_attention_fixtures() -> None:
+    """timm's SE, ECA, CBAM and GC modules (the references of `--channel-attn`) with random
+    weights (BatchNorm statistics too), a fixed input and their eval-mode output, for
+    tests/channel_attn.rs: `channel-attn-<kind>.safetensors` holds the module's state dict under
+    timm's names, `input`, `output` and `params` (PyTorch's parameter count). 128 channels, so
+    that ECA's kernel is 5 and every reduced width is above its divisor; a 5x6 map, so that
+    height and width cannot be swapped unnoticed."""
+    from timm.layers.cbam import CbamModule
+    from timm.layers.eca import EcaModule
+    from timm.layers.global_context import GlobalContext
+    from timm.layers.squeeze_excite import SEModule
+
+    modules = {"se": SEModule(128), "eca": EcaModule(128), "cbam": CbamModule(128), "gc": GlobalContext(128)}
+    for i, (kind, module) in enumerate(modules.items()):
+        g = torch.Generator().manual_seed(700 + i)
+        with torch.no_grad():
+            for p in module.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+            for m in module.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.2)
+                    m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+        module.eval()
+        x = torch.randn(2, 128, 5, 6, generator=g)
+        with torch.no_grad():
+            y = module(x)
+        params = sum(p.numel() for p in module.parameters())
+        state = {k: v.contiguous() for k, v in module.state_dict().items() if not k.endswith("num_batches_tracked")}
+        state.update({"input": x.contiguous(), "output": y.contiguous(), "params": torch.tensor([float(params)])})
+        save_file(state, str(OUT / f"channel-attn-{kind}.safetensors"))
+        print(f"channel-attn {kind}: {params} parameters, {sorted(module.state_dict())}")
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -136,6 +169,7 @@ def main() -> None:
     alias = xception("xception")
     assert list(alias.state_dict()) == list(xception("legacy_xception").state_dict())
     save("xception", alias, ["legacy"], seed=5)
+    channel_attention_fixtures()
 
 
 if __name__ == "__main__":

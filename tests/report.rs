@@ -106,13 +106,26 @@ fn the_report_of_a_grid_shows_its_runs_numbers_curves_and_statistics() {
         c += mine.iter().zip(&theirs).filter(|(m, t)| !**m && **t).count() as u64;
         diff += (accuracy(&run("cnn-b", seed)) - accuracy(&run("cnn", seed))) / 200.0;
     }
-    assert_eq!(cmp["mcnemar"]["b"], b);
-    assert_eq!(cmp["mcnemar"]["c"], c);
+    assert_eq!(cmp["discordant"]["b"], b);
+    assert_eq!(cmp["discordant"]["c"], c);
     let d = cmp["difference"]["difference"].as_f64().unwrap();
     assert!((d - diff).abs() < 1e-9, "{d} vs {diff}");
     let (low, high) = (cmp["difference"]["low"].as_f64().unwrap(), cmp["difference"]["high"].as_f64().unwrap());
     assert!(low <= d && d <= high);
     assert_eq!(cmp["difference"]["replicates"], 2000);
+
+    // What the verdict is worth. One comparison: Holm leaves its p-value as it is.
+    assert_eq!(cmp["twin_kind"], "plain");
+    assert_eq!(cmp["holm_p"], cmp["difference"]["p_value"]);
+    // The sign-flip test over the two seeds: 4 patterns, at best p = 2/4.
+    let per_seed: Vec<f64> = [0, 1].iter().map(|&s| accuracy(&run("cnn-b", s)) - accuracy(&run("cnn", s))).collect();
+    let flip = visionnet::stats::seed_test::sign_flip(&per_seed);
+    assert_eq!(cmp["seed_test"]["min_p_value"], 0.5);
+    assert!((cmp["seed_test"]["p_value"].as_f64().unwrap() - flip.p_value).abs() < 1e-12);
+    // Two seeds: a spread to plan with, and the seed std of each model beside its binomial SE.
+    let std = (per_seed[0] - per_seed[1]).abs() / 2f64.sqrt();
+    assert!((cmp["power"]["diff_std"].as_f64().unwrap() - std).abs() < 1e-9);
+    assert!(cmp["variance"][0]["seed_std"].as_f64().is_some() && cmp["variance"][0]["binomial_se"].as_f64().unwrap() > 0.0);
 
     // Costs: parameters as the registry counts them; seconds per epoch over all epochs.
     let costs = report["costs"].as_array().unwrap();
@@ -166,7 +179,7 @@ fn the_report_of_a_grid_shows_its_runs_numbers_curves_and_statistics() {
     assert!(html.contains("report fixture"));
     assert!(html.contains(&format!("{:.2} ± ", (a0 + a1) / 2.0)));
     assert!(html.contains("(n=2) +1 running"));
-    assert!(html.contains("McNemar p") && html.contains("cnn-b"));
+    assert!(html.contains("Seed test p") && html.contains("Holm verdict") && html.contains("cnn-b"));
 
     // Markdown: the same table, the figures linked.
     let md = fs::read_to_string(&files.markdown).unwrap();

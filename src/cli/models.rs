@@ -1,7 +1,8 @@
 //! `visionnet models`.
 
 use crate::device::DeviceKind;
-use crate::model::blocks::{ConvKind, LateralKind};
+use crate::model::blocks::{ChannelAttnKind, ConvKind, LateralKind};
+use crate::model::matched::{self, MatchBy};
 use crate::model::nets::Form;
 use crate::model::registry::{self, MODELS};
 use crate::model::{ModelOptions, ModelSpec};
@@ -15,6 +16,13 @@ pub struct ModelsArgs {
     /// their activation shapes for a 32x32 RGB input.
     #[arg(long, value_name = "MODEL")]
     layers: Option<String>,
+    /// Print the plain cnn whose widths, scaled by one factor, match MODEL's cost (with the
+    /// options given here) by `--by`: its widths and both costs.
+    #[arg(long = "match", value_name = "MODEL", requires = "by")]
+    match_model: Option<String>,
+    /// With --match: what to match, params or flops.
+    #[arg(long, value_enum, requires = "match_model")]
+    by: Option<MatchBy>,
     #[command(flatten)]
     options: ModelOptions,
     /// Print JSON.
@@ -24,6 +32,20 @@ pub struct ModelsArgs {
 
 pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
     let device = DeviceKind::Flex.device()?;
+    if let (Some(name), Some(by)) = (args.match_model, args.by) {
+        let spec = ModelSpec { name, options: args.options };
+        let m = matched::match_twin(&spec, by, args.classes as usize, [3, 32, 32], &device)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&m)?);
+            return Ok(());
+        }
+        let join = |w: &[usize]| w.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+        println!("{:<34} {:>12} {:>14}  (32x32 RGB input, {} classes)", "model", "params", "forward FLOPs", args.classes);
+        println!("{:<34} {:>12} {:>13.2}M", format!("{} --widths {}", spec.name, join(&m.model_widths)), m.model_params, m.model_flops as f64 / 1e6);
+        println!("{:<34} {:>12} {:>13.2}M", format!("cnn --widths {}", join(&m.widths)), m.twin_params, m.twin_flops as f64 / 1e6);
+        println!("matched by {}: width factor {:.3}, {:+.2}% {}", by.as_str(), m.factor, 100.0 * m.relative_error, by.as_str());
+        return Ok(());
+    }
     if let Some(name) = args.layers {
         let spec = ModelSpec { name: name.clone(), options: args.options };
         let config = registry::network_config(&spec, args.classes as usize, [3, 32, 32])?;
@@ -55,6 +77,10 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
                 (ModelOptions { lateral: LateralKind::Dense, ..d() }, " --lateral dense"),
                 (ModelOptions { conv: ConvKind::Inception, ..d() }, " --conv inception"),
                 (ModelOptions { conv: ConvKind::Separable, ..d() }, " --conv separable"),
+                (ModelOptions { channel_attn: Some(ChannelAttnKind::Se), ..d() }, " --channel-attn se"),
+                (ModelOptions { channel_attn: Some(ChannelAttnKind::Eca), ..d() }, " --channel-attn eca"),
+                (ModelOptions { channel_attn: Some(ChannelAttnKind::Cbam), ..d() }, " --channel-attn cbam"),
+                (ModelOptions { channel_attn: Some(ChannelAttnKind::Gc), ..d() }, " --channel-attn gc"),
             ]
         } else if entry.name.starts_with("attn") {
             vec![(ModelOptions::default(), "")]

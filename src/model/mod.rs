@@ -8,6 +8,7 @@
 pub mod blocks;
 pub mod cost;
 pub mod import;
+pub mod matched;
 pub mod nets;
 pub mod ops;
 pub mod registry;

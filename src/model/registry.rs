@@ -5,7 +5,7 @@
 
 use burn::prelude::*;
 
-use super::blocks::{AttentionArch, AttentionConfig, AttentionImpl, ConvKind, LateralKind};
+use super::blocks::{AttentionArch, AttentionConfig, AttentionImpl, ChannelAttnKind, ConvKind, LateralKind};
 use super::nets::{
     Cnn, CnnConfig, EfficientNetLite, EfficientNetLiteConfig, Form, ResNet, ResNetConfig, Vgg, VggConfig, Xception,
     XceptionConfig,
@@ -66,6 +66,10 @@ pub struct ModelOptions {
     /// branches), separable (depthwise 3x3 + pointwise 1x1).
     #[arg(long, value_enum, default_value_t = ModelOptions::default().conv)]
     pub conv: ConvKind,
+    /// cnn, attn1-3: a standard attention module after every conv (after the study's
+    /// attention): se (squeeze-excite), eca, cbam, gc (global context), as timm defines them.
+    #[arg(long, value_enum)]
+    pub channel_attn: Option<ChannelAttnKind>,
     /// Baselines: the reference ImageNet stem, or the CIFAR stem for 32x32 inputs (3x3 first
     /// conv, no early down-sampling).
     #[arg(long, value_enum, default_value_t = ModelOptions::default().form)]
@@ -93,6 +97,7 @@ impl Default for ModelOptions {
             stage_depth: 1,
             lateral: LateralKind::None,
             conv: ConvKind::Plain,
+            channel_attn: None,
             form: Form::Imagenet,
             resize: None,
         }
@@ -167,6 +172,7 @@ fn study_cnn(o: &ModelOptions, num_classes: usize, input: [usize; 3]) -> CnnConf
         .with_stage_depth(o.stage_depth as usize)
         .with_lateral(o.lateral)
         .with_conv(o.conv)
+        .with_channel_attn(o.channel_attn)
 }
 
 /// Every registered model.
@@ -274,6 +280,7 @@ pub fn network_config(spec: &ModelSpec, num_classes: usize, input: [usize; 3]) -
             ("--lateral", o.lateral != defaults.lateral),
             ("--conv", o.conv != defaults.conv),
             ("--stage-depth", o.stage_depth != defaults.stage_depth),
+            ("--channel-attn", o.channel_attn.is_some()),
         ] {
             if set {
                 return Err(Error::invalid(flag, format!("applies to the study's CNNs, not to the baseline '{}'", spec.name)));

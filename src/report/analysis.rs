@@ -1,12 +1,18 @@
 //! The numbers of the report, computed from the runs: the accuracy table (the study's Table 1),
-//! model costs, training curves (Figures 3 and 4), and each model against its twin.
+//! model costs, training curves (Figures 3 and 4), each model against its twins (the plain one
+//! and the compute-matched one) with what each verdict is worth (variance split, power,
+//! Holm-Bonferroni over the report), and the factorial analysis of crossed features.
 
 use std::collections::HashMap;
 
 use burn::tensor::Device;
 
 use super::runs::{Collection, RunRecord};
-use crate::stats::{self, BootstrapCi, McNemar, MeanStd};
+use crate::stats::factorial::{self, FactorialFit};
+use crate::stats::multiplicity::{self, Verdict};
+use crate::stats::power::{self, PowerAnalysis, VarianceSplit};
+use crate::stats::seed_test::{self, SignFlip};
+use crate::stats::{self, BootstrapCi, MeanStd};
 use crate::error::Result;
 use crate::model::{ModelSpec, registry};
 
@@ -130,12 +136,53 @@ pub struct Comparison {
     pub model_accuracy: f64,
     /// Mean test accuracy of the twin over those seeds (percent).
     pub twin_accuracy: f64,
+    /// `plain` for the grid's twin, `params-matched` / `flops-matched` for a compute-matched one.
+    pub twin_kind: String,
     /// Difference model - twin (fraction) with its bootstrap interval.
     pub difference: BootstrapCi,
-    /// McNemar's test over every (seed, image) pair.
-    pub mcnemar: McNemar,
+    /// The verdict of the bootstrap interval.
+    pub verdict: Verdict,
+    /// The bootstrap p-value after Holm-Bonferroni over every comparison of the report.
+    pub holm_p: f64,
+    /// The verdict at `1 - level` on the Holm-adjusted p-value.
+    pub holm_verdict: Verdict,
+    /// Discordant (seed, image) cells over all seeds (descriptive; not a test).
+    pub discordant: Discordant,
+    /// The exact sign-flip permutation test over seeds of the per-seed differences.
+    pub seed_test: SignFlip,
+    /// Seed-to-seed spread against the test set's sampling error, model and twin.
+    pub variance: [VarianceSplit; 2],
+    /// Seeds needed, and the difference the seeds at hand detect.
+    pub power: PowerAnalysis,
     /// Seeds on which the model scored higher than its twin.
     pub seeds_won: usize,
+}
+
+/// Discordant cells: images only the model gets right (`b`) or only the twin (`c`), summed
+/// over seeds.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Discordant {
+    /// Only the model right.
+    pub b: u64,
+    /// Only the twin right.
+    pub c: u64,
+}
+
+/// The factorial analysis of the crossed features of one dataset and recipe.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Factorial {
+    /// Dataset label.
+    pub dataset: String,
+    /// Recipe label.
+    pub recipe: String,
+    /// Factors and their base levels.
+    pub factors: Vec<(String, String)>,
+    /// Models in the fit.
+    pub models: Vec<String>,
+    /// Models left out (other widths or options than the plain CNN's).
+    pub left_out: Vec<String>,
+    /// The fit (accuracy in percent).
+    pub fit: FactorialFit,
 }
 
 /// A comparison that could not be made, and why.
@@ -168,6 +215,8 @@ pub struct Analysis {
     pub comparisons: Vec<Comparison>,
     /// Comparisons that could not be made.
     pub skipped: Vec<Skipped>,
+    /// Factorial analyses of crossed features.
+    pub factorial: Vec<Factorial>,
     /// Bootstrap settings used.
     pub replicates: usize,
     /// Confidence level.
@@ -313,7 +362,7 @@ fn correctness(run: &RunRecord) -> Result<(Vec<u16>, Vec<bool>)> {
 }
 
 /// Model against twin, paired by seed and test image.
-fn compare(c: &Collection, model: &str, twin: &str, dataset: &str, recipe: &str, options: &StatsOptions) -> std::result::Result<Option<Comparison>, String> {
+fn compare(c: &Collection, model: &str, (twin, twin_kind): (&str, &str), dataset: &str, recipe: &str, options: &StatsOptions) -> std::result::Result<Option<Comparison>, String> {
     let mine: Vec<&RunRecord> = group(c, model, dataset, recipe).into_iter().filter(|r| r.finished()).collect();
     let theirs: Vec<&RunRecord> = group(c, twin, dataset, recipe).into_iter().filter(|r| r.finished()).collect();
     if mine.is_empty() {
@@ -351,23 +400,34 @@ fn compare(c: &Collection, model: &str, twin: &str, dataset: &str, recipe: &str,
         b += db;
         cc += dc;
     }
-    let acc = |runs: &[Vec<bool>]| 100.0 * runs.iter().map(|r| r.iter().filter(|&&x| x).count() as f64 / r.len() as f64).sum::<f64>() / runs.len() as f64;
-    let seeds_won = first
-        .iter()
-        .zip(&second)
-        .filter(|(x, y)| x.iter().filter(|&&v| v).count() > y.iter().filter(|&&v| v).count())
-        .count();
+    let accuracies = |runs: &[Vec<bool>]| -> Vec<f64> { runs.iter().map(|r| r.iter().filter(|&&x| x).count() as f64 / r.len() as f64).collect() };
+    let (mine_acc, theirs_acc) = (accuracies(&first), accuracies(&second));
+    let acc = |a: &[f64]| 100.0 * a.iter().sum::<f64>() / a.len() as f64;
+    let seeds_won = mine_acc.iter().zip(&theirs_acc).filter(|(x, y)| x > y).count();
+    // Per-seed differences in percentage points: the seeds are the replicates.
+    let differences: Vec<f64> = mine_acc.iter().zip(&theirs_acc).map(|(a, b)| 100.0 * (a - b)).collect();
+    let images = first[0].len();
+    let seeds = pairs.len() as f64;
+    let difference = stats::paired_bootstrap(&first, &second, options.replicates, options.level, options.seed);
     Ok(Some(Comparison {
         model: model.to_string(),
         twin: twin.to_string(),
         dataset: dataset.to_string(),
         recipe: recipe.to_string(),
         seeds: pairs.iter().map(|(a, _)| a.seed).collect(),
-        images: first[0].len(),
-        model_accuracy: acc(&first),
-        twin_accuracy: acc(&second),
-        difference: stats::paired_bootstrap(&first, &second, options.replicates, options.level, options.seed),
-        mcnemar: stats::mcnemar(b, cc),
+        images,
+        model_accuracy: acc(&mine_acc),
+        twin_accuracy: acc(&theirs_acc),
+        twin_kind: twin_kind.to_string(),
+        verdict: Verdict::of_interval(difference.low, difference.high),
+        // Filled in by `analyse` once every comparison is known.
+        holm_p: difference.p_value,
+        holm_verdict: Verdict::of_interval(difference.low, difference.high),
+        difference,
+        discordant: Discordant { b, c: cc },
+        seed_test: seed_test::sign_flip(&differences),
+        variance: [power::variance_split(&mine_acc, images), power::variance_split(&theirs_acc, images)],
+        power: power::power_analysis(&differences, power::paired_test_se(b as f64 / seeds, cc as f64 / seeds, images)),
         seeds_won,
     }))
 }
@@ -377,15 +437,18 @@ pub fn analyse(c: &Collection, options: &StatsOptions) -> Analysis {
     let mut comparisons = Vec::new();
     let mut skipped = Vec::new();
     for m in &c.models {
-        let Some(twin) = &m.twin else { continue };
+        // The plain twin, then the compute-matched one.
+        let kind = |label: &str| if label.ends_with("-twin-params") { "params-matched" } else { "flops-matched" };
+        let twins: Vec<(&str, &str)> = m.twin.iter().map(|t| (t.as_str(), "plain")).chain(m.matched.iter().map(|t| (t.as_str(), kind(t)))).collect();
+        for (twin, twin_kind) in twins {
         for dataset in &c.datasets {
             for recipe in &c.recipes {
-                match compare(c, &m.label, twin, dataset, recipe, options) {
+                match compare(c, &m.label, (twin, twin_kind), dataset, recipe, options) {
                     Ok(Some(cmp)) => comparisons.push(cmp),
                     Ok(None) => {}
                     Err(reason) => skipped.push(Skipped {
                         model: m.label.clone(),
-                        twin: twin.clone(),
+                        twin: twin.to_string(),
                         dataset: dataset.clone(),
                         recipe: recipe.clone(),
                         reason,
@@ -393,6 +456,14 @@ pub fn analyse(c: &Collection, options: &StatsOptions) -> Analysis {
                 }
             }
         }
+        }
+    }
+    // Holm-Bonferroni over every comparison of the report, on the bootstrap p-values (the test
+    // behind the verdicts): a verdict survives when its adjusted p is below 1 - level.
+    let adjusted = multiplicity::holm(&comparisons.iter().map(|c| c.difference.p_value).collect::<Vec<_>>());
+    for (cmp, p) in comparisons.iter_mut().zip(adjusted) {
+        cmp.holm_p = p;
+        cmp.holm_verdict = Verdict::of_p_value(p, 1.0 - options.level, cmp.difference.difference);
     }
     Analysis {
         datasets: c.datasets.clone(),
@@ -401,7 +472,96 @@ pub fn analyse(c: &Collection, options: &StatsOptions) -> Analysis {
         figures: figures(c),
         comparisons,
         skipped,
+        factorial: factorials(c),
         replicates: options.replicates,
         level: options.level,
     }
+}
+
+/// The factors of a CNN-family model: its attention (none, attn1-3), channel attention,
+/// lateral connections and conv; `None` for a baseline.
+fn factor_levels(spec: &ModelSpec) -> Option<[String; 4]> {
+    if !["cnn", "attn1", "attn2", "attn3"].contains(&spec.name.as_str()) {
+        return None;
+    }
+    let o = &spec.options;
+    let attention = if spec.name == "cnn" { "none".to_string() } else { spec.name.clone() };
+    let channel = o.channel_attn.map_or("none".to_string(), |k| format!("{k:?}").to_lowercase());
+    let lateral = format!("{:?}", o.lateral).to_lowercase();
+    let conv = format!("{:?}", o.conv).to_lowercase();
+    Some([attention, channel, lateral, conv])
+}
+
+/// What a model is besides its factors (widths, head, pooling, depth): models compared in one
+/// fit must agree on it.
+fn rest_of(spec: &ModelSpec) -> String {
+    let d = crate::model::ModelOptions::default();
+    let o = crate::model::ModelOptions {
+        channel_attn: None,
+        lateral: d.lateral,
+        conv: d.conv,
+        attn_impl: d.attn_impl,
+        heads: d.heads,
+        attn_reduction: d.attn_reduction,
+        attn_gamma: d.attn_gamma,
+        attn_shared: d.attn_shared,
+        attn_shared_width: d.attn_shared_width,
+        attn_dim: d.attn_dim,
+        ..spec.options.clone()
+    };
+    serde_json::to_string(&o).unwrap_or_default()
+}
+
+const FACTORS: [(&str, &str); 4] = [("attention", "none"), ("channel-attn", "none"), ("lateral", "none"), ("conv", "plain")];
+
+/// Main effects and two-way interactions of the features crossed in each (dataset, recipe):
+/// computed when at least two factors vary and some model combines two features.
+fn factorials(c: &Collection) -> Vec<Factorial> {
+    let mut out = Vec::new();
+    for dataset in &c.datasets {
+        for recipe in &c.recipes {
+            let runs: Vec<&RunRecord> = c.runs.iter().filter(|r| r.dataset == *dataset && r.recipe == *recipe && r.finished()).collect();
+            // The plain CNN's other options define the family of the fit.
+            let Some(base) = runs.iter().map(|r| r.manifest.config.model_spec()).find(|s| factor_levels(s).is_some_and(|l| l.iter().zip(FACTORS).all(|(l, (_, b))| l == b))) else { continue };
+            let family = rest_of(&base);
+            let (mut observations, mut models, mut left_out) = (Vec::new(), Vec::<String>::new(), Vec::<String>::new());
+            for r in &runs {
+                let spec = r.manifest.config.model_spec();
+                let Some(levels) = factor_levels(&spec) else { continue };
+                if rest_of(&spec) != family {
+                    if !left_out.contains(&r.model) {
+                        left_out.push(r.model.clone());
+                    }
+                    continue;
+                }
+                if !models.contains(&r.model) {
+                    models.push(r.model.clone());
+                }
+                let accuracy = 100.0 * r.summary.as_ref().map_or(0.0, |s| s.test.accuracy);
+                observations.push((levels, r.seed, accuracy));
+            }
+            // Keep the factors that vary; a factorial needs two, and a model combining them.
+            let varying: Vec<usize> = (0..FACTORS.len()).filter(|&f| observations.iter().any(|(l, _, _)| l[f] != FACTORS[f].1)).collect();
+            let crossed = observations.iter().any(|(l, _, _)| varying.iter().filter(|&&f| l[f] != FACTORS[f].1).count() >= 2);
+            if varying.len() < 2 || !crossed {
+                continue;
+            }
+            let factors: Vec<factorial::Factor> = varying.iter().map(|&f| factorial::Factor { name: FACTORS[f].0.to_string(), base: FACTORS[f].1.to_string() }).collect();
+            let obs: Vec<factorial::Observation> = observations
+                .iter()
+                .map(|(l, seed, y)| factorial::Observation { levels: varying.iter().map(|&f| l[f].clone()).collect(), block: seed.to_string(), value: *y })
+                .collect();
+            if let Ok(fit) = factorial::fit(&factors, &obs, 0.95) {
+                out.push(Factorial {
+                    dataset: dataset.clone(),
+                    recipe: recipe.clone(),
+                    factors: factors.iter().map(|f| (f.name.clone(), f.base.clone())).collect(),
+                    models,
+                    left_out,
+                    fit,
+                });
+            }
+        }
+    }
+    out
 }

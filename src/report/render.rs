@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::analysis::{Analysis, Comparison, CostRow};
+use super::analysis::{Analysis, Comparison, CostRow, Factorial};
 use super::runs::Collection;
 use crate::stats::MeanStd;
 
@@ -39,15 +39,9 @@ fn si(x: f64) -> String {
     }
 }
 
-/// What the interval says.
+/// What the interval says (the rule: [`crate::stats::multiplicity::Verdict::of_interval`]).
 pub fn verdict(c: &Comparison) -> &'static str {
-    if c.difference.low > 0.0 {
-        "better"
-    } else if c.difference.high < 0.0 {
-        "worse"
-    } else {
-        "no clear difference"
-    }
+    c.verdict.as_str()
 }
 
 /// The accuracy table: header and rows of plain cells (the best mean per dataset marked).
@@ -83,7 +77,7 @@ pub fn accuracy_rows(a: &Analysis) -> (Vec<String>, Vec<Vec<(String, bool)>>) {
 
 fn comparison_header(a: &Analysis) -> Vec<String> {
     let ci = format!("{:.0}% CI (pp)", 100.0 * a.level);
-    ["Model", "Twin", "Dataset", "Recipe", "Seeds", "Model %", "Twin %", "Δ (pp)", ci.as_str(), "b", "c", "χ²", "McNemar p", "Seeds won", "Verdict"]
+    ["Model", "Twin", "Dataset", "Recipe", "Twin kind", "Seeds", "Model %", "Twin %", "Δ (pp)", ci.as_str(), "Seed test p", "b", "c", "Seeds won", "Holm p", "Holm verdict", "Verdict"]
         .iter()
         .map(|s| s.to_string())
         .collect()
@@ -95,18 +89,108 @@ fn comparison_row(c: &Comparison) -> Vec<String> {
         c.twin.clone(),
         c.dataset.clone(),
         c.recipe.clone(),
+        c.twin_kind.clone(),
         c.seeds.len().to_string(),
         format!("{:.2}", c.model_accuracy),
         format!("{:.2}", c.twin_accuracy),
         pp(c.difference.difference),
         format!("[{}, {}]", pp(c.difference.low), pp(c.difference.high)),
-        c.mcnemar.b.to_string(),
-        c.mcnemar.c.to_string(),
-        format!("{:.2}", c.mcnemar.chi2_corrected),
-        format!("{}{}", p_value(c.mcnemar.p_value), if c.mcnemar.exact { " (exact)" } else { "" }),
+        format!("{} (min {})", p_value(c.seed_test.p_value), p_value(c.seed_test.min_p_value)),
+        c.discordant.b.to_string(),
+        c.discordant.c.to_string(),
         format!("{}/{}", c.seeds_won, c.seeds.len()),
+        p_value(c.holm_p),
+        c.holm_verdict.as_str().to_string(),
         verdict(c).to_string(),
     ]
+}
+
+fn worth_header() -> Vec<String> {
+    ["Model", "Twin", "Dataset", "Recipe", "Seed std model / twin (pp)", "Test-set SE (pp)", "Dominant", "Δ std over seeds (pp)", "Detectable now (pp)", "Seeds for 0.5 pp", "Seeds for 1.0 pp", "Test-set floor (pp)"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn worth_row(c: &Comparison) -> Vec<String> {
+    let opt = |x: Option<f64>| x.map_or("—".to_string(), |v| format!("{v:.2}"));
+    let [m, t] = &c.variance;
+    let needed = |i: usize| match (&c.power.note, c.power.needed.get(i)) {
+        (Some(_), _) | (_, None) => "—".to_string(),
+        (None, Some((_, Some(n)))) => n.to_string(),
+        (None, Some((_, None))) => format!("> {}", crate::stats::power::MAX_SEEDS),
+    };
+    let dominant = match (m.dominant, t.dominant) {
+        (Some(a), Some(b)) if a == b => a.to_string(),
+        (Some(a), Some(b)) => format!("{a} / {b}"),
+        _ => "needs 2 seeds".to_string(),
+    };
+    vec![
+        c.model.clone(),
+        c.twin.clone(),
+        c.dataset.clone(),
+        c.recipe.clone(),
+        format!("{} / {}", opt(m.seed_std), opt(t.seed_std)),
+        format!("{:.2} / {:.2}", m.binomial_se, t.binomial_se),
+        dominant,
+        opt(c.power.diff_std),
+        c.power.detectable.map_or_else(|| c.power.note.clone().unwrap_or_else(|| "—".into()), |d| format!("{d:.2}")),
+        needed(0),
+        needed(1),
+        format!("{:.2}", c.power.test_set_floor),
+    ]
+}
+
+fn worth_note(a: &Analysis) -> String {
+    let _ = a;
+    "Seed std: the sample standard deviation of test accuracy over seeds; test-set SE: the binomial \
+     standard error sqrt(p (1 - p) / N) of one run's accuracy on the N test images; dominant: the larger. \
+     Power is that of the two-sided paired t-test over seeds (α = 0.05, 80% power, exact noncentral t) with \
+     the measured standard deviation of the per-seed differences Δ; 'detectable now' is the smallest true \
+     difference the seeds at hand detect. The test set is the same for every seed, so its own sampling error \
+     does not shrink with seeds: the floor is the difference no number of seeds detects at that power \
+     ((z_0.975 + z_0.8) times the paired standard error of one run's Δ on N images)."
+        .to_string()
+}
+
+fn factorial_header() -> Vec<String> {
+    ["Term", "Kind", "Effect (pp)", "95% CI (pp)"].iter().map(|s| s.to_string()).collect()
+}
+
+fn factorial_rows(f: &Factorial) -> Vec<Vec<String>> {
+    f.fit
+        .effects
+        .iter()
+        .map(|e| {
+            let ci = match (e.low, e.high) {
+                (Some(l), Some(h)) => format!("[{l:+.2}, {h:+.2}]"),
+                _ => "— (no residual df)".to_string(),
+            };
+            vec![e.term.clone(), if e.interaction { "interaction".into() } else { "main".into() }, format!("{:+.2}", e.estimate), ci]
+        })
+        .collect()
+}
+
+fn factorial_note(f: &Factorial) -> String {
+    let mut s = format!(
+        "{} / {}: linear model of per-seed test accuracy (%) on {} runs of {} models; treatment coding against {}; \
+         seed as a block; {} parameters, {} residual df, 95% t intervals. A main effect is the feature's effect on \
+         the plain CNN; an interaction is what two features add together beyond their main effects.",
+        f.dataset,
+        f.recipe,
+        f.fit.observations,
+        f.models.len(),
+        f.factors.iter().map(|(n, b)| format!("{n} = {b}")).collect::<Vec<_>>().join(", "),
+        f.fit.parameters,
+        f.fit.residual_df
+    );
+    if !f.fit.not_estimable.is_empty() {
+        s.push_str(&format!(" Not estimable (combination not trained): {}.", f.fit.not_estimable.join(", ")));
+    }
+    if !f.left_out.is_empty() {
+        s.push_str(&format!(" Left out (other widths or options): {}.", f.left_out.join(", ")));
+    }
+    s
 }
 
 fn cost_header() -> Vec<String> {
@@ -182,14 +266,18 @@ pub fn accuracy_markdown(a: &Analysis) -> String {
 fn statistics_note(a: &Analysis) -> String {
     format!(
         "Δ is the model's test accuracy minus its twin's (percentage points), averaged over the seeds both \
-         finished. The {:.0}% interval is a percentile bootstrap ({} replicates) that redraws seeds and test \
-         images with replacement, keeping each (seed, image) pair of the two models together. McNemar's test \
-         pools every (seed, image) pair: b counts pairs only the model gets right, c those only the twin gets \
-         right; χ² is Edwards' continuity-corrected statistic, and p comes from it (exact binomial test when \
-         b + c < 25). McNemar sees test-image chance only; the interval also sees seed chance, so the verdict \
-         follows the interval: better / worse when it excludes 0.",
+         finished; the twin is the grid's plain one, or the plain cnn matched to the model's parameters or FLOPs. \
+         The {:.0}% interval is a percentile bootstrap ({} replicates) that redraws seeds and test images with \
+         replacement, keeping each (seed, image) pair of the two models together; the verdict follows it: \
+         better / worse when it excludes 0. Holm p: the bootstrap p-value adjusted by Holm-Bonferroni over all {} \
+         comparisons of this report, and its verdict at {:.2}. Seed test p: the exact sign-flip permutation \
+         test of the per-seed differences (the seeds are the replicates; min: the smallest p this many seeds can \
+         give). b and c count the (seed, image) cells only the model, or only the twin, gets right: descriptive \
+         only, since pooling them over seeds would count each test image once per seed.",
         100.0 * a.level,
-        a.replicates
+        a.replicates,
+        a.comparisons.len(),
+        1.0 - a.level
     )
 }
 
@@ -224,13 +312,20 @@ pub fn markdown(c: &Collection, a: &Analysis) -> String {
     let _ = writeln!(out, "Mean ± sample standard deviation over seeds; n = seeds finished. Best per dataset in bold.\n");
     out.push_str(&accuracy_markdown(a));
 
-    let _ = writeln!(out, "## Each model against its plain twin\n");
+    let _ = writeln!(out, "## Each model against its twins (plain and compute-matched)\n");
     if a.comparisons.is_empty() {
         let _ = writeln!(out, "No model has a twin with finished runs on the same dataset and recipe.\n");
     } else {
         let _ = writeln!(out, "{}\n", statistics_note(a));
         let rows: Vec<Vec<String>> = a.comparisons.iter().map(comparison_row).collect();
-        md_table(&mut out, &comparison_header(a), 4, &rows);
+        md_table(&mut out, &comparison_header(a), 5, &rows);
+        let _ = writeln!(out, "### What each verdict is worth: variance split and power\n\n{}\n", worth_note(a));
+        let rows: Vec<Vec<String>> = a.comparisons.iter().map(worth_row).collect();
+        md_table(&mut out, &worth_header(), 4, &rows);
+    }
+    for f in &a.factorial {
+        let _ = writeln!(out, "## Factorial analysis: {} / {}\n\n{}\n", f.dataset, f.recipe, factorial_note(f));
+        md_table(&mut out, &factorial_header(), 2, &factorial_rows(f));
     }
     for s in &a.skipped {
         let _ = writeln!(out, "- not compared: {} vs {} on {} / {}: {}", s.model, s.twin, s.dataset, s.recipe, s.reason);
@@ -336,7 +431,7 @@ pub fn html(c: &Collection, a: &Analysis, svgs: &[(String, String)]) -> String {
     let rows: Vec<Vec<(String, &str)>> = rows.into_iter().map(|r| r.into_iter().map(|(t, best)| (t, if best { "best" } else { "" })).collect()).collect();
     html_table(&mut out, &header, 2, &rows);
 
-    let _ = writeln!(out, "<h2>Each model against its plain twin</h2>");
+    let _ = writeln!(out, "<h2>Each model against its twins (plain and compute-matched)</h2>");
     if a.comparisons.is_empty() {
         let _ = writeln!(out, "<p>No model has a twin with finished runs on the same dataset and recipe.</p>");
     } else {
@@ -356,7 +451,13 @@ pub fn html(c: &Collection, a: &Analysis, svgs: &[(String, String)]) -> String {
                 row.into_iter().enumerate().map(|(i, t)| (t, if i == last { class } else { "" })).collect()
             })
             .collect();
-        html_table(&mut out, &comparison_header(a), 4, &rows);
+        html_table(&mut out, &comparison_header(a), 5, &rows);
+        let _ = writeln!(out, "<h3>What each verdict is worth: variance split and power</h3>\n<p class=\"note\">{}</p>", escape(&worth_note(a)));
+        html_table(&mut out, &worth_header(), 4, &plain(a.comparisons.iter().map(worth_row).collect()));
+    }
+    for f in &a.factorial {
+        let _ = writeln!(out, "<h2>Factorial analysis: {} / {}</h2>\n<p class=\"note\">{}</p>", escape(&f.dataset), escape(&f.recipe), escape(&factorial_note(f)));
+        html_table(&mut out, &factorial_header(), 2, &plain(factorial_rows(f)));
     }
     if !a.skipped.is_empty() {
         out.push_str("<ul>\n");

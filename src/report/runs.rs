@@ -311,7 +311,7 @@ fn from_run_files(root: &Path) -> Result<Collection> {
         .map(|label| {
             let model = label.split('(').next().unwrap_or(&label).to_string();
             let twin = (plain && label != "cnn").then(|| "cnn".to_string());
-            ModelLabel { label, model, twin }
+            ModelLabel { label, model, twin, matched: None }
         })
         .collect();
     runs.sort_by(|a, b| (&a.dataset, &a.recipe, &a.model, a.seed).cmp(&(&b.dataset, &b.recipe, &b.model, b.seed)));

@@ -4,7 +4,16 @@
 //!
 //! - [`paired`]: mean ± std over seeds, McNemar's test on paired predictions, the paired
 //!   bootstrap of an accuracy difference, quantiles.
+//! - [`seed_test`]: the exact sign-flip permutation test over seeds (why not pooled McNemar or
+//!   CMH: in its docs).
+//! - [`power`]: the variance split (seeds vs the test set) and the paired design's power.
+//! - [`multiplicity`]: Holm-Bonferroni, and the verdict rule.
+//! - [`factorial`]: main effects and two-way interactions of crossed features (linear model).
 
 pub mod paired;
+pub mod seed_test;
+pub mod power;
+pub mod multiplicity;
+pub mod factorial;
 
 pub use paired::{BootstrapCi, EXACT_BELOW, McNemar, MeanStd, discordant, mcnemar, mean_std, paired_bootstrap, quantile};

@@ -98,6 +98,10 @@ pub struct BootstrapCi {
     pub level: f64,
     /// Bootstrap replicates drawn.
     pub replicates: usize,
+    /// Two-sided bootstrap p-value of "no difference": twice the share of replicates on the
+    /// far side of 0 from the observed difference (capped at 1), so that the interval at
+    /// `level` excludes 0 when it is below `1 - level`. Holm's correction works on it.
+    pub p_value: f64,
 }
 
 /// Paired bootstrap of `accuracy(first) - accuracy(second)`.
@@ -152,12 +156,17 @@ pub fn paired_bootstrap(first: &[Vec<bool>], second: &[Vec<bool>], replicates: u
     }
     draws.sort_by(f64::total_cmp);
     let alpha = (1.0 - level) / 2.0;
+    // Replicates at or beyond 0 on each side; the smaller share, doubled, is the p-value.
+    let below = draws.iter().filter(|&&x| x <= 0.0).count();
+    let above = draws.iter().filter(|&&x| x >= 0.0).count();
+    let p_value = (2.0 * below.min(above) as f64 / draws.len() as f64).min(1.0);
     BootstrapCi {
         difference,
         low: quantile(&draws, alpha),
         high: quantile(&draws, 1.0 - alpha),
         level,
         replicates: draws.len(),
+        p_value,
     }
 }
 

@@ -1,5 +1,5 @@
 //! The study's conv layer: feature extractor (3x3 conv, or a multi-feature conv of the same shape:
-//! `--conv inception|separable`) -> optional attention -> BatchNorm -> ReLU -> optional 2x2
+//! `--conv inception|separable`) -> optional attention (the study's, then `--channel-attn`) -> BatchNorm -> ReLU -> optional 2x2
 //! max-pool.
 //!
 //! Each stage is its own method ([`ConvUnit::extract`], [`ConvUnit::attend`],
@@ -11,6 +11,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Relu};
 use burn::prelude::*;
 
 use super::attention::{Attention, AttentionLayerConfig, SharedAttention};
+use super::channel_attn::{ChannelAttn, ChannelAttnKind};
 use super::multi_feature::{ConvKind, FeatureConv};
 use crate::model::{cost, ops};
 
@@ -30,6 +31,10 @@ pub struct ConvUnitConfig {
     /// Attention between the conv and its BatchNorm.
     #[config(default = "None")]
     pub attention: Option<AttentionLayerConfig>,
+    /// A standard attention module (`--channel-attn`) after the study's attention, before the
+    /// BatchNorm.
+    #[config(default = "None")]
+    pub channel_attn: Option<ChannelAttnKind>,
 }
 
 /// 3x3 conv (padding 1, no bias: BatchNorm's shift replaces it; or a multi-feature conv of the
@@ -43,6 +48,7 @@ pub struct ConvUnitConfig {
 pub struct ConvUnit {
     conv: FeatureConv,
     attention: Option<Attention>,
+    channel_attn: Option<ChannelAttn>,
     norm: BatchNorm,
     activation: Relu,
     pool: Option<MaxPool2d>,
@@ -62,6 +68,7 @@ impl ConvUnitConfig {
         ConvUnit {
             conv: self.conv.init(self.c_in, self.c_out, device),
             attention: self.attention.as_ref().map(|a| a.init(device)),
+            channel_attn: self.channel_attn.map(|k| k.config(self.channels()).init(device)),
             norm: BatchNormConfig::new(self.channels()).init(device),
             activation: Relu::new(),
             pool: self.pool.then(|| MaxPool2dConfig::new([2, 2]).init()),
@@ -81,7 +88,8 @@ impl ConvUnitConfig {
     pub fn flops(&self, [_, h, w]: [usize; 3]) -> u64 {
         let conv = self.conv.flops(self.c_in, self.c_out, [h, w]);
         let attention = self.attention.as_ref().map_or(0, |a| a.flops([self.c_out, h, w]));
-        conv + attention
+        let channel_attn = self.channel_attn.map_or(0, |k| k.config(self.channels()).flops([self.channels(), h, w]));
+        conv + attention + channel_attn
     }
 }
 
@@ -102,8 +110,12 @@ impl ConvUnit {
     /// The attention block on the conv output (identity without one); `shared` holds the
     /// network's parameters shared across layers.
     pub fn attend(&self, x: Tensor<4>, shared: Option<&SharedAttention>) -> Tensor<4> {
-        match &self.attention {
+        let x = match &self.attention {
             Some(attention) => attention.forward(x, shared), // [batch, c, h, w]
+            None => x,
+        };
+        match &self.channel_attn {
+            Some(module) => module.forward(x), // [batch, c, h, w]
             None => x,
         }
     }

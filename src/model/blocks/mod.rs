@@ -5,6 +5,8 @@
 //! - [`attention`]: what the three attention architectures share (options, the per-layer block,
 //!   the parameters shared across layers); [`attention_arch1`], [`attention_arch2`],
 //!   [`attention_arch3`]: the study's three architectures (section 4.1), one file each.
+//! - [`channel_attn`]: the standard attention modules as references (`--channel-attn`): SE,
+//!   ECA, CBAM, GC, after timm.
 //! - [`mlp_head`]: the study's classifier: hidden fully-connected layers, then the output layer.
 //! - [`conv_bn`]: conv -> BatchNorm -> activation with explicit (also TF-"SAME") padding.
 //! - [`separable`]: Xception's depthwise-separable conv (also `--conv separable`).
@@ -18,6 +20,7 @@ pub mod attention;
 pub mod attention_arch1;
 pub mod attention_arch2;
 pub mod attention_arch3;
+pub mod channel_attn;
 pub mod classifier;
 pub mod conv_bn;
 pub mod conv_unit;
@@ -34,6 +37,7 @@ pub use attention::{
 pub use attention_arch1::{ScalarAttention, ScalarAttentionConfig, ScalarQkv};
 pub use attention_arch2::{PixelAttention, PixelAttentionConfig, QkvConvs, QkvConvsConfig};
 pub use attention_arch3::{ChannelAttention, ChannelAttentionConfig};
+pub use channel_attn::{ChannelAttn, ChannelAttnConfig, ChannelAttnKind};
 pub use classifier::{PoolClassifier, PoolClassifierConfig, global_avg_pool};
 pub use conv_bn::{Activation, ConvBn, ConvBnConfig};
 pub use conv_unit::{ConvUnit, ConvUnitConfig};

@@ -17,7 +17,7 @@ use burn::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::model::blocks::{
-    AttentionConfig, ConvKind, ConvUnit, ConvUnitConfig, Lateral, LateralConfig, LateralKind, MlpHead, MlpHeadConfig,
+    AttentionConfig, ChannelAttnKind, ConvKind, ConvUnit, ConvUnitConfig, Lateral, LateralConfig, LateralKind, MlpHead, MlpHeadConfig,
     SharedAttention,
 };
 use crate::model::{cost, ops};
@@ -55,6 +55,9 @@ pub struct CnnConfig {
     /// Attention after every conv, before its BatchNorm; `None` for the plain CNN.
     #[config(default = "None")]
     pub attention: Option<AttentionConfig>,
+    /// A standard attention module after every conv (and after the study's attention).
+    #[config(default = "None")]
+    pub channel_attn: Option<ChannelAttnKind>,
 }
 
 /// The study's CNN, plain or with attention, lateral connections and multi-feature convs.
@@ -138,7 +141,11 @@ impl CnnConfig {
             .map(|(&width, &pool)| {
                 let attention = self.attention.as_ref().map(|a| a.layer(width, [h, w]));
                 let unit = |c| {
-                    ConvUnitConfig::new(c, width).with_pool(false).with_conv(self.conv).with_attention(attention.clone())
+                    ConvUnitConfig::new(c, width)
+                        .with_pool(false)
+                        .with_conv(self.conv)
+                        .with_attention(attention.clone())
+                        .with_channel_attn(self.channel_attn)
                 };
                 let c_out = unit(c_in).channels();
                 let lateral = LateralConfig::new(self.lateral, c_in, c_out, self.stage_depth);

@@ -20,6 +20,7 @@
 //! model = "cnn"
 //! widths = [64, 128, 256, 512]
 //! twin = "cnn"                     # the plain twin the report compares it with
+//! match = "flops"                  # also a plain cnn of the same FLOPs ("params": parameters)
 //!
 //! [recipes.study]                  # a recipe: a config file and/or flags
 //! config = "../configs/study.toml"
@@ -37,6 +38,11 @@
 //! owns. Relative paths (the grid's `out`, a recipe's `config`, and every path-valued flag such
 //! as `data`) are resolved against the grid file's folder, so a grid works from any directory.
 //! A run lives in `OUT/<dataset>/<recipe>/<model>/seed-<seed>`.
+//!
+//! `match` adds the model `<label>-twin-<params|flops>`: the plain cnn whose widths, scaled by
+//! one factor ([`crate::model::matched`]), cost what the model costs for 10 classes of 32x32
+//! images (a grid is planned without reading its data); it runs wherever the model runs, with
+//! the same recipe, dataset and seeds, and the report compares the model with it too.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -44,6 +50,7 @@ use std::path::{Path, PathBuf};
 use super::super::config::TrainConfig;
 use super::super::flags;
 use crate::error::{Error, IoContext, Result};
+use crate::model::matched::{self, MatchBy};
 use crate::model::registry;
 
 /// The grid file as written.
@@ -94,6 +101,10 @@ pub struct GridModel {
     pub set: FlagSet,
     /// The label of the model it is compared with in the report.
     pub twin: Option<String>,
+    /// The label of its compute-matched twin (`match`), if it has one.
+    pub matched: Option<String>,
+    /// For a compute-matched twin: the label of the model it matches, and by what.
+    pub matches: Option<(String, MatchBy)>,
 }
 
 /// A parsed, resolved grid file.
@@ -408,7 +419,7 @@ impl Grid {
         let mut models = Vec::new();
         for (label, table) in tables("models", &file.models, &mut errors) {
             let section = format!("[models.{label}]");
-            let (mut set, extra) = flag_set(&label, &section, &table, &["twin"], &base, &known, &paths);
+            let (mut set, extra) = flag_set(&label, &section, &table, &["twin", "match"], &base, &known, &paths);
             if !set.flags.iter().any(|(k, _)| k == "model") {
                 set.flags.insert(0, ("model".to_string(), label.clone()));
             }
@@ -425,7 +436,26 @@ impl Grid {
                     None
                 }
             };
-            models.push(GridModel { set, twin });
+            let by = match extra.get("match") {
+                None => None,
+                Some(toml::Value::String(m)) => MatchBy::parse(m).map_err(|e| errors.push(format!("{section}: match: {e}"))).ok(),
+                Some(other) => {
+                    errors.push(format!("{section}: 'match' must be \"params\" or \"flops\", not a {}", other.type_str()));
+                    None
+                }
+            };
+            let twin_label = by.map(|by| format!("{label}-twin-{}", by.as_str()));
+            models.push(GridModel { set, twin, matched: twin_label.clone(), matches: None });
+            if let (Some(by), Some(twin_label)) = (by, twin_label) {
+                // The matched twin: its flags are made per run from the model's (`configure`).
+                let set = FlagSet {
+                    label: twin_label.clone(),
+                    section: format!("{section} (match = \"{}\")", by.as_str()),
+                    flags: vec![("model".to_string(), "cnn".to_string())],
+                    problems: Problems::default(),
+                };
+                models.push(GridModel { set, twin: None, matched: None, matches: Some((label.clone(), by)) });
+            }
         }
         let labels: Vec<&str> = models.iter().map(|m| m.set.label.as_str()).collect();
         for m in &models {
@@ -539,13 +569,22 @@ impl Grid {
                 }
                 for dataset in self.datasets.iter().filter(|d| pick(&product.datasets, &d.label) && keep(&selection.datasets, &d.label)) {
                     for recipe in self.recipes.iter().filter(|r| pick(&product.recipes, &r.label) && keep(&selection.recipes, &r.label)) {
-                        for model in self.models.iter().filter(|m| pick(&product.models, &m.set.label) && keep(&selection.models, &m.set.label)) {
+                        // A matched twin goes wherever its model goes.
+                        let source = |m: &GridModel| m.matches.as_ref().map_or(m.set.label.clone(), |(s, _)| s.clone());
+                        let chosen = |m: &GridModel| {
+                            let (own, from) = (&m.set.label, source(m));
+                            (pick(&product.models, own) || pick(&product.models, &from))
+                                && (keep(&selection.models, own) || keep(&selection.models, &from))
+                        };
+                        for model in self.models.iter().filter(|m| chosen(m)) {
                             let id = format!("{}/{}/{}/seed-{seed}", dataset.label, recipe.label, model.set.label);
                             if !ids.insert(id.clone()) {
                                 continue;
                             }
                             // A section this build or machine cannot run: named below, not parsed.
-                            let sections = [&dataset.problems, &recipe.problems, &model.set.problems];
+                            let of = |m: &GridModel| self.models.iter().find(|x| Some(&x.set.label) == m.matches.as_ref().map(|(s, _)| s));
+                            let problems = of(model).map_or(&model.set.problems, |m| &m.set.problems);
+                            let sections = [&dataset.problems, &recipe.problems, problems];
                             if sections.iter().any(|p| !p.is_empty()) {
                                 sections.iter().for_each(|p| errors.merge(p));
                                 continue;
@@ -570,15 +609,40 @@ impl Grid {
         Ok(runs)
     }
 
-    /// Merges the flags of one run and parses them.
-    fn configure(&self, id: &str, out: &Path, seed: u64, dataset: &FlagSet, recipe: &FlagSet, model: &GridModel) -> std::result::Result<PlannedRun, String> {
+    /// The flags of one run, later ones overriding earlier ones.
+    fn merged(&self, dataset: &FlagSet, recipe: &FlagSet, model: &FlagSet) -> Vec<(String, String)> {
         let mut merged: Vec<(String, String)> = Vec::new();
-        for (key, value) in self.defaults.flags.iter().chain(&recipe.flags).chain(&dataset.flags).chain(&model.set.flags) {
+        for (key, value) in self.defaults.flags.iter().chain(&recipe.flags).chain(&dataset.flags).chain(&model.flags) {
             match merged.iter_mut().find(|(k, _)| *k == *key) {
                 Some(slot) => slot.1 = value.clone(),
                 None => merged.push((key.clone(), value.clone())),
             }
         }
+        merged
+    }
+
+    /// A matched twin's flags: the model's, with the plain cnn's model options and the
+    /// matched widths.
+    fn matched_flags(&self, source: &str, by: MatchBy, dataset: &FlagSet, recipe: &FlagSet) -> std::result::Result<Vec<(String, String)>, String> {
+        let model = self.models.iter().find(|m| m.set.label == source).ok_or_else(|| format!("no model '{source}' to match"))?;
+        let merged = self.merged(dataset, recipe, &model.set);
+        let mut tokens: Vec<String> = merged.iter().flat_map(|(k, v)| [format!("--{k}"), v.clone()]).collect();
+        tokens.extend(["--run-dir".to_string(), "unused".to_string()]);
+        let spec = flags::parse(&tokens)?.model_spec();
+        let found = matched::match_twin(&spec, by, 10, [3, 32, 32], &burn::tensor::Device::flex()).map_err(|e| format!("match = \"{}\" of {source}: {e}", by.as_str()))?;
+        let options = matched::twin_options(&spec.options, found.widths.clone());
+        let mut out: Vec<(String, String)> = merged.into_iter().filter(|(k, _)| !matched::DROPPED_FLAGS.contains(&k.as_str())).collect();
+        out.push(("model".to_string(), "cnn".to_string()));
+        out.push(("widths".to_string(), options.widths.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(",")));
+        Ok(out)
+    }
+
+    /// Merges the flags of one run and parses them.
+    fn configure(&self, id: &str, out: &Path, seed: u64, dataset: &FlagSet, recipe: &FlagSet, model: &GridModel) -> std::result::Result<PlannedRun, String> {
+        let merged = match &model.matches {
+            Some((source, by)) => self.matched_flags(source, *by, dataset, recipe)?,
+            None => self.merged(dataset, recipe, &model.set),
+        };
         let dir = out.join(id);
         let mut tokens = Vec::new();
         for (key, value) in merged {

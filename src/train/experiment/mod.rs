@@ -97,6 +97,9 @@ pub struct ModelLabel {
     pub model: String,
     /// The label of the model it is compared with.
     pub twin: Option<String>,
+    /// The label of its compute-matched twin, if the grid asks for one (`match`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched: Option<String>,
 }
 
 /// One run of the grid, as the report needs it.
@@ -234,6 +237,7 @@ pub(crate) fn write_manifest(out: &Path, grid: &Grid, runs: &[PlannedRun]) -> Re
                 label: m.set.label.clone(),
                 model: m.set.flags.iter().find(|(k, _)| k == "model").map(|(_, v)| v.clone()).unwrap_or_default(),
                 twin: m.twin.clone(),
+                matched: m.matched.clone(),
             })
             .collect(),
         runs: labels,
