@@ -4,7 +4,13 @@
 //!
 //! - [`paired`]: mean ± std over seeds, McNemar's test on paired predictions, the paired
 //!   bootstrap of an accuracy difference, quantiles.
+//! - [`bootstrap`]: the bootstrap interval of a mean over items.
+//! - [`rank`]: fractional ranks, Pearson's and Spearman's correlations.
+//! - [`eigen`]: the leading eigenpair of a small symmetric matrix.
 
+pub mod bootstrap;
+pub mod eigen;
 pub mod paired;
+pub mod rank;
 
 pub use paired::{BootstrapCi, EXACT_BELOW, McNemar, MeanStd, discordant, mcnemar, mean_std, paired_bootstrap, quantile};
