@@ -13,13 +13,17 @@
 
 pub mod cam;
 pub mod compare;
+pub mod faithfulness;
 pub mod figure;
 pub mod gradcam;
 pub mod heatmaps;
 pub mod mcnemar;
 pub mod output;
 pub mod overlay;
+pub mod road;
 pub mod samples;
+pub mod sanity;
+pub mod similarity;
 
 pub use cam::CamMethod;
 pub use gradcam::{CamMap, ClassTarget, Explainer};
