@@ -6,8 +6,12 @@ use crate::data::Cifar100Labels;
 use crate::data::image_file::SizePolicy;
 use crate::device::DeviceKind;
 use crate::explain::compare::{self, CompareRequest, format_p};
-use crate::explain::heatmaps::{self, HeatmapRequest, Inputs};
+use crate::explain::faithfulness::Metric;
+use crate::explain::heatmaps::{self, HeatmapRequest, Inputs, MetricsReport};
+use crate::explain::sanity::SanityReport;
 use crate::explain::{CamMethod, Colormap, OverlayStyle};
+use crate::stats::bootstrap::MeanInterval;
+use clap::ValueEnum;
 
 /// How maps are computed and drawn (shared by both commands).
 #[derive(Debug, clap::Args)]
@@ -16,9 +20,10 @@ pub struct MapArgs {
     /// or a class name.
     #[arg(long, default_value = "top", value_name = "top|label|INDEX|NAME")]
     class: String,
-    /// Method.
-    #[arg(long, value_enum, default_value_t = CamMethod::GradCam)]
-    method: CamMethod,
+    /// Methods, comma-separated or the flag repeated (`all`: every method). The first draws
+    /// compare's galleries.
+    #[arg(long = "method", value_delimiter = ',', default_value = "gradcam", value_parser = parse_method, value_name = "METHOD")]
+    methods: Vec<Vec<CamMethod>>,
     /// Output folder; must be new or empty.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -45,12 +50,45 @@ pub struct MapArgs {
     device: DeviceKind,
 }
 
+/// A method name, or `all`; unknown names are refused with the list of valid ones.
+fn parse_method(text: &str) -> Result<Vec<CamMethod>, String> {
+    if text == "all" {
+        return Ok(CamMethod::ALL.to_vec());
+    }
+    CamMethod::ALL.iter().copied().find(|m| m.name() == text).map(|m| vec![m]).ok_or_else(|| {
+        let names: Vec<&str> = CamMethod::ALL.iter().map(|m| m.name()).collect();
+        format!("unknown method '{text}'; the methods are: {}, all", names.join(", "))
+    })
+}
+
+/// A faithfulness measure, or `all`.
+fn parse_metric(text: &str) -> Result<Vec<Metric>, String> {
+    if text == "all" {
+        return Ok(Metric::ALL.to_vec());
+    }
+    Metric::from_str(text, false).map(|m| vec![m]).map_err(|_| {
+        let names: Vec<String> = Metric::ALL.iter().map(|m| m.to_possible_value().expect("named").get_name().to_string()).collect();
+        format!("unknown metric '{text}'; the metrics are: {}, all", names.join(", "))
+    })
+}
+
 fn unit_interval(text: &str) -> Result<f32, String> {
     let v: f32 = text.parse().map_err(|e| format!("{e}"))?;
     if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("{v} is not in [0, 1]")) }
 }
 
 impl MapArgs {
+    /// The methods, in the order given, each once.
+    fn methods(&self) -> Vec<CamMethod> {
+        let mut out = Vec::new();
+        for m in self.methods.iter().flatten() {
+            if !out.contains(m) {
+                out.push(*m);
+            }
+        }
+        out
+    }
+
     fn style(&self) -> OverlayStyle {
         OverlayStyle {
             scale: self.scale,
@@ -84,9 +122,22 @@ pub struct GradcamArgs {
     /// Test images to explain, drawn at random (seeded by --seed).
     #[arg(long, value_name = "N", requires = "data")]
     samples: Option<usize>,
-    /// Seed of the choice of test images.
+    /// Seed of the choice of test images (and of RandomCAM, ROAD's noise and --sanity's
+    /// random weights).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Measure every method's faithfulness on all the images: deletion, insertion, road,
+    /// confidence, comma-separated (no value or `all`: every one). Writes metrics.csv and the
+    /// summary, with 95% bootstrap intervals, to gradcam.json.
+    #[arg(long, num_args = 0.., value_delimiter = ',', default_missing_value = "all", value_parser = parse_metric, value_name = "METRIC")]
+    metrics: Option<Vec<Vec<Metric>>>,
+    /// Run the cascading-randomisation sanity check (Adebayo et al. 2018) on the first --show
+    /// images: sanity.png, sanity.csv and a summary in gradcam.json.
+    #[arg(long)]
+    sanity: bool,
+    /// Images whose maps, overlays and grid tiles are written (the first ones).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    show: u64,
     #[command(flatten)]
     map: MapArgs,
 }
@@ -129,7 +180,15 @@ pub fn gradcam(args: GradcamArgs) -> anyhow::Result<()> {
         checkpoint: args.checkpoint,
         layer: args.layer,
         class: args.map.class.clone(),
-        method: args.map.method,
+        methods: args.map.methods(),
+        metrics: args.metrics.map(|m| {
+            let mut out: Vec<Metric> = Vec::new();
+            m.into_iter().flatten().for_each(|x| if !out.contains(&x) { out.push(x) });
+            out
+        }).unwrap_or_default(),
+        sanity: args.sanity,
+        show: args.show as usize,
+        seed: args.seed,
         inputs,
         out: args.map.out.clone(),
         style: args.map.style(),
@@ -140,9 +199,10 @@ pub fn gradcam(args: GradcamArgs) -> anyhow::Result<()> {
     for path in &report.resized {
         eprintln!("note: {} resized to the model's input size", path.display());
     }
+    let titles: Vec<&str> = report.methods.iter().map(|m| m.title()).collect();
     println!(
         "{} of {} at layer {} ({}x{} maps), {}",
-        report.method.title(),
+        titles.join(", "),
         report.checkpoint.display(),
         report.layer,
         report.map_shape[0],
@@ -160,8 +220,58 @@ pub fn gradcam(args: GradcamArgs) -> anyhow::Result<()> {
             s.peak
         );
     }
+    if let Some(metrics) = &report.metrics {
+        print_metrics(metrics);
+    }
+    if let Some(sanity) = &report.sanity {
+        print_sanity(sanity);
+    }
     println!("wrote {} maps and overlays, {} and gradcam.json in {}", report.samples.len(), report.grid.display(), request.out.display());
     Ok(())
+}
+
+/// The faithfulness table: one row per method, each measure's mean and interval.
+fn print_metrics(metrics: &MetricsReport) {
+    println!("faithfulness on {} images (mean [95% bootstrap interval]):", metrics.methods.first().map(|m| m.images).unwrap_or(0));
+    let show = |v: &Option<MeanInterval>, d: usize| v.as_ref().map(|v| v.display(d)).unwrap_or_else(|| "-".to_string());
+    for m in &metrics.methods {
+        println!(
+            "  {:<12} deletion {}  insertion {}  ROAD MoRF {}  LeRF {}  combined {}  drop {}%  increase {}%  ({:.1} s maps, {:.1} s measures)",
+            m.method.name(),
+            show(&m.deletion_auc, 3),
+            show(&m.insertion_auc, 3),
+            show(&m.road_morf, 3),
+            show(&m.road_lerf, 3),
+            show(&m.road, 3),
+            show(&m.drop, 1),
+            show(&m.increase, 1),
+            m.seconds_maps,
+            m.seconds_measures
+        );
+    }
+    if let Some(note) = &metrics.note {
+        println!("  note: {note}");
+    }
+    println!("per-image values in {}", metrics.csv.display());
+}
+
+/// The sanity check: each method's Spearman correlation per depth, and the flagged ones.
+fn print_sanity(sanity: &SanityReport) {
+    println!(
+        "sanity check on {} images: groups randomised from the top: {} ({} above the layer)",
+        sanity.images,
+        sanity.groups.join(", "),
+        sanity.groups_above_layer
+    );
+    for m in &sanity.methods {
+        let rhos: Vec<String> =
+            m.depths.iter().map(|d| d.spearman.as_ref().map(|s| format!("{:.2}", s.mean)).unwrap_or_else(|| "-".into())).collect();
+        println!("  {:<12} Spearman by depth: {}{}", m.method.name(), rhos.join(" "), if m.unchanged { "  <- UNCHANGED" } else { "" });
+    }
+    if !sanity.flagged.is_empty() {
+        let names: Vec<&str> = sanity.flagged.iter().map(|m| m.name()).collect();
+        println!("  flagged: {} (maps barely change with every layer above the explained one random)", names.join(", "));
+    }
 }
 
 pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
@@ -184,7 +294,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         labels: args.map.labels,
         layers: args.layer,
         class: args.map.class.clone(),
-        method: args.map.method,
+        method: args.map.methods()[0],
         samples: args.samples as usize,
         seed: args.seed,
         out: args.map.out.clone(),
