@@ -7,7 +7,7 @@ use crate::data::image_file::SizePolicy;
 use crate::device::DeviceKind;
 use crate::explain::compare::{self, CompareRequest, format_p};
 use crate::explain::faithfulness::Metric;
-use crate::explain::heatmaps::{self, HeatmapRequest, Inputs, MetricsReport};
+use crate::explain::heatmaps::{self, HeatmapRequest, Inputs, MethodMetrics, MetricsReport};
 use crate::explain::sanity::SanityReport;
 use crate::explain::{CamMethod, Colormap, OverlayStyle};
 use crate::stats::bootstrap::MeanInterval;
@@ -70,6 +70,17 @@ fn parse_metric(text: &str) -> Result<Vec<Metric>, String> {
         let names: Vec<String> = Metric::ALL.iter().map(|m| m.to_possible_value().expect("named").get_name().to_string()).collect();
         format!("unknown metric '{text}'; the metrics are: {}, all", names.join(", "))
     })
+}
+
+/// The measures asked for, each once, in order (none when the flag is absent).
+fn unique_metrics(given: Option<Vec<Vec<Metric>>>) -> Vec<Metric> {
+    let mut out: Vec<Metric> = Vec::new();
+    given.into_iter().flatten().flatten().for_each(|m| {
+        if !out.contains(&m) {
+            out.push(m)
+        }
+    });
+    out
 }
 
 fn unit_interval(text: &str) -> Result<f32, String> {
@@ -144,9 +155,24 @@ pub struct GradcamArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct CompareArgs {
-    /// Checkpoints A and B (checkpoint or run folders): give the flag twice.
-    #[arg(long, value_name = "PATH", num_args = 1, required = true)]
+    /// Checkpoints A and B (checkpoint or run folders): give the flag twice. Or use
+    /// --checkpoint-a / --checkpoint-b with several seeds each.
+    #[arg(long, value_name = "PATH", num_args = 1, required_unless_present_all = ["checkpoint_a", "checkpoint_b"], conflicts_with_all = ["checkpoint_a", "checkpoint_b"])]
     checkpoint: Vec<PathBuf>,
+    /// A's checkpoints, several seeds of one model (space-separated or the flag repeated): the
+    /// first draws the galleries, all enter the seed-aware map comparison.
+    #[arg(long, value_name = "RUN", num_args = 1.., requires = "checkpoint_b")]
+    checkpoint_a: Vec<PathBuf>,
+    /// B's checkpoints, several seeds of one model.
+    #[arg(long, value_name = "RUN", num_args = 1.., requires = "checkpoint_a")]
+    checkpoint_b: Vec<PathBuf>,
+    /// Test images of the seed-aware map comparison's random sample (0: only the shown ones).
+    #[arg(long, default_value_t = 500)]
+    stability: usize,
+    /// Measure the faithfulness of A's and B's first checkpoints on the --stability sample:
+    /// deletion, insertion, road, confidence, comma-separated (no value or `all`: every one).
+    #[arg(long, num_args = 0.., value_delimiter = ',', default_missing_value = "all", value_parser = parse_metric, value_name = "METRIC")]
+    metrics: Option<Vec<Vec<Metric>>>,
     /// Names of A and B on the figures, comma-separated (default: their run folders' names).
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     names: Option<Vec<String>>,
@@ -181,11 +207,7 @@ pub fn gradcam(args: GradcamArgs) -> anyhow::Result<()> {
         layer: args.layer,
         class: args.map.class.clone(),
         methods: args.map.methods(),
-        metrics: args.metrics.map(|m| {
-            let mut out: Vec<Metric> = Vec::new();
-            m.into_iter().flatten().for_each(|x| if !out.contains(&x) { out.push(x) });
-            out
-        }).unwrap_or_default(),
+        metrics: unique_metrics(args.metrics),
         sanity: args.sanity,
         show: args.show as usize,
         seed: args.seed,
@@ -233,8 +255,17 @@ pub fn gradcam(args: GradcamArgs) -> anyhow::Result<()> {
 /// The faithfulness table: one row per method, each measure's mean and interval.
 fn print_metrics(metrics: &MetricsReport) {
     println!("faithfulness on {} images (mean [95% bootstrap interval]):", metrics.methods.first().map(|m| m.images).unwrap_or(0));
+    print_metric_rows(&metrics.methods);
+    if let Some(note) = &metrics.note {
+        println!("  note: {note}");
+    }
+    println!("per-image values in {}", metrics.csv.display());
+}
+
+/// One line per method: each measure's mean and interval.
+fn print_metric_rows(methods: &[MethodMetrics]) {
     let show = |v: &Option<MeanInterval>, d: usize| v.as_ref().map(|v| v.display(d)).unwrap_or_else(|| "-".to_string());
-    for m in &metrics.methods {
+    for m in methods {
         println!(
             "  {:<12} deletion {}  insertion {}  ROAD MoRF {}  LeRF {}  combined {}  drop {}%  increase {}%  ({:.1} s maps, {:.1} s measures)",
             m.method.name(),
@@ -249,10 +280,6 @@ fn print_metrics(metrics: &MetricsReport) {
             m.seconds_measures
         );
     }
-    if let Some(note) = &metrics.note {
-        println!("  note: {note}");
-    }
-    println!("per-image values in {}", metrics.csv.display());
 }
 
 /// The sanity check: each method's Spearman correlation per depth, and the flagged ones.
@@ -276,10 +303,15 @@ fn print_sanity(sanity: &SanityReport) {
 
 pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     let device = args.map.device.device()?;
-    let [a, b]: [PathBuf; 2] = args
-        .checkpoint
-        .try_into()
-        .map_err(|given: Vec<PathBuf>| anyhow::anyhow!("--checkpoint: give exactly two (A and B), got {}", given.len()))?;
+    let checkpoints = if args.checkpoint.is_empty() {
+        [args.checkpoint_a, args.checkpoint_b]
+    } else {
+        let [a, b]: [PathBuf; 2] = args
+            .checkpoint
+            .try_into()
+            .map_err(|given: Vec<PathBuf>| anyhow::anyhow!("--checkpoint: give exactly two (A and B), got {}; for several seeds per side use --checkpoint-a and --checkpoint-b", given.len()))?;
+        [vec![a], vec![b]]
+    };
     let names = match args.names {
         None => None,
         Some(names) => Some(
@@ -288,13 +320,15 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         ),
     };
     let request = CompareRequest {
-        checkpoints: [a, b],
+        checkpoints,
         names,
         data: args.data,
         labels: args.map.labels,
         layers: args.layer,
         class: args.map.class.clone(),
-        method: args.map.methods()[0],
+        methods: args.map.methods(),
+        stability: args.stability,
+        metrics: unique_metrics(args.metrics),
         samples: args.samples as usize,
         seed: args.seed,
         out: args.map.out.clone(),
@@ -308,13 +342,43 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     println!("A = {} ({}, layer {}): test accuracy {:.2}%", ma.name, ma.checkpoint.display(), ma.layer, 100.0 * ma.accuracy);
     println!("B = {} ({}, layer {}): test accuracy {:.2}%", mb.name, mb.checkpoint.display(), mb.layer, 100.0 * mb.accuracy);
     println!("on {} test images:  both right {}  A only {}  B only {}  both wrong {}", report.test_images, t.both_right, t.a_only, t.b_only, t.both_wrong);
+    for (tag, side) in ["A", "B"].iter().zip(&report.checkpoints) {
+        if side.len() > 1 {
+            let acc: Vec<String> = side.iter().map(|c| format!("{} {:.2}%", c.name, 100.0 * c.accuracy)).collect();
+            println!("{tag}'s checkpoints: {}", acc.join(", "));
+        }
+    }
     let m = &report.mcnemar;
     println!(
-        "McNemar: chi2 = {:.3} (continuity-corrected), {}; exact binomial {}",
-        m.chi_square,
-        format_p(m.chi_square_p),
-        format_p(m.exact_p)
+        "McNemar: chi2 = {:.3} (continuity-corrected), {} ({})",
+        m.chi2_corrected,
+        format_p(m.p_value),
+        if m.exact { "exact binomial, fewer than 25 disagreements" } else { "chi-square" }
     );
+    for s in &report.stability {
+        println!("map similarity, {} on {} {} images (mean [95% interval]; within = pairs of seeds of one model):", s.method.name(), s.count, s.images);
+        let show = |v: &Option<MeanInterval>| v.as_ref().map(|v| v.display(3)).unwrap_or_else(|| "-".to_string());
+        for m in &s.measures {
+            println!(
+                "  {:<10} within A {}  within B {}  between {}  within - between {}{}",
+                m.measure,
+                show(&m.within_a),
+                show(&m.within_b),
+                show(&m.between),
+                show(&m.excess),
+                if m.exceeds { "  -> A-B differ more than seeds" } else { "" }
+            );
+        }
+        if let Some(note) = &s.note {
+            println!("  note: {note}");
+        }
+    }
+    if let Some([a, b]) = &report.metrics {
+        for (tag, side) in [("A", a), ("B", b)] {
+            println!("{tag}:");
+            print_metric_rows(side);
+        }
+    }
     for g in &report.galleries {
         println!("{}: {} images, {} shown in {}", g.kind, g.count, g.shown.len(), g.png.display());
     }

@@ -343,7 +343,7 @@ pub fn method_stem(method: CamMethod) -> String {
 }
 
 /// Each measure's mean over images with its interval.
-fn summarise(method: CamMethod, values: &[ImageScores], seconds_maps: f64, seconds_measures: f64, seed: u64) -> MethodMetrics {
+pub fn summarise(method: CamMethod, values: &[ImageScores], seconds_maps: f64, seconds_measures: f64, seed: u64) -> MethodMetrics {
     let column = |k: usize| -> Option<MeanInterval> {
         let xs: Vec<f64> = values.iter().filter_map(|v| v.values()[k]).collect();
         if xs.is_empty() { None } else { mean_interval(&xs, REPLICATES, 0.95, mix_seed(&[seed, k as u64])) }
