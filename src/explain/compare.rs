@@ -8,7 +8,14 @@
 //! - `a-right-b-wrong.png`, `b-right-a-wrong.png`: the galleries;
 //! - `compare.json`: accuracies, the 2x2 table, McNemar's test, the samples shown;
 //! - `disagreements.csv`: every test image where exactly one model is right;
-//! - `maps/`: for each shown sample and model, the raw and normalised maps (`.npy`) and overlay.
+//! - `maps/`: for each shown sample and model, the raw and normalised maps (`.npy`) and overlay;
+//! - `stability.csv`: with several checkpoints per side (the grid's seeds), each image's map
+//!   similarity within A, within B and between A and B, for the shown images and a sample of
+//!   test images ([`super::stability`]); the summary, with intervals, in `compare.json`;
+//! - `metrics.csv`: with `--metrics`, the faithfulness of A's and B's first checkpoints on the
+//!   sample ([`super::faithfulness`]).
+//!
+//! The galleries and McNemar's test use the first checkpoint of each side.
 
 use std::fs;
 use std::path::PathBuf;
@@ -21,21 +28,24 @@ use rand_chacha::ChaCha8Rng;
 use super::cam::CamMethod;
 use super::figure::{BLACK, Figure, GREEN, GREY, Line, RED, Tile};
 use super::gradcam::{CamMap, ClassTarget};
-use super::mcnemar::{McNemar, mcnemar};
+use super::faithfulness::{self, ImageScores, Metric, MetricOptions};
+use super::heatmaps::{MethodMetrics, summarise};
 use super::output::{MapFiles, prepare_out, write_map, write_png};
 use super::overlay::{OverlayStyle, overlay, rgb_image, upscale};
 use super::samples::{self, LoadedModel, Sample};
+use super::stability::{MethodStability, PerImage, stability};
 use crate::data::batches::mix_seed;
 use crate::data::{Cifar100Labels, Dataset};
 use crate::error::{Error, IoContext, Result};
+use crate::stats::{McNemar, mcnemar};
 use crate::train::evaluate::evaluate;
 use crate::train::metrics::{Prediction, write_json};
 
 /// What `visionnet compare` does.
 #[derive(Clone, Debug)]
 pub struct CompareRequest {
-    /// Checkpoints A and B (checkpoint or run folders).
-    pub checkpoints: [PathBuf; 2],
+    /// Checkpoints of A and of B (checkpoint or run folders; several: seeds of one model).
+    pub checkpoints: [Vec<PathBuf>; 2],
     /// Names of A and B on the figures (default: their run folders' names).
     pub names: Option<[String; 2]>,
     /// Dataset whose test set both are scored on.
@@ -46,8 +56,12 @@ pub struct CompareRequest {
     pub layers: Vec<String>,
     /// `top`, `label`, a class index or a class name.
     pub class: String,
-    /// Grad-CAM, Grad-CAM++ or HiResCAM.
-    pub method: CamMethod,
+    /// Methods; the first draws the galleries.
+    pub methods: Vec<CamMethod>,
+    /// Test images of the stability sample (0: none).
+    pub stability: usize,
+    /// Faithfulness measures of the first checkpoints on the stability sample (none: skip).
+    pub metrics: Vec<Metric>,
     /// Samples shown of each kind (at most).
     pub samples: usize,
     /// Seed of the choice of samples.
@@ -145,13 +159,22 @@ pub struct CompareReport {
     pub test_images: usize,
     /// A and B.
     pub models: [CompareModel; 2],
-    /// Method of the maps.
+    /// Method of the galleries' maps.
     pub method: CamMethod,
-    /// What the maps explain.
+    /// Every method.
+    pub methods: Vec<CamMethod>,
+    /// What the galleries' maps explain.
     pub target: String,
-    /// The 2x2 table.
+    /// Every checkpoint of A, then of B, with its test accuracy.
+    pub checkpoints: [Vec<CompareModel>; 2],
+    /// The seed-aware map comparison: each method on the shown images, then on the sample.
+    pub stability: Vec<MethodStability>,
+    /// Faithfulness of A's and B's first checkpoints on the sample, with `--metrics`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<[Vec<MethodMetrics>; 2]>,
+    /// The 2x2 table of the first checkpoints.
     pub agreement: Agreement,
-    /// McNemar's test on the disagreements.
+    /// McNemar's test on the disagreements (`b`: A right and B wrong, `c`: the reverse).
     pub mcnemar: McNemar,
     /// The two galleries.
     pub galleries: [Gallery; 2],
@@ -172,35 +195,75 @@ struct Disagreement<'a> {
 /// Compares two checkpoints on a test set; writes galleries, `compare.json`,
 /// `disagreements.csv` and the shown maps. Everything is checked before anything is written.
 pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
-    let models = [LoadedModel::load(&request.checkpoints[0], device)?, LoadedModel::load(&request.checkpoints[1], device)?];
-    let layers = match request.layers.as_slice() {
-        [] => [models[0].layer(None)?, models[1].layer(None)?],
-        [both] => [models[0].layer(Some(both))?, models[1].layer(Some(both))?],
-        [a, b] => [models[0].layer(Some(a))?, models[1].layer(Some(b))?],
-        more => return Err(Error::invalid("--layer", format!("{} layers given; give one (for both models) or two (A's, then B's)", more.len()))),
+    if request.checkpoints.iter().any(|side| side.is_empty()) {
+        return Err(Error::invalid("--checkpoint-a/--checkpoint-b", "give at least one checkpoint for each side"));
+    }
+    if request.methods.is_empty() {
+        return Err(Error::invalid("--method", "give at least one method"));
+    }
+    let mut sides: [Vec<LoadedModel>; 2] = [Vec::new(), Vec::new()];
+    for (s, paths) in request.checkpoints.iter().enumerate() {
+        for path in paths {
+            sides[s].push(LoadedModel::load(path, device)?);
+        }
+    }
+    check_alike(&sides)?;
+    let models = [&sides[0][0], &sides[1][0]];
+    let layer_of = |model: &LoadedModel, side: usize| -> Result<String> {
+        match request.layers.as_slice() {
+            [] => model.layer(None),
+            [both] => model.layer(Some(both)),
+            [a, b] => model.layer(Some(if side == 0 { a } else { b })),
+            more => Err(Error::invalid("--layer", format!("{} layers given; give one (for both models) or two (A's, then B's)", more.len()))),
+        }
     };
+    let layers = [layer_of(models[0], 0)?, layer_of(models[1], 1)?];
+    for (s, side) in sides.iter().enumerate() {
+        for model in side {
+            layer_of(model, s)?;
+        }
+    }
     if request.samples == 0 {
         return Err(Error::invalid("--samples", "must be at least 1"));
     }
     let data = Dataset::load(&request.data, request.labels)?;
-    for model in &models {
+    for model in sides.iter().flatten() {
         model.check_data(&data)?;
+    }
+    if request.stability > data.test.len() {
+        return Err(Error::invalid("--stability", format!("{} exceeds the {} test images of {}", request.stability, data.test.len(), data.root.display())));
+    }
+    if request.out.exists() {
+        prepare_out(&request.out)?; // refuses an old folder before the work; empty: kept
     }
     let classes = data.classes().to_vec();
     let target = ClassTarget::parse(&request.class, &classes)?;
     let names = request.names.clone().unwrap_or_else(|| [models[0].short_name(), models[1].short_name()]);
-    let explainers = [models[0].explainer(&layers[0], request.method)?, models[1].explainer(&layers[1], request.method)?];
+    let method = request.methods[0];
+    let explainers = [models[0].explainer(&layers[0], method)?, models[1].explainer(&layers[1], method)?];
 
     let mut predictions = Vec::with_capacity(2);
     let mut accuracies = [0.0; 2];
-    for (i, model) in models.iter().enumerate() {
-        let (evaluation, preds) = evaluate(&model.model.valid(), &data.test, &model.meta.normalize, request.batch_size, device)?;
-        accuracies[i] = evaluation.accuracy;
-        predictions.push(preds);
+    let mut checkpoints: [Vec<CompareModel>; 2] = [Vec::new(), Vec::new()];
+    for (s, side) in sides.iter().enumerate() {
+        for (c, model) in side.iter().enumerate() {
+            let (evaluation, preds) = evaluate(&model.model.valid(), &data.test, &model.meta.normalize, request.batch_size, device)?;
+            checkpoints[s].push(CompareModel {
+                name: model.short_name(),
+                checkpoint: model.checkpoint.clone(),
+                model: model.meta.model.name.clone(),
+                layer: layers[s].clone(),
+                accuracy: evaluation.accuracy,
+            });
+            if c == 0 {
+                accuracies[s] = evaluation.accuracy;
+                predictions.push(preds);
+            }
+        }
     }
     let (pa, pb) = (&predictions[0], &predictions[1]);
     let agreement = Agreement::count(pa, pb);
-    let test = mcnemar(agreement.a_only, agreement.b_only);
+    let test = mcnemar(agreement.a_only as u64, agreement.b_only as u64);
     let right = |p: &Prediction| p.prediction == p.label;
     let kinds: [(&str, Vec<usize>); 2] = [
         ("a-right-b-wrong", (0..pa.len()).filter(|&i| right(&pa[i]) && !right(&pb[i])).collect()),
@@ -219,6 +282,66 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
         computed.push((samples, maps));
     }
 
+    // The seed-aware comparison and the measures, before anything is written.
+    let shown: Vec<Sample> = computed.iter().flat_map(|(samples, _)| samples.iter().cloned()).collect();
+    let sample: Vec<Sample> = if request.stability > 0 {
+        samples::from_test_set(&data, request.stability, mix_seed(&[request.seed, 503]))?
+    } else {
+        Vec::new()
+    };
+    let mut stabilities = Vec::new();
+    let mut stability_rows: Vec<(CamMethod, &str, &Sample, [PerImage; 3])> = Vec::new();
+    let mut rows_per = Vec::new();
+    for &method in &request.methods {
+        for (set, images) in [("shown", &shown), ("sample", &sample)] {
+            if images.is_empty() {
+                continue;
+            }
+            // Every checkpoint's maps of each image's true class.
+            let by_label = ClassTarget::Label;
+            let mut maps: [Vec<Vec<CamMap>>; 2] = [Vec::new(), Vec::new()];
+            for (s, side) in sides.iter().enumerate() {
+                for model in side {
+                    let explainer = model.explainer(&layers[s], method)?.with_seed(mix_seed(&[request.seed, 71]));
+                    maps[s].push(samples::explain_samples(&explainer, images, data.test.shape, &model.meta.normalize, &by_label, request.batch_size, device)?);
+                }
+            }
+            let [_, h, w] = data.test.shape;
+            let (summary, per) = stability(method, set, &maps, [h, w], mix_seed(&[request.seed, 97, method as u64]));
+            stabilities.push(summary);
+            rows_per.push((method, set, images, per));
+        }
+    }
+    for (method, set, images, per) in &rows_per {
+        for (i, sample) in images.iter().enumerate() {
+            stability_rows.push((*method, set, sample, [vec![per[0][i]], vec![per[1][i]], vec![per[2][i]]]));
+        }
+    }
+    let metrics = if request.metrics.is_empty() || sample.is_empty() {
+        None
+    } else {
+        let options = MetricOptions::new(request.metrics.clone(), request.batch_size.max(1) * 4, request.seed);
+        let ids: Vec<u64> = sample.iter().map(|s| s.test_index.unwrap_or(0) as u64).collect();
+        let mut out: [Vec<MethodMetrics>; 2] = [Vec::new(), Vec::new()];
+        let mut values: Vec<(usize, CamMethod, Vec<CamMap>, Vec<ImageScores>)> = Vec::new();
+        for (s, model) in models.iter().enumerate() {
+            let batch = samples::normalised_batch(&sample, data.test.shape, &model.meta.normalize);
+            let images: Vec<Vec<f32>> = batch.images.chunks_exact(data.test.shape.iter().product()).map(|c| c.to_vec()).collect();
+            for (m, &method) in request.methods.iter().enumerate() {
+                let explainer = model.explainer(&layers[s], method)?.with_seed(mix_seed(&[request.seed, 71]));
+                let started = std::time::Instant::now();
+                let maps = samples::explain_samples(&explainer, &sample, data.test.shape, &model.meta.normalize, &target, request.batch_size, device)?;
+                let seconds_maps = started.elapsed().as_secs_f64();
+                let started = std::time::Instant::now();
+                let scores = faithfulness::measure(explainer.model(), &images, data.test.shape, &maps, &ids, &options, device);
+                let seconds = started.elapsed().as_secs_f64();
+                out[s].push(summarise(method, &scores, seconds_maps, seconds, mix_seed(&[request.seed, 89, s as u64, m as u64])));
+                values.push((s, method, maps, scores));
+            }
+        }
+        Some((out, values))
+    };
+
     prepare_out(&request.out)?;
     let maps_dir = request.out.join("maps");
     fs::create_dir_all(&maps_dir).at(&maps_dir)?;
@@ -236,6 +359,12 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
         })
         .collect();
     write_disagreements(&request.out.join("disagreements.csv"), &rows)?;
+    if !stability_rows.is_empty() {
+        write_stability(&request.out.join("stability.csv"), &stability_rows)?;
+    }
+    if let Some((_, values)) = &metrics {
+        write_metrics(&request.out.join("metrics.csv"), &sample, &values[..], &classes)?;
+    }
 
     let compare_models: [CompareModel; 2] = std::array::from_fn(|m| CompareModel {
         name: names[m].clone(),
@@ -291,17 +420,17 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
             ),
             Line::new(
                 format!(
-                    "McNemar: {} vs {} disagreements, chi2 = {:.2}, {}, exact {}",
-                    test.a_only,
-                    test.b_only,
-                    test.chi_square,
-                    format_p(test.chi_square_p),
-                    format_p(test.exact_p)
+                    "McNemar: {} vs {} disagreements, chi2 = {:.2} (corrected), {} ({})",
+                    test.b,
+                    test.c,
+                    test.chi2_corrected,
+                    format_p(test.p_value),
+                    if test.exact { "exact binomial" } else { "chi-square" }
                 ),
                 GREY,
             ),
             Line::new(
-                format!("{} maps of the {} (A at {}, B at {})", request.method.title(), target.describe(&classes), layers[0], layers[1]),
+                format!("{} maps of the {} (A at {}, B at {})", method.title(), target.describe(&classes), layers[0], layers[1]),
                 GREY,
             ),
         ];
@@ -325,8 +454,12 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
         data: request.data.clone(),
         test_images: data.test.len(),
         models: compare_models,
-        method: request.method,
+        method,
+        methods: request.methods.clone(),
         target: target.describe(&classes),
+        checkpoints,
+        stability: stabilities,
+        metrics: metrics.map(|(summary, _)| summary),
         agreement,
         mcnemar: test,
         galleries: galleries.try_into().expect("two galleries"),
@@ -342,6 +475,81 @@ fn write_disagreements(path: &std::path::Path, rows: &[Disagreement]) -> Result<
     writer.write_record(header).map_err(|e| Error::data(path, e.to_string()))?;
     for row in rows {
         writer.serialize(row).map_err(|e| Error::data(path, e.to_string()))?;
+    }
+    let bytes = writer.into_inner().map_err(|e| Error::data(path, e.to_string()))?;
+    fs::write(path, bytes).at(path)
+}
+
+/// Refuses checkpoints of different classes or input sizes, naming two that differ.
+fn check_alike(sides: &[Vec<LoadedModel>; 2]) -> Result<()> {
+    let first = &sides[0][0];
+    for other in sides.iter().flatten() {
+        if other.meta.classes != first.meta.classes {
+            return Err(Error::checkpoint(
+                &other.checkpoint,
+                format!(
+                    "it was trained on the classes {:?}, {} on {:?}: compare models of one dataset",
+                    other.meta.classes,
+                    first.checkpoint.display(),
+                    first.meta.classes
+                ),
+            ));
+        }
+        if other.meta.input_shape != first.meta.input_shape {
+            return Err(Error::checkpoint(
+                &other.checkpoint,
+                format!(
+                    "it takes inputs of {:?}, {} takes {:?}: compare models of one input size",
+                    other.meta.input_shape,
+                    first.checkpoint.display(),
+                    first.meta.input_shape
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `stability.csv`: one row per method, image set and image.
+fn write_stability(path: &std::path::Path, rows: &[(CamMethod, &str, &Sample, [PerImage; 3])]) -> Result<()> {
+    let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
+    let mut header = vec!["method".to_string(), "images".to_string(), "index".to_string()];
+    for pair in ["within_a", "within_b", "between"] {
+        for measure in super::similarity::Similarity::NAMES {
+            header.push(format!("{pair}_{measure}"));
+        }
+    }
+    writer.write_record(&header).map_err(|e| Error::data(path, e.to_string()))?;
+    for (method, set, sample, per) in rows {
+        let mut row = vec![method.name().to_string(), set.to_string(), sample.test_index.map(|i| i.to_string()).unwrap_or_default()];
+        for pair in per {
+            row.extend(pair[0].iter().map(|v| format!("{v}")));
+        }
+        writer.write_record(&row).map_err(|e| Error::data(path, e.to_string()))?;
+    }
+    let bytes = writer.into_inner().map_err(|e| Error::data(path, e.to_string()))?;
+    fs::write(path, bytes).at(path)
+}
+
+/// `metrics.csv` of compare: one row per side, method and image.
+fn write_metrics(path: &std::path::Path, sample: &[Sample], values: &[(usize, CamMethod, Vec<CamMap>, Vec<ImageScores>)], classes: &[String]) -> Result<()> {
+    let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
+    let mut header = vec!["side", "test_index", "method", "label", "target", "target_probability"];
+    header.extend(ImageScores::NAMES);
+    writer.write_record(&header).map_err(|e| Error::data(path, e.to_string()))?;
+    for (side, method, maps, scores) in values {
+        for ((s, map), score) in sample.iter().zip(maps).zip(scores) {
+            let mut row = vec![
+                ["a", "b"][*side].to_string(),
+                s.test_index.map(|i| i.to_string()).unwrap_or_default(),
+                method.name().to_string(),
+                s.label.map(|l| classes[l].clone()).unwrap_or_default(),
+                classes[map.target].clone(),
+                format!("{}", map.target_probability),
+            ];
+            row.extend(score.values().iter().map(|v| v.map(|v| format!("{v}")).unwrap_or_default()));
+            writer.write_record(&row).map_err(|e| Error::data(path, e.to_string()))?;
+        }
     }
     let bytes = writer.into_inner().map_err(|e| Error::data(path, e.to_string()))?;
     fs::write(path, bytes).at(path)

@@ -1,12 +1,22 @@
-//! The gradient pass: one forward through a network with the explained layer captured as a
-//! gradient leaf, one backward from the chosen class scores, and the maps of a [`CamMethod`].
+//! The explaining pass: one forward through a network with the explained layer captured as a
+//! gradient leaf, then what the [`CamMethod`] needs: one backward from the chosen class scores
+//! (the gradient methods), nothing more (EigenCAM, RandomCAM), or one forward per channel of
+//! perturbed inputs (ScoreCAM: the input masked by each channel; AblationCAM: the layer with
+//! each channel ablated, fed to the rest of the network through a [`LayerTap`]).
 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
-use super::cam::{self, CamMethod};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::cam::{self, CamMethod, Needs};
+use super::overlay::upsample_aligned;
 use crate::error::{Error, Result};
-use crate::model::{Capture, Network, NetworkConfig};
+use crate::model::{Capture, LayerTap, Network, NetworkConfig};
+
+/// Perturbed inputs per forward pass of ScoreCAM and AblationCAM.
+pub const PERTURBATION_BATCH: usize = 128;
 
 /// Which class a map explains.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +96,8 @@ pub struct Explainer {
     model: Network,
     layer: String,
     method: CamMethod,
+    /// Seed of RandomCAM's weights (mixed with each image's activation).
+    seed: u64,
 }
 
 impl Explainer {
@@ -98,7 +110,29 @@ impl Explainer {
             model: model.valid(),
             layer: layer.to_string(),
             method,
+            seed: 0,
         })
+    }
+
+    /// The same explainer with RandomCAM's weights drawn from `seed`.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The same model and layer with another method.
+    pub fn with_method(&self, method: CamMethod) -> Self {
+        Self {
+            model: self.model.clone(),
+            layer: self.layer.clone(),
+            method,
+            seed: self.seed,
+        }
+    }
+
+    /// The inference copy of the model that is explained.
+    pub fn model(&self) -> &Network {
+        &self.model
     }
 
     /// The explained layer.
@@ -116,7 +150,7 @@ impl Explainer {
     pub fn explain(&self, images: Tensor<4>, labels: &[Option<usize>], target: &ClassTarget) -> Result<Vec<CamMap>> {
         let [n, ..] = images.dims();
         let mut capture = Capture::new(&self.layer);
-        let logits = self.model.forward_tapped(images, &mut capture); // [n, classes], recorded from the leaf on
+        let logits = self.model.forward_tapped(images.clone(), &mut capture); // [n, classes], recorded from the leaf on
         let activations = capture.activation().cloned().ok_or_else(|| {
             Error::invalid("--layer", format!("the forward pass never reached layer '{}'", self.layer))
         })?; // [n, k, h, w]
@@ -144,12 +178,33 @@ impl Explainer {
         // respect to image i's activation is that of image i's own score.
         let scores = logits.clone().gather(1, index); // [n, 1]
         let target_logits = floats(scores.clone().inner());
-        let gradients = scores.sum().backward();
-        let grad = activations.grad(&gradients).ok_or_else(|| {
-            Error::invalid("--layer", format!("no gradient reached layer '{}'", self.layer))
-        })?; // [n, k, h, w]
-        let [_, _, h, w] = grad.dims();
-        let raw = floats(cam::raw_maps(self.method, activations.inner(), grad)); // [n * h * w]
+        let dims = activations.dims();
+        let [_, k, h, w] = dims;
+        let raw = match self.method.needs() {
+            Needs::Gradients => {
+                let gradients = scores.sum().backward();
+                let grad = activations.grad(&gradients).ok_or_else(|| {
+                    Error::invalid("--layer", format!("no gradient reached layer '{}'", self.layer))
+                })?; // [n, k, h, w]
+                floats(cam::raw_maps(self.method, activations.inner(), grad)) // [n * h * w]
+            }
+            Needs::Activations if self.method == CamMethod::EigenCam => cam::eigen_maps(&floats(activations.inner()), dims),
+            Needs::Activations => {
+                let a = activations.inner();
+                let values = floats(a.clone());
+                let weights: Vec<f32> = values.chunks_exact(k * h * w).flat_map(|image| random_weights(image, k, self.seed)).collect();
+                floats(cam::weighted_sum(a, Tensor::from_data(TensorData::new(weights, [n, k]), &device)))
+            }
+            Needs::Forwards => {
+                let a = activations.inner();
+                let weights = if self.method == CamMethod::ScoreCam {
+                    self.score_weights(images, &a, &targets)?
+                } else {
+                    self.ablation_weights(images, &a, &targets, &target_logits)?
+                }; // [n * k]
+                floats(cam::weighted_sum(a, Tensor::from_data(TensorData::new(weights, [n, k]), &device)))
+            }
+        };
         Ok(raw
             .chunks_exact(h * w)
             .enumerate()
@@ -165,6 +220,120 @@ impl Explainer {
             })
             .collect())
     }
+
+    /// ScoreCAM's weights `[n * k]`: for each image, the softmax over channels of the target
+    /// logit of the input times each channel's mask (the channel upsampled to the input, corners
+    /// aligned as torch's `UpsamplingBilinear2d`, and scaled to [0, 1]).
+    fn score_weights(&self, images: Tensor<4>, activations: &Tensor<4>, targets: &[usize]) -> Result<Vec<f32>> {
+        let [n, c, ih, iw] = images.dims();
+        let [_, k, h, w] = activations.dims();
+        let device = images.device();
+        let pixels = floats(images); // [n * c * ih * iw]
+        let values = floats(activations.clone()); // [n * k * h * w]
+        let mut weights = Vec::with_capacity(n * k);
+        for i in 0..n {
+            let image = &pixels[i * c * ih * iw..(i + 1) * c * ih * iw];
+            let masks: Vec<Vec<f32>> = (0..k)
+                .map(|ch| {
+                    let plane = &values[(i * k + ch) * h * w..(i * k + ch + 1) * h * w];
+                    let up = upsample_aligned(plane, [h, w], [ih, iw]);
+                    let (lo, hi) = up.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                    up.iter().map(|&v| (v - lo) / (hi - lo + 1e-8)).collect()
+                })
+                .collect();
+            let mut scores = Vec::with_capacity(k);
+            for chunk in masks.chunks(PERTURBATION_BATCH) {
+                let mut batch = Vec::with_capacity(chunk.len() * c * ih * iw);
+                for mask in chunk {
+                    for ch in 0..c {
+                        batch.extend(image[ch * ih * iw..(ch + 1) * ih * iw].iter().zip(mask).map(|(x, m)| x * m));
+                    }
+                }
+                let input = Tensor::<4>::from_data(TensorData::new(batch, [chunk.len(), c, ih, iw]), &device);
+                scores.extend(target_scores(&self.model.forward(input), targets[i]));
+            }
+            weights.extend(softmax_row(&scores));
+        }
+        Ok(weights)
+    }
+
+    /// AblationCAM's weights `[n * k]`: `(y - y_k) / y` with `y` the target logit and `y_k` the
+    /// logit when channel `k` of the layer is ablated (the rest of the network sees the ablated
+    /// activation through a [`LayerTap`]).
+    fn ablation_weights(&self, images: Tensor<4>, activations: &Tensor<4>, targets: &[usize], logits: &[f32]) -> Result<Vec<f32>> {
+        let [n, k, h, w] = activations.dims();
+        let device = images.device();
+        let values = floats(activations.clone());
+        let mut weights = Vec::with_capacity(n * k);
+        for i in 0..n {
+            let own = &values[i * k * h * w..(i + 1) * k * h * w];
+            let min = own.iter().copied().fold(f32::INFINITY, f32::min);
+            let ablated_value = if min == 0.0 { 0.0 } else { min - 1e7 };
+            let image = images.clone().narrow(0, i, 1); // [1, c, ih, iw]
+            let mut scores = Vec::with_capacity(k);
+            let channels: Vec<usize> = (0..k).collect();
+            for chunk in channels.chunks(PERTURBATION_BATCH) {
+                let mut batch = Vec::with_capacity(chunk.len() * k * h * w);
+                for &ch in chunk {
+                    let start = batch.len();
+                    batch.extend_from_slice(own);
+                    batch[start + ch * h * w..start + (ch + 1) * h * w].fill(ablated_value);
+                }
+                let mut tap = Replace {
+                    layer: &self.layer,
+                    with: Some(Tensor::from_data(TensorData::new(batch, [chunk.len(), k, h, w]), &device)),
+                };
+                let input = image.clone().repeat_dim(0, chunk.len());
+                scores.extend(target_scores(&self.model.forward_tapped(input, &mut tap), targets[i]));
+                if tap.with.is_some() {
+                    return Err(Error::invalid("--layer", format!("the forward pass never reached layer '{}'", self.layer)));
+                }
+            }
+            let y = logits[i];
+            weights.extend(scores.iter().map(|&s| (y - s) / y));
+        }
+        Ok(weights)
+    }
+}
+
+/// Replaces one layer's activation with a given tensor (AblationCAM's ablated copies).
+struct Replace<'a> {
+    layer: &'a str,
+    with: Option<Tensor<4>>,
+}
+
+impl LayerTap for Replace<'_> {
+    fn layer(&mut self, name: &str, activation: Tensor<4>) -> Tensor<4> {
+        match (name == self.layer, self.with.take()) {
+            (true, Some(replacement)) => replacement,
+            (_, other) => {
+                self.with = other;
+                activation
+            }
+        }
+    }
+}
+
+/// Column `target` of a batch of logits.
+fn target_scores(logits: &Tensor<2>, target: usize) -> Vec<f32> {
+    floats(logits.clone().narrow(1, target, 1))
+}
+
+/// Softmax of a row, with its maximum subtracted first.
+fn softmax_row(scores: &[f32]) -> Vec<f32> {
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = scores.iter().map(|&s| (s - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.iter().map(|e| e / sum).collect()
+}
+
+/// RandomCAM's `k` weights for one image, uniform in [-1, 1], from `seed` and the image's
+/// activation (so an image gets the same map in any batch, and two images different ones).
+pub fn random_weights(activation: &[f32], k: usize, seed: u64) -> Vec<f32> {
+    // FNV-1a over the activation's bits.
+    let hash = activation.iter().fold(0xcbf29ce484222325u64, |h, v| (h ^ v.to_bits() as u64).wrapping_mul(0x100000001b3));
+    let mut rng = ChaCha8Rng::seed_from_u64(hash ^ seed.wrapping_mul(0x9e3779b97f4a7c15));
+    (0..k).map(|_| rng.random_range(-1.0f32..=1.0)).collect()
 }
 
 /// A tensor's values, row-major.

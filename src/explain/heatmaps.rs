@@ -4,21 +4,36 @@
 //! normalisation, `[h, w]` float32), `<id>.map.npy` (normalised to [0, 1]) and
 //! `<id>.overlay.png` (the map upsampled and blended on the upscaled input); then `grid.png`
 //! (every sample with its true label, the prediction and its confidence) and `gradcam.json`
-//! (what was explained, and each sample's verdict, map peak and files).
+//! (what was explained, and each sample's verdict, map peak and files). With several methods,
+//! each sample's files are `<id>.<method>.*` and the grid shows one panel per method.
+//!
+//! With `--metrics`, every method's maps of every sample are measured for faithfulness
+//! ([`super::faithfulness`]): `metrics.csv` holds each image's values, `gradcam.json` the mean
+//! of each over images with a 95% bootstrap interval, and the seconds spent. With `--sanity`,
+//! the cascading randomisation of [`super::sanity`] writes `sanity.csv` (each image, method and
+//! depth), `sanity.png` (rows: methods, columns: depths) and its summary in `gradcam.json`.
+//! Maps, overlays and the grid are written for the first `show` samples only, so a
+//! thousand-image measurement does not write thousands of pictures.
 
+use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use burn::prelude::*;
 
 use super::cam::CamMethod;
+use super::faithfulness::{self, ImageScores, Metric, MetricOptions};
 use super::figure::{BLACK, Figure, GREEN, GREY, Line, RED, Tile};
 use super::gradcam::{CamMap, ClassTarget};
 use super::output::{MapFiles, prepare_out, write_map, write_png};
 use super::overlay::{OverlayStyle, overlay, rgb_image, upscale};
 use super::samples::{self, LoadedModel, Sample};
+use super::sanity::{self, SanityMaps, SanityReport};
+use crate::data::batches::mix_seed;
 use crate::data::image_file::SizePolicy;
 use crate::data::{Cifar100Labels, Dataset};
-use crate::error::Result;
+use crate::error::{Error, IoContext, Result};
+use crate::stats::bootstrap::{MeanInterval, REPLICATES, mean_interval};
 use crate::train::metrics::write_json;
 
 /// The images to explain.
@@ -39,8 +54,16 @@ pub struct HeatmapRequest {
     pub layer: Option<String>,
     /// `top`, `label`, a class index or a class name.
     pub class: String,
-    /// Grad-CAM, Grad-CAM++ or HiResCAM.
-    pub method: CamMethod,
+    /// The methods (at least one).
+    pub methods: Vec<CamMethod>,
+    /// Faithfulness measures to take (none: no measuring).
+    pub metrics: Vec<Metric>,
+    /// Whether to run the cascading-randomisation sanity check.
+    pub sanity: bool,
+    /// Samples whose maps, overlays and grid tiles are written (the first ones).
+    pub show: usize,
+    /// Seed of RandomCAM, ROAD's noise and the randomised weights.
+    pub seed: u64,
     /// The images.
     pub inputs: Inputs,
     /// Output folder (new or empty).
@@ -78,6 +101,69 @@ pub struct SampleRecord {
     pub peak: [usize; 2],
     /// Files written.
     pub files: MapFiles,
+    /// The other methods' maps, when there are several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub more: Vec<MethodMap>,
+}
+
+/// One more method's map of a sample.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MethodMap {
+    /// Method.
+    pub method: CamMethod,
+    /// Smallest and largest raw map value.
+    pub raw_range: [f32; 2],
+    /// `[row, column]` of the map's largest value.
+    pub peak: [usize; 2],
+    /// Files written.
+    pub files: MapFiles,
+}
+
+/// One method's faithfulness, each measure's mean over images with its 95% interval.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MethodMetrics {
+    /// Method.
+    pub method: CamMethod,
+    /// Images measured.
+    pub images: usize,
+    /// Seconds to compute the maps of all images.
+    pub seconds_maps: f64,
+    /// Seconds to take the measures.
+    pub seconds_measures: f64,
+    /// Deletion AUC (lower is better).
+    pub deletion_auc: Option<MeanInterval>,
+    /// Insertion AUC (higher is better).
+    pub insertion_auc: Option<MeanInterval>,
+    /// ROAD, most relevant removed first: mean probability (lower is better).
+    pub road_morf: Option<MeanInterval>,
+    /// ROAD, least relevant removed first: mean probability (higher is better).
+    pub road_lerf: Option<MeanInterval>,
+    /// `(LeRF - MoRF) / 2` (higher is better).
+    pub road: Option<MeanInterval>,
+    /// Average drop in confidence, percent (lower is better).
+    pub drop: Option<MeanInterval>,
+    /// Increase in confidence, percent of images (higher is better).
+    pub increase: Option<MeanInterval>,
+}
+
+/// The faithfulness section of `gradcam.json`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MetricsReport {
+    /// Measures taken.
+    pub metrics: Vec<Metric>,
+    /// Deletion / insertion steps.
+    pub steps: usize,
+    /// ROAD's fractions removed.
+    pub road_fractions: Vec<f64>,
+    /// Perturbed inputs per image and method.
+    pub inputs_per_image: usize,
+    /// Each method.
+    pub methods: Vec<MethodMetrics>,
+    /// Per-image values.
+    pub csv: PathBuf,
+    /// Why there are no intervals, when there is a single image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// `gradcam.json`.
@@ -89,8 +175,12 @@ pub struct HeatmapReport {
     pub model: String,
     /// The layer explained.
     pub layer: String,
-    /// Method.
+    /// The first method (of `methods`).
     pub method: CamMethod,
+    /// Every method.
+    pub methods: Vec<CamMethod>,
+    /// Samples explained (`samples` lists the shown ones).
+    pub explained: usize,
     /// What the maps explain (`predicted class`, `true class`, `class cat`).
     pub target: String,
     /// `[height, width]` of the maps.
@@ -99,19 +189,31 @@ pub struct HeatmapReport {
     pub resized: Vec<PathBuf>,
     /// Each sample.
     pub samples: Vec<SampleRecord>,
-    /// The grid of all samples.
+    /// The grid of the shown samples.
     pub grid: PathBuf,
+    /// Faithfulness measures, with `--metrics`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsReport>,
+    /// The sanity check, with `--sanity`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sanity: Option<SanityReport>,
+    /// Its figure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sanity_figure: Option<PathBuf>,
 }
 
-/// Explains the request's images and writes maps, overlays, the grid and `gradcam.json`.
-/// Everything is checked (checkpoint, layer, class, images, output folder) before anything is
-/// written.
+/// Explains the request's images and writes maps, overlays, the grid and `gradcam.json` (and
+/// the measures and sanity check asked for). Everything is checked (checkpoint, layer, class,
+/// images, output folder) and computed before anything is written.
 pub fn run(request: &HeatmapRequest, device: &Device) -> Result<HeatmapReport> {
     let loaded = LoadedModel::load(&request.checkpoint, device)?;
     let layer = loaded.layer(request.layer.as_deref())?;
     let classes = loaded.meta.classes.clone();
     let target = ClassTarget::parse(&request.class, &classes)?;
     let shape = loaded.meta.input_shape;
+    if request.methods.is_empty() {
+        return Err(Error::invalid("--method", "give at least one method"));
+    }
     let (samples, resized) = match &request.inputs {
         Inputs::Files { paths, size } => samples::from_files(paths, shape, &classes, *size)?,
         Inputs::TestSet { dir, labels, samples: count, seed } => {
@@ -120,52 +222,260 @@ pub fn run(request: &HeatmapRequest, device: &Device) -> Result<HeatmapReport> {
             (samples::from_test_set(&data, *count, *seed)?, Vec::new())
         }
     };
-    let explainer = loaded.explainer(&layer, request.method)?;
-    let maps = samples::explain_samples(&explainer, &samples, shape, &loaded.meta.normalize, &target, request.batch_size, device)?;
+    if request.out.exists() {
+        prepare_out(&request.out)?; // refuses an old folder before hours of work; empty: kept
+    }
+    let norm = &loaded.meta.normalize;
+    let options = MetricOptions::new(request.metrics.clone(), request.batch_size.max(1) * 4, request.seed);
+    let images: Vec<Vec<f32>> = if request.metrics.is_empty() {
+        Vec::new()
+    } else {
+        let batch = samples::normalised_batch(&samples, shape, norm);
+        batch.images.chunks_exact(shape.iter().product()).map(|c| c.to_vec()).collect()
+    };
+    let ids: Vec<u64> = samples.iter().enumerate().map(|(i, s)| s.test_index.unwrap_or(i) as u64).collect();
+    let mut all_maps = Vec::with_capacity(request.methods.len());
+    let mut scores: Vec<Vec<ImageScores>> = Vec::new();
+    let mut summaries = Vec::new();
+    for (m, &method) in request.methods.iter().enumerate() {
+        let explainer = loaded.explainer(&layer, method)?.with_seed(mix_seed(&[request.seed, 71]));
+        let started = Instant::now();
+        let shown = if request.metrics.is_empty() { request.show.min(samples.len()) } else { samples.len() };
+        let maps = samples::explain_samples(&explainer, &samples[..shown], shape, norm, &target, request.batch_size, device)?;
+        let seconds_maps = started.elapsed().as_secs_f64();
+        if !request.metrics.is_empty() {
+            let started = Instant::now();
+            let values = faithfulness::measure(explainer.model(), &images, shape, &maps, &ids, &options, device);
+            let seconds_measures = started.elapsed().as_secs_f64();
+            summaries.push(summarise(method, &values, seconds_maps, seconds_measures, mix_seed(&[request.seed, 89, m as u64])));
+            scores.push(values);
+        }
+        all_maps.push(maps);
+    }
+    let sanity = if request.sanity {
+        let chosen = &samples[..samples.len().min(request.show.max(1))];
+        Some(sanity::run(&loaded, &layer, &request.methods, chosen, &target, request.batch_size, request.seed, device)?)
+    } else {
+        None
+    };
 
     prepare_out(&request.out)?;
-    let mut records = Vec::with_capacity(samples.len());
-    let mut tiles = Vec::with_capacity(samples.len());
-    for (sample, map) in samples.iter().zip(&maps) {
+    let several = request.methods.len() > 1;
+    let shown = request.show.min(samples.len());
+    let mut records = Vec::with_capacity(shown);
+    let mut tiles = Vec::with_capacity(shown);
+    for (s, sample) in samples.iter().enumerate().take(shown) {
         let image = rgb_image(&sample.pixels, shape);
-        let picture = overlay(&image, &map.normalised, map.shape, &request.style);
-        let files = write_map(&request.out, &sample.id, &map.raw, &map.normalised, map.shape, &picture)?;
-        tiles.push(Tile {
-            panels: vec![upscale(&image, request.style.scale), picture],
-            caption: caption(sample, map, &classes, &target),
-        });
-        records.push(record(sample, map, &classes, files));
+        let mut panels = vec![upscale(&image, request.style.scale)];
+        let mut written = Vec::with_capacity(request.methods.len());
+        for (m, &method) in request.methods.iter().enumerate() {
+            let map = &all_maps[m][s];
+            let picture = overlay(&image, &map.normalised, map.shape, &request.style);
+            let stem = if several { format!("{}.{}", sample.id, method_stem(method)) } else { sample.id.clone() };
+            let files = write_map(&request.out, &stem, &map.raw, &map.normalised, map.shape, &picture)?;
+            written.push(MethodMap { method, raw_range: raw_range(map), peak: peak(map), files });
+            panels.push(picture);
+        }
+        let first = &all_maps[0][s];
+        tiles.push(Tile { panels, caption: caption(sample, first, &classes, &target) });
+        let mut record = record(sample, first, &classes, written[0].files.clone());
+        record.more = written.split_off(1);
+        records.push(record);
     }
+    let titles: Vec<&str> = request.methods.iter().map(|m| m.title()).collect();
     let title = vec![
-        Line::new(
-            format!("{} of {} ({}), layer {}", request.method.title(), loaded.short_name(), loaded.meta.model.name, layer),
-            BLACK,
-        ),
+        Line::new(format!("{} of {} ({}), layer {}", titles.join(", "), loaded.short_name(), loaded.meta.model.name, layer), BLACK),
         Line::new(format!("maps of the {}; checkpoint {}", target.describe(&classes), loaded.checkpoint.display()), GREY),
     ];
-    let grid = Figure {
-        title,
-        headers: vec!["input".to_string(), format!("{} {layer}", request.method.title())],
-        tiles,
-        columns: request.columns,
-        colormap: request.style.colormap,
-    }
-    .render();
+    let mut headers = vec!["input".to_string()];
+    headers.extend(request.methods.iter().map(|m| if several { m.title().to_string() } else { format!("{} {layer}", m.title()) }));
+    let grid = Figure { title, headers, tiles, columns: request.columns, colormap: request.style.colormap }.render();
     let grid_path = request.out.join("grid.png");
     write_png(&grid_path, &grid)?;
+
+    let metrics = if request.metrics.is_empty() {
+        None
+    } else {
+        let csv = request.out.join("metrics.csv");
+        write_metrics_csv(&csv, &samples, &request.methods, &all_maps, &scores, &classes)?;
+        Some(MetricsReport {
+            metrics: request.metrics.clone(),
+            steps: options.steps,
+            road_fractions: options.road_fractions.clone(),
+            inputs_per_image: options.inputs_per_image(),
+            methods: summaries,
+            csv,
+            note: (samples.len() < 2).then(|| "a single image: means have no interval (an interval needs at least 2 images)".to_string()),
+        })
+    };
+    let (sanity, sanity_figure) = match sanity {
+        Some((report, maps)) => {
+            write_sanity_csv(&request.out.join("sanity.csv"), &report, &maps, &samples)?;
+            let path = request.out.join("sanity.png");
+            write_png(&path, &sanity_figure(&report, &maps, &samples[0], shape, &request.style, &loaded, &layer))?;
+            (Some(report), Some(path))
+        }
+        None => (None, None),
+    };
     let report = HeatmapReport {
         checkpoint: loaded.checkpoint.clone(),
         model: loaded.meta.model.name.clone(),
         layer,
-        method: request.method,
+        method: request.methods[0],
+        methods: request.methods.clone(),
+        explained: samples.len(),
         target: target.describe(&classes),
-        map_shape: maps.first().map(|m| m.shape).unwrap_or_default(),
+        map_shape: all_maps[0].first().map(|m| m.shape).unwrap_or_default(),
         resized,
         samples: records,
         grid: grid_path,
+        metrics,
+        sanity,
+        sanity_figure,
     };
     write_json(&request.out.join("gradcam.json"), &report)?;
     Ok(report)
+}
+
+/// A method's name as a file-name part (`gradcam++` -> `gradcampp`).
+pub fn method_stem(method: CamMethod) -> String {
+    method.name().replace('+', "p")
+}
+
+/// Each measure's mean over images with its interval.
+pub fn summarise(method: CamMethod, values: &[ImageScores], seconds_maps: f64, seconds_measures: f64, seed: u64) -> MethodMetrics {
+    let column = |k: usize| -> Option<MeanInterval> {
+        let xs: Vec<f64> = values.iter().filter_map(|v| v.values()[k]).collect();
+        if xs.is_empty() { None } else { mean_interval(&xs, REPLICATES, 0.95, mix_seed(&[seed, k as u64])) }
+    };
+    MethodMetrics {
+        method,
+        images: values.len(),
+        seconds_maps,
+        seconds_measures,
+        deletion_auc: column(0),
+        insertion_auc: column(1),
+        road_morf: column(2),
+        road_lerf: column(3),
+        road: column(4),
+        drop: column(5),
+        increase: column(6),
+    }
+}
+
+/// `metrics.csv`: one row per image and method.
+fn write_metrics_csv(
+    path: &Path,
+    samples: &[Sample],
+    methods: &[CamMethod],
+    maps: &[Vec<CamMap>],
+    scores: &[Vec<ImageScores>],
+    classes: &[String],
+) -> Result<()> {
+    let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
+    let mut header = vec!["id", "test_index", "method", "label", "target", "target_probability"];
+    header.extend(ImageScores::NAMES);
+    writer.write_record(&header).map_err(|e| Error::data(path, e.to_string()))?;
+    for (m, method) in methods.iter().enumerate() {
+        for (s, sample) in samples.iter().enumerate() {
+            let map = &maps[m][s];
+            let mut row = vec![
+                sample.id.clone(),
+                sample.test_index.map(|i| i.to_string()).unwrap_or_default(),
+                method.name().to_string(),
+                sample.label.map(|l| classes[l].clone()).unwrap_or_default(),
+                classes[map.target].clone(),
+                format!("{}", map.target_probability),
+            ];
+            row.extend(scores[m][s].values().iter().map(|v| v.map(|v| format!("{v}")).unwrap_or_default()));
+            writer.write_record(&row).map_err(|e| Error::data(path, e.to_string()))?;
+        }
+    }
+    let bytes = writer.into_inner().map_err(|e| Error::data(path, e.to_string()))?;
+    fs::write(path, bytes).at(path)
+}
+
+/// `sanity.csv`: one row per method, depth and image.
+fn write_sanity_csv(path: &Path, report: &SanityReport, maps: &SanityMaps, samples: &[Sample]) -> Result<()> {
+    let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
+    writer
+        .write_record(["method", "depth", "group", "above_layer", "id", "spearman", "ssim"])
+        .map_err(|e| Error::data(path, e.to_string()))?;
+    for (m, method) in report.methods.iter().enumerate() {
+        for (d, depth) in method.depths.iter().enumerate() {
+            for (i, &(rho, ssim)) in maps.values[m][d].iter().enumerate() {
+                writer
+                    .write_record([
+                        method.method.name().to_string(),
+                        depth.depth.to_string(),
+                        depth.group.clone(),
+                        depth.above_layer.to_string(),
+                        samples[i].id.clone(),
+                        format!("{rho}"),
+                        format!("{ssim}"),
+                    ])
+                    .map_err(|e| Error::data(path, e.to_string()))?;
+            }
+        }
+    }
+    let bytes = writer.into_inner().map_err(|e| Error::data(path, e.to_string()))?;
+    fs::write(path, bytes).at(path)
+}
+
+/// The sanity figure: one row per method, one column per depth (the trained model first), the
+/// first sample's maps, each captioned with the mean Spearman and SSIM over all images.
+fn sanity_figure(
+    report: &SanityReport,
+    maps: &SanityMaps,
+    sample: &Sample,
+    shape: [usize; 3],
+    style: &OverlayStyle,
+    loaded: &LoadedModel,
+    layer: &str,
+) -> image::RgbImage {
+    let image = rgb_image(&sample.pixels, shape);
+    let mut tiles = Vec::new();
+    for (m, method) in report.methods.iter().enumerate() {
+        for d in 0..maps.maps[m].len() {
+            let map = &maps.maps[m][d][0];
+            let picture = overlay(&image, &map.normalised, map.shape, style);
+            let mut caption = Vec::new();
+            if d == 0 {
+                let flag = if method.unchanged { " (unchanged!)" } else { "" };
+                caption.push(Line::new(format!("{}{flag}", method.method.title()), if method.unchanged { RED } else { BLACK }));
+                caption.push(Line::new("trained", GREY));
+                caption.push(Line::new(" ", GREY));
+            } else {
+                let depth = &method.depths[d - 1];
+                caption.push(Line::new(format!("+{}", depth.group), if depth.above_layer { BLACK } else { GREY }));
+                let show = |v: &Option<MeanInterval>| v.as_ref().map(|v| format!("{:.2}", v.mean)).unwrap_or_else(|| "-".into());
+                caption.push(Line::new(format!("rho {}", show(&depth.spearman)), GREY));
+                caption.push(Line::new(format!("SSIM {}", show(&depth.ssim)), GREY));
+            }
+            tiles.push(Tile { panels: vec![picture], caption });
+        }
+    }
+    let columns = report.groups.len() + 1;
+    Figure {
+        title: vec![
+            Line::new(
+                format!("Cascading randomisation of {} ({}), layer {layer}: {} images", loaded.short_name(), loaded.meta.model.name, report.images),
+                BLACK,
+            ),
+            Line::new(
+                format!(
+                    "columns: the trained model, then the top groups re-initialised one after another ({} above {layer}, black); rho, SSIM: means vs the trained maps",
+                    report.groups_above_layer
+                ),
+                GREY,
+            ),
+        ],
+        headers: Vec::new(),
+        tiles,
+        columns,
+        colormap: style.colormap,
+    }
+    .render()
 }
 
 /// A map's `[row, column]` of its largest raw value (the first, if tied).
@@ -202,9 +512,14 @@ fn short_source(source: &str) -> String {
     Path::new(source).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| source.to_string())
 }
 
-fn record(sample: &Sample, map: &CamMap, classes: &[String], files: MapFiles) -> SampleRecord {
+/// The smallest and largest raw value of a map.
+fn raw_range(map: &CamMap) -> [f32; 2] {
     let min = map.raw.iter().copied().fold(f32::INFINITY, f32::min);
     let max = map.raw.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    [min, max]
+}
+
+fn record(sample: &Sample, map: &CamMap, classes: &[String], files: MapFiles) -> SampleRecord {
     SampleRecord {
         id: sample.id.clone(),
         source: sample.source.clone(),
@@ -214,8 +529,9 @@ fn record(sample: &Sample, map: &CamMap, classes: &[String], files: MapFiles) ->
         target: classes[map.target].clone(),
         target_probability: map.target_probability,
         target_logit: map.target_logit,
-        raw_range: [min, max],
+        raw_range: raw_range(map),
         peak: peak(map),
         files,
+        more: Vec::new(),
     }
 }

@@ -80,6 +80,34 @@ pub fn upsample(map: &[f32], [h, w]: [usize; 2], width: u32, height: u32) -> Vec
     imageops::resize(&source, width, height, FilterType::Triangle).into_raw()
 }
 
+/// A row-major `[h, w]` map resized to `[height, width]` by bilinear interpolation with corners
+/// aligned (torch's `UpsamplingBilinear2d`, `align_corners=True`): the corner values stay at the
+/// corner pixels. ScoreCAM's masks are made this way, as in pytorch-grad-cam.
+pub fn upsample_aligned(map: &[f32], [h, w]: [usize; 2], [height, width]: [usize; 2]) -> Vec<f32> {
+    assert_eq!(map.len(), h * w, "the map holds h * w values");
+    // Source coordinate of output index `i` along an axis of `n` -> `m` values.
+    let source = |i: usize, n: usize, m: usize| -> (usize, usize, f32) {
+        if m <= 1 || n <= 1 {
+            return (0, 0, 0.0);
+        }
+        let x = i as f32 * (n - 1) as f32 / (m - 1) as f32;
+        let lo = (x.floor() as usize).min(n - 1);
+        let hi = (lo + 1).min(n - 1);
+        (lo, hi, x - lo as f32)
+    };
+    let mut out = Vec::with_capacity(height * width);
+    for y in 0..height {
+        let (y0, y1, ty) = source(y, h, height);
+        for x in 0..width {
+            let (x0, x1, tx) = source(x, w, width);
+            let top = map[y0 * w + x0] * (1.0 - tx) + map[y0 * w + x1] * tx;
+            let bottom = map[y1 * w + x0] * (1.0 - tx) + map[y1 * w + x1] * tx;
+            out.push(top * (1.0 - ty) + bottom * ty);
+        }
+    }
+    out
+}
+
 /// The input image upscaled `scale` times (bilinear, like the map).
 pub fn upscale(image: &RgbImage, scale: u32) -> RgbImage {
     imageops::resize(image, image.width() * scale, image.height() * scale, FilterType::Triangle)

@@ -160,6 +160,22 @@ pub fn test_sample(data: &Dataset, index: usize) -> Sample {
     }
 }
 
+/// `samples` as one normalised batch `[n, c, h, w]`.
+pub fn normalised_tensor(samples: &[Sample], shape: [usize; 3], norm: &Normalize, device: &Device) -> Tensor<4> {
+    batch_tensors(normalised_batch(samples, shape, norm), device).0
+}
+
+/// `samples` normalised on the host.
+pub fn normalised_batch(samples: &[Sample], shape: [usize; 3], norm: &Normalize) -> crate::data::batches::HostBatch {
+    let mut set = ImageSet::empty(shape, Vec::new());
+    for sample in samples {
+        set.pixels.extend_from_slice(&sample.pixels);
+        set.labels.push(0); // unused: the labels that matter are the samples'
+    }
+    let indices: Vec<usize> = (0..samples.len()).collect();
+    host_batch(&set, &indices, Augment::NONE, norm, 0)
+}
+
 /// Maps of `samples` (images of `shape`, normalised by `norm`), `batch_size` at a time.
 pub fn explain_samples(
     explainer: &Explainer,
@@ -172,13 +188,7 @@ pub fn explain_samples(
 ) -> Result<Vec<CamMap>> {
     let mut maps = Vec::with_capacity(samples.len());
     for chunk in samples.chunks(batch_size.max(1)) {
-        let mut set = ImageSet::empty(shape, Vec::new());
-        for sample in chunk {
-            set.pixels.extend_from_slice(&sample.pixels);
-            set.labels.push(0); // unused: the labels that matter are passed to `explain`
-        }
-        let indices: Vec<usize> = (0..chunk.len()).collect();
-        let (images, _) = batch_tensors(host_batch(&set, &indices, Augment::NONE, norm, 0), device);
+        let images = normalised_tensor(chunk, shape, norm, device);
         let labels: Vec<Option<usize>> = chunk.iter().map(|s| s.label).collect();
         maps.extend(explainer.explain(images, &labels, target)?);
     }

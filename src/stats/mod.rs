@@ -9,11 +9,17 @@
 //! - [`power`]: the variance split (seeds vs the test set) and the paired design's power.
 //! - [`multiplicity`]: Holm-Bonferroni, and the verdict rule.
 //! - [`factorial`]: main effects and two-way interactions of crossed features (linear model).
+//! - [`bootstrap`]: the bootstrap interval of a mean over items.
+//! - [`rank`]: fractional ranks, Pearson's and Spearman's correlations.
+//! - [`eigen`]: the leading eigenpair of a small symmetric matrix.
 
+pub mod bootstrap;
+pub mod eigen;
 pub mod paired;
 pub mod seed_test;
 pub mod power;
 pub mod multiplicity;
 pub mod factorial;
+pub mod rank;
 
 pub use paired::{BootstrapCi, EXACT_BELOW, McNemar, MeanStd, discordant, mcnemar, mean_std, paired_bootstrap, quantile};
