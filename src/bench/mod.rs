@@ -1,5 +1,8 @@
 //! Throughput measurement: training steps (forward, backward, optimizer) and inference on
-//! synthetic batches, timed after warm-up, reported as medians.
+//! synthetic batches, timed after warm-up, reported as medians; and this CPU's FMA peak
+//! ([`peak`]), to set the GFLOP/s of a step against.
+
+pub mod peak;
 
 use std::time::Instant;
 
@@ -78,6 +81,29 @@ impl PeakWindow {
             peak_reset: self.reset,
         })
     }
+}
+
+/// The nominal FLOPs of one step of `batch` images whose forward pass costs
+/// `forward_flops_per_image` ([`crate::model::registry::cost`]): training counts forward plus
+/// backward as 3x the forward pass (the backward pass does two products of the forward's size,
+/// the input and the weight gradient), inference 1x.
+///
+/// Convolutions count the FLOPs of a direct convolution (`2 * c_in * k * k` per output value)
+/// however they are computed: Winograd's F(4x4, 3x3) does about a quarter of those
+/// multiplications, and the multiplications it saves still count, so the GFLOP/s of a
+/// Winograd step are "direct-convolution-equivalent" and can exceed what the FMA units did.
+/// Element-wise work (BatchNorm, ReLU, pooling, softmax, the optimizer) is not counted.
+pub fn step_flops(forward_flops_per_image: u64, batch: usize, mode: Mode) -> f64 {
+    let passes = match mode {
+        Mode::Train => 3.0,
+        Mode::Infer => 1.0,
+    };
+    passes * forward_flops_per_image as f64 * batch as f64
+}
+
+/// GFLOP/s of a step that does `flops` in `seconds`.
+pub fn gflops_per_second(flops: f64, seconds: f64) -> f64 {
+    flops / seconds / 1e9
 }
 
 /// Times `spec.model` in `mode`.
@@ -234,3 +260,27 @@ fn training_setup(spec: &BenchSpec, device: &Device) -> Result<TrainingSetup> {
     Ok(TrainingSetup { ad, model, images, labels })
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_training_step_counts_three_forward_passes_of_nominal_direct_conv_flops() {
+        let spec = ModelSpec { name: "cnn".into(), options: Default::default() };
+        let device = crate::device::DeviceKind::Flex.device().unwrap();
+        let forward = crate::model::registry::cost(&spec, 10, [3, 32, 32], &device).unwrap().flops;
+        // The plain CNN by hand: 3x3 convs 3->32 at 32x32, 32->64 at 16x16, 64->128 at 8x8,
+        // 128->256 at 4x4 (direct-conv count, although three of them run as Winograd), then
+        // the head 1024->512->256->128->10; a multiply-add is 2 FLOPs.
+        let convs: u64 = [(3, 32, 32), (32, 64, 16), (64, 128, 8), (128, 256, 4)]
+            .iter()
+            .map(|&(ci, co, side)| 2 * ci * 9 * co * side * side)
+            .sum();
+        let head: u64 = [(1024, 512), (512, 256), (256, 128), (128, 10)].iter().map(|&(i, o)| 2 * i * o).sum();
+        assert_eq!(forward, convs + head);
+        assert_eq!(step_flops(forward, 64, Mode::Train), 3.0 * 64.0 * forward as f64);
+        assert_eq!(step_flops(forward, 256, Mode::Infer), 256.0 * forward as f64);
+        assert_eq!(gflops_per_second(3e9, 1.5), 2.0);
+    }
+}
