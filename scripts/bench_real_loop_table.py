@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Table of scripts/bench_real_loop.sh's results: per model and recipe, each engine's training
+epoch (images/s) beside its synthetic bench at the same batch size, medians over rounds.
+
+  epoch        trained images over the seconds of the epoch's steps;
+  bench        the same engine's synthetic training step (fixed random batch) at that batch;
+  epoch/bench  what the real loop keeps of the bench's rate (target: 0.90 or more);
+  vs PyTorch   visionnet's epoch over the fastest PyTorch variant's epoch.
+Standard library only. Usage: bench_real_loop_table.py RESULTS.jsonl
+"""
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+
+def label(r):
+    return "visionnet" if r["engine"] == "visionnet" else f"pytorch {r.get('variant') or 'eager'}"
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    rates = defaultdict(list)  # (model, recipe, engine, kind) -> images/s
+    batches, order = {}, []
+    with open(sys.argv[1]) as f:
+        for number, line in enumerate(f, 1):
+            if not line.startswith("{"):
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                sys.exit(f"{sys.argv[1]}:{number}: not a JSON object: {e}")
+            case = (r["model"], r["recipe"])
+            if case not in order:
+                order.append(case)
+            batches[case] = r["batch_size"]
+            rates[case + (label(r), r["kind"])].append(r["images_per_second"])
+    if not rates:
+        sys.exit(f"{sys.argv[1]}: no measurements")
+    med = lambda k: statistics.median(rates[k]) if rates.get(k) else None
+    print("| model | recipe | batch | engine | epoch images/s | bench images/s | epoch/bench | vs PyTorch (epoch) | rounds |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|")
+    for case in order:
+        engines = sorted({k[2] for k in rates if k[:2] == case}, key=lambda e: (e != "visionnet", e))
+        best = max((med(case + (e, "epoch")) or 0 for e in engines if e != "visionnet"), default=0)
+        for e in engines:
+            epoch, bench = med(case + (e, "epoch")), med(case + (e, "bench"))
+            cells = [
+                f"{epoch:.1f}" if epoch else "not run",
+                f"{bench:.1f}" if bench else "",
+                f"{epoch / bench:.2f}" if epoch and bench else "",
+                f"{epoch / best:.2f}x" if e == "visionnet" and epoch and best else "",
+                str(len(rates.get(case + (e, "epoch"), []))),
+            ]
+            print(f"| {case[0]} | {case[1]} | {batches[case]} | {e} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
