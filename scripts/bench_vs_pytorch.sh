@@ -16,7 +16,8 @@
 #   CASES="train:64 train:128 infer:256"   mode:batch-size pairs
 #   VARIANTS="eager compile channels_last"   PyTorch variants (see bench/pytorch_reference.py)
 #   VISIONNET_TORCH_PYTHON=...       a Python with torch (else target/torch-venv is made with
-#                                    `pip install torch==2.15.0`, the CPU wheel, about 200 MB;
+#                                    `pip install torch==2.15.0`, the CPU wheel, about 200 MB,
+#                                    and numpy, pillow for scripts/bench_real_loop.sh;
 #                                    only the `tch` device needs 2.9.0)
 #   FEATURES=...                     cargo features for the visionnet build
 # Output: target/bench/vs-pytorch-<time>.jsonl (raw) and .md (the table).
@@ -41,6 +42,9 @@ if [[ -z "$python" ]]; then
         python3 -m venv "$venv"
         "$venv/bin/pip" install --quiet "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu \
             || "$venv/bin/pip" install --quiet "torch==$TORCH_VERSION"
+        # numpy and Pillow for bench/pytorch_train_loop.py (scripts/bench_real_loop.sh), which
+        # reads the JPEG copy into memory.
+        "$venv/bin/pip" install --quiet numpy pillow
     fi
     python=$venv/bin/python
 fi
