@@ -299,10 +299,12 @@ def run(args, torch):
     before = status_bytes("VmRSS")
     reset = reset_peak()
     times = []
+    cpu_started = time.process_time()
     for _ in range(args.steps):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
+    cpu_seconds = time.process_time() - cpu_started  # all threads of the process
     peak = status_bytes("VmHWM")
     times.sort()
     median = times[len(times) // 2]
@@ -322,6 +324,9 @@ def run(args, torch):
         "rss_before_bytes": before,
         "peak_rss_bytes": peak,
         "peak_reset": reset,
+        "steps": args.steps,
+        "cpu_seconds": cpu_seconds,
+        "images_per_cpu_second": args.steps * args.batch_size / cpu_seconds if cpu_seconds > 0 else None,
     }))
     sys.stdout.flush()
 

@@ -23,7 +23,8 @@ compilation happens in `--warmup` untimed steps before the epoch, at least 3, wh
 the model) and channels_last.
 
 Prints one JSON object: images/s is the epoch's trained images over the seconds from its first
-step to its last.
+step to its last; images per CPU-second divide them by the process's CPU time (all threads)
+over the same span, a figure less disturbed by other work on a shared machine.
 """
 
 import argparse
@@ -166,18 +167,19 @@ def main():
 
     order = torch.randperm(n)
     loss_sum, correct = 0.0, 0
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for b in range(steps):
         l, k = step(order[b * batch:(b + 1) * batch])
         loss_sum += l
         correct += k
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     seen = steps * batch
     print(json.dumps({
         "engine": "pytorch", "kind": "epoch", "version": torch.__version__, "model": args.model,
         "attention": args.attention if args.model in ("attn1", "attn2") else None,
         "variant": args.variant, "recipe": args.recipe, "batch_size": batch, "threads": args.threads,
         "images": seen, "seconds": seconds, "images_per_second": seen / seconds,
+        "cpu_seconds": cpu_seconds, "images_per_cpu_second": seen / cpu_seconds,
         "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
         "load_seconds": load_seconds, "warmup_steps": warmup, "warmup_seconds": warmup_seconds,
     }))

@@ -59,14 +59,23 @@ run_visionnet() {
     local dir=$runs/$model-$recipe-$round config=()
     [[ $recipe == study ]] && config=(--config configs/study.toml)
     "$visionnet" --threads "$THREADS" train "${config[@]}" --data "$DATA" --model "$model" --val-size 0 \
-        --epochs 1 ${TRAIN_LIMIT:+--train-limit "$TRAIN_LIMIT"} --run-dir "$dir" --quiet >&2
-    python3 - "$dir/metrics.csv" "$model" "$recipe" "$(batch_of "$recipe")" "$THREADS" >> "$out" <<'PY'
+        --epochs 1 ${TRAIN_LIMIT:+--train-limit "$TRAIN_LIMIT"} --run-dir "$dir" --quiet >&2 &
+    local pid=$! cpu
+    # The epoch's CPU time, all threads (the data thread included): from the run's tensorboard
+    # folder (made just before the first epoch) to its checkpoints folder (made as it ends).
+    cpu=$(python3 scripts/proc_cpu_window.py "$pid" "$dir/tensorboard" "$dir/checkpoints" || echo '{}')
+    wait "$pid"
+    python3 - "$dir/metrics.csv" "$model" "$recipe" "$(batch_of "$recipe")" "$THREADS" "$cpu" \
+        "${TRAIN_LIMIT:-50000}" >> "$out" <<'PY'
 import csv, json, sys
-path, model, recipe, batch, threads = sys.argv[1:]
+path, model, recipe, batch, threads, cpu, n = sys.argv[1:]
 row = list(csv.DictReader(open(path)))[-1]
+cpu = json.loads(cpu).get("cpu_seconds")
+images = int(n) // int(batch) * int(batch)  # the epoch's full batches
 print(json.dumps({"engine": "visionnet", "kind": "epoch", "model": model, "recipe": recipe,
-                  "batch_size": int(batch), "threads": int(threads),
-                  "images_per_second": float(row["images_per_second"])}))
+                  "batch_size": int(batch), "threads": int(threads), "images": images,
+                  "images_per_second": float(row["images_per_second"]), "cpu_seconds": cpu,
+                  "images_per_cpu_second": images / cpu if cpu else None}))
 PY
     rm -rf "$dir"
     "$visionnet" --threads "$THREADS" bench --model "$model" --mode train --batch-size "$(batch_of "$recipe")" \

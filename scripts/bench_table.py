@@ -69,11 +69,13 @@ def main():
     unreset = set()
     skipped = {}
     flops = {}  # model -> nominal forward FLOPs per image (visionnet's count)
-    peaks, peak_info = [], None
+    peaks, on_cpu_peaks, peak_info = [], [], None
     models = []
     for r in rows:
         if r.get("kind") == "peak":
             peaks.append(r["gflops_per_second"])
+            if r.get("on_cpu_gflops_per_second"):
+                on_cpu_peaks.append(r["on_cpu_gflops_per_second"])
             peak_info = r
             continue
         key = (r["model"], r["mode"], r["batch_size"], engine_label(r))
@@ -120,7 +122,9 @@ def main():
     print("process MiB: the whole process's resident peak; steps add MiB: that peak minus the resident size before the timed steps")
     if peak:
         print(f"FP32 FMA peak: {peak:.1f} GFLOP/s ({peak_info['path']} path, {peak_info['threads']} threads, "
-              f"median of {len(peaks)}); GFLOP/s are nominal (direct-conv FLOPs, training 3x forward)")
+              f"median of {len(peaks)}"
+              + (f"; {statistics.median(on_cpu_peaks):.1f} over the threads' time on a CPU" if on_cpu_peaks else "")
+              + "); GFLOP/s are nominal (direct-conv FLOPs, training 3x forward), % of the wall-clock peak")
     if markdown:
         print()
         print("| " + " | ".join(header) + " |")

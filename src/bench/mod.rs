@@ -44,6 +44,27 @@ pub struct Timing {
     pub peak_rss_bytes: u64,
     /// Whether the peak was reset before the timed steps (else it is the process's lifetime peak).
     pub peak_reset: bool,
+    /// CPU seconds all the process's threads spent on the timed steps together (Linux
+    /// `/proc/self/task/*/schedstat`), if known: on a machine shared with other work,
+    /// images per CPU-second compare better than images per second.
+    pub cpu_seconds: Option<f64>,
+}
+
+/// Seconds all threads of this process have run on a CPU so far (the first field of each
+/// `/proc/self/task/*/schedstat`, nanoseconds), if the kernel reports it. Threads that have
+/// exited are not counted: measure spans over which the threads live.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let mut total = 0.0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        total += schedstat_seconds(&task.ok()?.path().join("schedstat"))?;
+    }
+    Some(total)
+}
+
+/// The time on a CPU in a `schedstat` file of `/proc` (its first field, nanoseconds), seconds.
+fn schedstat_seconds(path: &std::path::Path) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(text.split_whitespace().next()?.parse::<u64>().ok()? as f64 / 1e9)
 }
 
 /// What a benchmark step does.
@@ -61,16 +82,18 @@ pub enum Mode {
 struct PeakWindow {
     before: u64,
     reset: bool,
+    cpu_start: Option<f64>,
 }
 
 impl PeakWindow {
     fn start() -> Result<Self> {
         let before = status_bytes("VmRSS")?;
         let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-        Ok(Self { before, reset })
+        Ok(Self { before, reset, cpu_start: process_cpu_seconds() })
     }
 
     fn timing(self, times: Vec<f64>, batch: usize) -> Result<Timing> {
+        let cpu_seconds = self.cpu_start.zip(process_cpu_seconds()).map(|(a, b)| b - a);
         let peak = status_bytes("VmHWM")?;
         let m = median(times);
         Ok(Timing {
@@ -79,6 +102,7 @@ impl PeakWindow {
             rss_before_bytes: self.before,
             peak_rss_bytes: peak,
             peak_reset: self.reset,
+            cpu_seconds,
         })
     }
 }

@@ -68,6 +68,11 @@ pub struct Peak {
     pub seconds: f64,
     /// `flops / seconds / 1e9`.
     pub gflops_per_second: f64,
+    /// The sum over threads of each thread's FLOPs over the time it was actually on a CPU
+    /// (`/proc/thread-self/schedstat`, Linux), in GFLOP/s: what the cores do while they run
+    /// this, so on a machine shared with other work it still estimates the hardware's peak
+    /// (`gflops_per_second` is then lower). `None` where the scheduler's time is unknown.
+    pub on_cpu_gflops_per_second: Option<f64>,
 }
 
 /// Independent accumulator chains per thread: enough to cover the FMA latency (4-5 cycles) on
@@ -88,8 +93,9 @@ pub fn fma_peak(duration: Duration) -> Peak {
 pub fn fma_peak_on(path: PeakPath, duration: Duration) -> Peak {
     let path = if supported(path) { path } else { PeakPath::Portable };
     let start = Instant::now();
-    let chunks: Vec<u64> = rayon::broadcast(|_| {
+    let per_thread: Vec<(u64, Option<f64>)> = rayon::broadcast(|_| {
         let begun = Instant::now();
+        let cpu_start = thread_cpu_seconds();
         let mut chunks = 0u64;
         let mut sink = 0f32;
         while chunks == 0 || begun.elapsed() < duration {
@@ -97,12 +103,30 @@ pub fn fma_peak_on(path: PeakPath, duration: Duration) -> Peak {
             chunks += 1;
         }
         black_box(sink);
-        chunks
+        let on_cpu = cpu_start.zip(thread_cpu_seconds()).map(|(a, b)| b - a).filter(|s| *s > 0.0);
+        (chunks, on_cpu)
     });
     let seconds = start.elapsed().as_secs_f64();
     let per_chunk = (CHUNK * CHAINS as u64 * path.lanes() as u64 * 2) as f64;
-    let flops = chunks.iter().sum::<u64>() as f64 * per_chunk;
-    Peak { path, threads: chunks.len(), flops, seconds, gflops_per_second: flops / seconds / 1e9 }
+    let flops = per_thread.iter().map(|(c, _)| *c).sum::<u64>() as f64 * per_chunk;
+    let on_cpu_gflops_per_second = per_thread
+        .iter()
+        .map(|(c, on_cpu)| on_cpu.map(|s| *c as f64 * per_chunk / s / 1e9))
+        .sum::<Option<f64>>();
+    Peak {
+        path,
+        threads: per_thread.len(),
+        flops,
+        seconds,
+        gflops_per_second: flops / seconds / 1e9,
+        on_cpu_gflops_per_second,
+    }
+}
+
+/// Seconds the calling thread has run on a CPU (the first field of
+/// `/proc/thread-self/schedstat`, in nanoseconds), if the kernel reports it.
+fn thread_cpu_seconds() -> Option<f64> {
+    super::schedstat_seconds(std::path::Path::new("/proc/thread-self/schedstat"))
 }
 
 fn supported(path: PeakPath) -> bool {
@@ -206,6 +230,11 @@ mod tests {
         assert_eq!(peak.threads, rayon::current_num_threads());
         assert!(peak.gflops_per_second.is_finite() && peak.gflops_per_second > 0.0, "{peak:?}");
         assert!(peak.seconds >= 0.02, "{peak:?}");
+        if let Some(on_cpu) = peak.on_cpu_gflops_per_second {
+            // Time on a CPU is at most the wall time, so the on-CPU rate is at least the other
+            // (up to rounding: both come from the same FLOPs).
+            assert!(on_cpu.is_finite() && on_cpu >= 0.99 * peak.gflops_per_second / peak.threads as f64, "{peak:?}");
+        }
         println!("peak path measured: {} ({:.1} GFLOP/s in a 20 ms test run)", peak.path.name(), peak.gflops_per_second);
     }
 

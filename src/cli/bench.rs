@@ -68,6 +68,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 "engine": "visionnet", "kind": "peak", "version": env!("CARGO_PKG_VERSION"),
                 "path": p.path.name(), "lanes": p.path.lanes(), "threads": p.threads,
                 "seconds": p.seconds, "gflops_per_second": p.gflops_per_second,
+                "on_cpu_gflops_per_second": p.on_cpu_gflops_per_second,
             }));
         } else {
             println!(
@@ -78,6 +79,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 p.path.lanes(),
                 p.seconds
             );
+            if let Some(on_cpu) = p.on_cpu_gflops_per_second {
+                println!(
+                    "  {on_cpu:.1} GFLOP/s over the time each thread was on a CPU (the hardware's peak; \
+                     the wall-clock figure is lower when other work shares the cores)"
+                );
+            }
         }
         return Ok(());
     }
@@ -122,6 +129,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "params": params, "median_seconds": t.median_seconds, "images_per_second": t.images_per_second,
             "rss_before_bytes": t.rss_before_bytes, "peak_rss_bytes": t.peak_rss_bytes, "peak_reset": t.peak_reset,
             "forward_flops_per_image": cost.flops, "step_flops": flops, "gflops_per_second": gflops,
+            "steps": spec.steps, "cpu_seconds": t.cpu_seconds,
+            "images_per_cpu_second": t.cpu_seconds.map(|s| (spec.steps * spec.batch_size) as f64 / s),
         }));
         return Ok(());
     }
