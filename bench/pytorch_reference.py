@@ -30,7 +30,9 @@ Each runs as one of three variants (`--variant`), as a performance-minded PyTorc
                  format, which lets oneDNN skip its layout reorders.
 
 Memory: rss_before_bytes is the resident size (VmRSS) just before the timed steps (model,
-optimizer state, batch, warm-up and compilation done); peak_rss_bytes is the process's resident
+optimizer state, batch, warm-up and compilation done; glibc's free heap handed back first with
+malloc_trim, as visionnet's bench does, so that memory the warm-up freed but the allocator kept
+does not count as "before"); peak_rss_bytes is the process's resident
 peak (VmHWM) during the timed steps, reset just before them through /proc/self/clear_refs
 (Linux; peak_reset says whether that worked, else it is the lifetime peak). What the timed
 steps add is their difference (scripts/bench_table.py shows both).
@@ -180,6 +182,19 @@ def status_bytes(field):
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
+def trim_allocator():
+    """Hands glibc's free heap memory back to the system (malloc_trim), so that the resident size
+    read next counts live memory only: memory the warm-up steps freed but the allocator kept
+    would otherwise count as "before" and hide from what the timed steps add. visionnet's bench
+    does the same. Returns whether it ran (glibc only)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 def reset_peak():
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -296,6 +311,7 @@ def run(args, torch):
     first_step = time.perf_counter() - started
     for _ in range(warmup - 1):
         step()
+    trim_allocator()
     before = status_bytes("VmRSS")
     reset = reset_peak()
     times = []

@@ -70,12 +70,16 @@ run_visionnet() {
 import csv, json, sys
 path, model, recipe, batch, threads, cpu, n = sys.argv[1:]
 row = list(csv.DictReader(open(path)))[-1]
-cpu = json.loads(cpu).get("cpu_seconds")
+window = json.loads(cpu)
+cpu = window.get("cpu_seconds")
 images = int(n) // int(batch) * int(batch)  # the epoch's full batches
 print(json.dumps({"engine": "visionnet", "kind": "epoch", "model": model, "recipe": recipe,
                   "batch_size": int(batch), "threads": int(threads), "images": images,
                   "images_per_second": float(row["images_per_second"]), "cpu_seconds": cpu,
-                  "images_per_cpu_second": images / cpu if cpu else None}))
+                  "images_per_cpu_second": images / cpu if cpu else None,
+                  # threads that ended with the epoch: its data thread
+                  "data_thread_cpu_seconds": window.get("ended_threads_cpu_seconds"),
+                  "epoch_wall_seconds": window.get("wall_seconds")}))
 PY
     rm -rf "$dir"
     "$visionnet" --threads "$THREADS" bench --model "$model" --mode train --batch-size "$(batch_of "$recipe")" \

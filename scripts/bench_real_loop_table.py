@@ -26,7 +26,7 @@ def main():
         sys.exit(__doc__)
     rates = defaultdict(list)  # (model, recipe, engine, kind) -> images/s
     cpu_rates = defaultdict(list)  # same key -> images per CPU-second
-    batches, order = {}, []
+    batches, order, data_thread = {}, [], []
     with open(sys.argv[1]) as f:
         for number, line in enumerate(f, 1):
             if not line.startswith("{"):
@@ -40,10 +40,19 @@ def main():
                 order.append(case)
             batches[case] = r["batch_size"]
             rates[case + (label(r), r["kind"])].append(r["images_per_second"])
+            if r.get("data_thread_cpu_seconds") is not None and r.get("cpu_seconds"):
+                data_thread.append((case, r["data_thread_cpu_seconds"] / r["cpu_seconds"]))
             if r.get("images_per_cpu_second"):
                 cpu_rates[case + (label(r), r["kind"])].append(r["images_per_cpu_second"])
     if not rates:
         sys.exit(f"{sys.argv[1]}: no measurements")
+    for case in order:
+        shares = [r for r in data_thread if r[0] == case]
+        if shares:
+            share = statistics.median(s for _, s in shares)
+            print(f"{case[0]}, {case[1]} recipe: visionnet's data thread took {100 * share:.1f}% of the epoch's CPU time "
+                  f"(median of {len(shares)})")
+    print()
     med = lambda k, series=rates: statistics.median(series[k]) if series.get(k) else None
     print("| model | recipe | batch | engine | epoch images/s | bench images/s | epoch/bench | vs PyTorch (epoch) "
           "| epoch per CPU-s | bench per CPU-s | epoch/bench (CPU) | rounds |")

@@ -38,7 +38,8 @@ pub struct Timing {
     pub median_seconds: f64,
     /// Images per second at the median.
     pub images_per_second: f64,
-    /// Resident memory before the timed steps (model, optimizer state, batch, warm-up done), bytes.
+    /// Resident memory before the timed steps (model, optimizer state, batch, warm-up done), the
+    /// allocator's free memory handed back first (glibc `malloc_trim`), bytes.
     pub rss_before_bytes: u64,
     /// Peak resident memory during the timed steps (`VmHWM`), bytes.
     pub peak_rss_bytes: u64,
@@ -85,8 +86,25 @@ struct PeakWindow {
     cpu_start: Option<f64>,
 }
 
+/// Hands the C allocator's free memory back to the system (glibc's `malloc_trim`), so that the
+/// resident size read next counts live memory only: memory freed by the warm-up steps but kept
+/// by the allocator would otherwise count as "before" and hide from what the timed steps add.
+/// `bench/pytorch_reference.py` does the same for PyTorch. A no-op off glibc.
+fn trim_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: glibc's malloc_trim takes a byte count, touches only the allocator's own
+        // free lists, and is thread-safe.
+        unsafe { malloc_trim(0) };
+    }
+}
+
 impl PeakWindow {
     fn start() -> Result<Self> {
+        trim_allocator();
         let before = status_bytes("VmRSS")?;
         let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
         Ok(Self { before, reset, cpu_start: process_cpu_seconds() })
@@ -246,6 +264,7 @@ pub fn train_step_memory(spec: &BenchSpec, device: &Device) -> Result<StepMemory
     let mut optim = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let _ = ad.sync();
+    trim_allocator();
     let before = status_bytes("VmRSS")?;
     let peak_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let loss = loss_fn.forward(model.forward(images), labels);

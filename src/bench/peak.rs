@@ -30,7 +30,9 @@ impl PeakPath {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 return Self::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
                 return Self::Avx2Fma;
             }
         }
@@ -91,7 +93,11 @@ pub fn fma_peak(duration: Duration) -> Peak {
 /// [`fma_peak`] on a given path. A path the CPU lacks falls back to the portable one (its name
 /// is then reported), so this never executes an unsupported instruction.
 pub fn fma_peak_on(path: PeakPath, duration: Duration) -> Peak {
-    let path = if supported(path) { path } else { PeakPath::Portable };
+    let path = if supported(path) {
+        path
+    } else {
+        PeakPath::Portable
+    };
     let start = Instant::now();
     let per_thread: Vec<(u64, Option<f64>)> = rayon::broadcast(|_| {
         let begun = Instant::now();
@@ -103,7 +109,10 @@ pub fn fma_peak_on(path: PeakPath, duration: Duration) -> Peak {
             chunks += 1;
         }
         black_box(sink);
-        let on_cpu = cpu_start.zip(thread_cpu_seconds()).map(|(a, b)| b - a).filter(|s| *s > 0.0);
+        let on_cpu = cpu_start
+            .zip(thread_cpu_seconds())
+            .map(|(a, b)| b - a)
+            .filter(|s| *s > 0.0);
         (chunks, on_cpu)
     });
     let seconds = start.elapsed().as_secs_f64();
@@ -135,7 +144,10 @@ fn supported(path: PeakPath) -> bool {
         #[cfg(target_arch = "x86_64")]
         PeakPath::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
         #[cfg(target_arch = "x86_64")]
-        PeakPath::Avx2Fma => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+        PeakPath::Avx2Fma => {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+        }
         #[cfg(not(target_arch = "x86_64"))]
         _ => false,
     }
@@ -198,24 +210,35 @@ mod x86 {
                 x10 = $fma(x10, m, a);
                 x11 = $fma(x11, m, a);
             }
-            let s = $add($add($add(x0, x1), $add(x2, x3)), $add($add(x4, x5), $add(x6, x7)));
+            let s = $add(
+                $add($add(x0, x1), $add(x2, x3)),
+                $add($add(x4, x5), $add(x6, x7)),
+            );
             $reduce($add(s, $add($add(x8, x9), $add(x10, x11))))
         }};
     }
 
     #[target_feature(enable = "avx512f")]
     pub unsafe fn chunk_avx512(n: u64) -> f32 {
-        fma_rounds!(n, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, |v| _mm512_reduce_add_ps(v))
+        fma_rounds!(n, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, |v| {
+            _mm512_reduce_add_ps(v)
+        })
     }
 
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn chunk_avx2(n: u64) -> f32 {
-        fma_rounds!(n, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, |v: __m256| {
-            let mut lanes = [0f32; 8];
-            // SAFETY: `lanes` holds the 8 floats the unaligned store writes.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
-            lanes.iter().sum::<f32>()
-        })
+        fma_rounds!(
+            n,
+            _mm256_set1_ps,
+            _mm256_fmadd_ps,
+            _mm256_add_ps,
+            |v: __m256| {
+                let mut lanes = [0f32; 8];
+                // SAFETY: `lanes` holds the 8 floats the unaligned store writes.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+                lanes.iter().sum::<f32>()
+            }
+        )
     }
 }
 
@@ -228,23 +251,40 @@ mod tests {
         let peak = fma_peak(Duration::from_millis(20));
         assert_eq!(peak.path, PeakPath::detect());
         assert_eq!(peak.threads, rayon::current_num_threads());
-        assert!(peak.gflops_per_second.is_finite() && peak.gflops_per_second > 0.0, "{peak:?}");
+        assert!(
+            peak.gflops_per_second.is_finite() && peak.gflops_per_second > 0.0,
+            "{peak:?}"
+        );
         assert!(peak.seconds >= 0.02, "{peak:?}");
         if let Some(on_cpu) = peak.on_cpu_gflops_per_second {
             // Time on a CPU is at most the wall time, so the on-CPU rate is at least the other
             // (up to rounding: both come from the same FLOPs).
-            assert!(on_cpu.is_finite() && on_cpu >= 0.99 * peak.gflops_per_second / peak.threads as f64, "{peak:?}");
+            assert!(
+                on_cpu.is_finite() && on_cpu >= 0.99 * peak.gflops_per_second / peak.threads as f64,
+                "{peak:?}"
+            );
         }
-        println!("peak path measured: {} ({:.1} GFLOP/s in a 20 ms test run)", peak.path.name(), peak.gflops_per_second);
+        println!(
+            "peak path measured: {} ({:.1} GFLOP/s in a 20 ms test run)",
+            peak.path.name(),
+            peak.gflops_per_second
+        );
     }
 
     #[test]
     fn every_path_the_cpu_has_runs_and_the_rest_fall_back_to_portable() {
         for path in [PeakPath::Avx512, PeakPath::Avx2Fma, PeakPath::Portable] {
             let peak = fma_peak_on(path, Duration::from_millis(5));
-            let expected = if supported(path) { path } else { PeakPath::Portable };
+            let expected = if supported(path) {
+                path
+            } else {
+                PeakPath::Portable
+            };
             assert_eq!(peak.path, expected);
-            assert!(peak.gflops_per_second.is_finite() && peak.gflops_per_second > 0.0, "{peak:?}");
+            assert!(
+                peak.gflops_per_second.is_finite() && peak.gflops_per_second > 0.0,
+                "{peak:?}"
+            );
             println!("peak path {} ran ({:?} asked)", peak.path.name(), path);
         }
     }
@@ -255,10 +295,17 @@ mod tests {
         let total = chunk_portable(CHUNK);
         assert!((total - (CHAINS * 8) as f32).abs() < 1.0, "{total}");
         #[cfg(target_arch = "x86_64")]
-        for path in [PeakPath::Avx512, PeakPath::Avx2Fma].into_iter().filter(|p| supported(*p)) {
+        for path in [PeakPath::Avx512, PeakPath::Avx2Fma]
+            .into_iter()
+            .filter(|p| supported(*p))
+        {
             let total = run_chunk(path);
             let expected = (CHAINS * path.lanes()) as f32;
-            assert!((total - expected).abs() < 1.0, "{} gave {total}", path.name());
+            assert!(
+                (total - expected).abs() < 1.0,
+                "{} gave {total}",
+                path.name()
+            );
         }
     }
 }
