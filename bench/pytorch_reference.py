@@ -19,8 +19,23 @@ Pixel attention (attn1, attn2) can be computed two ways (`--attention`):
   sdpa   torch.nn.functional.scaled_dot_product_attention (PyTorch's fused CPU kernel, which
          does not keep the matrix): PyTorch at its best.
 
-Peak memory is the process's resident peak (VmHWM) during the timed steps, reset just before
-them through /proc/self/clear_refs (Linux), minus the resident size before the first step.
+Each runs as one of three variants (`--variant`), as a performance-minded PyTorch user would try:
+  eager          the model as written, NCHW tensors;
+  compile        torch.compile(model) (TorchInductor: on a CPU it generates C++/OpenMP kernels
+                 with gcc and calls oneDNN for convs and matrix products), default mode; the
+                 optimizer step stays eager (Adam's foreach implementation). Compilation happens
+                 in the untimed warm-up steps (at least 3), its time is reported as
+                 compile_seconds;
+  channels_last  eager, with the model and the batch in torch.channels_last (NHWC) memory
+                 format, which lets oneDNN skip its layout reorders.
+
+Memory: rss_before_bytes is the resident size (VmRSS) just before the timed steps (model,
+optimizer state, batch, warm-up and compilation done; glibc's free heap handed back first with
+malloc_trim, as visionnet's bench does, so that memory the warm-up freed but the allocator kept
+does not count as "before"); peak_rss_bytes is the process's resident
+peak (VmHWM) during the timed steps, reset just before them through /proc/self/clear_refs
+(Linux; peak_reset says whether that worked, else it is the lifetime peak). What the timed
+steps add is their difference (scripts/bench_table.py shows both).
 """
 
 import argparse
@@ -43,6 +58,8 @@ def parse_args():
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads")
     p.add_argument("--classes", type=int, default=10, help="classes of the output layer")
     p.add_argument("--attention", default="naive", choices=["naive", "sdpa"], help="pixel attention kernel")
+    p.add_argument("--variant", default="eager", choices=["eager", "compile", "channels_last"],
+                   help="how PyTorch runs the model (see above)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     for name in ("batch_size", "steps", "threads", "classes"):
@@ -165,6 +182,19 @@ def status_bytes(field):
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
+def trim_allocator():
+    """Hands glibc's free heap memory back to the system (malloc_trim), so that the resident size
+    read next counts live memory only: memory the warm-up steps freed but the allocator kept
+    would otherwise count as "before" and hide from what the timed steps add. visionnet's bench
+    does the same. Returns whether it ran (glibc only)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 def reset_peak():
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -205,8 +235,8 @@ def main():
     if available is not None and needed > available / 2:
         # Running it would push the machine into the out-of-memory killer: report instead.
         print(json.dumps({
-            "engine": "pytorch", "model": args.model, "attention": args.attention, "mode": args.mode,
-            "batch_size": args.batch_size, "threads": args.threads,
+            "engine": "pytorch", "model": args.model, "attention": args.attention, "variant": args.variant,
+            "mode": args.mode, "batch_size": args.batch_size, "threads": args.threads,
             "skipped": f"naive attention matrices need about {needed / 2**30:.1f} GiB, "
                        f"more than half of the {available / 2**30:.1f} GiB available",
         }))
@@ -226,8 +256,8 @@ def main():
         if "alloc" not in str(e).lower() and not isinstance(e, MemoryError):
             raise
         print(json.dumps({
-            "engine": "pytorch", "model": args.model, "attention": args.attention, "mode": args.mode,
-            "batch_size": args.batch_size, "threads": args.threads,
+            "engine": "pytorch", "model": args.model, "attention": args.attention, "variant": args.variant,
+            "mode": args.mode, "batch_size": args.batch_size, "threads": args.threads,
             "skipped": f"out of memory (capped at 3/4 of the {available / 2**30:.1f} GiB available): "
                        f"{allocation_failure(e)}",
         }))
@@ -249,18 +279,22 @@ def run(args, torch):
     params = sum(p.numel() for p in net.parameters())
     x = torch.randn(args.batch_size, 3, 32, 32)
     y = torch.arange(args.batch_size) % args.classes
+    if args.variant == "channels_last":
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     optim = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
+    model = torch.compile(net) if args.variant == "compile" else net
 
     def train_step():
         optim.zero_grad(set_to_none=True)
-        loss = loss_fn(net(x), y)
+        loss = loss_fn(model(x), y)
         loss.backward()
         optim.step()
 
     def infer_step():
         with torch.inference_mode():
-            net(x)
+            model(x)
 
     if args.mode == "train":
         net.train()
@@ -268,15 +302,25 @@ def run(args, torch):
     else:
         net.eval()
         step = infer_step
-    for _ in range(args.warmup):
+    # The first call compiles (forward and, in training, the backward graph); BatchNorm's
+    # training-mode counters can cause one recompile on the second: three untimed steps at least.
+    warmup = max(args.warmup, 3) if args.variant == "compile" else args.warmup
+    started = time.perf_counter()
+    if warmup:
         step()
+    first_step = time.perf_counter() - started
+    for _ in range(warmup - 1):
+        step()
+    trim_allocator()
     before = status_bytes("VmRSS")
     reset = reset_peak()
     times = []
+    cpu_started = time.process_time()
     for _ in range(args.steps):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
+    cpu_seconds = time.process_time() - cpu_started  # all threads of the process
     peak = status_bytes("VmHWM")
     times.sort()
     median = times[len(times) // 2]
@@ -285,6 +329,8 @@ def run(args, torch):
         "version": torch.__version__,
         "model": args.model,
         "attention": args.attention if args.model in ("attn1", "attn2") else None,
+        "variant": args.variant,
+        "compile_seconds": first_step if args.variant == "compile" and warmup else None,
         "mode": args.mode,
         "batch_size": args.batch_size,
         "threads": args.threads,
@@ -294,6 +340,9 @@ def run(args, torch):
         "rss_before_bytes": before,
         "peak_rss_bytes": peak,
         "peak_reset": reset,
+        "steps": args.steps,
+        "cpu_seconds": cpu_seconds,
+        "images_per_cpu_second": args.steps * args.batch_size / cpu_seconds if cpu_seconds > 0 else None,
     }))
     sys.stdout.flush()
 

@@ -1,5 +1,8 @@
 //! Throughput measurement: training steps (forward, backward, optimizer) and inference on
-//! synthetic batches, timed after warm-up, reported as medians.
+//! synthetic batches, timed after warm-up, reported as medians; and this CPU's FMA peak
+//! ([`peak`]), to set the GFLOP/s of a step against.
+
+pub mod peak;
 
 use std::time::Instant;
 
@@ -35,12 +38,34 @@ pub struct Timing {
     pub median_seconds: f64,
     /// Images per second at the median.
     pub images_per_second: f64,
-    /// Resident memory before the timed steps (model, optimizer state, batch, warm-up done), bytes.
+    /// Resident memory before the timed steps (model, optimizer state, batch, warm-up done), the
+    /// allocator's free memory handed back first (glibc `malloc_trim`), bytes.
     pub rss_before_bytes: u64,
     /// Peak resident memory during the timed steps (`VmHWM`), bytes.
     pub peak_rss_bytes: u64,
     /// Whether the peak was reset before the timed steps (else it is the process's lifetime peak).
     pub peak_reset: bool,
+    /// CPU seconds all the process's threads spent on the timed steps together (Linux
+    /// `/proc/self/task/*/schedstat`), if known: on a machine shared with other work,
+    /// images per CPU-second compare better than images per second.
+    pub cpu_seconds: Option<f64>,
+}
+
+/// Seconds all threads of this process have run on a CPU so far (the first field of each
+/// `/proc/self/task/*/schedstat`, nanoseconds), if the kernel reports it. Threads that have
+/// exited are not counted: measure spans over which the threads live.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let mut total = 0.0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        total += schedstat_seconds(&task.ok()?.path().join("schedstat"))?;
+    }
+    Some(total)
+}
+
+/// The time on a CPU in a `schedstat` file of `/proc` (its first field, nanoseconds), seconds.
+fn schedstat_seconds(path: &std::path::Path) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(text.split_whitespace().next()?.parse::<u64>().ok()? as f64 / 1e9)
 }
 
 /// What a benchmark step does.
@@ -58,16 +83,35 @@ pub enum Mode {
 struct PeakWindow {
     before: u64,
     reset: bool,
+    cpu_start: Option<f64>,
+}
+
+/// Hands the C allocator's free memory back to the system (glibc's `malloc_trim`), so that the
+/// resident size read next counts live memory only: memory freed by the warm-up steps but kept
+/// by the allocator would otherwise count as "before" and hide from what the timed steps add.
+/// `bench/pytorch_reference.py` does the same for PyTorch. A no-op off glibc.
+fn trim_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: glibc's malloc_trim takes a byte count, touches only the allocator's own
+        // free lists, and is thread-safe.
+        unsafe { malloc_trim(0) };
+    }
 }
 
 impl PeakWindow {
     fn start() -> Result<Self> {
+        trim_allocator();
         let before = status_bytes("VmRSS")?;
         let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-        Ok(Self { before, reset })
+        Ok(Self { before, reset, cpu_start: process_cpu_seconds() })
     }
 
     fn timing(self, times: Vec<f64>, batch: usize) -> Result<Timing> {
+        let cpu_seconds = self.cpu_start.zip(process_cpu_seconds()).map(|(a, b)| b - a);
         let peak = status_bytes("VmHWM")?;
         let m = median(times);
         Ok(Timing {
@@ -76,8 +120,32 @@ impl PeakWindow {
             rss_before_bytes: self.before,
             peak_rss_bytes: peak,
             peak_reset: self.reset,
+            cpu_seconds,
         })
     }
+}
+
+/// The nominal FLOPs of one step of `batch` images whose forward pass costs
+/// `forward_flops_per_image` ([`crate::model::registry::cost`]): training counts forward plus
+/// backward as 3x the forward pass (the backward pass does two products of the forward's size,
+/// the input and the weight gradient), inference 1x.
+///
+/// Convolutions count the FLOPs of a direct convolution (`2 * c_in * k * k` per output value)
+/// however they are computed: Winograd's F(4x4, 3x3) does about a quarter of those
+/// multiplications, and the multiplications it saves still count, so the GFLOP/s of a
+/// Winograd step are "direct-convolution-equivalent" and can exceed what the FMA units did.
+/// Element-wise work (BatchNorm, ReLU, pooling, softmax, the optimizer) is not counted.
+pub fn step_flops(forward_flops_per_image: u64, batch: usize, mode: Mode) -> f64 {
+    let passes = match mode {
+        Mode::Train => 3.0,
+        Mode::Infer => 1.0,
+    };
+    passes * forward_flops_per_image as f64 * batch as f64
+}
+
+/// GFLOP/s of a step that does `flops` in `seconds`.
+pub fn gflops_per_second(flops: f64, seconds: f64) -> f64 {
+    flops / seconds / 1e9
 }
 
 /// Times `spec.model` in `mode`.
@@ -196,6 +264,7 @@ pub fn train_step_memory(spec: &BenchSpec, device: &Device) -> Result<StepMemory
     let mut optim = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let _ = ad.sync();
+    trim_allocator();
     let before = status_bytes("VmRSS")?;
     let peak_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let loss = loss_fn.forward(model.forward(images), labels);
@@ -234,3 +303,27 @@ fn training_setup(spec: &BenchSpec, device: &Device) -> Result<TrainingSetup> {
     Ok(TrainingSetup { ad, model, images, labels })
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_training_step_counts_three_forward_passes_of_nominal_direct_conv_flops() {
+        let spec = ModelSpec { name: "cnn".into(), options: Default::default() };
+        let device = crate::device::DeviceKind::Flex.device().unwrap();
+        let forward = crate::model::registry::cost(&spec, 10, [3, 32, 32], &device).unwrap().flops;
+        // The plain CNN by hand: 3x3 convs 3->32 at 32x32, 32->64 at 16x16, 64->128 at 8x8,
+        // 128->256 at 4x4 (direct-conv count, although three of them run as Winograd), then
+        // the head 1024->512->256->128->10; a multiply-add is 2 FLOPs.
+        let convs: u64 = [(3, 32, 32), (32, 64, 16), (64, 128, 8), (128, 256, 4)]
+            .iter()
+            .map(|&(ci, co, side)| 2 * ci * 9 * co * side * side)
+            .sum();
+        let head: u64 = [(1024, 512), (512, 256), (256, 128), (128, 10)].iter().map(|&(i, o)| 2 * i * o).sum();
+        assert_eq!(forward, convs + head);
+        assert_eq!(step_flops(forward, 64, Mode::Train), 3.0 * 64.0 * forward as f64);
+        assert_eq!(step_flops(forward, 256, Mode::Infer), 256.0 * forward as f64);
+        assert_eq!(gflops_per_second(3e9, 1.5), 2.0);
+    }
+}
