@@ -11,6 +11,11 @@ pub struct Augment {
     pub crop_padding: usize,
     /// Random horizontal flip with probability 1/2.
     pub flip: bool,
+    /// Cutout (DeVries and Taylor, 2017): one random square of this many pixels a side, lying
+    /// inside the image, set to 0 after normalisation (the mean colour when normalising by the
+    /// training set); 0 disables it. Applied after the crop and flip.
+    #[serde(default)]
+    pub cutout: usize,
 }
 
 impl Augment {
@@ -18,11 +23,12 @@ impl Augment {
     pub const NONE: Augment = Augment {
         crop_padding: 0,
         flip: false,
+        cutout: 0,
     };
 
     /// Whether any augmentation is on.
     pub fn is_active(&self) -> bool {
-        self.crop_padding > 0 || self.flip
+        self.crop_padding > 0 || self.flip || self.cutout > 0
     }
 }
 
@@ -46,7 +52,8 @@ impl Normalize {
 }
 
 /// Writes image `src` (`[c, h, w]` `u8`) into `dst` (`[c, h, w]` `f32`), normalised, with a
-/// random crop and flip drawn from `rng` when `augment` asks for them.
+/// random crop, flip and cutout drawn from `rng` when `augment` asks for them. A cutout larger
+/// than the image blanks all of it (the trainer refuses such a size beforehand).
 pub fn augment_into<R: Rng>(
     src: &[u8],
     shape: [usize; 3],
@@ -93,6 +100,17 @@ pub fn augment_into<R: Rng>(
             }
         }
     }
+    if augment.cutout > 0 {
+        // Drawn after the crop and flip, so runs without cutout keep their random streams.
+        let (sh, sw) = (augment.cutout.min(h), augment.cutout.min(w));
+        let y0 = rng.random_range(0..=h - sh);
+        let x0 = rng.random_range(0..=w - sw);
+        for plane in dst[..c * h * w].chunks_exact_mut(h * w) {
+            for row in plane[y0 * w..(y0 + sh) * w].chunks_exact_mut(w) {
+                row[x0..x0 + sw].fill(0.0);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -126,6 +144,7 @@ mod tests {
         let aug = Augment {
             crop_padding: 0,
             flip: true,
+            cutout: 0,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let (mut flipped, mut plain) = (0, 0);
@@ -151,6 +170,7 @@ mod tests {
         let aug = Augment {
             crop_padding: 2,
             flip: false,
+            cutout: 0,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let mut offsets = std::collections::HashSet::new();
@@ -180,5 +200,51 @@ mod tests {
         }
         // Many different shifts are drawn.
         assert!(offsets.len() >= 15, "only {} distinct shifts", offsets.len());
+    }
+
+    #[test]
+    fn cutout_zeroes_exactly_one_square_inside_the_image() {
+        // 3 channels of 8x6 (h x w); mean and std chosen so that no pixel normalises to 0.
+        let (c, h, w, size) = (3, 8, 6, 3);
+        let src: Vec<u8> = (0..c * h * w).map(|i| (i % 200 + 20) as u8).collect();
+        let norm = Normalize {
+            mean: vec![0.01; c],
+            std: vec![0.5; c],
+        };
+        let plain = {
+            let mut out = vec![0.0; c * h * w];
+            augment_into(&src, [c, h, w], Augment::NONE, &norm, &mut ChaCha8Rng::seed_from_u64(0), &mut out);
+            out
+        };
+        assert!(plain.iter().all(|v| *v != 0.0));
+        let aug = Augment {
+            crop_padding: 0,
+            flip: false,
+            cutout: size,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut corners = std::collections::HashSet::new();
+        for _ in 0..400 {
+            let mut out = vec![0.0; c * h * w];
+            augment_into(&src, [c, h, w], aug, &norm, &mut rng, &mut out);
+            // The zeroed pixels of each channel: the same size x size square, inside the image.
+            let zeros: Vec<(usize, usize)> = (0..h * w).filter(|i| out[*i] == 0.0).map(|i| (i / w, i % w)).collect();
+            assert_eq!(zeros.len(), size * size);
+            let (y0, x0) = zeros[0];
+            assert!(y0 + size <= h && x0 + size <= w, "square at ({y0}, {x0}) leaves the image");
+            let square = |y: usize, x: usize| (y0..y0 + size).contains(&y) && (x0..x0 + size).contains(&x);
+            for ch in 0..c {
+                for y in 0..h {
+                    for x in 0..w {
+                        let i = ch * h * w + y * w + x;
+                        let expected = if square(y, x) { 0.0 } else { plain[i] };
+                        assert_eq!(out[i], expected, "channel {ch} ({y}, {x})");
+                    }
+                }
+            }
+            corners.insert((y0, x0));
+        }
+        // Every position of the square occurs: (8 - 3 + 1) x (6 - 3 + 1).
+        assert_eq!(corners.len(), 6 * 4);
     }
 }

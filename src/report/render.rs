@@ -216,7 +216,7 @@ fn cost_row(c: &CostRow) -> Vec<String> {
 
 /// Rows of the runs table.
 fn run_rows(c: &Collection) -> (Vec<String>, Vec<Vec<String>>) {
-    let header = ["Run", "Seed", "Epochs", "Test accuracy %", "Best val % (epoch)", "Train s", "State"]
+    let header = ["Run", "Seed", "Epochs", "Test accuracy %", "Test, flip TTA %", "Best val % (epoch)", "Train s", "State"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -225,16 +225,18 @@ fn run_rows(c: &Collection) -> (Vec<String>, Vec<Vec<String>>) {
         .iter()
         .map(|r| {
             let epochs = format!("{}/{}", r.metrics.len(), r.manifest.config.epochs);
-            let (test, best, secs, state) = match &r.summary {
+            let (test, tta, best, secs, state) = match &r.summary {
                 Some(s) => (
                     format!("{:.2}", 100.0 * s.test.accuracy),
+                    // Flip test-time augmentation (--tta-flip), beside the plain figure.
+                    s.test_tta.as_ref().map_or("—".to_string(), |t| format!("{:.2}", 100.0 * t.accuracy)),
                     s.best_val_accuracy.map_or("—".to_string(), |(a, e)| format!("{:.2} ({e})", 100.0 * a)),
                     format!("{:.0}", s.train_seconds),
                     "finished".to_string(),
                 ),
-                None => ("—".into(), "—".into(), format!("{:.0}", r.metrics.iter().map(|m| m.seconds).sum::<f64>()), "in progress / interrupted".into()),
+                None => ("—".into(), "—".into(), "—".into(), format!("{:.0}", r.metrics.iter().map(|m| m.seconds).sum::<f64>()), "in progress / interrupted".into()),
             };
-            vec![r.id.clone(), r.seed.to_string(), epochs, test, best, secs, state]
+            vec![r.id.clone(), r.seed.to_string(), epochs, test, tta, best, secs, state]
         })
         .collect();
     (header, rows)

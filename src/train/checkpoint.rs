@@ -1,7 +1,9 @@
 //! Checkpoints: everything needed to continue a run or use its model.
 //!
 //! `RUN_DIR/checkpoints/epoch-NNNN/` holds `model.bpk` (weights and BatchNorm statistics,
-//! burnpack), `optimizer.bpk` (optimizer state) and `meta.json` ([`CheckpointMeta`]). A
+//! burnpack), `optimizer.bpk` (optimizer state), `meta.json` ([`CheckpointMeta`]) and, when
+//! the run keeps them, `ema.bpk` (the moving average of the weights, `--ema`) and
+//! `lookahead.bpk` (lookahead's slow weights), models of the same layout as `model.bpk`. A
 //! checkpoint is written to a hidden temporary folder and renamed into place, so a folder named
 //! `epoch-NNNN` is always complete; older checkpoints are removed only after the new one is in
 //! place.
@@ -80,9 +82,22 @@ pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
     Ok(list(run_dir)?.pop().map(|(_, p)| p))
 }
 
-/// Writes a checkpoint of `model` and `optimizer` for `meta.epoch`, then keeps only the newest
+/// The moving average of the weights in a checkpoint (`--ema`).
+pub const EMA_FILE: &str = "ema.bpk";
+/// Lookahead's slow weights in a checkpoint.
+pub const LOOKAHEAD_FILE: &str = "lookahead.bpk";
+
+/// Writes a checkpoint of `model` and `optimizer` for `meta.epoch`, with the further models of
+/// `extra` (`(file name, model)`: [`EMA_FILE`], [`LOOKAHEAD_FILE`]), then keeps only the newest
 /// `keep` checkpoints. Returns the checkpoint folder.
-pub fn save(run_dir: &Path, meta: &CheckpointMeta, model: &Network, optimizer: &ModuleOptimizer, keep: usize) -> Result<PathBuf> {
+pub fn save(
+    run_dir: &Path,
+    meta: &CheckpointMeta,
+    model: &Network,
+    optimizer: &ModuleOptimizer,
+    extra: &[(&str, &Network)],
+    keep: usize,
+) -> Result<PathBuf> {
     let final_dir = epoch_dir(run_dir, meta.epoch);
     let tmp = run_dir.join("checkpoints").join(format!(".epoch-{:04}.tmp", meta.epoch));
     if tmp.exists() {
@@ -95,12 +110,21 @@ pub fn save(run_dir: &Path, meta: &CheckpointMeta, model: &Network, optimizer: &
         .into_record()
         .save(&model_path)
         .map_err(|e| Error::checkpoint(&model_path, e.to_string()))?;
+    for (file, extra_model) in extra {
+        let path = tmp.join(file);
+        (*extra_model)
+            .clone()
+            .into_record()
+            .save(&path)
+            .map_err(|e| Error::checkpoint(&path, e.to_string()))?;
+    }
     let optim_path = tmp.join("optimizer.bpk");
     optimizer
         .save(&optim_path)
         .map_err(|e| Error::checkpoint(&optim_path, e.to_string()))?;
     write_json(&tmp.join("meta.json"), meta)?;
-    for file in ["model.bpk", "optimizer.bpk"] {
+    let files = ["model.bpk", "optimizer.bpk"].into_iter().chain(extra.iter().map(|(f, _)| *f));
+    for file in files {
         let path = tmp.join(file);
         fs::File::open(&path).and_then(|f| f.sync_all()).at(&path)?;
     }
@@ -147,7 +171,16 @@ pub fn read_meta(checkpoint: &Path) -> Result<CheckpointMeta> {
 
 /// Loads the weights of `checkpoint` into `model`, which must be the same architecture.
 pub fn load_weights(checkpoint: &Path, model: Network) -> Result<Network> {
-    let path = checkpoint.join("model.bpk");
+    load_model_file(checkpoint, "model.bpk", model)
+}
+
+/// Loads the model file `file` of `checkpoint` ([`EMA_FILE`], [`LOOKAHEAD_FILE`]) into
+/// `model`, which must be the same architecture.
+pub fn load_model_file(checkpoint: &Path, file: &str, model: Network) -> Result<Network> {
+    let path = checkpoint.join(file);
+    if !path.is_file() {
+        return Err(Error::checkpoint(&path, "missing: the run's configuration needs it"));
+    }
     let record = ModuleRecord::load(&path).map_err(|e| Error::checkpoint(&path, e.to_string()))?;
     model.try_load_record(record).map_err(|e| {
         Error::checkpoint(
@@ -163,13 +196,16 @@ pub fn load_optimizer(checkpoint: &Path, optimizer: ModuleOptimizer) -> Result<M
     optimizer.load(&path).map_err(|e| Error::checkpoint(&path, e.to_string()))
 }
 
-/// Builds the model a checkpoint describes and loads its weights, for inference.
+/// Builds the model a checkpoint describes and loads its weights (the moving average when the
+/// checkpoint holds one), for inference.
 pub fn load_model(path: &Path, device: &Device) -> Result<(PathBuf, CheckpointMeta, Network)> {
     let checkpoint = resolve(path)?;
     let meta = read_meta(&checkpoint)?;
     let config = network_config(&meta.model, meta.classes.len(), meta.input_shape)
         .map_err(|e| Error::checkpoint(&checkpoint, e.to_string()))?;
-    let model = load_weights(&checkpoint, config.init(device)?)?;
+    // A run with --ema was evaluated with its averaged weights: they are its model.
+    let file = if checkpoint.join(EMA_FILE).is_file() { EMA_FILE } else { "model.bpk" };
+    let model = load_model_file(&checkpoint, file, config.init(device)?)?;
     Ok((checkpoint, meta, model))
 }
 

@@ -63,6 +63,24 @@ fn fraction(s: &str) -> std::result::Result<f64, String> {
     Ok(v)
 }
 
+/// Parses a number in `(0, 1]`.
+fn unit_interval(s: &str) -> std::result::Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if !(v > 0.0 && v <= 1.0) {
+        return Err(format!("{v} must be in (0, 1]"));
+    }
+    Ok(v)
+}
+
+/// Serde defaults of options added after runs were recorded (their `run.json` lacks them).
+fn yes() -> bool {
+    true
+}
+
+fn half() -> f64 {
+    0.5
+}
+
 /// Parses a number that must be finite and >= 0.
 fn non_negative_f64(s: &str) -> std::result::Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
@@ -97,6 +115,11 @@ pub struct TrainConfig {
     /// Random horizontal flips.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub flip: bool,
+    /// Cutout: zero (in normalised space: the mean colour) one random square of this many
+    /// pixels a side, lying inside each training image; 0 disables it.
+    #[arg(long, default_value_t = 0, value_name = "PIXELS")]
+    #[serde(default)]
+    pub cutout: usize,
     /// Normalise by the training set's per-channel mean and std (else scale to [0, 1]).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub normalize: bool,
@@ -156,6 +179,36 @@ pub struct TrainConfig {
     /// Fraction of the run spent warming up (cosine, onecycle).
     #[arg(long, default_value_t = 0.15, value_parser = fraction)]
     pub warmup: f64,
+    /// Leave BatchNorm and bias parameters (every parameter of rank 1) out of the weight decay;
+    /// conv and linear weights keep it.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
+    #[serde(default)]
+    pub no_decay_bn_bias: bool,
+    /// Keep an exponential moving average of the weights with this decay per step (e.g. 0.999)
+    /// and evaluate it (validation and test) instead of the last weights; BatchNorm running
+    /// statistics are averaged too. Off when not given.
+    #[arg(long, value_name = "DECAY", value_parser = fraction)]
+    #[serde(default)]
+    pub ema: Option<f64>,
+    /// With --ema: the decay of update t is min(DECAY, (1 + t) / (10 + t)), so early averages
+    /// do not hold on to the random initialisation.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    #[serde(default = "yes")]
+    pub ema_warmup: bool,
+    /// Lookahead: every K optimizer steps the slow weights move --lookahead-alpha of the way to
+    /// the fast ones, and the fast weights restart from them; 0 disables it.
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    #[serde(default)]
+    pub lookahead_k: u64,
+    /// Lookahead's step towards the fast weights.
+    #[arg(long, default_value_t = 0.5, value_parser = unit_interval)]
+    #[serde(default = "half")]
+    pub lookahead_alpha: f64,
+    /// Also evaluate with flip test-time augmentation (logits averaged over each image and its
+    /// mirror), reported beside the plain figures (`val_accuracy_tta`, `test_tta`).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, value_name = "BOOL")]
+    #[serde(default)]
+    pub tta_flip: bool,
     /// Label smoothing of the cross-entropy loss.
     #[arg(long, default_value_t = 0.1, value_parser = fraction)]
     pub label_smoothing: f64,
@@ -189,6 +242,7 @@ impl TrainConfig {
         Augment {
             crop_padding: self.crop_padding,
             flip: self.flip,
+            cutout: self.cutout,
         }
     }
 
@@ -201,6 +255,15 @@ impl TrainConfig {
         self.model_options.check_used(&self.model)?;
         if self.crop_padding > 64 {
             return Err(Error::invalid("--crop-padding", format!("{} pixels is more than 64", self.crop_padding)));
+        }
+        if self.cutout > 64 {
+            return Err(Error::invalid("--cutout", format!("{} pixels is more than 64", self.cutout)));
+        }
+        if self.cache_features && self.tta_flip {
+            return Err(Error::invalid(
+                "--tta-flip",
+                "cached features are those of the unflipped images (--cache-features true)",
+            ));
         }
         if self.cache_features {
             if self.finetune != Finetune::Head {

@@ -47,6 +47,31 @@ pub fn evaluate(
     })
 }
 
+/// Flip test-time augmentation: the logits of each image and of its horizontal mirror,
+/// averaged (as airbench averages them).
+///
+/// # Shapes
+/// - `images`: `[n, c, h, w]`
+/// - output: `[n, classes]`
+pub fn flip_tta_logits(model: &Network, images: Tensor<4>) -> Tensor<2> {
+    let mirrored = images.clone().flip([3]);
+    (model.forward(images) + model.forward(mirrored)).div_scalar(2.0)
+}
+
+/// [`evaluate`] with flip test-time augmentation ([`flip_tta_logits`]).
+pub fn evaluate_flip_tta(
+    model: &Network,
+    set: &ImageSet,
+    norm: &Normalize,
+    batch_size: usize,
+    device: &Device,
+) -> Result<(Evaluation, Vec<Prediction>)> {
+    evaluate_with(set, norm, batch_size, |batch| {
+        let (images, _) = batch_tensors(batch, device);
+        flip_tta_logits(model, images)
+    })
+}
+
 /// Evaluates the logits `logits_of` gives for each batch of `set` (in order, unaugmented).
 pub fn evaluate_with(
     set: &ImageSet,
@@ -89,4 +114,40 @@ pub fn evaluate_with(
         loss_sum / set.len().max(1) as f64,
     );
     Ok((evaluation, predictions))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::params::tests::tiny_cnn;
+
+    fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn flip_tta_logits_are_the_mean_of_the_image_and_its_mirror() {
+        let device = Device::flex();
+        let model = tiny_cnn(&device, 4);
+        let (n, c, h, w) = (3, 3, 16, 16);
+        let pixels: Vec<f32> = (0..n * c * h * w).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
+        // The mirror built by hand on the host: column x takes column w - 1 - x.
+        let mirror: Vec<f32> = (0..n * c * h * w)
+            .map(|i| {
+                let (row, x) = (i / w, i % w);
+                pixels[row * w + (w - 1 - x)]
+            })
+            .collect();
+        let images = Tensor::<4>::from_data(TensorData::new(pixels, [n, c, h, w]), &device);
+        let mirrored = Tensor::<4>::from_data(TensorData::new(mirror, [n, c, h, w]), &device);
+        let plain = to_vec(model.forward(images.clone()));
+        let flipped = to_vec(model.forward(mirrored));
+        let tta = to_vec(flip_tta_logits(&model, images));
+        assert_eq!(tta.len(), n * 4);
+        for ((t, a), b) in tta.iter().zip(&plain).zip(&flipped) {
+            assert!((t - (a + b) / 2.0).abs() < 1e-5, "{t} != ({a} + {b}) / 2");
+        }
+        // The mirror's logits differ from the image's, so the average is not the plain logits.
+        assert!(plain.iter().zip(&flipped).any(|(a, b)| (a - b).abs() > 1e-4));
+    }
 }

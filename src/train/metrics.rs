@@ -19,6 +19,10 @@ pub struct EpochMetrics {
     pub val_loss: Option<f64>,
     /// Validation accuracy in [0, 1]; empty without a validation set.
     pub val_accuracy: Option<f64>,
+    /// Validation accuracy with flip test-time augmentation (`--tta-flip true`); empty
+    /// otherwise.
+    #[serde(default)]
+    pub val_accuracy_tta: Option<f64>,
     /// Learning rate of the epoch's last step.
     pub lr: f64,
     /// Wall-clock seconds of the epoch: training and validation.
@@ -174,6 +178,10 @@ pub struct Prediction {
     pub confidence: f32,
 }
 
+fn last_weights() -> String {
+    "last".to_string()
+}
+
 /// `summary.json`: the end of a run.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
@@ -185,6 +193,13 @@ pub struct Summary {
     pub classes: Vec<String>,
     /// Test-set evaluation of the final model.
     pub test: Evaluation,
+    /// The same with flip test-time augmentation (`--tta-flip true`), beside the plain figure;
+    /// its per-image predictions are in `predictions-tta.csv`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_tta: Option<Evaluation>,
+    /// Which weights were evaluated: `"last"`, or `"ema"` (the moving average, `--ema`).
+    #[serde(default = "last_weights")]
+    pub weights: String,
     /// Best validation accuracy over the epochs, and its epoch.
     pub best_val_accuracy: Option<(f64, usize)>,
     /// Seconds of training and validation, summed over epochs.

@@ -4,15 +4,20 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod decay;
+pub mod ema;
 pub mod evaluate;
 pub mod experiment;
 pub mod flags;
 pub mod features;
+pub mod lookahead;
 pub mod manifest;
 pub mod metrics;
 pub mod optimizer;
+pub mod params;
 pub mod progress;
 pub mod run_lock;
+pub mod recipe;
 pub mod schedule;
 pub mod tensorboard;
 pub mod trainer;

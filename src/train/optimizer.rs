@@ -11,8 +11,12 @@ use super::config::{OptimizerKind, TrainConfig};
 const EPSILON: f32 = 1e-8;
 
 /// Builds the optimizer of `config`. Its learning rate is given per step by the schedule.
+/// With `--no-decay-bn-bias` it has no weight decay of its own: [`SelectiveDecay`] applies it.
+///
+/// [`SelectiveDecay`]: super::decay::SelectiveDecay
 pub fn build(config: &TrainConfig) -> ModuleOptimizer {
-    let decay = (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32));
+    let weight_decay = if super::decay::SelectiveDecay::of(config).is_some() { 0.0 } else { config.weight_decay };
+    let decay = (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32));
     match config.optimizer {
         OptimizerKind::Adam => AdamConfig::new()
             .with_epsilon(EPSILON)
@@ -20,7 +24,7 @@ pub fn build(config: &TrainConfig) -> ModuleOptimizer {
             .init(),
         OptimizerKind::Adamw => AdamWConfig::new()
             .with_epsilon(EPSILON)
-            .with_weight_decay(config.weight_decay as f32)
+            .with_weight_decay(weight_decay as f32)
             .init(),
         OptimizerKind::Sgd => SgdConfig::new()
             .with_momentum((config.momentum > 0.0).then(|| {

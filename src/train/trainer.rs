@@ -12,13 +12,14 @@ use burn::prelude::*;
 
 use super::checkpoint::{self, CheckpointMeta};
 use super::config::{Finetune, TrainConfig};
-use super::evaluate::{batch_tensors, evaluate, evaluate_with};
+use super::evaluate::{batch_tensors, evaluate, evaluate_flip_tta, evaluate_with};
 use super::features::{FeatureCache, Features};
 use super::manifest::{DataRecord, RunManifest, build_info};
 use super::metrics::{EpochMetrics, MetricsCsv, Summary, read_json, write_csv, write_json};
 use super::optimizer;
 use super::progress::Progress;
 use super::run_lock::{self, RunLock};
+use super::recipe::StepHooks;
 use super::schedule::Schedule;
 use super::tensorboard::EventWriter;
 use crate::data::batches::{epoch_order, mix_seed};
@@ -95,6 +96,8 @@ struct Prepared {
     device: Device,
     model: Network,
     optimizer: ModuleOptimizer,
+    /// EMA, lookahead, selective weight decay (each when configured).
+    hooks: StepHooks,
     /// Epochs already completed (0 for a fresh run).
     start_epoch: usize,
     /// Optimizer steps already taken.
@@ -125,6 +128,10 @@ fn load_splits(config: &TrainConfig) -> Result<(Dataset, Splits, Normalize)> {
     let batch = config.batch_size as usize;
     if batch < 2 {
         return Err(Error::invalid("--batch-size", "BatchNorm needs at least 2 images per step"));
+    }
+    let [_, h, w] = splits.train.shape;
+    if config.cutout > h.min(w) {
+        return Err(Error::invalid("--cutout", format!("{} pixels is more than the {h}x{w} images", config.cutout)));
     }
     if batch > splits.train.len() {
         return Err(Error::invalid(
@@ -240,6 +247,7 @@ fn prepare_fresh(mut config: TrainConfig) -> Result<Prepared> {
     write_json(&run_dir.join("run.json"), &manifest)?;
     Ok(Prepared {
         optimizer: optimizer::build(&config),
+        hooks: StepHooks::fresh(&config, &model),
         config,
         run_dir,
         splits,
@@ -295,15 +303,17 @@ fn prepare_resume(run_dir: &Path) -> Result<Prepared> {
     let mut model = init_model(&config, &splits, &device)?;
     let mut optimizer = optimizer::build(&config);
     let (mut start_epoch, mut start_step) = (0, 0);
-    if let Some(ckpt) = checkpoint::latest(run_dir)? {
-        let meta = checkpoint::read_meta(&ckpt)?;
-        checkpoint::check_model(&ckpt, &meta, &config.model_spec())?;
-        model = checkpoint::load_weights(&ckpt, model)?;
-        optimizer = checkpoint::load_optimizer(&ckpt, optimizer)?;
+    let latest = checkpoint::latest(run_dir)?;
+    if let Some(ckpt) = &latest {
+        let meta = checkpoint::read_meta(ckpt)?;
+        checkpoint::check_model(ckpt, &meta, &config.model_spec())?;
+        model = checkpoint::load_weights(ckpt, model)?;
+        optimizer = checkpoint::load_optimizer(ckpt, optimizer)?;
         start_epoch = meta.epoch;
         start_step = meta.step;
     }
     let model = apply_finetune(&config, model);
+    let hooks = StepHooks::resume(&config, &model, latest.as_deref(), start_step)?;
     let mut metrics = MetricsCsv::new(run_dir).read()?;
     metrics.retain(|m| m.epoch <= start_epoch);
     Ok(Prepared {
@@ -314,6 +324,7 @@ fn prepare_resume(run_dir: &Path) -> Result<Prepared> {
         device,
         model,
         optimizer,
+        hooks,
         start_epoch,
         start_step,
         metrics,
@@ -366,6 +377,7 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
         device,
         model,
         mut optimizer,
+        mut hooks,
         start_epoch,
         start_step,
         mut metrics,
@@ -462,18 +474,25 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
             seen += n;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             lr = schedule.lr(step);
-            slot = Some(optimizer.step(lr, model, grads));
+            let (model, grads) = hooks.before_step(model, grads, lr);
+            let model = optimizer.step(lr, model, grads);
             step += 1;
+            slot = Some(hooks.after_step(step, model));
             progress.step(n, loss_sum / seen as f64, correct as f64 / seen as f64);
             Ok(())
         })?;
         let train_seconds = started.elapsed().as_secs_f64();
         let model = slot.as_ref().expect("the model is always put back");
-        let (val_loss, val_accuracy) = if splits.val.is_empty() {
-            (None, None)
+        let evaluated = hooks.evaluated(model);
+        let (val_loss, val_accuracy, val_accuracy_tta) = if splits.val.is_empty() {
+            (None, None, None)
         } else {
-            let (val, _) = evaluate_split(&model.valid(), &splits.val, cache.as_ref().map(|c| &c.val), &norm, config.eval_batch_size as usize, &inference_device)?;
-            (Some(val.loss), Some(val.accuracy))
+            let (val, _) = evaluate_split(&evaluated, &splits.val, cache.as_ref().map(|c| &c.val), &norm, config.eval_batch_size as usize, &inference_device)?;
+            let tta = match config.tta_flip {
+                true => Some(evaluate_flip_tta(&evaluated, &splits.val, &norm, config.eval_batch_size as usize, &inference_device)?.0.accuracy),
+                false => None,
+            };
+            (Some(val.loss), Some(val.accuracy), tta)
         };
         let row = EpochMetrics {
             epoch,
@@ -481,12 +500,13 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
             train_accuracy: correct as f64 / seen.max(1) as f64,
             val_loss,
             val_accuracy,
+            val_accuracy_tta,
             lr,
             seconds: started.elapsed().as_secs_f64(),
             images_per_second: seen as f64 / train_seconds,
         };
         progress.end_epoch(&row);
-        checkpoint::save(&run_dir, &meta(epoch, step), model, &optimizer, options.keep_checkpoints)?;
+        checkpoint::save(&run_dir, &meta(epoch, step), model, &optimizer, &hooks.checkpoint_models(), options.keep_checkpoints)?;
         metrics.push(row.clone());
         metrics_csv.write(&metrics)?;
         let mut scalars = vec![
@@ -498,6 +518,9 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
         if let (Some(l), Some(a)) = (row.val_loss, row.val_accuracy) {
             scalars.extend([("val/loss", l), ("val/accuracy", a)]);
         }
+        if let Some(a) = row.val_accuracy_tta {
+            scalars.push(("val/accuracy_tta", a));
+        }
         events.scalars(epoch as i64, &scalars)?;
         if options.stop_after == Some(epoch) && epoch < epochs {
             return Ok(TrainOutcome {
@@ -508,9 +531,17 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
         }
     }
 
-    let model = slot.expect("the model is always put back");
-    let (test, predictions) = evaluate_split(&model.valid(), &splits.test, cache.as_ref().map(|c| &c.test), &norm, config.eval_batch_size as usize, &inference_device)?;
+    let model = hooks.evaluated(&slot.expect("the model is always put back"));
+    let (test, predictions) = evaluate_split(&model, &splits.test, cache.as_ref().map(|c| &c.test), &norm, config.eval_batch_size as usize, &inference_device)?;
     write_csv(&run_dir.join("predictions.csv"), &predictions)?;
+    let test_tta = match config.tta_flip {
+        true => {
+            let (tta, predictions) = evaluate_flip_tta(&model, &splits.test, &norm, config.eval_batch_size as usize, &inference_device)?;
+            write_csv(&run_dir.join("predictions-tta.csv"), &predictions)?;
+            Some(tta)
+        }
+        false => None,
+    };
     let best_val_accuracy = metrics
         .iter()
         .filter_map(|m| m.val_accuracy.map(|a| (a, m.epoch)))
@@ -525,13 +556,16 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
         epochs,
         classes: splits.test.classes.clone(),
         test,
+        test_tta,
+        weights: hooks.weights().to_string(),
         best_val_accuracy,
         train_seconds: metrics.iter().map(|m| m.seconds).sum(),
         images_per_second: speeds.get(speeds.len() / 2).copied().unwrap_or(0.0),
     };
     write_json(&run_dir.join("summary.json"), &summary)?;
+    let tta = summary.test_tta.as_ref().map(|t| format!(", with flip TTA {:.2}%", 100.0 * t.accuracy)).unwrap_or_default();
     progress.line(&format!(
-        "test accuracy {:.2}% ({} images), loss {:.4}; run in {}",
+        "test accuracy {:.2}% ({} images){tta}, loss {:.4}; run in {}",
         100.0 * summary.test.accuracy,
         summary.test.images,
         summary.test.loss,
