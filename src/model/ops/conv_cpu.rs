@@ -27,6 +27,7 @@ use burn::backend::ops::ConvOptions;
 use rayon::prelude::*;
 
 use super::cpu::{View, matmul};
+use super::simd::Simd;
 
 /// The shapes of one conv: input `[b, ci, h, w]`, kernel `[co, ci, kh, kw]`, output `[ho, wo]`.
 #[derive(Clone, Copy, Debug)]
@@ -109,7 +110,9 @@ fn valid_range(n_out: usize, n_in: usize, s: usize, offset: usize, pad: usize) -
 
 /// One image `x` `[ci, h, w]` as im2col columns: row `r` of the `[K, P]` result starts at
 /// `col[r * ld]` (`ld >= P`, so several images can sit side by side); positions outside the
-/// image are 0.
+/// image are 0. Inlined into [`Simd::run`] by its callers, so that its copies and gathers are
+/// compiled for the CPU's vector path.
+#[inline(always)]
 fn im2col(x: &[f32], s: &ConvShape, col: &mut [f32], ld: usize) {
     let p = s.p();
     for c in 0..s.c_in {
@@ -145,7 +148,9 @@ fn im2col(x: &[f32], s: &ConvShape, col: &mut [f32], ld: usize) {
 
 /// Adds one image's im2col-shaped gradient (`[K, P]`, row `r` at `dcol[r * ld]`) onto its input
 /// gradient `dx` `[ci, h, w]`, which the caller allocated zeroed (zeroing it again here cost 3%
-/// of a training step).
+/// of a training step). Inlined into [`Simd::run`] as [`im2col`] is: the adds run 16 lanes at
+/// a time on AVX-512.
+#[inline(always)]
 fn col2im(dcol: &[f32], s: &ConvShape, dx: &mut [f32], ld: usize) {
     let p = s.p();
     for c in 0..s.c_in {
@@ -245,6 +250,7 @@ fn images_per_block(k: usize, p: usize, chunk: usize) -> usize {
 /// The conv's output `[b, co, ho, wo]` (flat): `y_block [co, n P] = W [co, K] x col_block`, a
 /// block of images side by side per matrix product as in [`weight_grad`].
 pub fn forward(x: &[f32], weight: &[f32], s: &ConvShape) -> Vec<f32> {
+    let simd = Simd::detect();
     let (k, p) = (s.k(), s.p());
     let (x_len, y_len) = (s.c_in * s.h * s.w, s.c_out * p);
     assert_eq!(x.len(), s.batch * x_len, "conv forward: x has the wrong size");
@@ -264,7 +270,7 @@ pub fn forward(x: &[f32], weight: &[f32], s: &ConvShape) -> Vec<f32> {
                     continue;
                 }
                 for j in 0..n {
-                    im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld);
+                    simd.run(|| im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld));
                 }
                 // y_block [co, n P] = W [co, K] x col_block [K, n P]; one image: straight into y
                 let cols = View::new(0, k, n * p, ld, 1);
@@ -286,6 +292,7 @@ pub fn forward(x: &[f32], weight: &[f32], s: &ConvShape) -> Vec<f32> {
 /// that late layers with few output positions still make one wide matrix product instead of a
 /// rank-`P` update of `dW` per image.
 pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
+    let simd = Simd::detect();
     let (k, p) = (s.k(), s.p());
     let (x_len, dy_len) = (s.c_in * s.h * s.w, s.c_out * p);
     assert_eq!(x.len(), s.batch * x_len, "conv weight grad: x has the wrong size");
@@ -309,7 +316,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
                         continue;
                     }
                     for j in 0..n {
-                        im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld);
+                        simd.run(|| im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld));
                     }
                     // dW [co, K] += dy_block [co, n P] x col_block^T [n P, K]; one image: its own dy
                     let (dy_block, dy_ld) = if n == 1 {
@@ -343,6 +350,7 @@ pub(super) fn sum_in_task_order(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32>
 /// The input gradient `[b, ci, h, w]` (flat) of a conv with kernel `weight` and output gradient
 /// `dy`, a block of images side by side per matrix product as in [`weight_grad`].
 pub fn input_grad(weight: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
+    let simd = Simd::detect();
     let (k, p) = (s.k(), s.p());
     let (x_len, dy_len) = (s.c_in * s.h * s.w, s.c_out * p);
     assert_eq!(weight.len(), s.c_out * k, "conv input grad: weight has the wrong size");
@@ -370,7 +378,7 @@ pub fn input_grad(weight: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
                 };
                 matmul(dcol, View::new(0, k, n * p, ld, 1), false, weight, View::new(0, k, s.c_out, 1, k), dy_block, View::new(0, s.c_out, n * p, dy_ld, 1), 1.0);
                 for j in 0..n {
-                    col2im(&dcol[j * p..], s, &mut dxb[j * x_len..(j + 1) * x_len], ld);
+                    simd.run(|| col2im(&dcol[j * p..], s, &mut dxb[j * x_len..(j + 1) * x_len], ld));
                 }
             }
         });
@@ -399,6 +407,30 @@ mod tests {
                         assert_eq!(got, want, "n_in {n_in} s {s} pad {pad} offset {offset}");
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn im2col_and_col2im_compute_the_portable_bits_on_every_path() {
+        // (c_in, h, w, kernel, stride, padding): 3x3 and 1x1, strides 1 and 2, widths that
+        // leave tails after 16- and 8-lane registers
+        let cases = [(3, 9, 17, 3, 1, 1), (5, 8, 8, 3, 2, 1), (2, 5, 33, 1, 1, 0), (4, 7, 19, 5, 1, 2)];
+        for simd in crate::model::ops::simd::report_paths("im2col / col2im") {
+            for (i, &(c_in, h, w, k, stride, pad)) in cases.iter().enumerate() {
+                let options = ConvOptions::new_with_padding([stride; 2], [(pad, pad); 2], [1, 1], 1);
+                let s = ConvShape::new([1, c_in, h, w], [4, c_in, k, k], &options);
+                let (rows, p) = (s.k(), s.p());
+                let x: Vec<f32> = (0..c_in * h * w).map(|v| (v * 37 % 101) as f32 * 0.013 - 0.6).collect();
+                let (mut col, mut want) = (vec![f32::NAN; rows * p], vec![f32::NAN; rows * p]);
+                simd.run(|| im2col(&x, &s, &mut col, p));
+                im2col(&x, &s, &mut want, p);
+                let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(same(&col, &want), "{simd:?} case {i}: im2col");
+                let (mut dx, mut dx_want) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+                simd.run(|| col2im(&col, &s, &mut dx, p));
+                col2im(&want, &s, &mut dx_want, p);
+                assert!(same(&dx, &dx_want), "{simd:?} case {i}: col2im");
             }
         }
     }

@@ -17,8 +17,8 @@
 //!
 //! Exponentials are powers of two: scores are computed in base 2 (`log2 e` folded into the
 //! query scale), which saves the range reduction of `e^x`; `lse` is returned in natural units.
-//! Both kernels come as AVX2+FMA intrinsics (picked at run time on x86-64 CPUs that have them)
-//! and as portable Rust.
+//! Both kernels come as AVX-512 and AVX2+FMA intrinsics (picked at run time, [`Simd`], on x86-64
+//! CPUs that have them) and as portable Rust.
 //!
 //! Only `f32` runs here; other float types take the [`tiled`](super::tiled) path.
 
@@ -26,6 +26,8 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{DType, TensorMetadata};
 use burn::tensor::TensorData;
 use rayon::prelude::*;
+
+use super::simd::Simd;
 
 /// Query rows per block in the dense kernel: 32 rows of 1024 scores (arch 2's first layer) and
 /// their gradients, 256 KB together, stay in a 512 KB L2 cache (attn2 training 1.06x over 64
@@ -67,6 +69,7 @@ pub fn forward(q: FlexTensor, k: FlexTensor, v: FlexTensor, scale: f32) -> (Flex
     let dv = dims3(&v)[1];
     let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
     let (qs, ks, vs) = (values(&q), values(&k), values(&v));
+    let simd = Simd::detect();
     let mut y = vec![0f32; g * dv * n];
     let mut lse = vec![0f32; g * n];
     y.par_chunks_mut(dv * n)
@@ -78,9 +81,9 @@ pub fn forward(q: FlexTensor, k: FlexTensor, v: FlexTensor, scale: f32) -> (Flex
             let k = &ks[gi * dk * n..(gi + 1) * dk * n];
             let v = &vs[gi * dv * n..(gi + 1) * dv * n];
             if dk == 1 && dv == 1 {
-                outer_forward(q, k, v, scale, y, lse);
+                outer_forward(simd, q, k, v, scale, y, lse);
             } else {
-                dense_forward(q, k, v, dk, dv, n, scale, y, lse);
+                dense_forward(simd, q, k, v, dk, dv, n, scale, y, lse);
             }
         });
     (tensor(y, vec![g, dv, n]), tensor(lse, vec![g, n]))
@@ -102,6 +105,7 @@ pub fn backward(
     let (y, lse, dy) = (contiguous(y), contiguous(lse), contiguous(dy));
     let (qs, ks, vs) = (values(&q), values(&k), values(&v));
     let (ys, lses, dys) = (values(&y), values(&lse), values(&dy));
+    let simd = Simd::detect();
     let mut dq = vec![0f32; g * dk * n];
     let mut dk_out = vec![0f32; g * dk * n];
     let mut dv_out = vec![0f32; g * dv * n];
@@ -118,41 +122,42 @@ pub fn backward(
             let dy = &dys[gi * dv * n..(gi + 1) * dv * n];
             let lse = &lses[gi * n..(gi + 1) * n];
             if dk == 1 && dv == 1 {
-                outer_backward(q, k, v, y, lse, dy, scale, dq, dk_g, dv_g);
+                outer_backward(simd, q, k, v, y, lse, dy, scale, dq, dk_g, dv_g);
             } else {
-                dense_backward(q, k, v, y, lse, dy, dk, dv, n, scale, dq, dk_g, dv_g);
+                dense_backward(simd, q, k, v, y, lse, dy, dk, dv, n, scale, dq, dk_g, dv_g);
             }
         });
     (tensor(dq, vec![g, dk, n]), tensor(dk_out, vec![g, dk, n]), tensor(dv_out, vec![g, dv, n]))
 }
 
 // ---------------------------------------------------------------------------------------------
-// Per-group kernels, each in two versions: AVX2+FMA intrinsics (x86-64 CPUs that have them, picked
-// at run time) and portable Rust. Both are public so tests can hold them against each other.
+// Per-group kernels, each in three versions: AVX-512 and AVX2+FMA intrinsics (x86-64 CPUs that
+// have them, picked at run time) and portable Rust. The dispatchers below take the path, so tests
+// can hold every path the CPU runs against the portable one.
 
-/// Whether the AVX2+FMA kernels can run on this CPU.
-pub fn has_avx2() -> bool {
+/// [`portable::outer_forward`] on the path `simd` (one the CPU supports).
+///
+/// # Panics
+/// If the CPU cannot run `simd`.
+pub fn outer_forward(simd: Simd, q: &[f32], k: &[f32], v: &[f32], scale: f32, y: &mut [f32], lse: &mut [f32]) {
+    assert!(simd.is_supported(), "the {} kernels on a CPU without them", simd.name());
     #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-fn outer_forward(q: &[f32], k: &[f32], v: &[f32], scale: f32, y: &mut [f32], lse: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA.
-        return unsafe { avx2::outer_forward(q, k, v, scale, y, lse) };
+    match simd {
+        // SAFETY: the CPU supports the path (asserted above).
+        Simd::Avx512 => return unsafe { avx512::outer_forward(q, k, v, scale, y, lse) },
+        Simd::Avx2 => return unsafe { avx2::outer_forward(q, k, v, scale, y, lse) },
+        Simd::Portable => {}
     }
     portable::outer_forward(q, k, v, scale, y, lse)
 }
 
+/// [`portable::outer_backward`] on the path `simd` (one the CPU supports).
+///
+/// # Panics
+/// If the CPU cannot run `simd`.
 #[allow(clippy::too_many_arguments)]
-fn outer_backward(
+pub fn outer_backward(
+    simd: Simd,
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -164,28 +169,45 @@ fn outer_backward(
     dk: &mut [f32],
     dv: &mut [f32],
 ) {
+    assert!(simd.is_supported(), "the {} kernels on a CPU without them", simd.name());
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA.
-        return unsafe { avx2::outer_backward(q, k, v, y, lse, dy, scale, dq, dk, dv) };
+    match simd {
+        // SAFETY: the CPU supports the path (asserted above).
+        Simd::Avx512 => return unsafe { avx512::outer_backward(q, k, v, y, lse, dy, scale, dq, dk, dv) },
+        Simd::Avx2 => return unsafe { avx2::outer_backward(q, k, v, y, lse, dy, scale, dq, dk, dv) },
+        Simd::Portable => {}
     }
     portable::outer_backward(q, k, v, y, lse, dy, scale, dq, dk, dv)
 }
 
-fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32], inv_sum: &mut [f32]) {
+/// [`portable::softmax_rows`] on the path `simd` (one the CPU supports).
+///
+/// # Panics
+/// If the CPU cannot run `simd`.
+pub fn softmax_rows(simd: Simd, p: &mut [f32], n: usize, lse: &mut [f32], inv_sum: &mut [f32]) {
+    assert!(simd.is_supported(), "the {} kernels on a CPU without them", simd.name());
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA.
-        return unsafe { avx2::softmax_rows(p, n, lse, inv_sum) };
+    match simd {
+        // SAFETY: the CPU supports the path (asserted above).
+        Simd::Avx512 => return unsafe { avx512::softmax_rows(p, n, lse, inv_sum) },
+        Simd::Avx2 => return unsafe { avx2::softmax_rows(p, n, lse, inv_sum) },
+        Simd::Portable => {}
     }
     portable::softmax_rows(p, n, lse, inv_sum)
 }
 
-fn softmax_grad_rows(p: &mut [f32], ds: &mut [f32], n: usize, lse: &[f32], d: &[f32], scale: f32) {
+/// [`portable::softmax_grad_rows`] on the path `simd` (one the CPU supports).
+///
+/// # Panics
+/// If the CPU cannot run `simd`.
+pub fn softmax_grad_rows(simd: Simd, p: &mut [f32], ds: &mut [f32], n: usize, lse: &[f32], d: &[f32], scale: f32) {
+    assert!(simd.is_supported(), "the {} kernels on a CPU without them", simd.name());
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA.
-        return unsafe { avx2::softmax_grad_rows(p, ds, n, lse, d, scale) };
+    match simd {
+        // SAFETY: the CPU supports the path (asserted above).
+        Simd::Avx512 => return unsafe { avx512::softmax_grad_rows(p, ds, n, lse, d, scale) },
+        Simd::Avx2 => return unsafe { avx2::softmax_grad_rows(p, ds, n, lse, d, scale) },
+        Simd::Portable => {}
     }
     portable::softmax_grad_rows(p, ds, n, lse, d, scale)
 }
@@ -313,7 +335,7 @@ pub mod portable {
 }
 
 /// AVX2+FMA kernels: 8 lanes of `f32`, the same computations as [`portable`]. Callers must check
-/// [`has_avx2`].
+/// [`Simd::avx2`].
 #[cfg(target_arch = "x86_64")]
 pub mod avx2 {
     use std::arch::x86_64::*;
@@ -544,6 +566,231 @@ pub mod avx2 {
     }
 }
 
+/// AVX-512 kernels: 16 lanes of `f32`, the same computations as [`avx2`] (and [`portable`]).
+/// Callers must check that the CPU has AVX-512 F ([`Simd::Avx512`]).
+#[cfg(target_arch = "x86_64")]
+pub mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::portable::{exp2 as exp2_1, min_max};
+    use super::{EXP2_MAX, EXP2_MIN, EXP2_POLY, LN2, LOG2E, ROUND};
+
+    const LANES: usize = 16;
+
+    /// [`super::portable::exp2`] on 16 lanes.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn exp2(x: __m512) -> __m512 {
+        let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP2_MIN)), _mm512_set1_ps(EXP2_MAX));
+        let round = _mm512_set1_ps(ROUND);
+        let t = _mm512_add_ps(x, round);
+        let r = _mm512_sub_ps(x, _mm512_sub_ps(t, round));
+        let mut p = _mm512_set1_ps(EXP2_POLY[0]);
+        for &c in &EXP2_POLY[1..] {
+            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+        }
+        let e = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0));
+        let n = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(round));
+        let pow2n = _mm512_slli_epi32::<23>(_mm512_add_epi32(n, _mm512_set1_epi32(127)));
+        _mm512_mul_ps(e, _mm512_castsi512_ps(pow2n))
+    }
+
+    /// The 16 floats of a 16-float chunk.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn load(chunk: &[f32]) -> __m512 {
+        assert_eq!(chunk.len(), LANES);
+        // SAFETY: `chunk` holds 16 floats.
+        unsafe { _mm512_loadu_ps(chunk.as_ptr()) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn store(chunk: &mut [f32], x: __m512) {
+        assert_eq!(chunk.len(), LANES);
+        // SAFETY: `chunk` holds 16 floats.
+        unsafe { _mm512_storeu_ps(chunk.as_mut_ptr(), x) }
+    }
+
+    /// [`super::portable::outer_forward`].
+    #[target_feature(enable = "avx512f")]
+    pub fn outer_forward(q: &[f32], k: &[f32], v: &[f32], scale: f32, y: &mut [f32], lse: &mut [f32]) {
+        let n = k.len();
+        let body = n - n % LANES;
+        let (k_min, k_max) = min_max(k);
+        for i in 0..n {
+            let qi = q[i] * scale * LOG2E; // base-2 scores q_i k_j
+            let m = if qi >= 0.0 { qi * k_max } else { qi * k_min }; // the row's largest score
+            let (qv, mv) = (_mm512_set1_ps(qi), _mm512_set1_ps(m));
+            let (mut l, mut o) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+            for (kc, vc) in k[..body].chunks_exact(LANES).zip(v[..body].chunks_exact(LANES)) {
+                let e = exp2(_mm512_fmsub_ps(qv, load(kc), mv));
+                l = _mm512_add_ps(l, e);
+                o = _mm512_fmadd_ps(e, load(vc), o);
+            }
+            let (mut l, mut o) = (_mm512_reduce_add_ps(l), _mm512_reduce_add_ps(o));
+            for j in body..n {
+                let e = exp2_1(qi * k[j] - m);
+                l += e;
+                o += e * v[j];
+            }
+            y[i] = o / l;
+            lse[i] = (m + l.log2()) * LN2;
+        }
+    }
+
+    /// [`super::portable::outer_backward`].
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub fn outer_backward(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        y: &[f32],
+        lse: &[f32],
+        dy: &[f32],
+        scale: f32,
+        dq: &mut [f32],
+        dk: &mut [f32],
+        dv: &mut [f32],
+    ) {
+        let n = k.len();
+        let body = n - n % LANES;
+        let vk: Vec<f32> = v.iter().zip(k).map(|(v, k)| v * k).collect();
+        let mut col_a = vec![0f32; n];
+        let mut col_b = vec![0f32; n];
+        dv.fill(0.0);
+        for i in 0..n {
+            let (qi, gi, yi) = (q[i] * scale, dy[i], y[i]);
+            let (q2, l2) = (qi * LOG2E, lse[i] * LOG2E);
+            let (a, b) = (gi * qi, gi * yi * qi);
+            let (qv, lv) = (_mm512_set1_ps(q2), _mm512_set1_ps(l2));
+            let (av, bv, gv) = (_mm512_set1_ps(a), _mm512_set1_ps(b), _mm512_set1_ps(gi));
+            let (mut s1, mut s2) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+            let columns = col_a[..body]
+                .chunks_exact_mut(LANES)
+                .zip(col_b[..body].chunks_exact_mut(LANES))
+                .zip(dv[..body].chunks_exact_mut(LANES));
+            for ((((kc, vkc), ca), cb), cg) in k[..body]
+                .chunks_exact(LANES)
+                .zip(vk[..body].chunks_exact(LANES))
+                .zip(columns)
+                .map(|((k, vk), ((a, b), g))| ((((k, vk), a), b), g))
+            {
+                let kc = load(kc);
+                let p = exp2(_mm512_fmsub_ps(qv, kc, lv));
+                s1 = _mm512_fmadd_ps(p, load(vkc), s1);
+                s2 = _mm512_fmadd_ps(p, kc, s2);
+                store(ca, _mm512_fmadd_ps(p, av, load(ca)));
+                store(cb, _mm512_fmadd_ps(p, bv, load(cb)));
+                store(cg, _mm512_fmadd_ps(p, gv, load(cg)));
+            }
+            let (mut s1, mut s2) = (_mm512_reduce_add_ps(s1), _mm512_reduce_add_ps(s2));
+            for j in body..n {
+                let p = exp2_1(q2 * k[j] - l2);
+                s1 += p * vk[j];
+                s2 += p * k[j];
+                col_a[j] += p * a;
+                col_b[j] += p * b;
+                dv[j] += p * gi;
+            }
+            dq[i] = scale * gi * (s1 - yi * s2);
+        }
+        for j in 0..n {
+            dk[j] = v[j] * col_a[j] - col_b[j];
+        }
+    }
+
+    /// [`super::avx2::thin_scores`] on 16 lanes: per row, the `dk` (at most 8) query values
+    /// broadcast and 16 keys per multiply-add, 4 registers at a time, then one at a time.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub fn thin_scores(p: &mut [f32], q: &[f32], start: usize, t: usize, k: &[f32], dk: usize, n: usize, alpha: f32) {
+        assert!((1..=8).contains(&dk), "thin scores: dk {dk} outside 1..=8");
+        assert!(p.len() >= t * n && q.len() >= dk * n && k.len() >= dk * n && start + t <= n, "thin scores: slices too short");
+        const STEP: usize = 4 * LANES;
+        let (wide, body) = (n - n % STEP, n - n % LANES);
+        for (i, row) in p[..t * n].chunks_exact_mut(n).enumerate() {
+            let qi: [f32; 8] = std::array::from_fn(|d| if d < dk { alpha * q[d * n + start + i] } else { 0.0 });
+            for j in (0..wide).step_by(STEP) {
+                // SAFETY: `d * n + j + 64 <= dk * n <= k.len()` for `d < dk`, `j + 64 <= wide <= n`.
+                unsafe {
+                    let mut acc = [_mm512_setzero_ps(); 4];
+                    for (d, &qd) in qi.iter().enumerate().take(dk) {
+                        let (qd, keys) = (_mm512_set1_ps(qd), k.as_ptr().add(d * n + j));
+                        for (a, acc) in acc.iter_mut().enumerate() {
+                            *acc = _mm512_fmadd_ps(qd, _mm512_loadu_ps(keys.add(a * LANES)), *acc);
+                        }
+                    }
+                    for (a, acc) in acc.into_iter().enumerate() {
+                        _mm512_storeu_ps(row.as_mut_ptr().add(j + a * LANES), acc);
+                    }
+                }
+            }
+            for j in (wide..body).step_by(LANES) {
+                // SAFETY: `d * n + j + 16 <= dk * n` for `d < dk`, `j + 16 <= body <= n`.
+                unsafe {
+                    let mut acc = _mm512_setzero_ps();
+                    for (d, &qd) in qi.iter().enumerate().take(dk) {
+                        acc = _mm512_fmadd_ps(_mm512_set1_ps(qd), _mm512_loadu_ps(k.as_ptr().add(d * n + j)), acc);
+                    }
+                    _mm512_storeu_ps(row.as_mut_ptr().add(j), acc);
+                }
+            }
+            for (j, value) in row.iter_mut().enumerate().skip(body) {
+                *value = (0..dk).fold(0.0, |acc, d| qi[d].mul_add(k[d * n + j], acc));
+            }
+        }
+    }
+
+    /// [`super::portable::softmax_rows`].
+    #[target_feature(enable = "avx512f")]
+    pub fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32], inv_sum: &mut [f32]) {
+        let body = n - n % LANES;
+        for ((row, lse), inv) in p.chunks_exact_mut(n).zip(lse.iter_mut()).zip(inv_sum.iter_mut()) {
+            let mut mv = _mm512_set1_ps(f32::NEG_INFINITY);
+            for c in row[..body].chunks_exact(LANES) {
+                mv = _mm512_max_ps(mv, load(c));
+            }
+            let m = row[body..].iter().fold(_mm512_reduce_max_ps(mv), |m, &s| m.max(s));
+            let mv = _mm512_set1_ps(m);
+            let mut lv = _mm512_setzero_ps();
+            for c in row[..body].chunks_exact_mut(LANES) {
+                let e = exp2(_mm512_sub_ps(load(c), mv));
+                store(c, e);
+                lv = _mm512_add_ps(lv, e);
+            }
+            let mut l = _mm512_reduce_add_ps(lv);
+            for s in &mut row[body..] {
+                *s = exp2_1(*s - m);
+                l += *s;
+            }
+            *inv = 1.0 / l;
+            *lse = (m + l.log2()) * LN2;
+        }
+    }
+
+    /// [`super::portable::softmax_grad_rows`].
+    #[target_feature(enable = "avx512f")]
+    pub fn softmax_grad_rows(p: &mut [f32], ds: &mut [f32], n: usize, lse: &[f32], d: &[f32], scale: f32) {
+        let body = n - n % LANES;
+        let sv = _mm512_set1_ps(scale);
+        for (((row, grad), &l), &di) in p.chunks_exact_mut(n).zip(ds.chunks_exact_mut(n)).zip(lse).zip(d) {
+            let l2 = l * LOG2E;
+            let (lv, dv) = (_mm512_set1_ps(l2), _mm512_set1_ps(di));
+            for (c, g) in row[..body].chunks_exact_mut(LANES).zip(grad[..body].chunks_exact_mut(LANES)) {
+                let e = exp2(_mm512_sub_ps(load(c), lv));
+                store(c, e);
+                store(g, _mm512_mul_ps(_mm512_mul_ps(sv, e), _mm512_sub_ps(load(g), dv)));
+            }
+            for (s, g) in row[body..].iter_mut().zip(&mut grad[body..]) {
+                *s = exp2_1(*s - l2);
+                *g = scale * *s * (*g - di);
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dense kernel: any dk, dv; matrix products through gemm.
 
@@ -613,35 +860,43 @@ pub(super) fn matmul(dst: &mut [f32], d: View, accumulate: bool, lhs: &[f32], l:
     }
 }
 
-/// Heads at most this wide take [`avx2::thin_scores`] instead of a matrix product for the
+/// Heads at most this wide take [`avx2::thin_scores`] (or its AVX-512 form) instead of a matrix product for the
 /// scores: a product only `dk` deep (4 at arch 2's first layer) spends more on packing and on
 /// writing its output than on multiply-adds.
 const THIN_SCORES: usize = 8;
 
 /// A block of `t` rows of base-2 scores, `p [t, n] = alpha * q[:, start..start + t]^T k`, with
-/// `q`, `k` `[dk, n]`.
+/// `q`, `k` `[dk, n]`, on the path `simd` (one the CPU supports).
+///
+/// # Panics
+/// If the CPU cannot run `simd`.
 #[allow(clippy::too_many_arguments)]
-fn scores(p: &mut [f32], q: &[f32], start: usize, t: usize, k: &[f32], dk: usize, n: usize, alpha: f32) {
+pub fn scores(simd: Simd, p: &mut [f32], q: &[f32], start: usize, t: usize, k: &[f32], dk: usize, n: usize, alpha: f32) {
+    assert!(simd.is_supported(), "the {} kernels on a CPU without them", simd.name());
     #[cfg(target_arch = "x86_64")]
-    if dk <= THIN_SCORES && has_avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA.
-        return unsafe { avx2::thin_scores(p, q, start, t, k, dk, n, alpha) };
+    if dk <= THIN_SCORES {
+        match simd {
+            // SAFETY: the CPU supports the path (asserted above).
+            Simd::Avx512 => return unsafe { avx512::thin_scores(p, q, start, t, k, dk, n, alpha) },
+            Simd::Avx2 => return unsafe { avx2::thin_scores(p, q, start, t, k, dk, n, alpha) },
+            Simd::Portable => {}
+        }
     }
     matmul(p, View::new(0, t, n, n, 1), false, q, View::new(start, t, dk, 1, n), k, View::new(0, dk, n, n, 1), alpha);
 }
 
 /// Dense forward of one group: `q`, `k` `[dk, n]`, `v` `[dv, n]` -> `y` `[dv, n]`, `lse` `[n]`.
 #[allow(clippy::too_many_arguments)]
-fn dense_forward(q: &[f32], k: &[f32], v: &[f32], dk: usize, dv: usize, n: usize, scale: f32, y: &mut [f32], lse: &mut [f32]) {
+fn dense_forward(simd: Simd, q: &[f32], k: &[f32], v: &[f32], dk: usize, dv: usize, n: usize, scale: f32, y: &mut [f32], lse: &mut [f32]) {
     let mut p = vec![0f32; BLOCK_ROWS.min(n) * n];
     let mut inv_sum = [0f32; BLOCK_ROWS];
     for start in (0..n).step_by(BLOCK_ROWS) {
         let t = BLOCK_ROWS.min(n - start);
         let p = &mut p[..t * n];
         // base-2 scores log2(e) * scale * q_t^T k: [t, n]
-        scores(p, q, start, t, k, dk, n, scale * LOG2E);
+        scores(simd, p, q, start, t, k, dk, n, scale * LOG2E);
         // the softmax's numerators; the division by each row's sum comes after the product
-        softmax_rows(p, n, &mut lse[start..start + t], &mut inv_sum[..t]);
+        softmax_rows(simd, p, n, &mut lse[start..start + t], &mut inv_sum[..t]);
         // y[:, block] = v P^T: [dv, t], each column then divided by its row's sum
         matmul(y, View::new(start, dv, t, n, 1), false, v, View::new(0, dv, n, n, 1), p, View::new(0, n, t, 1, n), 1.0);
         for row in y.chunks_exact_mut(n) {
@@ -655,6 +910,7 @@ fn dense_forward(q: &[f32], k: &[f32], v: &[f32], dk: usize, dv: usize, n: usize
 /// Dense backward of one group.
 #[allow(clippy::too_many_arguments)]
 fn dense_backward(
+    simd: Simd,
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -686,10 +942,10 @@ fn dense_backward(
         let (p, ds) = (&mut p[..t * n], &mut ds[..t * n]);
         let block = View::new(0, t, n, n, 1); // a [t, n] scratch block
         // base-2 scores as in the forward pass, and dP = dy_t^T v: [t, n] each
-        scores(p, q, start, t, k, dk, n, scale * LOG2E);
+        scores(simd, p, q, start, t, k, dk, n, scale * LOG2E);
         matmul(ds, block, false, dy, View::new(start, t, dv, 1, n), v, View::new(0, dv, n, n, 1), 1.0);
         // one pass: P = exp(scale * q_t^T k - lse), dS = scale * P * (dP - D)
-        softmax_grad_rows(p, ds, n, &lse[start..start + t], &d[start..start + t], scale);
+        softmax_grad_rows(simd, p, ds, n, &lse[start..start + t], &d[start..start + t], scale);
         // dq[:, block] = k dS^T: [dk, t]
         matmul(dq_out, View::new(start, dk, t, n, 1), false, k, View::new(0, dk, n, n, 1), ds, View::new(0, n, t, 1, n), 1.0);
         // dk += q_t dS: [dk, n]

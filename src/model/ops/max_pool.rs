@@ -34,7 +34,8 @@ use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use super::cpu::{contiguous, has_avx2, tensor, values};
+use super::cpu::{contiguous, tensor, values};
+use super::simd::Simd;
 
 /// The window of one max-pool: kernel, stride, symmetric padding and dilation, per axis
 /// (height, width).
@@ -129,15 +130,21 @@ fn argmax4(v: [f32; 4]) -> usize {
 /// The 2x2, stride-2 pool of one plane `x` `[h, w]` into `y` `[ho, wo]`: the hot case (every
 /// pool of the study's CNN), as straight loops over row pairs without per-window closures or
 /// bounds checks.
-fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32], simd: bool) {
+fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32], simd: Simd) {
     for (oy, y_row) in y.chunks_exact_mut(wo).enumerate() {
         let top = &x[2 * oy * w..][..2 * wo];
         let bottom = &x[(2 * oy + 1) * w..][..2 * wo];
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        if simd {
-            // SAFETY: `simd` is only set where the CPU has AVX2 (`has_avx2`).
-            done = unsafe { avx2::pool_row(top, bottom, y_row) };
+        {
+            if simd == Simd::Avx512 {
+                // SAFETY: `Simd::Avx512` is only chosen where the CPU has AVX-512 F.
+                done = unsafe { avx512::pool_row(top, bottom, y_row) };
+            }
+            if simd.avx2() {
+                // SAFETY: `simd` is AVX2 or better only where the CPU has AVX2.
+                done += unsafe { avx2::pool_row(&top[2 * done..], &bottom[2 * done..], &mut y_row[done..]) };
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = simd;
@@ -152,16 +159,23 @@ fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32], simd: bool) {
 /// The input gradient of [`pool_2x2`] for one plane: each window's output gradient goes to its
 /// maximum, 0 to the other three; `dx` must hold zeros where no window reaches (an odd last
 /// row or column).
-fn pool_2x2_grad(x: &[f32], dy: &[f32], w: usize, wo: usize, dx: &mut [f32], simd: bool) {
+fn pool_2x2_grad(x: &[f32], dy: &[f32], w: usize, wo: usize, dx: &mut [f32], simd: Simd) {
     for (oy, dy_row) in dy.chunks_exact(wo).enumerate() {
         let top = &x[2 * oy * w..][..2 * wo];
         let bottom = &x[(2 * oy + 1) * w..][..2 * wo];
         let (dtop, dbottom) = dx[2 * oy * w..(2 * oy + 2) * w].split_at_mut(w);
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        if simd {
-            // SAFETY: `simd` is only set where the CPU has AVX2 (`has_avx2`).
-            done = unsafe { avx2::pool_grad_row(top, bottom, dy_row, &mut dtop[..2 * wo], &mut dbottom[..2 * wo]) };
+        {
+            if simd == Simd::Avx512 {
+                // SAFETY: `Simd::Avx512` is only chosen where the CPU has AVX-512 F.
+                done = unsafe { avx512::pool_grad_row(top, bottom, dy_row, &mut dtop[..2 * wo], &mut dbottom[..2 * wo]) };
+            }
+            if simd.avx2() {
+                let (t, b, g) = (&top[2 * done..], &bottom[2 * done..], &dy_row[done..]);
+                // SAFETY: `simd` is AVX2 or better only where the CPU has AVX2.
+                done += unsafe { avx2::pool_grad_row(t, b, g, &mut dtop[2 * done..2 * wo], &mut dbottom[2 * done..2 * wo]) };
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = simd;
@@ -180,7 +194,7 @@ fn pool_2x2_grad(x: &[f32], dy: &[f32], w: usize, wo: usize, dx: &mut [f32], sim
 
 /// [`pool_2x2`] and [`pool_2x2_grad`] on AVX registers, 8 windows of a row pair at a time: the
 /// same choice of maximum as [`argmax4`] ([`order_key`]'s integer order, the first maximum on
-/// ties), on keys computed 8 at a time. Callers must check [`has_avx2`].
+/// ties), on keys computed 8 at a time. Callers must check [`Simd::avx2`].
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
@@ -280,6 +294,109 @@ mod avx2 {
     }
 }
 
+/// [`pool_2x2`] and [`pool_2x2_grad`] on AVX-512 registers, 16 windows of a row pair at a time,
+/// as [`avx2`] does on 8 (the same keys; a two-register permute splits a row into the windows'
+/// left and right values in order, and interleaves the gradients back). Callers must check
+/// that the CPU has AVX-512 F ([`Simd::Avx512`]).
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// [`super::order_key`] of 16 values.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn keys(v: __m512) -> __m512i {
+        let bits = _mm512_castps_si512(_mm512_add_ps(v, _mm512_setzero_ps()));
+        let flip = _mm512_srli_epi32::<1>(_mm512_srai_epi32::<31>(bits));
+        let key = _mm512_xor_si512(bits, flip);
+        _mm512_mask_blend_epi32(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v), key, _mm512_set1_epi32(i32::MAX))
+    }
+
+    /// Lane indices into a pair of registers: the even floats, the odd ones.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn halves() -> (__m512i, __m512i) {
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        (even, _mm512_add_epi32(even, _mm512_set1_epi32(1)))
+    }
+
+    /// The 16 windows' left and right values of one row from `at[..32]`, in window order.
+    ///
+    /// # Safety
+    /// `at` must point to 32 readable floats.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn split(at: *const f32) -> (__m512, __m512) {
+        // SAFETY: the caller guarantees 32 floats at `at`.
+        let (a, b) = unsafe { (_mm512_loadu_ps(at), _mm512_loadu_ps(at.add(16))) };
+        let (even, odd) = halves();
+        (_mm512_permutex2var_ps(a, even, b), _mm512_permutex2var_ps(a, odd, b))
+    }
+
+    /// The windows' maximum so far, and which of the window's values (0..4) holds it.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn argmax(values: [__m512; 4]) -> (__m512, __m512i) {
+        let (mut best, mut best_key, mut index) = (values[0], keys(values[0]), _mm512_setzero_si512());
+        for (i, &v) in values.iter().enumerate().skip(1) {
+            let key = keys(v);
+            let wins = _mm512_cmpgt_epi32_mask(key, best_key);
+            best_key = _mm512_mask_blend_epi32(wins, best_key, key);
+            best = _mm512_mask_blend_ps(wins, best, v);
+            index = _mm512_mask_blend_epi32(wins, index, _mm512_set1_epi32(i as i32));
+        }
+        (best, index)
+    }
+
+    /// [`super::pool_2x2`] of one row pair for the outputs that fill whole registers; returns
+    /// how many outputs it wrote (the caller does the rest).
+    #[target_feature(enable = "avx512f")]
+    pub fn pool_row(top: &[f32], bottom: &[f32], y: &mut [f32]) -> usize {
+        let body = y.len() - y.len() % 16;
+        assert!(top.len() >= 2 * body && bottom.len() >= 2 * body, "pool row: rows too short");
+        for o in (0..body).step_by(16) {
+            // SAFETY: `2 * o + 32 <= 2 * body` floats of each row, `o + 16 <= body` outputs.
+            unsafe {
+                let (t0, t1) = split(top.as_ptr().add(2 * o));
+                let (b0, b1) = split(bottom.as_ptr().add(2 * o));
+                let (best, _) = argmax([t0, t1, b0, b1]);
+                _mm512_storeu_ps(y.as_mut_ptr().add(o), best);
+            }
+        }
+        body
+    }
+
+    /// [`super::pool_2x2_grad`] of one row pair for the outputs that fill whole registers:
+    /// writes `dtop` and `dbottom` for those windows; returns how many windows it did.
+    #[target_feature(enable = "avx512f")]
+    pub fn pool_grad_row(top: &[f32], bottom: &[f32], dy: &[f32], dtop: &mut [f32], dbottom: &mut [f32]) -> usize {
+        let body = dy.len() - dy.len() % 16;
+        assert!(
+            top.len().min(bottom.len()).min(dtop.len()).min(dbottom.len()) >= 2 * body,
+            "pool grad row: rows too short"
+        );
+        // lanes 0..8 of the left values interleaved with the right ones, then lanes 8..16
+        let low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let high = _mm512_add_epi32(low, _mm512_set1_epi32(8));
+        for o in (0..body).step_by(16) {
+            // SAFETY: `2 * o + 32 <= 2 * body` floats of each row, `o + 16 <= body` gradients.
+            unsafe {
+                let (t0, t1) = split(top.as_ptr().add(2 * o));
+                let (b0, b1) = split(bottom.as_ptr().add(2 * o));
+                let (_, index) = argmax([t0, t1, b0, b1]);
+                let g = _mm512_loadu_ps(dy.as_ptr().add(o));
+                let to = |i: i32| _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(index, _mm512_set1_epi32(i)), g);
+                let (g0, g1, g2, g3) = (to(0), to(1), to(2), to(3));
+                _mm512_storeu_ps(dtop.as_mut_ptr().add(2 * o), _mm512_permutex2var_ps(g0, low, g1));
+                _mm512_storeu_ps(dtop.as_mut_ptr().add(2 * o + 16), _mm512_permutex2var_ps(g0, high, g1));
+                _mm512_storeu_ps(dbottom.as_mut_ptr().add(2 * o), _mm512_permutex2var_ps(g2, low, g3));
+                _mm512_storeu_ps(dbottom.as_mut_ptr().add(2 * o + 16), _mm512_permutex2var_ps(g2, high, g3));
+            }
+        }
+        body
+    }
+}
+
 /// Where each output value's window has its maximum: `f(oy, ox, index into the plane)`, in
 /// row-major order of outputs, for any window ([`pool_2x2`] takes the plain 2x2 one). The first
 /// maximum wins; a NaN wins over any number.
@@ -322,7 +439,7 @@ impl MaxPoolOps for burn::backend::Flex {
         let x = contiguous(x);
         let xs = values(&x);
         let mut y = vec![0f32; b * c * ho * wo];
-        let simd = has_avx2();
+        let simd = Simd::detect();
         y.par_chunks_mut((ho * wo).max(1)).zip(xs.par_chunks((h * w).max(1))).for_each(|(y, x)| {
             if window.is_2x2() && wo > 0 {
                 pool_2x2(x, w, wo, y, simd);
@@ -342,7 +459,7 @@ impl MaxPoolOps for burn::backend::Flex {
         let (x, dy) = (contiguous(x), contiguous(dy));
         let (xs, dys) = (values(&x), values(&dy));
         let mut dx = vec![0f32; xs.len()];
-        let simd = has_avx2();
+        let simd = Simd::detect();
         dx.par_chunks_mut((h * w).max(1))
             .zip(xs.par_chunks((h * w).max(1)).zip(dys.par_chunks((ho * wo).max(1))))
             .for_each(|(dx, (x, dy))| {
@@ -442,23 +559,24 @@ mod tests {
     }
 
     #[test]
-    fn the_vector_2x2_pool_chooses_as_the_scalar_one() {
-        if !has_avx2() {
-            return; // nothing to compare on this CPU: only the scalar path runs
-        }
-        for (wo, seed) in [(8, 1), (19, 2), (32, 3), (7, 4), (64, 5)] {
-            let (h, w) = (4, 2 * wo + 1); // an odd last column the pool drops
-            let x = tricky(h * w, seed);
-            let dy: Vec<f32> = (0..2 * wo).map(|i| i as f32 + 1.0).collect();
-            let (mut y, mut y_ref) = (vec![0f32; 2 * wo], vec![0f32; 2 * wo]);
-            pool_2x2(&x, w, wo, &mut y, true);
-            pool_2x2(&x, w, wo, &mut y_ref, false);
-            let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
-            assert!(same(&y, &y_ref), "wo {wo}: outputs differ: {y:?} vs {y_ref:?}");
-            let (mut dx, mut dx_ref) = (vec![0f32; h * w], vec![0f32; h * w]);
-            pool_2x2_grad(&x, &dy, w, wo, &mut dx, true);
-            pool_2x2_grad(&x, &dy, w, wo, &mut dx_ref, false);
-            assert!(same(&dx, &dx_ref), "wo {wo}: gradients differ: {dx:?} vs {dx_ref:?}");
+    fn the_vector_2x2_pools_choose_as_the_scalar_one() {
+        for simd in crate::model::ops::simd::report_paths("2x2 max-pool") {
+            // widths around the 8- and 16-window registers: an AVX2 tail after AVX-512, scalar
+            // tails after both
+            for (wo, seed) in [(8, 1), (19, 2), (32, 3), (7, 4), (64, 5), (16, 6), (24, 7), (31, 8), (47, 9)] {
+                let (h, w) = (4, 2 * wo + 1); // an odd last column the pool drops
+                let x = tricky(h * w, seed);
+                let dy: Vec<f32> = (0..2 * wo).map(|i| i as f32 + 1.0).collect();
+                let (mut y, mut y_ref) = (vec![0f32; 2 * wo], vec![0f32; 2 * wo]);
+                pool_2x2(&x, w, wo, &mut y, simd);
+                pool_2x2(&x, w, wo, &mut y_ref, Simd::Portable);
+                let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(same(&y, &y_ref), "{simd:?} wo {wo}: outputs differ: {y:?} vs {y_ref:?}");
+                let (mut dx, mut dx_ref) = (vec![0f32; h * w], vec![0f32; h * w]);
+                pool_2x2_grad(&x, &dy, w, wo, &mut dx, simd);
+                pool_2x2_grad(&x, &dy, w, wo, &mut dx_ref, Simd::Portable);
+                assert!(same(&dx, &dx_ref), "{simd:?} wo {wo}: gradients differ: {dx:?} vs {dx_ref:?}");
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Custom burn operations with their own backward passes: 2D convolution ([`conv`], CPU kernels
 //! in [`conv_cpu`] and, for 3x3 convs, [`winograd`]), training-mode BatchNorm ([`batch_norm`]), max-pooling ([`max_pool`]), and (this file, [`cpu`], [`tiled`], [`autodiff`]) memory-lean softmax
 //! attention over the pixels of a feature map, the kernel behind attention architectures 1 and 2.
+//! The CPU kernels pick AVX-512, AVX2 or portable code at run time ([`simd`]).
 //!
 //! # What it computes
 //!
@@ -47,6 +48,7 @@ pub mod conv;
 pub mod conv_cpu;
 pub mod cpu;
 pub mod max_pool;
+pub mod simd;
 pub mod tiled;
 pub mod winograd;
 

@@ -38,8 +38,8 @@
 //! ```
 //!
 //! Each image is first copied channels-last (`[h * w, c]`), so a tile's 36 pixels are 36
-//! contiguous channel vectors and the transforms run 8 channels at a time on AVX2 registers (a
-//! channel at a time elsewhere), with the same formulas (`tile_transforms!`); `V`, `M` and `Z` are stored
+//! contiguous channel vectors and the transforms run 16 channels at a time on AVX-512
+//! registers, 8 on AVX2 ones (a channel at a time elsewhere; [`Simd`] picks at run time), with the same formulas (`tile_transforms!`); `V`, `M` and `Z` are stored
 //! tile-major (`[tiles, c]`). The larger tile rounds more than F(2x2, 3x3): outputs differ from
 //! im2col's by about 2e-6 of their largest value (1.8e-6 measured in the tests' first case), well inside what training
 //! notices; tests hold both paths to burn's conv.
@@ -52,7 +52,8 @@
 use rayon::prelude::*;
 
 use super::conv_cpu::{BLOCK_ELEMENTS, ConvShape, images_per_task, sum_in_task_order, with_scratch};
-use super::cpu::{View, has_avx2, matmul};
+use super::cpu::{View, matmul};
+use super::simd::Simd;
 
 /// Outputs per tile side.
 const TILE: usize = 4;
@@ -86,18 +87,28 @@ pub fn applies(s: &ConvShape) -> bool {
 
 /// The conv's output `[b, co, ho, wo]` (flat). The caller checks [`applies`].
 pub fn forward(x: &[f32], weight: &[f32], s: &ConvShape) -> Vec<f32> {
+    forward_with(x, weight, s, Simd::detect())
+}
+
+/// [`forward`] on the kernel path `simd` (one the CPU supports).
+fn forward_with(x: &[f32], weight: &[f32], s: &ConvShape, simd: Simd) -> Vec<f32> {
     assert_eq!(x.len(), s.batch * s.c_in * s.h * s.w, "winograd forward: x has the wrong size");
     assert_eq!(weight.len(), s.c_out * s.c_in * 9, "winograd forward: weight has the wrong size");
-    let u = transform_kernels(weight, s.c_out, s.c_in, false);
-    Plan::of(s).run(x, &u)
+    let u = transform_kernels(weight, s.c_out, s.c_in, false, simd);
+    Plan::of(s).run(x, &u, simd)
 }
 
 /// The input gradient `[b, ci, h, w]` (flat) for the output gradient `dy`: the 3x3 conv of `dy`
 /// with the flipped, channel-swapped kernel, padded `2 - pad`. The caller checks [`applies`].
 pub fn input_grad(weight: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
+    input_grad_with(weight, dy, s, Simd::detect())
+}
+
+/// [`input_grad`] on the kernel path `simd` (one the CPU supports).
+fn input_grad_with(weight: &[f32], dy: &[f32], s: &ConvShape, simd: Simd) -> Vec<f32> {
     assert_eq!(dy.len(), s.batch * s.c_out * s.ho * s.wo, "winograd input grad: dy has the wrong size");
     assert_eq!(weight.len(), s.c_out * s.c_in * 9, "winograd input grad: weight has the wrong size");
-    let u = transform_kernels(weight, s.c_out, s.c_in, true);
+    let u = transform_kernels(weight, s.c_out, s.c_in, true, simd);
     // dx[c, y, x] = sum_{o, i, j} dy[o, y + i' - (2 - pad), x + j' - (2 - pad)] W[o, c, 2 - i', 2 - j']
     let plan = Plan {
         batch: s.batch,
@@ -109,16 +120,21 @@ pub fn input_grad(weight: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
         wo: s.w,
         pad: [2 - s.pad[0], 2 - s.pad[1]],
     };
-    plan.run(dy, &u)
+    plan.run(dy, &u, simd)
 }
 
 /// The weight gradient `[co, ci, 3, 3]` (flat) for the input `x` and the output gradient `dy`:
 /// `dg = G^T (sum over tiles Z ⊙ V) G`, the transpose of the forward's kernel transform applied to
 /// the gradient of `U`. The caller checks [`applies`].
 pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
+    weight_grad_with(x, dy, s, Simd::detect())
+}
+
+/// [`weight_grad`] on the kernel path `simd` (one the CPU supports).
+fn weight_grad_with(x: &[f32], dy: &[f32], s: &ConvShape, simd: Simd) -> Vec<f32> {
     assert_eq!(x.len(), s.batch * s.c_in * s.h * s.w, "winograd weight grad: x has the wrong size");
     assert_eq!(dy.len(), s.batch * s.c_out * s.ho * s.wo, "winograd weight grad: dy has the wrong size");
-    let du = Plan::of(s).kernel_grad(x, dy);
+    let du = Plan::of(s).kernel_grad(x, dy, simd);
     let pairs = s.c_out * s.c_in;
     let mut dw = vec![0f32; pairs * 9];
     dw.par_chunks_mut(9 * 64).enumerate().for_each(|(chunk, out)| {
@@ -144,7 +160,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
 /// `U = G g G^T` of every kernel, as 36 matrices `[XI, rows, cols]`: `[co, ci]` each for the
 /// forward conv, or (`flip`) `[ci, co]` each of the flipped kernels `W[o, c, 2 - i, 2 - j]` for
 /// the input gradient.
-fn transform_kernels(weight: &[f32], c_out: usize, c_in: usize, flip: bool) -> Vec<f32> {
+fn transform_kernels(weight: &[f32], c_out: usize, c_in: usize, flip: bool, simd: Simd) -> Vec<f32> {
     let (rows, cols) = if flip { (c_in, c_out) } else { (c_out, c_in) };
     let len = rows * cols;
     // The taps first, tap-major ([9, rows, cols]), so that 8 kernels side by side are 8
@@ -161,21 +177,26 @@ fn transform_kernels(weight: &[f32], c_out: usize, c_in: usize, flip: bool) -> V
     let mut u = vec![0f32; XI * len];
     // The kernels split over the threads (whole registers each): each task writes its part of
     // all 36 matrices.
-    let per_task = len.div_ceil(rayon::current_num_threads().max(1)).next_multiple_of(LANES).max(LANES);
+    let per_task = len.div_ceil(rayon::current_num_threads().max(1)).next_multiple_of(WIDE).max(WIDE);
     let mut tasks: Vec<Vec<&mut [f32]>> = (0..len.div_ceil(per_task)).map(|_| Vec::with_capacity(XI)).collect();
     for matrix in u.chunks_mut(len) {
         for (task, part) in matrix.chunks_mut(per_task).enumerate() {
             tasks[task].push(part);
         }
     }
-    let simd = has_avx2();
     tasks.into_par_iter().enumerate().for_each(|(task, mut matrices)| {
         let start = task * per_task;
         let mut from = 0;
         #[cfg(target_arch = "x86_64")]
-        if simd {
-            // SAFETY: `simd` is only set where the CPU has AVX2 (`has_avx2`).
-            from = unsafe { avx2::kernel_tiles(&taps, len, start, &mut matrices) };
+        {
+            if simd == Simd::Avx512 {
+                // SAFETY: `Simd::Avx512` is only chosen where the CPU has AVX-512 F.
+                from = unsafe { avx512::kernel_tiles(&taps, len, start, &mut matrices, from) };
+            }
+            if simd.avx2() {
+                // SAFETY: `simd` is AVX2 or better only where the CPU has AVX2.
+                from = unsafe { avx2::kernel_tiles(&taps, len, start, &mut matrices, from) };
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = simd;
@@ -213,7 +234,7 @@ impl Plan {
 
     /// `V[xi]` `[n, c_in]` (tile-major: tile `j * t + ty * tw + tx` of image `j`) of a block of
     /// whole images `xb` `[images, c_in, h, w]`; `image` is scratch of one image's size.
-    fn input_tiles(&self, xb: &[f32], v: &mut [f32], image: &mut [f32], simd: bool) {
+    fn input_tiles(&self, xb: &[f32], v: &mut [f32], image: &mut [f32], simd: Simd) {
         let (th, tw) = self.tiles();
         let t = th * tw;
         let c_in = self.c_in;
@@ -242,7 +263,7 @@ impl Plan {
     /// `Z[xi] = A dy A^T` `[n, c_out]` (tile-major, as [`Plan::input_tiles`]) of the output
     /// gradients `dyb` `[images, c_out, ho, wo]`: the factor that multiplies `V` in the
     /// gradient of `U`; `image` is scratch of one output's size.
-    fn grad_tiles(&self, dyb: &[f32], z: &mut [f32], image: &mut [f32], simd: bool) {
+    fn grad_tiles(&self, dyb: &[f32], z: &mut [f32], image: &mut [f32], simd: Simd) {
         let (th, tw) = self.tiles();
         let t = th * tw;
         let c_out = self.c_out;
@@ -266,13 +287,12 @@ impl Plan {
 
     /// The gradient of every transformed kernel, `sum over tiles Z[xi] * V[xi]` as 36 matrices
     /// `[XI, c_out, c_in]`, for the input `x` and the output gradient `dy`.
-    fn kernel_grad(&self, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    fn kernel_grad(&self, x: &[f32], dy: &[f32], simd: Simd) -> Vec<f32> {
         let (th, tw) = self.tiles();
         let t = th * tw;
         let (c_in, c_out) = (self.c_in, self.c_out);
         let (x_len, y_len) = (c_in * self.h * self.w, c_out * self.ho * self.wo);
         let chunk = images_per_task(self.batch);
-        let simd = has_avx2();
         let block = (BLOCK_ELEMENTS / (XI * (c_in + c_out) * t)).clamp(1, chunk);
         // One partial per task, summed in task order: the result does not depend on which
         // thread ran which task.
@@ -309,14 +329,15 @@ impl Plan {
         sum_in_task_order(partials, XI * c_out * c_in)
     }
 
-    fn run(&self, x: &[f32], u: &[f32]) -> Vec<f32> {
+    fn run(&self, x: &[f32], u: &[f32], simd: Simd) -> Vec<f32> {
         let (th, tw) = self.tiles();
         let t = th * tw;
         let (c_in, c_out) = (self.c_in, self.c_out);
         let (x_len, y_len) = (c_in * self.h * self.w, c_out * self.ho * self.wo);
         let mut y = vec![0f32; self.batch * y_len];
         let chunk = images_per_task(self.batch);
-        let simd = has_avx2();
+        // 16 output channels per tile transform on AVX-512, else 8
+        let step = if simd == Simd::Avx512 { WIDE } else { 8 };
         // as many images as keep `V` and `M` within the im2col blocks' bound
         let block = (BLOCK_ELEMENTS / (XI * (c_in + c_out) * t)).clamp(1, chunk);
         y.par_chunks_mut(chunk * y_len).zip(x.par_chunks(chunk * x_len)).for_each(|(ys, xs)| {
@@ -341,7 +362,7 @@ impl Plan {
                             1.0,
                         );
                     }
-                    let mut out = [[0f32; LANES]; TILE * TILE];
+                    let mut out = [[0f32; WIDE]; TILE * TILE];
                     for j in 0..images {
                         let planes = &mut yb[j * y_len..(j + 1) * y_len];
                         for ty in 0..th {
@@ -350,8 +371,8 @@ impl Plan {
                                 // the tile's 4x4 outputs that lie inside [ho, wo]
                                 let rows = (self.ho - TILE * ty).min(TILE);
                                 let cols = (self.wo - TILE * tx).min(TILE);
-                                for o in (0..c_out).step_by(LANES) {
-                                    let lanes = LANES.min(c_out - o);
+                                for o in (0..c_out).step_by(step) {
+                                    let lanes = step.min(c_out - o);
                                     output_tile(m, n * c_out, tile * c_out + o, lanes, &mut out, simd);
                                     for (e, values) in out.iter().enumerate() {
                                         let (r, c) = (e / TILE, e % TILE);
@@ -374,19 +395,20 @@ impl Plan {
     }
 }
 
-/// Channels per step of the tile transforms: one AVX register of `f32`.
-const LANES: usize = 8;
+/// Most channels per step of the tile transforms: one AVX-512 register of `f32` (AVX2's hold 8).
+const WIDE: usize = 16;
 
-/// `dst [p, c] = src [c, p]` (one image, channels-first to channels-last).
-fn transpose(src: &[f32], c: usize, p: usize, dst: &mut [f32], simd: bool) {
+/// `dst [p, c] = src [c, p]` (one image, channels-first to channels-last). The AVX-512 path
+/// takes AVX2's 8x8 blocks too: the copy is bound by memory, not by register width.
+fn transpose(src: &[f32], c: usize, p: usize, dst: &mut [f32], simd: Simd) {
     assert!(src.len() >= c * p && dst.len() >= c * p, "transpose: slices too short");
     // blocks of 8 channels x 8 pixels keep both sides' cache lines in use
     for c0 in (0..c).step_by(8) {
         for p0 in (0..p).step_by(8) {
             #[cfg(target_arch = "x86_64")]
-            if simd && c0 + 8 <= c && p0 + 8 <= p {
-                // SAFETY: `simd` is only set where the CPU has AVX2; the block lies inside both
-                // slices (checked above).
+            if simd.avx2() && c0 + 8 <= c && p0 + 8 <= p {
+                // SAFETY: `simd` is AVX2 or better only where the CPU has AVX2; the block lies
+                // inside both slices (checked above).
                 unsafe { avx2::transpose_8x8(src, p, c0, p0, dst, c) };
                 continue;
             }
@@ -411,8 +433,9 @@ fn kernel_transpose([v0, v1, v2, v3, v4, v5]: [f32; ALPHA]) -> [f32; 3] {
 
 /// The tile transforms, written once over a lane type `T` and its `add`, `sub` and `scale`
 /// (which the invoking module defines): compiled on `f32` (a channel at a time, [`scalar`]) and
-/// on AVX registers (8 channels, [`avx2`]), where every function carries the module's target
-/// features so that the intrinsics inline (a generic trait over both left them as calls).
+/// on AVX registers (8 channels, [`avx2`]; 16, [`avx512`]), where every function carries the
+/// module's target features so that the intrinsics inline (a generic trait over both left them
+/// as calls).
 macro_rules! tile_transforms {
     ($(#[$feature:meta])*) => {
         /// `B^T d` of six values along a tile's row or column.
@@ -562,13 +585,19 @@ mod scalar {
 /// `B^T d B` of one tile for all channels: `d[e]` is the tile's pixel `e` over the channels;
 /// element `xi` goes to `v[xi * stride + at..]`.
 #[inline]
-fn input_tile(d: &[&[f32]; XI], v: &mut [f32], stride: usize, at: usize, simd: bool) {
+fn input_tile(d: &[&[f32]; XI], v: &mut [f32], stride: usize, at: usize, simd: Simd) {
     let c = d[0].len();
     let mut from = 0;
     #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: `simd` is only set where the CPU has AVX2 (`has_avx2`).
-        from = unsafe { avx2::input_tile(d, v, stride, at) };
+    {
+        if simd == Simd::Avx512 {
+            // SAFETY: `Simd::Avx512` is only chosen where the CPU has AVX-512 F.
+            from = unsafe { avx512::input_tile(d, v, stride, at, from) };
+        }
+        if simd.avx2() {
+            // SAFETY: `simd` is AVX2 or better only where the CPU has AVX2.
+            from = unsafe { avx2::input_tile(d, v, stride, at, from) };
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = simd;
@@ -577,18 +606,26 @@ fn input_tile(d: &[&[f32]; XI], v: &mut [f32], stride: usize, at: usize, simd: b
     }
 }
 
-/// `A^T M A` of one tile for `lanes` output channels: element `xi` of the tile is
+/// `A^T M A` of one tile for `lanes` (at most 16) output channels: element `xi` of the tile is
 /// `m[xi * stride + at..][..lanes]`; `out[4 * r + c]` is output pixel (row `r`, column `c`).
 #[inline]
-fn output_tile(m: &[f32], stride: usize, at: usize, lanes: usize, out: &mut [[f32; LANES]; TILE * TILE], simd: bool) {
+fn output_tile(m: &[f32], stride: usize, at: usize, lanes: usize, out: &mut [[f32; WIDE]; TILE * TILE], simd: Simd) {
+    let mut from = 0;
     #[cfg(target_arch = "x86_64")]
-    if simd && lanes == LANES {
-        // SAFETY: `simd` is only set where the CPU has AVX2 (`has_avx2`).
-        return unsafe { avx2::output_tile(m, stride, at, out) };
+    {
+        if simd == Simd::Avx512 && lanes == WIDE {
+            // SAFETY: `Simd::Avx512` is only chosen where the CPU has AVX-512 F.
+            return unsafe { avx512::output_tile(m, stride, at, out) };
+        }
+        if simd.avx2() && lanes >= 8 {
+            // SAFETY: `simd` is AVX2 or better only where the CPU has AVX2.
+            unsafe { avx2::output_tile(m, stride, at, out) };
+            from = 8;
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = simd;
-    for l in 0..lanes {
+    for l in from..lanes {
         scalar::output_tile_with(|xi| m[xi * stride + at + l], |e, value| out[e][l] = value);
     }
 }
@@ -596,13 +633,19 @@ fn output_tile(m: &[f32], stride: usize, at: usize, lanes: usize, out: &mut [[f3
 /// `A dy A^T` of one 4x4 output-gradient tile for all channels: `d[e]` is the tile's pixel `e`
 /// over the channels; element `xi` goes to `z[xi * stride + at..]`.
 #[inline]
-fn grad_tile(d: &[&[f32]; TILE * TILE], z: &mut [f32], stride: usize, at: usize, simd: bool) {
+fn grad_tile(d: &[&[f32]; TILE * TILE], z: &mut [f32], stride: usize, at: usize, simd: Simd) {
     let c = d[0].len();
     let mut from = 0;
     #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: `simd` is only set where the CPU has AVX2 (`has_avx2`).
-        from = unsafe { avx2::grad_tile(d, z, stride, at) };
+    {
+        if simd == Simd::Avx512 {
+            // SAFETY: `Simd::Avx512` is only chosen where the CPU has AVX-512 F.
+            from = unsafe { avx512::grad_tile(d, z, stride, at, from) };
+        }
+        if simd.avx2() {
+            // SAFETY: `simd` is AVX2 or better only where the CPU has AVX2.
+            from = unsafe { avx2::grad_tile(d, z, stride, at, from) };
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = simd;
@@ -611,15 +654,98 @@ fn grad_tile(d: &[&[f32]; TILE * TILE], z: &mut [f32], stride: usize, at: usize,
     }
 }
 
+/// The tile transforms over whole registers of channels, written once over the invoking
+/// module's register type `T`, its width `LANES`, and its `load` and `store` (of `LANES`
+/// floats); every function carries the module's target features.
+#[cfg(target_arch = "x86_64")]
+macro_rules! register_tiles {
+    ($(#[$feature:meta])*) => {
+        tile_transforms!($(#[$feature])*);
+
+        /// [`super::input_tile`] for the channels from `from` on that fill whole registers;
+        /// returns where it stopped (the caller does the rest).
+        $(#[$feature])*
+        pub fn input_tile(d: &[&[f32]; XI], v: &mut [f32], stride: usize, at: usize, from: usize) -> usize {
+            let c = d[0].len();
+            let body = from + (c - from) / LANES * LANES;
+            assert!(d.iter().all(|d| d.len() == c), "input tile: pixels of different widths");
+            assert!(body == from || (XI - 1) * stride + at + body <= v.len(), "input tile: V too short");
+            let out = v.as_mut_ptr();
+            for c0 in (from..body).step_by(LANES) {
+                // SAFETY: every pixel holds `c >= body` floats; the stores stay below
+                // `(XI - 1) * stride + at + body <= v.len()`.
+                input_tile_with(
+                    |e| unsafe { load(d[e].as_ptr().add(c0)) },
+                    |xi, value| unsafe { store(out.add(xi * stride + at + c0), value) },
+                );
+            }
+            body
+        }
+
+        /// [`super::kernel_tile_with`] of the kernels `start + from..` of `taps` (`[9, len]`)
+        /// that fill whole registers, into `matrices` (36 slices, one per `xi`, of equal
+        /// length); returns where it stopped.
+        $(#[$feature])*
+        pub fn kernel_tiles(taps: &[f32], len: usize, start: usize, matrices: &mut [&mut [f32]], from: usize) -> usize {
+            let n = matrices[0].len();
+            let body = from + (n - from) / LANES * LANES;
+            assert!(matrices.len() == XI && matrices.iter().all(|m| m.len() == n), "kernel tiles: 36 equal matrices");
+            assert!(taps.len() >= 9 * len && start + n <= len, "kernel tiles: taps too short");
+            for q in (from..body).step_by(LANES) {
+                // SAFETY: tap `t` of kernels `start + q..start + q + LANES` lies below
+                // `t * len + len`; each matrix holds `n >= q + LANES` floats.
+                kernel_tile_with(
+                    |tap| unsafe { load(taps.as_ptr().add(tap * len + start + q)) },
+                    |xi, value| unsafe { store(matrices[xi].as_mut_ptr().add(q), value) },
+                );
+            }
+            body
+        }
+
+        /// [`super::output_tile`] for the first `LANES` output channels of `out`'s.
+        $(#[$feature])*
+        pub fn output_tile(m: &[f32], stride: usize, at: usize, out: &mut [[f32; WIDE]; TILE * TILE]) {
+            assert!((XI - 1) * stride + at + LANES <= m.len(), "output tile: M too short");
+            // SAFETY: the loads stay below `(XI - 1) * stride + at + LANES <= m.len()`; each
+            // store writes `LANES <= WIDE` floats of one `[f32; WIDE]`.
+            output_tile_with(
+                |xi| unsafe { load(m.as_ptr().add(xi * stride + at)) },
+                |e, value| unsafe { store(out[e].as_mut_ptr(), value) },
+            );
+        }
+
+        /// [`super::grad_tile`] for the channels from `from` on that fill whole registers;
+        /// returns where it stopped (the caller does the rest).
+        $(#[$feature])*
+        pub fn grad_tile(d: &[&[f32]; TILE * TILE], z: &mut [f32], stride: usize, at: usize, from: usize) -> usize {
+            let c = d[0].len();
+            let body = from + (c - from) / LANES * LANES;
+            assert!(d.iter().all(|d| d.len() == c), "grad tile: pixels of different widths");
+            assert!(body == from || (XI - 1) * stride + at + body <= z.len(), "grad tile: Z too short");
+            let out = z.as_mut_ptr();
+            for c0 in (from..body).step_by(LANES) {
+                // SAFETY: every pixel holds `c >= body` floats; the stores stay below
+                // `(XI - 1) * stride + at + body <= z.len()`.
+                grad_tile_with(
+                    |e| unsafe { load(d[e].as_ptr().add(c0)) },
+                    |xi, value| unsafe { store(out.add(xi * stride + at + c0), value) },
+                );
+            }
+            body
+        }
+    };
+}
+
 /// The tile transforms on AVX registers, 8 channels at a time: the formulas above on `__m256`.
-/// Callers must check [`has_avx2`].
+/// Callers must check [`Simd::avx2`].
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{ALPHA, LANES, TILE, XI};
+    use super::{ALPHA, TILE, WIDE, XI};
 
     type T = __m256;
+    const LANES: usize = 8;
 
     #[inline]
     #[target_feature(enable = "avx2")]
@@ -641,28 +767,24 @@ mod avx2 {
     fn zero() -> T {
         _mm256_setzero_ps()
     }
-
-    tile_transforms!(#[target_feature(enable = "avx2")]);
-
-    /// [`super::input_tile`] for the channels that fill whole registers; returns how many
-    /// channels it did (the caller does the rest).
+    /// # Safety
+    /// 8 readable floats at `at`.
+    #[inline]
     #[target_feature(enable = "avx2")]
-    pub fn input_tile(d: &[&[f32]; XI], v: &mut [f32], stride: usize, at: usize) -> usize {
-        let c = d[0].len();
-        let body = c - c % LANES;
-        assert!(d.iter().all(|d| d.len() == c), "input tile: pixels of different widths");
-        assert!(body == 0 || (XI - 1) * stride + at + body <= v.len(), "input tile: V too short");
-        let out = v.as_mut_ptr();
-        for c0 in (0..body).step_by(LANES) {
-            // SAFETY: every pixel holds `c >= body` floats; the stores stay below
-            // `(XI - 1) * stride + at + body <= v.len()`.
-            input_tile_with(
-                |e| unsafe { _mm256_loadu_ps(d[e].as_ptr().add(c0)) },
-                |xi, value| unsafe { _mm256_storeu_ps(out.add(xi * stride + at + c0), value) },
-            );
-        }
-        body
+    unsafe fn load(at: *const f32) -> T {
+        // SAFETY: as the caller guarantees.
+        unsafe { _mm256_loadu_ps(at) }
     }
+    /// # Safety
+    /// 8 writable floats at `at`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn store(at: *mut f32, value: T) {
+        // SAFETY: as the caller guarantees.
+        unsafe { _mm256_storeu_ps(at, value) }
+    }
+
+    register_tiles!(#[target_feature(enable = "avx2")]);
 
     /// One 8x8 block of [`super::transpose`]: `dst[(p0 + k) * c + c0 + i] = src[(c0 + i) * p + p0 + k]`.
     ///
@@ -701,58 +823,57 @@ mod avx2 {
             }
         }
     }
+}
 
-    /// [`super::kernel_tile_with`] of the kernels `start..` of `taps` (`[9, len]`) that fill
-    /// whole registers, into `matrices` (36 slices, one per `xi`, of equal length); returns how
-    /// many kernels it did.
-    #[target_feature(enable = "avx2")]
-    pub fn kernel_tiles(taps: &[f32], len: usize, start: usize, matrices: &mut [&mut [f32]]) -> usize {
-        let n = matrices[0].len();
-        let body = n - n % LANES;
-        assert!(matrices.len() == XI && matrices.iter().all(|m| m.len() == n), "kernel tiles: 36 equal matrices");
-        assert!(taps.len() >= 9 * len && start + n <= len, "kernel tiles: taps too short");
-        for q in (0..body).step_by(LANES) {
-            // SAFETY: tap `t` of kernels `start + q..start + q + 8` lies below `t * len + len`;
-            // each matrix holds `n >= q + 8` floats.
-            kernel_tile_with(
-                |tap| unsafe { _mm256_loadu_ps(taps.as_ptr().add(tap * len + start + q)) },
-                |xi, value| unsafe { _mm256_storeu_ps(matrices[xi].as_mut_ptr().add(q), value) },
-            );
-        }
-        body
+/// The tile transforms on AVX-512 registers, 16 channels at a time: the formulas above on
+/// `__m512`. Callers must check that the CPU has AVX-512 F ([`Simd::Avx512`]).
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{ALPHA, TILE, WIDE, XI};
+
+    type T = __m512;
+    const LANES: usize = 16;
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn add(a: T, b: T) -> T {
+        _mm512_add_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn sub(a: T, b: T) -> T {
+        _mm512_sub_ps(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn scale(a: T, k: f32) -> T {
+        _mm512_mul_ps(a, _mm512_set1_ps(k))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn zero() -> T {
+        _mm512_setzero_ps()
+    }
+    /// # Safety
+    /// 16 readable floats at `at`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load(at: *const f32) -> T {
+        // SAFETY: as the caller guarantees.
+        unsafe { _mm512_loadu_ps(at) }
+    }
+    /// # Safety
+    /// 16 writable floats at `at`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store(at: *mut f32, value: T) {
+        // SAFETY: as the caller guarantees.
+        unsafe { _mm512_storeu_ps(at, value) }
     }
 
-    /// [`super::output_tile`] for a whole register of output channels.
-    #[target_feature(enable = "avx2")]
-    pub fn output_tile(m: &[f32], stride: usize, at: usize, out: &mut [[f32; LANES]; TILE * TILE]) {
-        assert!((XI - 1) * stride + at + LANES <= m.len(), "output tile: M too short");
-        // SAFETY: the loads stay below `(XI - 1) * stride + at + LANES <= m.len()`; each store
-        // writes one `[f32; 8]`.
-        output_tile_with(
-            |xi| unsafe { _mm256_loadu_ps(m.as_ptr().add(xi * stride + at)) },
-            |e, value| unsafe { _mm256_storeu_ps(out[e].as_mut_ptr(), value) },
-        );
-    }
-
-    /// [`super::grad_tile`] for the channels that fill whole registers; returns how many
-    /// channels it did (the caller does the rest).
-    #[target_feature(enable = "avx2")]
-    pub fn grad_tile(d: &[&[f32]; TILE * TILE], z: &mut [f32], stride: usize, at: usize) -> usize {
-        let c = d[0].len();
-        let body = c - c % LANES;
-        assert!(d.iter().all(|d| d.len() == c), "grad tile: pixels of different widths");
-        assert!(body == 0 || (XI - 1) * stride + at + body <= z.len(), "grad tile: Z too short");
-        let out = z.as_mut_ptr();
-        for c0 in (0..body).step_by(LANES) {
-            // SAFETY: every pixel holds `c >= body` floats; the stores stay below
-            // `(XI - 1) * stride + at + body <= z.len()`.
-            grad_tile_with(
-                |e| unsafe { _mm256_loadu_ps(d[e].as_ptr().add(c0)) },
-                |xi, value| unsafe { _mm256_storeu_ps(out.add(xi * stride + at + c0), value) },
-            );
-        }
-        body
-    }
+    register_tiles!(#[target_feature(enable = "avx512f")]);
 }
 
 #[cfg(test)]
@@ -808,14 +929,38 @@ mod tests {
     }
 
     #[test]
+    fn every_simd_path_computes_the_portable_bits() {
+        // The transforms do the same operations in the same order on every path (no fused
+        // multiply-adds), and the products are the same gemm calls: results are bit-identical.
+        // Channels: 16-lane registers only, an AVX2 register after them, scalar tails.
+        let cases = [(2, 16, 8, 8, 32), (1, 24, 7, 9, 40), (2, 19, 6, 5, 17), (1, 33, 5, 6, 25)];
+        for simd in crate::model::ops::simd::report_paths("winograd transforms") {
+            for (i, &(batch, c_in, h, w, c_out)) in cases.iter().enumerate() {
+                let options = ConvOptions::new_with_padding([1, 1], [(1, 1), (1, 1)], [1, 1], 1);
+                let s = ConvShape::new([batch, c_in, h, w], [c_out, c_in, 3, 3], &options);
+                let x = values(batch * c_in * h * w, 7 * i as u32);
+                let weight = values(c_out * c_in * 9, 7 * i as u32 + 1);
+                let dy = values(batch * c_out * s.ho * s.wo, 7 * i as u32 + 2);
+                let same = |a: Vec<f32>, b: Vec<f32>| a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits());
+                let p = Simd::Portable;
+                assert!(same(forward_with(&x, &weight, &s, simd), forward_with(&x, &weight, &s, p)), "{simd:?} case {i}: forward");
+                assert!(same(input_grad_with(&weight, &dy, &s, simd), input_grad_with(&weight, &dy, &s, p)), "{simd:?} case {i}: input grad");
+                assert!(same(weight_grad_with(&x, &dy, &s, simd), weight_grad_with(&x, &dy, &s, p)), "{simd:?} case {i}: weight grad");
+            }
+        }
+    }
+
+    #[test]
     fn transpose_moves_every_value_once() {
-        for (c, p) in [(8, 8), (16, 64), (17, 13), (3, 5), (24, 9)] {
-            let src = values(c * p, (c * 100 + p) as u32);
-            let mut dst = vec![f32::NAN; c * p];
-            transpose(&src, c, p, &mut dst, has_avx2());
-            for ch in 0..c {
-                for px in 0..p {
-                    assert_eq!(dst[px * c + ch].to_bits(), src[ch * p + px].to_bits(), "c {c} p {p}: [{ch}, {px}]");
+        for simd in crate::model::ops::simd::report_paths("channels-last transpose") {
+            for (c, p) in [(8, 8), (16, 64), (17, 13), (3, 5), (24, 9), (32, 17)] {
+                let src = values(c * p, (c * 100 + p) as u32);
+                let mut dst = vec![f32::NAN; c * p];
+                transpose(&src, c, p, &mut dst, simd);
+                for ch in 0..c {
+                    for px in 0..p {
+                        assert_eq!(dst[px * c + ch].to_bits(), src[ch * p + px].to_bits(), "{simd:?} c {c} p {p}: [{ch}, {px}]");
+                    }
                 }
             }
         }
