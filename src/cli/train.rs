@@ -41,6 +41,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         quiet: args.quiet,
         keep_checkpoints: args.keep_checkpoints as usize,
     };
+    crate::train::interrupt::install();
     let outcome = match &args.resume {
         Some(run_dir) => {
             let fixed: Vec<String> = matches
@@ -61,6 +62,15 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         }
         None => train::train(args.config, &options)?,
     };
+    if let Some((signal, checkpoint)) = &outcome.interrupted {
+        let name = crate::train::interrupt::name(*signal);
+        eprintln!(
+            "{name}: stopped after the current step; checkpoint {}\ncontinue with: visionnet train --resume {}",
+            checkpoint.display(),
+            outcome.run_dir.display()
+        );
+        std::process::exit(crate::train::interrupt::exit_code(*signal));
+    }
     if let RunEnd::Stopped(epoch) = outcome.end {
         println!(
             "stopped after epoch {epoch}; continue with: visionnet train --resume {}",
