@@ -159,12 +159,77 @@ def channel_attention_fixtures() -> None:
         print(f"channel-attn {kind}: {params} parameters, {sorted(module.state_dict())}")
 
 
+def save_tar(name: str) -> None:
+    """`{name}-tar.pth`: the state dict of `{name}.safetensors` in PyTorch < 0.4's TAR layout.
+
+    `torch.save` can no longer write it, so the layout `torch.serialization.legacy_load` reads is
+    written here with `tarfile`: entry `storages` (a pickled count; per storage a pickled
+    `(key, location, storage class)`, an int64 element count and the raw little-endian bytes;
+    then a pickled list of storage views), entry `tensors` (a pickled count; per tensor a pickled
+    `(key, storage key, tensor class)`, int32 rank, 4 padding bytes, int64 sizes, strides and
+    storage offset), entry `pickle` (the object, tensors as persistent ids `str(key)`), and
+    `sys_info`. The file is then read back with `torch.load(weights_only=False)` (weights_only
+    refuses TAR files) and compared.
+    """
+    import collections
+    import io
+    import pickle
+    import struct
+    import tarfile
+
+    from safetensors.torch import load_file
+
+    state = load_file(str(OUT / f"{name}.safetensors"))
+    storage_class = {torch.float32: (torch.FloatStorage, torch.FloatTensor), torch.int64: (torch.LongStorage, torch.LongTensor)}
+
+    class Ref:
+        def __init__(self, key: int) -> None:
+            self.key = key
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return str(obj.key) if isinstance(obj, Ref) else None
+
+    storages, tensors = io.BytesIO(), io.BytesIO()
+    pickle.dump(len(state), storages, protocol=2)
+    pickle.dump(len(state), tensors, protocol=2)
+    root = collections.OrderedDict()
+    for i, (k, t) in enumerate(state.items()):
+        storage_type, tensor_type = storage_class[t.dtype]
+        t = t.contiguous()
+        pickle.dump((1000 + i, "cpu", storage_type), storages, protocol=2)
+        storages.write(struct.pack("<q", t.numel()))
+        storages.write(t.numpy().astype(t.numpy().dtype.newbyteorder("<")).tobytes())
+        pickle.dump((i, 1000 + i, tensor_type), tensors, protocol=2)
+        tensors.write(struct.pack("<i", t.dim()) + b"\0" * 4)
+        tensors.write(struct.pack(f"<{t.dim()}q", *t.shape))
+        tensors.write(struct.pack(f"<{t.dim()}q", *t.stride()))
+        tensors.write(struct.pack("<q", 0))
+        root[k] = Ref(i)
+    pickle.dump([], storages, protocol=2)
+    obj = io.BytesIO()
+    Pickler(obj, protocol=2).dump(root)
+    sys_info = io.BytesIO()
+    pickle.dump({"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 8}}, sys_info, protocol=2)
+    path = OUT / f"{name}-tar.pth"
+    with tarfile.open(path, "w:", format=tarfile.PAX_FORMAT) as tar:
+        for entry, data in [("sys_info", sys_info), ("pickle", obj), ("storages", storages), ("tensors", tensors)]:
+            info = tarfile.TarInfo(entry)
+            info.size = len(data.getvalue())
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data.getvalue()))
+    back = torch.load(path, weights_only=False)
+    assert list(back) == list(state) and all(torch.equal(back[k], state[k]) for k in state), "torch.load disagrees"
+    print(f"{path.name}: {len(state)} tensors, read back by torch {torch.__version__}")
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     save("vgg16", vgg(False), ["zip"], seed=1)
     save("vgg16_bn", vgg(True), ["legacy"], seed=2)
     save("resnet50", resnet(), ["safetensors", "legacy", "checkpoint"], seed=3)
+    save_tar("resnet50")
     save("legacy_xception", xception("legacy_xception"), ["zip", "safetensors"], seed=4)
     alias = xception("xception")
     assert list(alias.state_dict()) == list(xception("legacy_xception").state_dict())

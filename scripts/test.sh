@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: a Python with TensorBoard (for the event-file check) is set up
-# once in target/tensorboard-venv, then `cargo test --release`.
+# Runs the whole test suite: a test Python is set up once in target/test-venv (TensorBoard for
+# the event-file check; torch 2.15.0 and safetensors for the export check, tests/export.rs,
+# which loads visionnet's exports into bench/pytorch_reference.py), then `cargo test --release`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=target/tensorboard-venv
-if ! "$venv/bin/python" -c "import tensorboard" 2>/dev/null; then
+venv=target/test-venv
+if ! "$venv/bin/python" -c "import tensorboard, torch, safetensors, numpy" 2>/dev/null; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check tensorboard
+    "$venv/bin/pip" install --quiet --disable-pip-version-check tensorboard torch==2.15.0 safetensors numpy
 fi
 export VISIONNET_TENSORBOARD_PYTHON="$PWD/$venv/bin/python"
 export VISIONNET_REQUIRE_TENSORBOARD=1
+export VISIONNET_TEST_PYTHON="$PWD/$venv/bin/python"
+export VISIONNET_REQUIRE_TORCH=1
 cargo test --release "$@"

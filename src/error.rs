@@ -85,3 +85,34 @@ impl<T> IoContext<T> for std::io::Result<T> {
         self.map_err(|e| Error::io(path, e))
     }
 }
+
+/// Checks, before any work, that the output folder `path` (given by `flag`) can be made and
+/// written: its nearest existing ancestor must be a folder a file can be created in (missing
+/// folders below it are created later). A read-only folder or file system, or a file where a
+/// folder should be, is an error naming it.
+pub fn check_output_dir(path: &Path, flag: &str) -> Result<()> {
+    let mut at = if path.as_os_str().is_empty() { Path::new(".") } else { path };
+    while !at.exists() {
+        match at.parent() {
+            Some(p) if !p.as_os_str().is_empty() => at = p,
+            _ => {
+                at = Path::new(".");
+                break;
+            }
+        }
+    }
+    if !at.is_dir() {
+        return Err(Error::invalid(flag, format!("{} is not a folder, so {} cannot be made", at.display(), path.display())));
+    }
+    let probe = at.join(format!(".visionnet-write-probe-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(Error::invalid(
+            flag,
+            format!("{} cannot be written ({e}), so nothing was started in {}", at.display(), path.display()),
+        )),
+    }
+}

@@ -1,7 +1,8 @@
 //! Weight import: PyTorch's own outputs reproduced from weights it saved (torchvision VGG-16 with
 //! and without BatchNorm, ResNet-50, timm Xception; safetensors, ZIP and legacy `.pth`, a nested
 //! training checkpoint), the EfficientNet-Lite0 ImageNet weights against PyTorch's logits for a
-//! photo, transfer (backbone only), and clear errors for files that do not fit or are no weights.
+//! photo, transfer (backbone only), a PyTorch < 0.4 TAR file, and clear errors for files that do
+//! not fit, are no weights, or hold pickles naming globals other than the tensor rebuilds.
 //!
 //! Fixtures: `tests/fixtures/import/`, made by `scripts/make_import_fixtures.py` (reduced widths,
 //! the reference layer structure and names).
@@ -172,12 +173,26 @@ fn a_file_of_another_network_is_refused_with_every_mismatch_listed() {
         [3, 32, 32],
     )
     .unwrap();
+    // The cnn has bench/pytorch_reference.py's names (what `visionnet export` writes).
     let err = import::load(cnn.init(&device).unwrap(), &cnn, &fixture("vgg16.pth"), Scope::Full).unwrap_err().to_string();
-    assert!(err.contains("--pretrained"), "{err}");
+    assert!(err.contains("vgg16.pth") && err.contains("bench/pytorch_reference.py Net"), "{err}");
+    assert!(err.contains("missing from the file: units.0.conv.weight"), "{err}");
+    // ... but not for what that module cannot express.
+    let lateral = visionnet::model::registry::network_config(
+        &visionnet::model::ModelSpec {
+            name: "cnn".into(),
+            options: visionnet::model::ModelOptions { lateral: visionnet::model::blocks::LateralKind::Residual, ..Default::default() },
+        },
+        10,
+        [3, 32, 32],
+    )
+    .unwrap();
+    let err = import::load(lateral.init(&device).unwrap(), &lateral, &fixture("vgg16.pth"), Scope::Full).unwrap_err().to_string();
+    assert!(err.contains("no module for lateral connections"), "{err}");
 }
 
 #[test]
-fn files_that_are_not_weights_are_refused_and_pickles_never_run_code() {
+fn files_that_are_not_weights_are_refused() {
     let device = Device::flex();
     let tmp = tempfile::tempdir().unwrap();
     let config = resnet(10);
@@ -188,18 +203,117 @@ fn files_that_are_not_weights_are_refused_and_pickles_never_run_code() {
     let missing = tmp.path().join("absent.pth");
     let err = import::load(config.init(&device).unwrap(), &config, &missing, Scope::Full).unwrap_err().to_string();
     assert!(err.contains("absent.pth"), "{err}");
-    // A pickle that would call os.system("touch MARKER") if it were executed.
-    let marker = tmp.path().join("MARKER");
-    let command = format!("touch {}", marker.display());
-    let mut pickle = b"\x80\x02cposix\nsystem\nq\x00X".to_vec();
-    pickle.extend_from_slice(&(command.len() as u32).to_le_bytes());
-    pickle.extend_from_slice(command.as_bytes());
-    pickle.extend_from_slice(b"q\x01\x85q\x02Rq\x03.");
-    let evil = tmp.path().join("evil.pth");
-    std::fs::write(&evil, &pickle).unwrap();
-    let result = import::load(config.init(&device).unwrap(), &config, &evil, Scope::Full);
-    assert!(result.is_err());
-    assert!(!marker.exists(), "the pickle's code ran");
+}
+
+#[test]
+fn torch_before_0_4_tar_checkpoint_reproduces_pytorch() {
+    // Written by scripts/make_import_fixtures.py's save_tar in legacy_load's layout, and read
+    // back there by torch.load.
+    assert_eq!(import::reader::detect(&fixture("resnet50-tar.pth")).unwrap(), FileFormat::PytorchTar);
+    assert_reproduces(resnet(10), "resnet50-tar.pth", "resnet50-io.safetensors");
+}
+
+/// Loads the pickle `bytes` (written to `name`) as weights and returns the error.
+fn refusal(name: &str, bytes: &[u8]) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let config = resnet(10);
+    let device = Device::flex();
+    let err = import::load(config.init(&device).unwrap(), &config, &path, Scope::Full).unwrap_err().to_string();
+    assert!(err.contains(name), "{err}");
+    err
+}
+
+/// `GLOBAL module name`, called with one string argument, as protocol 2 writes it.
+fn global_call(module: &str, name: &str, arg: &str) -> Vec<u8> {
+    let mut out = vec![0x80, 0x02, b'c'];
+    out.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+    out.push(b'X');
+    out.extend_from_slice(&(arg.len() as u32).to_le_bytes());
+    out.extend_from_slice(arg.as_bytes());
+    out.extend_from_slice(b"\x85R.");
+    out
+}
+
+/// A protocol-4 short unicode string.
+fn short_str(s: &str) -> Vec<u8> {
+    let mut v = vec![0x8c, s.len() as u8];
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+#[test]
+fn pickles_naming_globals_other_than_tensor_rebuilds_are_refused_naming_them() {
+    for (module, name) in [("os", "system"), ("posix", "system"), ("builtins", "eval"), ("subprocess", "Popen"), ("torch", "load")] {
+        let err = refusal("evil.pth", &global_call(module, name, "touch /tmp/visionnet-pwned"));
+        assert!(err.contains(&format!("'{module}.{name}'")) && err.contains("refused"), "{err}");
+    }
+    // Protocol 4's STACK_GLOBAL takes the names from the stack: resolved from what is really
+    // there, not from the last strings seen (two decoy strings are pushed and popped).
+    let mut p = vec![0x80, 0x04];
+    p.extend(short_str("builtins"));
+    p.extend(short_str("eval"));
+    p.extend(short_str("torch._utils"));
+    p.extend(short_str("_rebuild_tensor_v2"));
+    p.extend_from_slice(b"00\x93");
+    p.extend(short_str("1+1"));
+    p.extend_from_slice(b"\x85R.");
+    let err = refusal("stack.pth", &p);
+    assert!(err.contains("'builtins.eval'"), "{err}");
+    // The names come out of the memo.
+    let mut p = vec![0x80, 0x04];
+    p.extend(short_str("subprocess"));
+    p.push(0x94);
+    p.extend(short_str("Popen"));
+    p.push(0x94);
+    p.extend_from_slice(b"00h\x00h\x01\x93)R.");
+    let err = refusal("memo.pth", &p);
+    assert!(err.contains("'subprocess.Popen'"), "{err}");
+    // INST names its class inline.
+    let err = refusal("inst.pth", b"\x80\x02(S'ls'\nios\nsystem\n.");
+    assert!(err.contains("'os.system'"), "{err}");
+    // The same in a torch.save ZIP archive's data.pkl.
+    let tmp = tempfile::tempdir().unwrap();
+    let zip_path = tmp.path().join("evil-zip.pth");
+    {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("archive/data.pkl", options).unwrap();
+        zip.write_all(&global_call("os", "system", "id")).unwrap();
+        zip.start_file("archive/version", options).unwrap();
+        zip.write_all(b"3\n").unwrap();
+        zip.finish().unwrap();
+    }
+    let config = resnet(10);
+    let device = Device::flex();
+    let err = import::load(config.init(&device).unwrap(), &config, &zip_path, Scope::Full).unwrap_err().to_string();
+    assert!(err.contains("evil-zip.pth") && err.contains("data.pkl") && err.contains("'os.system'"), "{err}");
+}
+
+#[test]
+fn self_referencing_and_deeply_nested_pickles_are_refused() {
+    // A list appended to itself (through the memo).
+    let err = refusal("loop.pth", b"\x80\x02]q\x00h\x00a.");
+    assert!(err.contains("self-referencing"), "{err}");
+    // A cycle through a tuple: A = []; T = (A,); A.append(T).
+    let err = refusal("cycle.pth", b"\x80\x02]q\x00\x85q\x010h\x00h\x01a.");
+    assert!(err.contains("self-referencing"), "{err}");
+    // A dict whose value is itself.
+    let err = refusal("dict.pth", b"\x80\x02}q\x00X\x01\x00\x00\x00kh\x00s.");
+    assert!(err.contains("self-referencing"), "{err}");
+    // 5,000 nested lists.
+    let mut p = vec![0x80, 0x02];
+    p.extend(std::iter::repeat_n(b'(', 5000));
+    p.push(b']');
+    p.extend(std::iter::repeat_n(b'l', 5000));
+    p.push(b'.');
+    let err = refusal("deep.pth", &p);
+    assert!(err.contains("deeper than 1000"), "{err}");
+    // A well-formed pickle of allowed globals and no tensors still fails, for that reason.
+    let err = refusal("empty.pth", b"\x80\x02ccollections\nOrderedDict\n)R.");
+    assert!(err.contains("no tensors") || err.contains("cannot read"), "{err}");
 }
 
 fn efficientnet_lite0() -> (NetworkConfig, Network) {

@@ -315,6 +315,9 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
 }
 
 pub fn report(args: ReportArgs) -> anyhow::Result<()> {
+    if let Some(out) = &args.out {
+        crate::error::check_output_dir(out, "--out")?;
+    }
     let files = report::build(&args.runs, &ReportOptions { out: args.out, stats: args.stats.options() })?;
     print_report(&files);
     Ok(())

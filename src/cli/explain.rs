@@ -194,6 +194,7 @@ pub struct CompareArgs {
 }
 
 pub fn gradcam(args: GradcamArgs) -> anyhow::Result<()> {
+    crate::error::check_output_dir(&args.map.out, "--out")?;
     let device = args.map.device.device()?;
     let inputs = match (args.data, args.samples) {
         (Some(dir), Some(samples)) => Inputs::TestSet { dir, labels: args.map.labels, samples, seed: args.seed },

@@ -1,6 +1,6 @@
 //! `visionnet eval` and `visionnet predict`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use burn::tensor::activation::softmax;
@@ -8,20 +8,31 @@ use burn::tensor::activation::softmax;
 use crate::data::image_file::{SizePolicy, read_rgb};
 use crate::data::{Cifar100Labels, Dataset, HostBatch, ImageSet, augment};
 use crate::device::DeviceKind;
+use crate::model::import::pretrained;
 use crate::train::checkpoint;
 use crate::train::evaluate::{batch_tensors, evaluate};
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
     /// A checkpoint folder, or a run folder (its newest checkpoint).
-    #[arg(long, value_name = "PATH")]
-    checkpoint: PathBuf,
-    /// Dataset folder whose test set to evaluate on.
+    #[arg(long, value_name = "PATH", required_unless_present = "pretrained")]
+    checkpoint: Option<PathBuf>,
+    /// Evaluate imported weights with their own head instead of a checkpoint (needs --model
+    /// and --labels): safetensors or PyTorch .pth/.pt, the reference implementation's names.
+    #[arg(long, value_name = "FILE", conflicts_with = "checkpoint", requires = "model")]
+    pretrained: Option<PathBuf>,
+    /// The model the --pretrained weights are for (e.g. efficientnet_lite0).
+    #[arg(long, value_name = "MODEL", requires = "pretrained")]
+    model: Option<String>,
+    /// Dataset folder whose test set to evaluate on; with --pretrained, an image folder
+    /// (`DIR/<class>/<images>` or `DIR/test/<class>/...`) whose class folders carry the
+    /// --labels names.
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
-    /// CIFAR-100 label set.
-    #[arg(long, value_enum, default_value_t = Cifar100Labels::Fine)]
-    labels: Cifar100Labels,
+    /// CIFAR-100 label set (`fine` or `coarse`); with --pretrained, a text file of the
+    /// weights' class names, one per line.
+    #[arg(long, default_value = "fine")]
+    labels: String,
     /// Images per step.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     batch_size: u64,
@@ -36,8 +47,20 @@ pub struct EvalArgs {
 #[derive(Debug, clap::Args)]
 pub struct PredictArgs {
     /// A checkpoint folder, or a run folder (its newest checkpoint).
-    #[arg(long, value_name = "PATH")]
-    checkpoint: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "pretrained")]
+    checkpoint: Option<PathBuf>,
+    /// Predict with imported weights and their own head (e.g. ImageNet's 1,000 classes)
+    /// instead of a checkpoint: safetensors or PyTorch .pth/.pt, the reference
+    /// implementation's names; images get the weights' reference preprocessing (short side
+    /// 256, centre crop 224, the weights' mean and std, for the ImageNet models).
+    #[arg(long, value_name = "FILE", conflicts_with = "checkpoint", requires = "model")]
+    pretrained: Option<PathBuf>,
+    /// The model the --pretrained weights are for (e.g. efficientnet_lite0).
+    #[arg(long, value_name = "MODEL", requires = "pretrained")]
+    model: Option<String>,
+    /// With --pretrained: a text file of class names, one per line (else indices are printed).
+    #[arg(long, value_name = "FILE", requires = "pretrained")]
+    labels: Option<PathBuf>,
     /// Image files (PNG, JPEG, BMP, PPM); resized to the model's input size if they differ.
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<PathBuf>,
@@ -47,12 +70,32 @@ pub struct PredictArgs {
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceKind::Flex)]
     device: DeviceKind,
+    /// Print the predictions as JSON (with --pretrained).
+    #[arg(long, requires = "pretrained")]
+    json: bool,
 }
 
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let device = args.device.device()?;
-    let (ckpt, meta, model) = checkpoint::load_model(&args.checkpoint, &device)?;
-    let data = Dataset::load(&args.data, args.labels)?;
+    if let (Some(file), Some(model)) = (&args.pretrained, &args.model) {
+        let net = pretrained::load(model, file, Some(Path::new(&args.labels)), &device)?;
+        let e = net.evaluate(&args.data, args.batch_size as usize, &device)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&e)?);
+            return Ok(());
+        }
+        println!("{} with {} ({} names)", model, file.display(), net.report.naming);
+        println!("top-1 {:.2}%  top-5 {:.2}%  on {} images", 100.0 * e.top1, 100.0 * e.top5, e.images);
+        for (class, n, acc) in &e.per_class {
+            println!("  {class:<24} {:6.2}%  ({n} images)", 100.0 * acc);
+        }
+        return Ok(());
+    }
+    let labels = <Cifar100Labels as clap::ValueEnum>::from_str(&args.labels, true)
+        .map_err(|_| anyhow::anyhow!("--labels: '{}' is not a CIFAR-100 label set (fine, coarse)", args.labels))?;
+    let checkpoint = args.checkpoint.as_ref().expect("clap requires --checkpoint without --pretrained");
+    let (ckpt, meta, model) = checkpoint::load_model(checkpoint, &device)?;
+    let data = Dataset::load(&args.data, labels)?;
     if data.classes() != meta.classes.as_slice() {
         bail!(
             "{}: its classes {:?} are not the {:?} that {} was trained on",
@@ -90,7 +133,27 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
 
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let device = args.device.device()?;
-    let (_, meta, model) = checkpoint::load_model(&args.checkpoint, &device)?;
+    if let (Some(file), Some(model)) = (&args.pretrained, &args.model) {
+        let net = pretrained::load(model, file, args.labels.as_deref(), &device)?;
+        let ranked = net.predict(&args.images, args.top as usize, 16, &device)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&ranked)?);
+            return Ok(());
+        }
+        for r in ranked {
+            println!("{}", r.path.display());
+            for (class, label, p) in r.top {
+                if net.named {
+                    println!("  {:8.4}%  {label} ({class})", 100.0 * p);
+                } else {
+                    println!("  {:8.4}%  {class}", 100.0 * p);
+                }
+            }
+        }
+        return Ok(());
+    }
+    let checkpoint = args.checkpoint.as_ref().expect("clap requires --checkpoint without --pretrained");
+    let (_, meta, model) = checkpoint::load_model(checkpoint, &device)?;
     let shape = meta.input_shape;
     let mut set = ImageSet::empty(shape, meta.classes.clone());
     for path in &args.images {

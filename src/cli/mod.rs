@@ -5,6 +5,7 @@ mod config_file;
 mod data;
 mod experiment;
 mod explain;
+mod export;
 mod inference;
 mod models;
 mod train;
@@ -32,6 +33,9 @@ enum Command {
     Eval(inference::EvalArgs),
     /// Classify images with a checkpoint: top-5 classes with probabilities.
     Predict(inference::PredictArgs),
+    /// Write a checkpoint's weights as safetensors under the reference implementation's names
+    /// (bench/pytorch_reference.py, torchvision, timm), with a JSON sidecar, for PyTorch.
+    Export(export::ExportArgs),
     /// List the registered models with their parameters and forward FLOPs.
     Models(models::ModelsArgs),
     /// Time training steps of a model on synthetic data.
@@ -69,6 +73,7 @@ pub fn run() -> anyhow::Result<()> {
         }
         Command::Eval(args) => inference::eval(args),
         Command::Predict(args) => inference::predict(args),
+        Command::Export(args) => export::run(args),
         Command::Models(args) => models::run(args),
         Command::Data(command) => data::run(command),
         Command::Bench(args) => bench::run(args),

@@ -48,6 +48,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     if let Some(i) = args.device_index {
         crate::device::use_index(i)?;
     }
+    crate::train::interrupt::install();
     let outcome = match &args.resume {
         Some(run_dir) => {
             let fixed: Vec<String> = matches
@@ -68,6 +69,15 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         }
         None => train::train(args.config, &options)?,
     };
+    if let Some((signal, checkpoint)) = &outcome.interrupted {
+        let name = crate::train::interrupt::name(*signal);
+        eprintln!(
+            "{name}: stopped after the current step; checkpoint {}\ncontinue with: visionnet train --resume {}",
+            checkpoint.display(),
+            outcome.run_dir.display()
+        );
+        std::process::exit(crate::train::interrupt::exit_code(*signal));
+    }
     if let RunEnd::Stopped(epoch) = outcome.end {
         println!(
             "stopped after epoch {epoch}; continue with: visionnet train --resume {}",

@@ -102,13 +102,25 @@ impl EpochPlan {
         &self,
         set: &ImageSet,
         norm: &Normalize,
+        consume: impl FnMut(usize, HostBatch) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.for_each_from(0, set, norm, consume)
+    }
+
+    /// [`Self::for_each`] from batch `first` on (a resumed epoch): batch `b` is the same batch
+    /// with the same augmentation as in a whole pass, and is passed to `consume` as `b`.
+    pub fn for_each_from<E>(
+        &self,
+        first: usize,
+        set: &ImageSet,
+        norm: &Normalize,
         mut consume: impl FnMut(usize, HostBatch) -> Result<(), E>,
     ) -> Result<(), E> {
         let num_batches = self.num_batches();
         std::thread::scope(|scope| {
             let (sender, receiver) = sync_channel::<HostBatch>(2);
             scope.spawn(move || {
-                for b in 0..num_batches {
+                for b in first..num_batches {
                     let end = ((b + 1) * self.batch_size).min(self.order.len());
                     let indices = &self.order[b * self.batch_size..end];
                     let batch =
@@ -118,7 +130,7 @@ impl EpochPlan {
                     }
                 }
             });
-            for (b, batch) in receiver.iter().enumerate() {
+            for (b, batch) in (first..).zip(receiver.iter()) {
                 consume(b, batch)?;
             }
             Ok(())

@@ -17,7 +17,7 @@ pub fn detect(root: &Path) -> bool {
 }
 
 /// The class folders of a split, sorted by name.
-fn class_dirs(split_dir: &Path) -> Result<Vec<String>> {
+pub fn class_dirs(split_dir: &Path) -> Result<Vec<String>> {
     let mut classes = Vec::new();
     for entry in fs::read_dir(split_dir).at(split_dir)? {
         let entry = entry.at(split_dir)?;
@@ -37,7 +37,7 @@ fn class_dirs(split_dir: &Path) -> Result<Vec<String>> {
 }
 
 /// The image files of one class folder, sorted by name.
-fn image_files(class_dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn image_files(class_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in fs::read_dir(class_dir).at(class_dir)? {
         let path = entry.at(class_dir)?.path();

@@ -50,14 +50,41 @@ pub struct CheckpointMeta {
     pub normalize: Normalize,
     /// The run's seed (with the epoch, it fixes every random draw still to come).
     pub seed: u64,
+    /// Set when the checkpoint was taken inside epoch `epoch + 1` (a stop by SIGINT / SIGTERM):
+    /// how far that epoch got, so `--resume` continues from its next batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<PartialEpoch>,
 }
 
-/// The checkpoint folder of the run in `run_dir` for epoch `epoch`.
-fn epoch_dir(run_dir: &Path, epoch: usize) -> PathBuf {
-    run_dir.join("checkpoints").join(format!("epoch-{epoch:04}"))
+/// An epoch interrupted after `batches` of its batches, with its running sums.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PartialEpoch {
+    pub batches: usize,
+    pub loss_sum: f64,
+    pub correct: i64,
+    pub seen: usize,
+    pub seconds: f64,
 }
 
-/// Every complete checkpoint of a run, oldest first.
+/// The checkpoint folder of the run in `run_dir` for `meta`: `epoch-NNNN` after epoch NNNN,
+/// `epoch-NNNN+BBBBBB` after BBBBBB batches of the epoch that follows.
+fn checkpoint_name(meta: &CheckpointMeta) -> String {
+    match &meta.partial {
+        None => format!("epoch-{:04}", meta.epoch),
+        Some(p) => format!("epoch-{:04}+{:06}", meta.epoch, p.batches),
+    }
+}
+
+/// `(epoch, batches into the next epoch)` of a checkpoint folder name.
+fn parse_name(name: &str) -> Option<(usize, usize)> {
+    let rest = name.strip_prefix("epoch-")?;
+    match rest.split_once('+') {
+        None => Some((rest.parse().ok()?, 0)),
+        Some((e, b)) => Some((e.parse().ok()?, b.parse().ok()?)),
+    }
+}
+
+/// Every complete checkpoint of a run, oldest first (a partial one after its epoch's).
 pub fn list(run_dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
     let dir = run_dir.join("checkpoints");
     if !dir.is_dir() {
@@ -67,14 +94,14 @@ pub fn list(run_dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
     for entry in fs::read_dir(&dir).at(&dir)? {
         let path = entry.at(&dir)?.path();
         let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        if let Some(epoch) = name.strip_prefix("epoch-").and_then(|n| n.parse::<usize>().ok())
+        if let Some(key) = parse_name(&name)
             && path.join("meta.json").is_file()
         {
-            found.push((epoch, path));
+            found.push((key, path));
         }
     }
     found.sort();
-    Ok(found)
+    Ok(found.into_iter().map(|((epoch, _), path)| (epoch, path)).collect())
 }
 
 /// The newest complete checkpoint of a run, if any.
@@ -98,8 +125,9 @@ pub fn save(
     extra: &[(&str, &Network)],
     keep: usize,
 ) -> Result<PathBuf> {
-    let final_dir = epoch_dir(run_dir, meta.epoch);
-    let tmp = run_dir.join("checkpoints").join(format!(".epoch-{:04}.tmp", meta.epoch));
+    let name = checkpoint_name(meta);
+    let final_dir = run_dir.join("checkpoints").join(&name);
+    let tmp = run_dir.join("checkpoints").join(format!(".{name}.tmp"));
     if tmp.exists() {
         fs::remove_dir_all(&tmp).at(&tmp)?;
     }

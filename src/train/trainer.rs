@@ -10,7 +10,8 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
-use super::checkpoint::{self, CheckpointMeta};
+use super::checkpoint::{self, CheckpointMeta, PartialEpoch};
+use super::interrupt;
 use super::config::{Finetune, TrainConfig};
 use super::evaluate::{batch_tensors, evaluate, evaluate_flip_tta, evaluate_with};
 use super::features::{FeatureCache, Features};
@@ -75,6 +76,9 @@ pub struct TrainOutcome {
     pub metrics: Vec<EpochMetrics>,
     /// Finished or stopped.
     pub end: RunEnd,
+    /// Set when SIGINT / SIGTERM stopped the run after a step: the signal and the checkpoint
+    /// written then (`end` is then `Stopped` with the epochs completed).
+    pub interrupted: Option<(i32, PathBuf)>,
 }
 
 /// Initialises every lazily-initialised parameter now, in module order, so initialisation draws
@@ -102,6 +106,8 @@ struct Prepared {
     start_epoch: usize,
     /// Optimizer steps already taken.
     start_step: usize,
+    /// How far the epoch after `start_epoch` got before a signal stopped it.
+    partial: Option<PartialEpoch>,
     metrics: Vec<EpochMetrics>,
     /// The run folder's lock, held until the run ends ([`run_lock`]).
     lock: RunLock,
@@ -227,6 +233,7 @@ fn prepare_fresh(mut config: TrainConfig) -> Result<Prepared> {
     let device = config.device.autodiff_device()?;
     let run_dir = config.run_dir.clone().unwrap_or_else(|| default_run_dir(&config.model));
     check_empty(&run_dir)?;
+    crate::error::check_output_dir(&run_dir, "--run-dir")?;
     let (data, splits, norm) = load_splits(&config)?;
     let model = apply_finetune(&config, init_model(&config, &splits, &device)?);
     config.run_dir = Some(run_dir.clone());
@@ -256,6 +263,7 @@ fn prepare_fresh(mut config: TrainConfig) -> Result<Prepared> {
         model,
         start_epoch: 0,
         start_step: 0,
+        partial: None,
         metrics: Vec::new(),
         lock,
     })
@@ -302,7 +310,7 @@ fn prepare_resume(run_dir: &Path) -> Result<Prepared> {
     }
     let mut model = init_model(&config, &splits, &device)?;
     let mut optimizer = optimizer::build(&config);
-    let (mut start_epoch, mut start_step) = (0, 0);
+    let (mut start_epoch, mut start_step, mut partial) = (0, 0, None);
     let latest = checkpoint::latest(run_dir)?;
     if let Some(ckpt) = &latest {
         let meta = checkpoint::read_meta(ckpt)?;
@@ -311,6 +319,7 @@ fn prepare_resume(run_dir: &Path) -> Result<Prepared> {
         optimizer = checkpoint::load_optimizer(ckpt, optimizer)?;
         start_epoch = meta.epoch;
         start_step = meta.step;
+        partial = meta.partial;
     }
     let model = apply_finetune(&config, model);
     let hooks = StepHooks::resume(&config, &model, latest.as_deref(), start_step)?;
@@ -327,9 +336,23 @@ fn prepare_resume(run_dir: &Path) -> Result<Prepared> {
         hooks,
         start_epoch,
         start_step,
+        partial,
         metrics,
         lock,
     })
+}
+
+/// Why a pass over an epoch's batches ended early.
+enum Halt {
+    Failed(Error),
+    /// SIGINT / SIGTERM arrived; the step in progress was finished.
+    Signal(i32),
+}
+
+impl From<Error> for Halt {
+    fn from(e: Error) -> Self {
+        Halt::Failed(e)
+    }
 }
 
 /// Serialises runs within one process. burn keeps one random generator per device, shared by
@@ -380,6 +403,7 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
         mut hooks,
         start_epoch,
         start_step,
+        partial,
         mut metrics,
         lock,
     } = p;
@@ -407,6 +431,7 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
         input_shape: splits.train.shape,
         normalize: norm.clone(),
         seed: config.seed,
+        partial: None,
     };
 
     let metrics_csv = MetricsCsv::new(&run_dir);
@@ -424,7 +449,6 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
     let mut slot = Some(model);
     for epoch in start_epoch + 1..=epochs {
         let started = Instant::now();
-        device.seed(mix_seed(&[config.seed, stream::DROPOUT, epoch as u64]));
         let plan = EpochPlan {
             order: epoch_order(splits.train.len(), config.seed, epoch, true),
             batch_size,
@@ -433,9 +457,16 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
             seed: mix_seed(&[config.seed, stream::AUGMENT, epoch as u64]),
         };
         progress.start_epoch(epoch, plan.num_batches());
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0i64, 0usize);
+        // An epoch a signal interrupted continues from its next batch with its running sums.
+        let resumed = partial.clone().filter(|_| epoch == start_epoch + 1);
+        let first = resumed.as_ref().map_or(0, |p| p.batches);
+        let (mut loss_sum, mut correct, mut seen) = resumed.as_ref().map_or((0.0f64, 0i64, 0usize), |p| (p.loss_sum, p.correct, p.seen));
+        let earlier_seconds = resumed.as_ref().map_or(0.0, |p| p.seconds);
         let mut lr = schedule.lr(step);
-        plan.for_each(&splits.train, &norm, |b, batch| -> Result<()> {
+        let mut done = first;
+        let pass = plan.for_each_from(first, &splits.train, &norm, |b, batch| -> std::result::Result<(), Halt> {
+            // Dropout draws are seeded per batch, so a resumed epoch draws what a whole one does.
+            device.seed(mix_seed(&[config.seed, stream::DROPOUT, epoch as u64, b as u64]));
             let n = batch.labels.len();
             let model = slot.take().expect("the model is always put back");
             let (logits, labels) = match &cache {
@@ -456,12 +487,12 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|| "none (no epoch completed)".to_string());
                 slot = Some(model);
-                return Err(Error::Diverged {
+                return Err(Halt::Failed(Error::Diverged {
                     value: format!("{loss_value}"),
                     epoch,
                     step: b + 1,
                     last_good,
-                });
+                }));
             }
             correct += logits
                 .argmax(1)
@@ -478,10 +509,36 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
             let model = optimizer.step(lr, model, grads);
             step += 1;
             slot = Some(hooks.after_step(step, model));
+            done = b + 1;
             progress.step(n, loss_sum / seen as f64, correct as f64 / seen as f64);
-            Ok(())
-        })?;
-        let train_seconds = started.elapsed().as_secs_f64();
+            match interrupt::requested() {
+                Some(signal) if done < plan.num_batches() => Err(Halt::Signal(signal)),
+                _ => Ok(()),
+            }
+        });
+        match pass {
+            Ok(()) => {}
+            Err(Halt::Failed(e)) => return Err(e),
+            Err(Halt::Signal(signal)) => {
+                let model = slot.as_ref().expect("the model is always put back");
+                let mut m = meta(epoch - 1, step);
+                m.partial = Some(PartialEpoch {
+                    batches: done,
+                    loss_sum,
+                    correct,
+                    seen,
+                    seconds: earlier_seconds + started.elapsed().as_secs_f64(),
+                });
+                let dir = checkpoint::save(&run_dir, &m, model, &optimizer, &hooks.checkpoint_models(), options.keep_checkpoints)?;
+                return Ok(TrainOutcome {
+                    run_dir,
+                    metrics,
+                    end: RunEnd::Stopped(epoch - 1),
+                    interrupted: Some((signal, dir)),
+                });
+            }
+        }
+        let train_seconds = earlier_seconds + started.elapsed().as_secs_f64();
         let model = slot.as_ref().expect("the model is always put back");
         let evaluated = hooks.evaluated(model);
         let (val_loss, val_accuracy, val_accuracy_tta) = if splits.val.is_empty() {
@@ -502,7 +559,7 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
             val_accuracy,
             val_accuracy_tta,
             lr,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: earlier_seconds + started.elapsed().as_secs_f64(),
             images_per_second: seen as f64 / train_seconds,
         };
         progress.end_epoch(&row);
@@ -522,11 +579,14 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
             scalars.push(("val/accuracy_tta", a));
         }
         events.scalars(epoch as i64, &scalars)?;
-        if options.stop_after == Some(epoch) && epoch < epochs {
+        let signal = interrupt::requested().filter(|_| epoch < epochs);
+        if (options.stop_after == Some(epoch) && epoch < epochs) || signal.is_some() {
+            let interrupted = signal.map(|s| (s, checkpoint::latest(&run_dir).ok().flatten().unwrap_or_default()));
             return Ok(TrainOutcome {
                 run_dir,
                 metrics,
                 end: RunEnd::Stopped(epoch),
+                interrupted,
             });
         }
     }
@@ -575,5 +635,6 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
         run_dir,
         metrics,
         end: RunEnd::Finished(Box::new(summary)),
+        interrupted: None,
     })
 }

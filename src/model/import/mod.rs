@@ -10,6 +10,7 @@
 //! | `resnet50` | torchvision `resnet50` (`conv1`, `layerN.M.convK`, `downsample`, `fc`) |
 //! | `xception` | timm `legacy_xception` = `xception` (`blockN.rep.M`, `skip`, `skipbn`, `fc`) |
 //! | `efficientnet_lite0` | lukemelas EfficientNet (`_conv_stem`, `_blocks.N._depthwise_conv`, `_fc`) |
+//! | `cnn`, `attn1`-`attn3` | `bench/pytorch_reference.py`'s `Net` (`units.N.conv`, `units.N.attn.q`, `hidden.N`, `out`) |
 //!
 //! A file must fit exactly: every parameter and BatchNorm statistic of the model (of its
 //! backbone, for [`Scope::Backbone`]) must be in the file with the right shape, and every tensor
@@ -17,6 +18,9 @@
 //! the load fails with one error listing every missing, unexpected and mis-shaped tensor.
 
 mod lukemelas;
+mod reference;
+pub mod pickle_scan;
+pub mod pretrained;
 pub mod reader;
 mod timm;
 mod torchvision;
@@ -50,8 +54,10 @@ enum Kind {
     Conv { bias: bool },
     /// `weight` -> `gamma`, `bias` -> `beta`, `running_mean`, `running_var`.
     BatchNorm,
-    /// `weight` (`[out, in]` in PyTorch, `[in, out]` here) and `bias`.
-    Linear,
+    /// `weight` (`[out, in]` in PyTorch, `[in, out]` here), and `bias` if it has one.
+    Linear { bias: bool },
+    /// One tensor under its full name (a lone parameter such as arch 2's `gamma`).
+    Tensor,
 }
 
 /// One layer of a name table: its name in the file and its path in the module.
@@ -73,7 +79,11 @@ impl Layer {
     }
 
     fn linear(file: impl Into<String>, module: impl Into<String>) -> Self {
-        Self { file: file.into(), module: module.into(), kind: Kind::Linear, head: true }
+        Self { file: file.into(), module: module.into(), kind: Kind::Linear { bias: true }, head: true }
+    }
+
+    fn tensor(file: impl Into<String>, module: impl Into<String>) -> Self {
+        Self { file: file.into(), module: module.into(), kind: Kind::Tensor, head: false }
     }
 
     /// `(file name, module path, is a Linear weight)` of each tensor.
@@ -93,7 +103,14 @@ impl Layer {
                 pair("running_mean", "running_mean", false),
                 pair("running_var", "running_var", false),
             ],
-            Kind::Linear => vec![pair("weight", "weight", true), pair("bias", "bias", false)],
+            Kind::Linear { bias } => {
+                let mut v = vec![pair("weight", "weight", true)];
+                if bias {
+                    v.push(pair("bias", "bias", false));
+                }
+                v
+            }
+            Kind::Tensor => vec![(self.file.clone(), self.module.clone(), false)],
         }
     }
 }
@@ -108,13 +125,7 @@ fn name_table(config: &NetworkConfig) -> Result<(&'static str, Vec<Layer>)> {
         NetworkConfig::ResNet(c) => ("torchvision resnet50", torchvision::resnet(c)),
         NetworkConfig::Xception(c) => ("timm legacy_xception / xception", timm::xception(c)),
         NetworkConfig::EfficientNetLite(c) => ("lukemelas EfficientNet-Lite0", lukemelas::efficientnet_lite(c)),
-        NetworkConfig::Cnn(_) => {
-            return Err(Error::invalid(
-                "--pretrained",
-                "the study's cnn has no reference implementation to import from; \
-                 pretrained weights exist for vgg16, vgg16_bn, resnet50, xception, efficientnet_lite0",
-            ));
-        }
+        NetworkConfig::Cnn(c) => ("bench/pytorch_reference.py Net", reference::cnn(c)?),
     })
 }
 
@@ -128,6 +139,15 @@ pub fn input_normalization(config: &NetworkConfig) -> Option<([f32; 3], [f32; 3]
         NetworkConfig::EfficientNetLite(_) => Some(([127.0 / 255.0; 3], [128.0 / 255.0; 3])),
         NetworkConfig::Cnn(_) => None,
     }
+}
+
+/// The tensors of `config`'s reference naming, as `(name in the file, module path, is a
+/// Linear weight)`, with the naming's description and its BatchNorm layers' names (PyTorch
+/// also keeps a `num_batches_tracked` counter for each): what an export writes.
+pub fn reference_names(config: &NetworkConfig) -> Result<(&'static str, Vec<(String, String, bool)>, Vec<String>)> {
+    let (naming, layers) = name_table(config)?;
+    let norms = layers.iter().filter(|l| l.kind == Kind::BatchNorm).map(|l| l.file.clone()).collect();
+    Ok((naming, layers.iter().flat_map(|l| l.tensors()).collect(), norms))
 }
 
 /// What a load did.

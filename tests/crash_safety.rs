@@ -1,0 +1,196 @@
+//! Crash safety of `train`: SIGINT / SIGTERM stop after the step with a checkpoint that
+//! `--resume` continues from exactly; a second signal exits at once keeping the last good
+//! checkpoint; a full disk during a checkpoint write is a clear error that keeps the previous
+//! checkpoint; read-only output folders are refused before any work.
+//!
+//! The disk tests mount small tmpfs file systems, which needs root (CI runs as root); without
+//! it they say so and return.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_visionnet"))
+}
+
+/// Train flags of a run of a few seconds on `data` into `run_dir` (2 threads: the CI machine's).
+fn run_args(data: &Path, run_dir: &Path, epochs: &str) -> Vec<String> {
+    [
+        "--threads", "2", "train", "--data", data.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(),
+        "--val-size", "48", "--widths", "8,8,8,8", "--hidden", "16,16,16", "--epochs", epochs,
+        "--batch-size", "16", "--seed", "7", "--quiet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn dataset(root: &Path) -> PathBuf {
+    let data = root.join("data");
+    write_image_folder(&data, 3, 160, 16);
+    data
+}
+
+/// `summary.json` without its wall-clock fields (which differ between any two runs).
+fn summary_without_timing(run_dir: &Path) -> serde_json::Value {
+    let text = fs::read_to_string(run_dir.join("summary.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let o = v.as_object_mut().unwrap();
+    o.remove("train_seconds");
+    o.remove("images_per_second");
+    v
+}
+
+fn signal(child: &Child, name: &str) {
+    let ok = Command::new("kill").args([format!("-{name}"), child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+}
+
+/// Starts a run and waits until it has taken a few steps (its first epoch has begun).
+fn start(args: &[String], run_dir: &Path) -> Child {
+    let child = bin().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !run_dir.join("tensorboard").exists() {
+        assert!(Instant::now() < deadline, "the run did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child
+}
+
+#[test]
+fn sigint_and_sigterm_stop_after_the_step_and_resume_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path());
+    let whole = tmp.path().join("whole");
+    assert_success(&bin().args(run_args(&data, &whole, "3")).output().unwrap());
+
+    for (sig, code) in [("INT", 130), ("TERM", 143)] {
+        let run = tmp.path().join(format!("stopped-{sig}"));
+        let child = start(&run_args(&data, &run, "3"), &run);
+        signal(&child, sig);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "SIG{sig}: {stderr}");
+        assert!(stderr.contains(&format!("SIG{sig}: stopped after the current step; checkpoint")), "{stderr}");
+        assert!(stderr.contains(&format!("continue with: visionnet train --resume {}", run.display())), "{stderr}");
+        assert!(!run.join("summary.json").exists());
+        assert_success(&bin().args(["--threads", "2", "train", "--resume", run.to_str().unwrap(), "--quiet"]).output().unwrap());
+        assert_eq!(
+            fs::read(run.join("predictions.csv")).unwrap(),
+            fs::read(whole.join("predictions.csv")).unwrap(),
+            "SIG{sig}: predictions differ from the uninterrupted run's"
+        );
+        assert_eq!(summary_without_timing(&run), summary_without_timing(&whole), "SIG{sig}");
+    }
+
+    // Two signals: the second exits at once; the newest complete checkpoint stays usable.
+    let run = tmp.path().join("twice");
+    let child = start(&run_args(&data, &run, "3"), &run);
+    signal(&child, "INT");
+    signal(&child, "INT");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let leftovers: Vec<_> = fs::read_dir(run.join("checkpoints"))
+        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert_success(&bin().args(["--threads", "2", "train", "--resume", run.to_str().unwrap(), "--quiet"]).output().unwrap());
+    assert_eq!(
+        fs::read(run.join("predictions.csv")).unwrap(),
+        fs::read(whole.join("predictions.csv")).unwrap(),
+        "after two signals (checkpoints then: {leftovers:?})"
+    );
+}
+
+/// Mounts a tmpfs of `size` (e.g. "2m") on `dir`, with `options`; false without root.
+fn mount_tmpfs(dir: &Path, size: &str, options: &str) -> bool {
+    fs::create_dir_all(dir).unwrap();
+    let o = format!("size={size}{options}");
+    let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &o, "tmpfs", dir.to_str().unwrap()]).status();
+    if !matches!(ok, Ok(s) if s.success()) {
+        eprintln!("skipped: cannot mount a tmpfs on {} (needs root)", dir.display());
+        return false;
+    }
+    true
+}
+
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Bytes free on the file system of `dir`.
+fn free_bytes(dir: &Path) -> u64 {
+    let out = Command::new("df").args(["-B1", "--output=avail", dir.to_str().unwrap()]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap().trim().parse().unwrap()
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    fs::read_dir(dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
+}
+
+#[test]
+fn a_full_disk_during_a_checkpoint_write_is_a_clear_error_and_resume_works_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path());
+    let mnt = tmp.path().join("small");
+    if !mount_tmpfs(&mnt, "4m", "") {
+        return;
+    }
+    let _unmount = Unmount(mnt.clone());
+    let run = mnt.join("run");
+    let mut args = run_args(&data, &run, "3");
+    args.extend(["--stop-after".to_string(), "1".to_string()]);
+    assert_success(&bin().args(&args).output().unwrap());
+    let first = run.join("checkpoints/epoch-0001");
+    let checkpoint_size = dir_bytes(&first);
+    // Leave half a checkpoint free.
+    let filler = mnt.join("filler");
+    let fill = free_bytes(&mnt).saturating_sub(checkpoint_size / 2);
+    fs::write(&filler, vec![0u8; fill as usize]).unwrap();
+    let out = bin().args(["--threads", "2", "train", "--resume", run.to_str().unwrap(), "--quiet"]).output().unwrap();
+    let stderr = assert_clean_failure(&out, &["No space left on device", run.join("checkpoints").to_str().unwrap()]);
+    eprintln!("disk full: {stderr}");
+    // The previous checkpoint is intact and usable.
+    let eval = bin().args(["eval", "--checkpoint", first.to_str().unwrap(), "--data", data.to_str().unwrap()]).output().unwrap();
+    assert_success(&eval);
+    fs::remove_file(&filler).unwrap();
+    assert_success(&bin().args(["--threads", "2", "train", "--resume", run.to_str().unwrap(), "--quiet"]).output().unwrap());
+    assert!(run.join("summary.json").is_file());
+    // Equal to an uninterrupted run.
+    let whole = tmp.path().join("whole");
+    assert_success(&bin().args(run_args(&data, &whole, "3")).output().unwrap());
+    assert_eq!(fs::read(run.join("predictions.csv")).unwrap(), fs::read(whole.join("predictions.csv")).unwrap());
+}
+
+#[test]
+fn read_only_output_folders_are_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_image_folder(&data, 3, 20, 16);
+    let ro = tmp.path().join("ro");
+    if !mount_tmpfs(&ro, "1m", ",ro") {
+        return;
+    }
+    let _unmount = Unmount(ro.clone());
+    let run = ro.join("runs/a");
+    let out = bin().args(run_args(&data, &run, "1")).output().unwrap();
+    let stderr = assert_clean_failure(&out, &["--run-dir", ro.to_str().unwrap(), "cannot be written", "Read-only file system"]);
+    eprintln!("read-only: {stderr}");
+    let out = bin().args(["report", tmp.path().to_str().unwrap(), "--out", ro.join("report").to_str().unwrap()]).output().unwrap();
+    assert_clean_failure(&out, &["--out", "cannot be written"]);
+    // A file where a folder should be.
+    let file = tmp.path().join("plain-file");
+    fs::write(&file, "x").unwrap();
+    let out = bin().args(run_args(&data, &file.join("run"), "1")).output().unwrap();
+    assert_clean_failure(&out, &["--run-dir", "is not a folder"]);
+}
