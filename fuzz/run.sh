@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 secs=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(pickle safetensors image toml records targz)
+[ ${#targets[@]} -gt 0 ] || targets=(pickle safetensors image toml records targz cifar)
 nice -n 10 cargo afl build --release
 export AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1
 run_one() {

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// Epochs of the signal tests' runs: the signal lands in the second, well before the end.
+const SIGNAL_EPOCHS: &str = "6";
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_visionnet"))
 }
@@ -52,15 +55,29 @@ fn signal(child: &Child, name: &str) {
     assert!(ok.success());
 }
 
-/// Starts a run and waits until it has taken a few steps (its first epoch has begun).
+/// Starts a run and returns once it is half-way through its second epoch: the first epoch's
+/// checkpoint exists, and half that epoch's time has passed since. A signal then lands between
+/// two steps of an epoch (the case a mid-epoch checkpoint has to get exactly right), however
+/// fast the machine is.
 fn start(args: &[String], run_dir: &Path) -> Child {
     let child = bin().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !run_dir.join("tensorboard").exists() {
-        assert!(Instant::now() < deadline, "the run did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    let first_epoch = loop {
+        assert!(Instant::now() < deadline, "the run did not finish its first epoch");
+        if run_dir.join("checkpoints/epoch-0001/meta.json").is_file() {
+            let csv = fs::read_to_string(run_dir.join("metrics.csv")).unwrap_or_default();
+            let seconds = csv.lines().nth(1).and_then(|row| {
+                let header: Vec<&str> = csv.lines().next()?.split(',').collect();
+                let at = header.iter().position(|h| *h == "seconds")?;
+                row.split(',').nth(at)?.parse::<f64>().ok()
+            });
+            if let Some(s) = seconds {
+                break s;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::thread::sleep(Duration::from_secs_f64(first_epoch / 2.0));
     child
 }
 
@@ -69,22 +86,24 @@ fn sigint_and_sigterm_stop_after_the_step_and_resume_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let data = dataset(tmp.path());
     let whole = tmp.path().join("whole");
-    assert_success(&bin().args(run_args(&data, &whole, "3")).output().unwrap());
+    assert_success(&bin().args(run_args(&data, &whole, SIGNAL_EPOCHS)).output().unwrap());
 
     for (sig, code) in [("INT", 130), ("TERM", 143)] {
         let run = tmp.path().join(format!("stopped-{sig}"));
-        let child = start(&run_args(&data, &run, "3"), &run);
+        let child = start(&run_args(&data, &run, SIGNAL_EPOCHS), &run);
         signal(&child, sig);
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "SIG{sig}: {stderr}");
         assert!(stderr.contains(&format!("SIG{sig}: stopped after the current step; checkpoint")), "{stderr}");
+        // Between two steps of the second epoch: the mid-epoch checkpoint.
+        assert!(stderr.contains("checkpoints/epoch-0001+"), "{stderr}");
         assert!(stderr.contains(&format!("continue with: visionnet train --resume {}", run.display())), "{stderr}");
         assert!(!run.join("summary.json").exists());
         assert_success(&bin().args(["--threads", "2", "train", "--resume", run.to_str().unwrap(), "--quiet"]).output().unwrap());
         assert_eq!(
-            fs::read(run.join("predictions.csv")).unwrap(),
-            fs::read(whole.join("predictions.csv")).unwrap(),
+            fs::read_to_string(run.join("predictions.csv")).unwrap(),
+            fs::read_to_string(whole.join("predictions.csv")).unwrap(),
             "SIG{sig}: predictions differ from the uninterrupted run's"
         );
         assert_eq!(summary_without_timing(&run), summary_without_timing(&whole), "SIG{sig}");
@@ -92,7 +111,7 @@ fn sigint_and_sigterm_stop_after_the_step_and_resume_exactly() {
 
     // Two signals: the second exits at once; the newest complete checkpoint stays usable.
     let run = tmp.path().join("twice");
-    let child = start(&run_args(&data, &run, "3"), &run);
+    let child = start(&run_args(&data, &run, SIGNAL_EPOCHS), &run);
     signal(&child, "INT");
     signal(&child, "INT");
     let out = child.wait_with_output().unwrap();

@@ -120,8 +120,8 @@ fn compare_counts_disagreements_tests_them_and_draws_both_galleries() {
     assert_eq!(count("both_right") + count("a_only") + count("b_only") + count("both_wrong"), 30);
     assert_eq!(report["models"][0]["name"], "plain");
     assert_eq!((report["models"][0]["layer"].as_str(), report["models"][1]["layer"].as_str()), (Some("conv3"), Some("conv4")));
-    let expected = visionnet::explain::mcnemar::mcnemar(count("a_only"), count("b_only"));
-    assert_eq!(report["mcnemar"]["exact_p"].as_f64().unwrap(), expected.exact_p);
+    let expected = visionnet::stats::mcnemar(count("a_only") as u64, count("b_only") as u64);
+    assert_eq!(report["mcnemar"]["p_value"].as_f64().unwrap(), expected.p_value);
     let csv = fs::read_to_string(out.join("disagreements.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + count("a_only") + count("b_only"));
     for (g, kind) in ["a-right-b-wrong", "b-right-a-wrong"].iter().enumerate() {

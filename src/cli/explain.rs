@@ -166,9 +166,10 @@ pub struct CompareArgs {
     /// B's checkpoints, several seeds of one model.
     #[arg(long, value_name = "RUN", num_args = 1.., requires = "checkpoint_a")]
     checkpoint_b: Vec<PathBuf>,
-    /// Test images of the seed-aware map comparison's random sample (0: only the shown ones).
-    #[arg(long, default_value_t = 500)]
-    stability: usize,
+    /// Test images of the seed-aware map comparison's random sample (0: only the shown ones;
+    /// default 500, or every test image of a smaller test set).
+    #[arg(long)]
+    stability: Option<usize>,
     /// Measure the faithfulness of A's and B's first checkpoints on the --stability sample:
     /// deletion, insertion, road, confidence, comma-separated (no value or `all`: every one).
     #[arg(long, num_args = 0.., value_delimiter = ',', default_missing_value = "all", value_parser = parse_metric, value_name = "METRIC")]

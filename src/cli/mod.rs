@@ -1,7 +1,7 @@
 //! The command line: argument parsing only; each subcommand calls one library function.
 
 mod bench;
-mod config_file;
+pub mod config_file;
 mod data;
 mod experiment;
 mod explain;

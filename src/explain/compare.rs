@@ -58,8 +58,9 @@ pub struct CompareRequest {
     pub class: String,
     /// Methods; the first draws the galleries.
     pub methods: Vec<CamMethod>,
-    /// Test images of the stability sample (0: none).
-    pub stability: usize,
+    /// Test images of the stability sample (0: none; None: [`DEFAULT_STABILITY`], or the whole
+    /// test set where it is smaller).
+    pub stability: Option<usize>,
     /// Faithfulness measures of the first checkpoints on the stability sample (none: skip).
     pub metrics: Vec<Metric>,
     /// Samples shown of each kind (at most).
@@ -230,9 +231,13 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
     for model in sides.iter().flatten() {
         model.check_data(&data)?;
     }
-    if request.stability > data.test.len() {
-        return Err(Error::invalid("--stability", format!("{} exceeds the {} test images of {}", request.stability, data.test.len(), data.root.display())));
-    }
+    let stability_size = match request.stability {
+        Some(n) if n > data.test.len() => {
+            return Err(Error::invalid("--stability", format!("{n} exceeds the {} test images of {}", data.test.len(), data.root.display())));
+        }
+        Some(n) => n,
+        None => DEFAULT_STABILITY.min(data.test.len()),
+    };
     if request.out.exists() {
         prepare_out(&request.out)?; // refuses an old folder before the work; empty: kept
     }
@@ -284,8 +289,8 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
 
     // The seed-aware comparison and the measures, before anything is written.
     let shown: Vec<Sample> = computed.iter().flat_map(|(samples, _)| samples.iter().cloned()).collect();
-    let sample: Vec<Sample> = if request.stability > 0 {
-        samples::from_test_set(&data, request.stability, mix_seed(&[request.seed, 503]))?
+    let sample: Vec<Sample> = if stability_size > 0 {
+        samples::from_test_set(&data, stability_size, mix_seed(&[request.seed, 503]))?
     } else {
         Vec::new()
     };
@@ -580,6 +585,9 @@ fn caption(label: usize, maps: [&CamMap; 2], classes: &[String], target: &ClassT
     }
     lines
 }
+
+/// Test images of the seed-aware comparison's sample when `--stability` is not given.
+pub const DEFAULT_STABILITY: usize = 500;
 
 /// A p-value for reading: `p = 0.0433`, `p = 1.23e-5`, or `p < 1e-16` (below what a double
 /// near 1 can resolve, so no digits are claimed).

@@ -132,6 +132,11 @@ pub fn save(
         fs::remove_dir_all(&tmp).at(&tmp)?;
     }
     fs::create_dir_all(&tmp).at(&tmp)?;
+    // burn's BatchNorm keeps its running statistics' newest update pending (per thread) until a
+    // sync, and a record reads only the synced value: without this, a checkpoint taken between
+    // two steps (a signal mid-epoch) would lose the last step's update, and the resumed run's
+    // statistics would differ. `valid()` syncs the shared state; its copy is dropped.
+    drop(model.valid());
     let model_path = tmp.join("model.bpk");
     model
         .clone()

@@ -1,21 +1,14 @@
-//! PyTorch `.pth` / `.pt` files (ZIP, legacy pickle stream, TAR, plain pickle): visionnet's
-//! pickle safety scan (the module itself, compiled in) and then burn-store's reader, as
-//! `--pretrained` runs them.
+//! PyTorch `.pth` / `.pt` files (ZIP, legacy pickle stream, TAR, plain pickle) as `--pretrained`
+//! reads them: the pickle safety scan, then `read_tensors` (scan, burn-store's reader, every
+//! tensor's bytes).
 
-#[path = "../../../src/model/import/pickle_scan.rs"]
-#[allow(dead_code)]
-mod pickle_scan;
+use visionnet::model::import::{pickle_scan, read_tensors};
 
 fn main() {
-    let path = std::env::temp_dir().join(format!("visionnet-fuzz-{}.pth", std::process::id()));
     afl::fuzz!(|data: &[u8]| {
         let _ = pickle_scan::check_stream(data, 5);
-        if std::fs::write(&path, data).is_ok() {
-            if let Ok(reader) = pytorch_reader::PytorchReader::new(&path) {
-                for tensor in reader.tensors().values() {
-                    let _ = tensor.read();
-                }
-            }
+        if let Some(path) = visionnet_fuzz::stage("weights.pth", data) {
+            let _ = read_tensors(&path);
         }
     });
 }

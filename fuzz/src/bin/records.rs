@@ -1,14 +1,18 @@
-//! `metrics.csv`, `predictions.csv` (CSV with headers) and `summary.json`, `meta.json` (JSON).
+//! A run's records as `report`, `--resume` and the grid runner read them: `metrics.csv`,
+//! `predictions.csv`, `summary.json` and a checkpoint's `meta.json`.
+
+use visionnet::train::checkpoint::CheckpointMeta;
+use visionnet::train::metrics::{EpochMetrics, Prediction, Summary, read_csv, read_json};
 
 fn main() {
     afl::fuzz!(|data: &[u8]| {
-        let _ = serde_json::from_slice::<serde_json::Value>(data);
-        let mut reader = csv::ReaderBuilder::new().from_reader(data);
-        let _ = reader.headers().map(|h| h.len());
-        for record in reader.records() {
-            if record.is_err() {
-                break;
-            }
+        if let Some(csv) = visionnet_fuzz::stage("records.csv", data) {
+            let _ = read_csv::<EpochMetrics>(&csv);
+            let _ = read_csv::<Prediction>(&csv);
+        }
+        if let Some(json) = visionnet_fuzz::stage("records.json", data) {
+            let _ = read_json::<Summary>(&json);
+            let _ = read_json::<CheckpointMeta>(&json);
         }
     });
 }

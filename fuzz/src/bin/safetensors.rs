@@ -1,11 +1,11 @@
-//! safetensors files: the header and every tensor's bytes.
+//! `.safetensors` weight files as `--pretrained` reads them (`read_tensors`).
+
+use visionnet::model::import::read_tensors;
 
 fn main() {
     afl::fuzz!(|data: &[u8]| {
-        if let Ok(file) = safetensors::SafeTensors::deserialize(data) {
-            for (_, view) in file.tensors() {
-                let _ = view.data().len();
-            }
+        if let Some(path) = visionnet_fuzz::stage("weights.safetensors", data) {
+            let _ = read_tensors(&path);
         }
     });
 }
