@@ -5,7 +5,7 @@
 #
 #   scripts/kill9_trials.sh [TRIALS=20] [BINARY=target/release/visionnet]
 #
-# Half the trials kill at a random time; the other half wait for a checkpoint write (a
+# Half the trials kill at a random time (of a run of about 3 s here); the other half wait for a checkpoint write (a
 # `.epoch-*.tmp` folder appearing) and kill during it. A run killed before its run.json exists
 # has started nothing and is started again; one killed later is resumed (repeatedly, if a
 # resume is killed too: it is not). Prints one line per trial and exits non-zero on any
@@ -28,9 +28,9 @@ for split, n in [("train", 160), ("test", 40)]:
     for k in range(3):
         d = root / split / f"class{k}"; d.mkdir(parents=True)
         for i in range(n):
-            png(d / f"{i:04}.png", 16, lambda x, y: [min(255, max(0, (170 if (x * 2 // 16 + y * 2 // 16 * 2) == (k + c) % 4 else 60) + rng.randint(-25, 25))) for c in range(3)])
+            png(d / f"{i:04}.png", 32, lambda x, y: [min(255, max(0, (170 if (x * 2 // 32 + y * 2 // 32 * 2) == (k + c) % 4 else 60) + rng.randint(-25, 25))) for c in range(3)])
 PY
-args=(--threads 2 train --data "$work/data" --val-size 48 --widths 8,8,8,8 --hidden 16,16,16 --epochs 3
+args=(--threads 2 train --data "$work/data" --val-size 48 --widths 32,32,64,64 --hidden 64,64,64 --epochs 6
       --batch-size 16 --seed 7 --quiet)
 strip() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.pop("train_seconds"); d.pop("images_per_second"); print(json.dumps(d, sort_keys=True))' "$1"; }
 start=$(date +%s.%N)
@@ -39,6 +39,8 @@ span=$(python3 -c "print($(date +%s.%N) - $start)")
 echo "uninterrupted run: ${span} s"
 ref_summary=$(strip "$work/whole/summary.json")
 failed=0
+during_write=0
+mid_run=0
 for t in $(seq 1 "$trials"); do
     run="$work/trial-$t"
     "$bin" "${args[@]}" --run-dir "$run" >/dev/null 2>&1 &
@@ -50,13 +52,19 @@ for t in $(seq 1 "$trials"); do
             if compgen -G "$run/checkpoints/.epoch-*.tmp" >/dev/null; then break; fi
             kill -0 $pid 2>/dev/null || break
         done
-        how="during checkpoint write ($(ls -a "$run/checkpoints" 2>/dev/null | grep -c tmp || true) tmp)"
+        tmps=$(ls -a "$run/checkpoints" 2>/dev/null | grep -c tmp || true)
+        how="while polling for a checkpoint write ($tmps temporary folder seen at the kill)"
     else
         delay=$(python3 -c "import random; print(round(random.uniform(0, $span), 2))")
         sleep "$delay"
         how="after ${delay} s"
     fi
-    kill -9 $pid 2>/dev/null || how="$how (had already finished)"
+    if kill -9 $pid 2>/dev/null; then
+        mid_run=$((mid_run + 1))
+        if (( t % 2 == 0 )) && [ "${tmps:-0}" -gt 0 ]; then during_write=$((during_write + 1)); fi
+    else
+        how="$how (had already finished)"
+    fi
     wait $pid 2>/dev/null || true
     state=$(ls "$run/checkpoints" 2>/dev/null | tr '\n' ' ')
     if [ -f "$run/run.json" ]; then
@@ -72,5 +80,6 @@ for t in $(seq 1 "$trials"); do
         failed=$((failed + 1))
     fi
 done
+echo "$mid_run of $trials kills landed before the run ended, $during_write of them with a checkpoint being written"
 echo "$failed of $trials trials differ"
 [ "$failed" -eq 0 ]
