@@ -16,7 +16,8 @@ fn main() {
     // missing path would make cargo rebuild the crate on every run.
     // A branch packed into `packed-refs` has no file of its own: watch that file instead.
     let watch = |name: &str| {
-        let path = git(&["rev-parse", "--git-path", name]).filter(|p| std::path::Path::new(p).exists());
+        let path =
+            git(&["rev-parse", "--git-path", name]).filter(|p| std::path::Path::new(p).exists());
         if let Some(path) = path.or_else(|| git(&["rev-parse", "--git-path", "packed-refs"])) {
             println!("cargo:rerun-if-changed={path}");
         }

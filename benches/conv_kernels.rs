@@ -32,16 +32,23 @@ fn median_ms(mut f: impl FnMut() -> Vec<f32>) -> f64 {
 }
 
 fn values(n: usize) -> Vec<f32> {
-    (0..n).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect()
+    (0..n)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+        .collect()
 }
 
 fn main() {
     let threads: Option<usize> = std::env::args().skip(1).find_map(|a| a.parse().ok());
     if let Some(threads) = threads {
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().expect("a rayon pool");
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .expect("a rayon pool");
     }
     println!("threads: {}", rayon::current_num_threads());
-    println!("| layer (batch 64) | output im2col | output winograd | input grad im2col | input grad winograd | weight grad im2col | weight grad winograd |");
+    println!(
+        "| layer (batch 64) | output im2col | output winograd | input grad im2col | input grad winograd | weight grad im2col | weight grad winograd |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     // (c_in, side, c_out): the CNN's convs at 32x32 input, a pool after each
     for (c_in, side, c_out) in [(3, 32, 32), (32, 16, 64), (64, 8, 128), (128, 4, 256)] {

@@ -23,7 +23,10 @@ static INDEX: OnceLock<usize> = OnceLock::new();
 pub fn use_index(index: usize) -> Result<()> {
     let set = *INDEX.get_or_init(|| index);
     if set != index {
-        return Err(Error::invalid("--device-index", format!("this process uses device {set} already, not {index}")));
+        return Err(Error::invalid(
+            "--device-index",
+            format!("this process uses device {set} already, not {index}"),
+        ));
     }
     Ok(())
 }
@@ -53,8 +56,16 @@ impl std::str::FromStr for DeviceSlot {
             "wgpu" => DeviceKind::Wgpu,
             "cuda" => DeviceKind::Cuda,
             "tch" => DeviceKind::Tch,
-            "flex" => return Err(format!("'{s}': flex is the CPU, one device; use --jobs and --threads-per-job")),
-            other => return Err(format!("'{s}': unknown backend '{other}' (wgpu, cuda or tch)")),
+            "flex" => {
+                return Err(format!(
+                    "'{s}': flex is the CPU, one device; use --jobs and --threads-per-job"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "'{s}': unknown backend '{other}' (wgpu, cuda or tch)"
+                ));
+            }
         };
         let index = index
             .parse()
@@ -65,12 +76,19 @@ impl std::str::FromStr for DeviceSlot {
 
 impl std::fmt::Display for DeviceSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", format!("{:?}", self.kind).to_lowercase(), self.index)
+        write!(
+            f,
+            "{}:{}",
+            format!("{:?}", self.kind).to_lowercase(),
+            self.index
+        )
     }
 }
 
 /// A compute device, by backend.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
     /// burn's pure-Rust CPU backend (multi-threaded, SIMD).
@@ -109,7 +127,10 @@ impl DeviceKind {
             DeviceKind::Flex => Ok(Device::flex()),
             DeviceKind::Wgpu => {
                 #[cfg(feature = "wgpu")]
-                return Ok(Device::wgpu(index().map_or_else(Default::default, burn::tensor::DeviceKind::DiscreteGpu)));
+                return Ok(Device::wgpu(index().map_or_else(
+                    Default::default,
+                    burn::tensor::DeviceKind::DiscreteGpu,
+                )));
                 #[allow(unreachable_code)]
                 Err(missing())
             }
@@ -121,7 +142,8 @@ impl DeviceKind {
             }
             DeviceKind::Tch => {
                 #[cfg(feature = "tch")]
-                #[allow(deprecated)] // burn-tch is deprecated in burn 0.22; still the LibTorch path
+                #[allow(deprecated)]
+                // burn-tch is deprecated in burn 0.22; still the LibTorch path
                 return Ok(match index() {
                     Some(i) => Device::libtorch_cuda(i),
                     None => Device::libtorch(),

@@ -91,7 +91,11 @@ impl<T> IoContext<T> for std::io::Result<T> {
 /// folders below it are created later). A read-only folder or file system, or a file where a
 /// folder should be, is an error naming it.
 pub fn check_output_dir(path: &Path, flag: &str) -> Result<()> {
-    let mut at = if path.as_os_str().is_empty() { Path::new(".") } else { path };
+    let mut at = if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    };
     while !at.exists() {
         match at.parent() {
             Some(p) if !p.as_os_str().is_empty() => at = p,
@@ -102,7 +106,14 @@ pub fn check_output_dir(path: &Path, flag: &str) -> Result<()> {
         }
     }
     if !at.is_dir() {
-        return Err(Error::invalid(flag, format!("{} is not a folder, so {} cannot be made", at.display(), path.display())));
+        return Err(Error::invalid(
+            flag,
+            format!(
+                "{} is not a folder, so {} cannot be made",
+                at.display(),
+                path.display()
+            ),
+        ));
     }
     let probe = at.join(format!(".visionnet-write-probe-{}", std::process::id()));
     match std::fs::File::create(&probe) {
@@ -112,7 +123,11 @@ pub fn check_output_dir(path: &Path, flag: &str) -> Result<()> {
         }
         Err(e) => Err(Error::invalid(
             flag,
-            format!("{} cannot be written ({e}), so nothing was started in {}", at.display(), path.display()),
+            format!(
+                "{} cannot be written ({e}), so nothing was started in {}",
+                at.display(),
+                path.display()
+            ),
         )),
     }
 }

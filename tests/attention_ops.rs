@@ -16,9 +16,11 @@ fn values(len: usize, seed: u64, amp: f32) -> Vec<f32> {
 }
 
 fn tensor3(shape: [usize; 3], seed: u64, amp: f32, device: &Device) -> Tensor<3> {
-    Tensor::from_data(TensorData::new(values(shape.iter().product(), seed, amp), shape), device)
+    Tensor::from_data(
+        TensorData::new(values(shape.iter().product(), seed, amp), shape),
+        device,
+    )
 }
-
 
 /// Output and gradients of `sum(f(q, k, v) * w)` on the autodiff device.
 struct Run {
@@ -28,7 +30,13 @@ struct Run {
     dv: Tensor<3>,
 }
 
-fn run(f: impl Fn(Tensor<3>, Tensor<3>, Tensor<3>) -> Tensor<3>, q: &Tensor<3>, k: &Tensor<3>, v: &Tensor<3>, w: &Tensor<3>) -> Run {
+fn run(
+    f: impl Fn(Tensor<3>, Tensor<3>, Tensor<3>) -> Tensor<3>,
+    q: &Tensor<3>,
+    k: &Tensor<3>,
+    v: &Tensor<3>,
+    w: &Tensor<3>,
+) -> Run {
     let device = Device::flex().autodiff();
     let leaf = |t: &Tensor<3>| Tensor::<3>::from_data(t.to_data(), &device).require_grad();
     let (q, k, v) = (leaf(q), leaf(k), leaf(v));
@@ -70,9 +78,21 @@ fn lean_equals_naive_outputs_and_all_gradients() {
         let v = tensor3([g, dv, n], seed + 2, 1.0, &device);
         let w = tensor3([g, dv, n], seed + 3, 1.0, &device);
         let scale = 0.8;
-        let naive = run(|q, k, v| ops::attention_naive(q, k, v, scale), &q, &k, &v, &w);
+        let naive = run(
+            |q, k, v| ops::attention_naive(q, k, v, scale),
+            &q,
+            &k,
+            &v,
+            &w,
+        );
         for kernel in [Kernel::Native, Kernel::Tiled] {
-            let lean = run(|q, k, v| ops::attention(q, k, v, scale, kernel), &q, &k, &v, &w);
+            let lean = run(
+                |q, k, v| ops::attention(q, k, v, scale, kernel),
+                &q,
+                &k,
+                &v,
+                &w,
+            );
             let what = format!("{kernel:?} g={g} dk={dk} dv={dv} n={n}");
             for (name, got, want) in [
                 ("y", &lean.y, &naive.y),
@@ -81,7 +101,10 @@ fn lean_equals_naive_outputs_and_all_gradients() {
                 ("dv", &lean.dv, &naive.dv),
             ] {
                 let err = rel_err(got.clone(), want.clone());
-                assert!(err < TOLERANCE, "{what}: {name} differs from the naive reference by {err}");
+                assert!(
+                    err < TOLERANCE,
+                    "{what}: {name} differs from the naive reference by {err}"
+                );
             }
         }
     }
@@ -99,9 +122,20 @@ fn lean_handles_strided_inputs_and_extreme_scores() {
     let w = tensor3([g, dv, n], 4, 1.0, &device);
     let naive = run(|q, k, v| ops::attention_naive(q, k, v, 1.0), &q, &k, &v, &w);
     for kernel in [Kernel::Native, Kernel::Tiled] {
-        let lean = run(|q, k, v| ops::attention(q, k, v, 1.0, kernel), &q, &k, &v, &w);
+        let lean = run(
+            |q, k, v| ops::attention(q, k, v, 1.0, kernel),
+            &q,
+            &k,
+            &v,
+            &w,
+        );
         assert!(to_vec(lean.y.clone()).iter().all(|x| x.is_finite()));
-        for (got, want) in [(lean.y, naive.y.clone()), (lean.dq, naive.dq.clone()), (lean.dk, naive.dk.clone()), (lean.dv, naive.dv.clone())] {
+        for (got, want) in [
+            (lean.y, naive.y.clone()),
+            (lean.dq, naive.dq.clone()),
+            (lean.dk, naive.dk.clone()),
+            (lean.dv, naive.dv.clone()),
+        ] {
             let err = rel_err(got, want);
             assert!(err < 1e-4, "{kernel:?}: differs by {err}");
         }
@@ -112,10 +146,24 @@ fn lean_handles_strided_inputs_and_extreme_scores() {
     let v = tensor3([3, 1, 64], 7, 1.0, &device);
     let w = tensor3([3, 1, 64], 8, 1.0, &device);
     let naive = run(|q, k, v| ops::attention_naive(q, k, v, 1.0), &q, &k, &v, &w);
-    let lean = run(|q, k, v| ops::attention(q, k, v, 1.0, Kernel::Native), &q, &k, &v, &w);
-    for (got, want) in [(lean.y, naive.y), (lean.dq, naive.dq), (lean.dk, naive.dk), (lean.dv, naive.dv)] {
+    let lean = run(
+        |q, k, v| ops::attention(q, k, v, 1.0, Kernel::Native),
+        &q,
+        &k,
+        &v,
+        &w,
+    );
+    for (got, want) in [
+        (lean.y, naive.y),
+        (lean.dq, naive.dq),
+        (lean.dk, naive.dk),
+        (lean.dv, naive.dv),
+    ] {
         let err = rel_err(got, want);
-        assert!(err < 1e-4, "outer kernel with large scores differs by {err}");
+        assert!(
+            err < 1e-4,
+            "outer kernel with large scores differs by {err}"
+        );
     }
 }
 
@@ -132,7 +180,13 @@ fn the_tiled_path_is_exact_for_any_block_size() {
     let w = tensor3([g, dv, n], 24, 1.0, &device);
     let naive = run(|q, k, v| ops::attention_naive(q, k, v, 0.5), &q, &k, &v, &w);
     for rows in [1, 3, 64] {
-        let (y, lse) = tiled::forward_blocks::<Flex>(flex(q.clone()), flex(k.clone()), flex(v.clone()), 0.5, rows);
+        let (y, lse) = tiled::forward_blocks::<Flex>(
+            flex(q.clone()),
+            flex(k.clone()),
+            flex(v.clone()),
+            0.5,
+            rows,
+        );
         let y = Tensor::<3>::from_primitive::<Flex>(y);
         let (dq, dk_, dv_) = tiled::backward_blocks::<Flex>(
             flex(q.clone()),
@@ -146,9 +200,21 @@ fn the_tiled_path_is_exact_for_any_block_size() {
         );
         for (name, got, want) in [
             ("y", y, naive.y.clone()),
-            ("dq", Tensor::<3>::from_primitive::<Flex>(dq), naive.dq.clone()),
-            ("dk", Tensor::<3>::from_primitive::<Flex>(dk_), naive.dk.clone()),
-            ("dv", Tensor::<3>::from_primitive::<Flex>(dv_), naive.dv.clone()),
+            (
+                "dq",
+                Tensor::<3>::from_primitive::<Flex>(dq),
+                naive.dq.clone(),
+            ),
+            (
+                "dk",
+                Tensor::<3>::from_primitive::<Flex>(dk_),
+                naive.dk.clone(),
+            ),
+            (
+                "dv",
+                Tensor::<3>::from_primitive::<Flex>(dv_),
+                naive.dv.clone(),
+            ),
         ] {
             let err = rel_err(got, want);
             assert!(err < TOLERANCE, "blocks of {rows}: {name} differs by {err}");
@@ -170,7 +236,16 @@ fn forward_keeps_the_row_log_sum_exp_and_backward_matches_autodiff() {
     for kernel in [Kernel::Native, Kernel::Tiled] {
         let (y, lse) = ops::attention_forward(q.clone(), k.clone(), v.clone(), 0.7, kernel);
         assert!(rel_err(lse.clone(), want_lse.clone()) < TOLERANCE);
-        let (dq, dk_, dv_) = ops::attention_backward(q.clone(), k.clone(), v.clone(), y, lse, w.clone(), 0.7, kernel);
+        let (dq, dk_, dv_) = ops::attention_backward(
+            q.clone(),
+            k.clone(),
+            v.clone(),
+            y,
+            lse,
+            w.clone(),
+            0.7,
+            kernel,
+        );
         assert!(rel_err(dq, naive.dq.clone()) < TOLERANCE);
         assert!(rel_err(dk_, naive.dk.clone()) < TOLERANCE);
         assert!(rel_err(dv_, naive.dv.clone()) < TOLERANCE);
@@ -186,11 +261,22 @@ fn gradients_agree_with_finite_differences() {
         let v = tensor3([g, dv, n], 43, 1.0, &device);
         let w = tensor3([g, dv, n], 44, 1.0, &device);
         for kernel in [Kernel::Native, Kernel::Tiled] {
-            let lean = run(|q, k, v| ops::attention(q, k, v, 0.9, kernel), &q, &k, &v, &w);
+            let lean = run(
+                |q, k, v| ops::attention(q, k, v, 0.9, kernel),
+                &q,
+                &k,
+                &v,
+                &w,
+            );
             let loss = |q: Vec<f32>, k: Vec<f32>, v: Vec<f32>| -> f64 {
-                let t = |d: Vec<f32>, c| Tensor::<3>::from_data(TensorData::new(d, [g, c, n]), &device);
+                let t =
+                    |d: Vec<f32>, c| Tensor::<3>::from_data(TensorData::new(d, [g, c, n]), &device);
                 let y = ops::attention(t(q, dk), t(k, dk), t(v, dv), 0.9, kernel);
-                to_vec(y).iter().zip(to_vec(w.clone())).map(|(a, b)| (*a as f64) * b as f64).sum()
+                to_vec(y)
+                    .iter()
+                    .zip(to_vec(w.clone()))
+                    .map(|(a, b)| (*a as f64) * b as f64)
+                    .sum()
             };
             let base = [to_vec(q.clone()), to_vec(k.clone()), to_vec(v.clone())];
             let analytic = [to_vec(lean.dq), to_vec(lean.dk), to_vec(lean.dv)];
@@ -231,15 +317,24 @@ fn every_simd_path_agrees_with_the_portable_kernels() {
     // portable kernels. Sizes around the 16- and 8-lane registers: tails after each.
     for simd in simd::report_paths("attention kernels") {
         for n in [1, 7, 8, 15, 16, 17, 37, 64, 100, 256] {
-            let (q, k, v, dy) = (values(n, 1, 3.0), values(n, 2, 3.0), values(n, 3, 1.0), values(n, 4, 1.0));
+            let (q, k, v, dy) = (
+                values(n, 1, 3.0),
+                values(n, 2, 3.0),
+                values(n, 3, 1.0),
+                values(n, 4, 1.0),
+            );
             let close = |a: &[f32], b: &[f32]| {
                 let scale = b.iter().fold(1e-3f32, |m, x| m.max(x.abs()));
                 a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 2e-6 * scale)
             };
-            let (mut y1, mut l1, mut y2, mut l2) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+            let (mut y1, mut l1, mut y2, mut l2) =
+                (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
             cpu::portable::outer_forward(&q, &k, &v, 0.7, &mut y1, &mut l1);
             cpu::outer_forward(simd, &q, &k, &v, 0.7, &mut y2, &mut l2);
-            assert!(close(&y1, &y2) && close(&l1, &l2), "{simd:?} outer forward, n = {n}");
+            assert!(
+                close(&y1, &y2) && close(&l1, &l2),
+                "{simd:?} outer forward, n = {n}"
+            );
             let mut g1 = [vec![0.0; n], vec![0.0; n], vec![0.0; n]];
             let mut g2 = g1.clone();
             let [a, b, c] = &mut g1;
@@ -252,14 +347,25 @@ fn every_simd_path_agrees_with_the_portable_kernels() {
             // Row kernels on 3 rows of n base-2 scores.
             let scores = values(3 * n, 5, 20.0);
             let (mut p1, mut p2) = (scores.clone(), scores.clone());
-            let (mut s1, mut s2, mut i1, mut i2) = (vec![0.0; 3], vec![0.0; 3], vec![0.0; 3], vec![0.0; 3]);
+            let (mut s1, mut s2, mut i1, mut i2) =
+                (vec![0.0; 3], vec![0.0; 3], vec![0.0; 3], vec![0.0; 3]);
             cpu::portable::softmax_rows(&mut p1, n, &mut s1, &mut i1);
             cpu::softmax_rows(simd, &mut p2, n, &mut s2, &mut i2);
-            assert!(close(&p1, &p2) && close(&s1, &s2) && close(&i1, &i2), "{simd:?} softmax rows, n = {n}");
+            assert!(
+                close(&p1, &p2) && close(&s1, &s2) && close(&i1, &i2),
+                "{simd:?} softmax rows, n = {n}"
+            );
             // the numerators over their sum: each row of the softmax sums to 1
-            let softmax: Vec<f32> = p1.chunks(n).zip(&i1).flat_map(|(row, &inv)| row.iter().map(move |e| e * inv)).collect();
+            let softmax: Vec<f32> = p1
+                .chunks(n)
+                .zip(&i1)
+                .flat_map(|(row, &inv)| row.iter().map(move |e| e * inv))
+                .collect();
             for row in softmax.chunks(n) {
-                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "softmax rows sum to 1, n = {n}");
+                assert!(
+                    (row.iter().sum::<f32>() - 1.0).abs() < 1e-5,
+                    "softmax rows sum to 1, n = {n}"
+                );
             }
             // the backward pass's rows: P from the forward's lse, dS = scale * P * (dP - d)
             let dp = values(3 * n, 6, 1.0);
@@ -267,9 +373,17 @@ fn every_simd_path_agrees_with_the_portable_kernels() {
             let (mut e1, mut e2, mut g1, mut g2) = (scores.clone(), scores, dp.clone(), dp.clone());
             cpu::portable::softmax_grad_rows(&mut e1, &mut g1, n, &s1, &d, 0.7);
             cpu::softmax_grad_rows(simd, &mut e2, &mut g2, n, &s1, &d, 0.7);
-            assert!(close(&e1, &e2) && close(&g1, &g2), "{simd:?} softmax grad rows, n = {n}");
-            assert!(close(&e1, &softmax), "P from the forward's lse is the softmax, n = {n}");
-            let want: Vec<f32> = (0..3 * n).map(|i| 0.7 * softmax[i] * (dp[i] - d[i / n])).collect();
+            assert!(
+                close(&e1, &e2) && close(&g1, &g2),
+                "{simd:?} softmax grad rows, n = {n}"
+            );
+            assert!(
+                close(&e1, &softmax),
+                "P from the forward's lse is the softmax, n = {n}"
+            );
+            let want: Vec<f32> = (0..3 * n)
+                .map(|i| 0.7 * softmax[i] * (dp[i] - d[i / n]))
+                .collect();
             assert!(close(&g1, &want), "dS = scale * P * (dP - d), n = {n}");
             // the scores of thin heads (dk <= 8: broadcast multiply-adds) and a wider one (dk 12:
             // a matrix product on every path), a block of 5 rows from row 1
@@ -281,8 +395,17 @@ fn every_simd_path_agrees_with_the_portable_kernels() {
                 let (mut p1, mut p2) = (vec![0.0; 5 * n], vec![0.0; 5 * n]);
                 cpu::scores(Simd::Portable, &mut p1, &q, 1, 5, &k, dk, n, 0.3);
                 cpu::scores(simd, &mut p2, &q, 1, 5, &k, dk, n, 0.3);
-                let want: Vec<f32> = (0..5 * n).map(|e| (0..dk).map(|d| 0.3 * q[d * n + 1 + e / n] * k[d * n + e % n]).sum()).collect();
-                assert!(close(&p1, &p2) && close(&p1, &want), "{simd:?} scores, dk = {dk}, n = {n}");
+                let want: Vec<f32> = (0..5 * n)
+                    .map(|e| {
+                        (0..dk)
+                            .map(|d| 0.3 * q[d * n + 1 + e / n] * k[d * n + e % n])
+                            .sum()
+                    })
+                    .collect();
+                assert!(
+                    close(&p1, &p2) && close(&p1, &want),
+                    "{simd:?} scores, dk = {dk}, n = {n}"
+                );
             }
         }
     }

@@ -10,7 +10,10 @@ use visionnet::model::{ModelOptions, ModelSpec};
 fn spec(name: &str, form: Form) -> ModelSpec {
     ModelSpec {
         name: name.into(),
-        options: ModelOptions { form, ..Default::default() },
+        options: ModelOptions {
+            form,
+            ..Default::default()
+        },
     }
 }
 
@@ -35,14 +38,20 @@ fn every_baseline_runs_in_both_forms_on_cifar_images() {
         let model = config.init(&device).unwrap();
         let x = Tensor::<4>::random([2, 3, 32, 32], burn::tensor::Distribution::Default, &device);
         let f = model.forward_features(x.clone());
-        assert_eq!(f.dims(), [2, features[0], features[1], features[2]], "{name} {form:?}");
+        assert_eq!(
+            f.dims(),
+            [2, features[0], features[1], features[2]],
+            "{name} {form:?}"
+        );
         let p = model.pool_features(f.clone());
         assert_eq!(p.dims(), [2, pooled], "{name} {form:?}");
         let logits = model.forward(x.clone());
         assert_eq!(logits.dims(), [2, 10]);
         // forward == classify(pool(features)), the split a cached linear probe relies on.
         let split = model.classify(p).into_data();
-        logits.into_data().assert_approx_eq::<f32>(&split, burn::tensor::Tolerance::default());
+        logits
+            .into_data()
+            .assert_approx_eq::<f32>(&split, burn::tensor::Tolerance::default());
     }
 }
 
@@ -64,10 +73,22 @@ fn parameters_and_flops_equal_the_reference_implementations() {
         let config = network_config(&spec(name, Form::Imagenet), 1000, [3, side, side]).unwrap();
         assert_eq!(config.flops(), flops, "{name} at {side}");
         let spec = spec(name, Form::Imagenet);
-        assert_eq!(registry::cost(&spec, 1000, [3, side, side], &device).unwrap().params, params, "{name}");
+        assert_eq!(
+            registry::cost(&spec, 1000, [3, side, side], &device)
+                .unwrap()
+                .params,
+            params,
+            "{name}"
+        );
     }
     // EfficientNet-Lite0: the 4,652,008 parameters of the shared ImageNet weights.
-    let cost = registry::cost(&spec("efficientnet_lite0", Form::Imagenet), 1000, [3, 224, 224], &device).unwrap();
+    let cost = registry::cost(
+        &spec("efficientnet_lite0", Form::Imagenet),
+        1000,
+        [3, 224, 224],
+        &device,
+    )
+    .unwrap();
     assert_eq!(cost.params, 4_652_008);
 }
 
@@ -92,13 +113,21 @@ fn options_that_do_not_apply_are_refused_with_the_flag_named() {
     let mut s = spec("cnn", Form::Imagenet);
     s.options.resize = Some(224);
     let err = network_config(&s, 10, [3, 32, 32]).unwrap_err().to_string();
-    assert!(err.contains("--resize") && err.contains("baselines"), "{err}");
+    assert!(
+        err.contains("--resize") && err.contains("baselines"),
+        "{err}"
+    );
     let mut s = spec("resnet50", Form::Cifar);
     s.options.lateral = visionnet::model::blocks::LateralKind::Dense;
     let err = network_config(&s, 10, [3, 32, 32]).unwrap_err().to_string();
-    assert!(err.contains("--lateral") && err.contains("resnet50"), "{err}");
+    assert!(
+        err.contains("--lateral") && err.contains("resnet50"),
+        "{err}"
+    );
     // Too small for the ImageNet stem.
-    let err = network_config(&spec("xception", Form::Imagenet), 10, [3, 4, 4]).unwrap_err().to_string();
+    let err = network_config(&spec("xception", Form::Imagenet), 10, [3, 4, 4])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("too small"), "{err}");
     assert!(registry::names().contains(&"efficientnet_lite0"));
 }

@@ -12,13 +12,23 @@ use common::{rel_err, to_vec, uniform};
 
 /// Deterministic values in `[-amp, amp] + offset`.
 fn values(len: usize, seed: u64, amp: f32, offset: f32) -> Vec<f32> {
-    uniform(len, seed).into_iter().map(|v| v * amp + offset).collect()
+    uniform(len, seed)
+        .into_iter()
+        .map(|v| v * amp + offset)
+        .collect()
 }
 
 /// A BatchNorm with non-trivial gamma, beta and running statistics on `device`.
 fn norm(channels: usize, device: &Device) -> BatchNorm {
-    let mut bn = BatchNormConfig::new(channels).with_momentum(0.3).init(device);
-    let vector = |seed, amp, offset| Tensor::<1>::from_data(TensorData::new(values(channels, seed, amp, offset), [channels]), device);
+    let mut bn = BatchNormConfig::new(channels)
+        .with_momentum(0.3)
+        .init(device);
+    let vector = |seed, amp, offset| {
+        Tensor::<1>::from_data(
+            TensorData::new(values(channels, seed, amp, offset), [channels]),
+            device,
+        )
+    };
     bn.gamma = Param::from_tensor(vector(1, 0.5, 1.0));
     bn.beta = Param::from_tensor(vector(2, 0.5, 0.0));
     bn.running_mean.update(vector(3, 1.0, 0.0));
@@ -40,14 +50,18 @@ fn run<const D: usize>(lean: bool, relu: bool, shape: [usize; D], seed: u64) -> 
     let device = Device::flex().autodiff();
     let bn = norm(shape[1], &device);
     let n = shape.iter().product();
-    let x = Tensor::<D>::from_data(TensorData::new(values(n, seed, 2.0, 0.7), shape), &device).require_grad();
+    let x = Tensor::<D>::from_data(TensorData::new(values(n, seed, 2.0, 0.7), shape), &device)
+        .require_grad();
     let y = match (lean, relu) {
         (true, false) => batch_norm::forward(&bn, x.clone()),
         (true, true) => batch_norm::forward_relu(&bn, x.clone()),
         (false, false) => bn.forward(x.clone()),
         (false, true) => burn::tensor::activation::relu(bn.forward(x.clone())),
     };
-    let r = Tensor::<D>::from_data(TensorData::new(values(n, seed + 9, 1.0, 0.0), shape), &device);
+    let r = Tensor::<D>::from_data(
+        TensorData::new(values(n, seed + 9, 1.0, 0.0), shape),
+        &device,
+    );
     let grads = (y.clone() * r).sum().backward();
     Out {
         y: y.inner(),
@@ -68,14 +82,32 @@ fn check_with<const D: usize>(relu: bool, shape: [usize; D], seed: u64) {
     let case = format!("{shape:?}, relu {relu}");
     if relu {
         let zeros = to_vec(got.y.clone()).iter().filter(|&&v| v == 0.0).count();
-        assert!(zeros > 0 && zeros < got.y.shape().num_elements(), "{case}: the ReLU must cut some values and keep others");
+        assert!(
+            zeros > 0 && zeros < got.y.shape().num_elements(),
+            "{case}: the ReLU must cut some values and keep others"
+        );
     }
     assert!(rel_err(got.y, want.y) < 1e-5, "{case}: outputs differ");
-    assert!(rel_err(got.dx, want.dx) < 1e-4, "{case}: input gradients differ");
-    assert!(rel_err(got.dgamma, want.dgamma) < 1e-4, "{case}: gamma gradients differ");
-    assert!(rel_err(got.dbeta, want.dbeta) < 1e-5, "{case}: beta gradients differ");
-    assert!(rel_err(got.running_mean, want.running_mean) < 1e-5, "{case}: running means differ");
-    assert!(rel_err(got.running_var, want.running_var) < 1e-5, "{case}: running variances differ");
+    assert!(
+        rel_err(got.dx, want.dx) < 1e-4,
+        "{case}: input gradients differ"
+    );
+    assert!(
+        rel_err(got.dgamma, want.dgamma) < 1e-4,
+        "{case}: gamma gradients differ"
+    );
+    assert!(
+        rel_err(got.dbeta, want.dbeta) < 1e-5,
+        "{case}: beta gradients differ"
+    );
+    assert!(
+        rel_err(got.running_mean, want.running_mean) < 1e-5,
+        "{case}: running means differ"
+    );
+    assert!(
+        rel_err(got.running_var, want.running_var) < 1e-5,
+        "{case}: running variances differ"
+    );
 }
 
 #[test]
@@ -98,8 +130,15 @@ fn inference_takes_the_modules_path() {
     // Without autodiff the module normalises with its running statistics, not the batch's.
     let device = Device::flex();
     let bn = norm(3, &device);
-    let x = Tensor::<4>::from_data(TensorData::new(values(2 * 3 * 4 * 4, 5, 2.0, 0.7), [2, 3, 4, 4]), &device);
+    let x = Tensor::<4>::from_data(
+        TensorData::new(values(2 * 3 * 4 * 4, 5, 2.0, 0.7), [2, 3, 4, 4]),
+        &device,
+    );
     let before = to_vec(bn.running_mean.value());
     assert!(rel_err(batch_norm::forward(&bn, x.clone()), bn.forward(x)) < 1e-6);
-    assert_eq!(to_vec(bn.running_mean.value()), before, "inference must not update the running mean");
+    assert_eq!(
+        to_vec(bn.running_mean.value()),
+        before,
+        "inference must not update the running mean"
+    );
 }

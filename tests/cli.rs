@@ -14,8 +14,22 @@ use visionnet::train::metrics::read_json;
 /// Flags of a small, fast training run on `data` into `run_dir`.
 fn tiny_run<'a>(data: &'a str, run_dir: &'a str) -> Vec<&'a str> {
     vec![
-        "train", "--data", data, "--run-dir", run_dir, "--val-size", "12", "--widths", "8,8,8,8",
-        "--hidden", "8,8,8", "--epochs", "1", "--batch-size", "16", "--quiet",
+        "train",
+        "--data",
+        data,
+        "--run-dir",
+        run_dir,
+        "--val-size",
+        "12",
+        "--widths",
+        "8,8,8,8",
+        "--hidden",
+        "8,8,8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--quiet",
     ]
 }
 
@@ -33,22 +47,49 @@ fn config_file_keys_are_flags_and_the_command_line_overrides_them() {
     .unwrap();
     let run_dir = tmp.path().join("run");
     let out = visionnet(&[
-        "train", "--config", config.to_str().unwrap(), "--epochs", "1", "--data", data.to_str().unwrap(),
-        "--run-dir", run_dir.to_str().unwrap(), "--val-size", "6", "--batch-size", "8", "--quiet",
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--data",
+        data.to_str().unwrap(),
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "--val-size",
+        "6",
+        "--batch-size",
+        "8",
+        "--quiet",
     ]);
     assert_success(&out);
     let manifest: RunManifest = read_json(&run_dir.join("run.json")).unwrap();
     let c = &manifest.config;
-    assert_eq!((c.epochs, c.lr, c.crop_padding, c.flip), (1, 0.002, 0, false));
+    assert_eq!(
+        (c.epochs, c.lr, c.crop_padding, c.flip),
+        (1, 0.002, 0, false)
+    );
     assert_eq!(format!("{:?}", c.optimizer), "Adam");
     assert_eq!(c.model_options.widths, vec![8, 8, 8, 8]);
 
     // A key that is no flag, and a bad value, are blamed on the file.
     fs::write(&config, "learning_rate = 0.1\n").unwrap();
-    let out = visionnet(&["train", "--config", config.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+    let out = visionnet(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
     assert_clean_failure(&out, &["recipe.toml", "unknown key 'learning_rate'"]);
     fs::write(&config, "epochs = 0\n").unwrap();
-    let out = visionnet(&["train", "--config", config.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+    let out = visionnet(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
     assert_clean_failure(&out, &["recipe.toml", "--epochs"]);
 }
 
@@ -58,21 +99,58 @@ fn eval_predict_models_and_inspect() {
     let data = tmp.path().join("data");
     write_image_folder(&data, 3, 20, 16);
     let run_dir = tmp.path().join("run");
-    assert_success(&visionnet(&tiny_run(data.to_str().unwrap(), run_dir.to_str().unwrap())));
+    assert_success(&visionnet(&tiny_run(
+        data.to_str().unwrap(),
+        run_dir.to_str().unwrap(),
+    )));
 
-    let out = assert_success(&visionnet(&["eval", "--checkpoint", run_dir.to_str().unwrap(), "--data", data.to_str().unwrap()]));
-    assert!(out.contains("test accuracy") && out.contains("class2"), "{out}");
+    let out = assert_success(&visionnet(&[
+        "eval",
+        "--checkpoint",
+        run_dir.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]));
+    assert!(
+        out.contains("test accuracy") && out.contains("class2"),
+        "{out}"
+    );
     let json = assert_success(&visionnet(&[
-        "eval", "--checkpoint", run_dir.to_str().unwrap(), "--data", data.to_str().unwrap(), "--json",
+        "eval",
+        "--checkpoint",
+        run_dir.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--json",
     ]));
     let evaluation: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(evaluation["images"], 30);
 
     // Predict on one image at the model's size and one that must be resized.
-    let small = data.join("test/class1").read_dir().unwrap().next().unwrap().unwrap().path();
+    let small = data
+        .join("test/class1")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let big = tmp.path().join("big.png");
-    image::save_buffer(&big, &[200u8; 40 * 30 * 3], 40, 30, image::ExtendedColorType::Rgb8).unwrap();
-    let out = visionnet(&["predict", "--checkpoint", run_dir.to_str().unwrap(), small.to_str().unwrap(), big.to_str().unwrap()]);
+    image::save_buffer(
+        &big,
+        &[200u8; 40 * 30 * 3],
+        40,
+        30,
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
+    let out = visionnet(&[
+        "predict",
+        "--checkpoint",
+        run_dir.to_str().unwrap(),
+        small.to_str().unwrap(),
+        big.to_str().unwrap(),
+    ]);
     let stdout = assert_success(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("big.png resized to 16x16"));
     // Three classes: three ranked lines per image, each with a class name.
@@ -83,7 +161,10 @@ fn eval_predict_models_and_inspect() {
     let out = assert_success(&visionnet(&["models"]));
     assert!(out.contains("cnn") && out.contains("FLOPs"), "{out}");
     let out = assert_success(&visionnet(&["data", "inspect", data.to_str().unwrap()]));
-    assert!(out.contains("train      60 images") || out.contains("train     60"), "{out}");
+    assert!(
+        out.contains("train      60 images") || out.contains("train     60"),
+        "{out}"
+    );
     assert!(out.contains("class0") && out.contains("16x16"), "{out}");
 }
 
@@ -111,15 +192,38 @@ fn bad_numbers_and_names_are_refused_before_anything_is_written() {
         (&["--pool", "true,true"], &["--pool"]),
     ];
     for (extra, needles) in cases {
-        let mut args = vec!["train", "--data", d, "--run-dir", r, "--val-size", "6", "--batch-size", "16", "--quiet"];
+        let mut args = vec![
+            "train",
+            "--data",
+            d,
+            "--run-dir",
+            r,
+            "--val-size",
+            "6",
+            "--batch-size",
+            "16",
+            "--quiet",
+        ];
         args.extend_from_slice(extra);
         assert_clean_failure(&visionnet(&args), needles);
         assert!(!run_dir.exists(), "{extra:?} created the run directory");
     }
-    let out = visionnet(&["train", "--data", tmp.path().join("missing").to_str().unwrap(), "--run-dir", r]);
+    let out = visionnet(&[
+        "train",
+        "--data",
+        tmp.path().join("missing").to_str().unwrap(),
+        "--run-dir",
+        r,
+    ]);
     assert_clean_failure(&out, &["missing", "no such directory"]);
     fs::create_dir_all(tmp.path().join("empty")).unwrap();
-    let out = visionnet(&["train", "--data", tmp.path().join("empty").to_str().unwrap(), "--run-dir", r]);
+    let out = visionnet(&[
+        "train",
+        "--data",
+        tmp.path().join("empty").to_str().unwrap(),
+        "--run-dir",
+        r,
+    ]);
     assert_clean_failure(&out, &["empty", "holds no dataset"]);
     assert!(!run_dir.exists());
 }
@@ -135,10 +239,23 @@ fn an_existing_run_is_never_overwritten_and_resume_keeps_its_config() {
     let before = snapshot(&run_dir);
 
     // Training into it again is refused.
-    assert_clean_failure(&visionnet(&tiny_run(d, r)), &["already holds files", "--resume"]);
+    assert_clean_failure(
+        &visionnet(&tiny_run(d, r)),
+        &["already holds files", "--resume"],
+    );
     // Resume with a flag that would change the run is refused.
-    assert_clean_failure(&visionnet(&["train", "--resume", r, "--lr", "0.5"]), &["--resume", "--lr"]);
-    assert_clean_failure(&visionnet(&["train", "--resume", tmp.path().join("nothing").to_str().unwrap()]), &["nothing"]);
+    assert_clean_failure(
+        &visionnet(&["train", "--resume", r, "--lr", "0.5"]),
+        &["--resume", "--lr"],
+    );
+    assert_clean_failure(
+        &visionnet(&[
+            "train",
+            "--resume",
+            tmp.path().join("nothing").to_str().unwrap(),
+        ]),
+        &["nothing"],
+    );
     assert_eq!(snapshot(&run_dir), before);
 }
 
@@ -156,12 +273,18 @@ fn a_checkpoint_of_another_model_is_refused() {
     assert_success(&visionnet(&args));
     // Put b's weights in a's checkpoint: a's meta.json says widths 8,8,8,8.
     let ckpt_a = a.join("checkpoints/epoch-0001");
-    fs::copy(b.join("checkpoints/epoch-0001/model.bpk"), ckpt_a.join("model.bpk")).unwrap();
+    fs::copy(
+        b.join("checkpoints/epoch-0001/model.bpk"),
+        ckpt_a.join("model.bpk"),
+    )
+    .unwrap();
     let out = visionnet(&["eval", "--checkpoint", a.to_str().unwrap(), "--data", d]);
     assert_clean_failure(&out, &["model.bpk", "do not fit"]);
     // A meta.json naming a model that does not exist.
     let meta = ckpt_a.join("meta.json");
-    let text = fs::read_to_string(&meta).unwrap().replace("\"cnn\"", "\"mystery\"");
+    let text = fs::read_to_string(&meta)
+        .unwrap()
+        .replace("\"cnn\"", "\"mystery\"");
     fs::write(&meta, text).unwrap();
     let out = visionnet(&["predict", "--checkpoint", ckpt_a.to_str().unwrap(), "x.png"]);
     assert_clean_failure(&out, &["epoch-0001", "unknown model 'mystery'"]);
@@ -207,7 +330,17 @@ fn fetch_downloads_checks_and_unpacks_a_cifar_archive() {
     let archive = tar_gz(&tmp.path().join("src"), "cifar-10-batches-bin");
     let url = serve(archive.clone(), 3);
     let to = tmp.path().join("datasets");
-    let out = visionnet(&["data", "fetch", "cifar10", "--to", to.to_str().unwrap(), "--url", &url, "--md5", &md5_hex(&archive)]);
+    let out = visionnet(&[
+        "data",
+        "fetch",
+        "cifar10",
+        "--to",
+        to.to_str().unwrap(),
+        "--url",
+        &url,
+        "--md5",
+        &md5_hex(&archive),
+    ]);
     let stdout = assert_success(&out);
     assert!(stdout.contains("cifar-10-batches-bin"), "{stdout}");
     assert_eq!(
@@ -215,18 +348,41 @@ fn fetch_downloads_checks_and_unpacks_a_cifar_archive() {
         fs::read(tmp.path().join("src/test_batch.bin")).unwrap()
     );
     let out = assert_success(&visionnet(&["data", "inspect", to.to_str().unwrap()]));
-    assert!(out.contains("Cifar10Binary") && out.contains("50000"), "{out}");
+    assert!(
+        out.contains("Cifar10Binary") && out.contains("50000"),
+        "{out}"
+    );
 
     // The official checksum does not match this archive: refused, nothing unpacked.
     let elsewhere = tmp.path().join("elsewhere");
-    let out = visionnet(&["data", "fetch", "cifar10", "--to", elsewhere.to_str().unwrap(), "--url", &url]);
+    let out = visionnet(&[
+        "data",
+        "fetch",
+        "cifar10",
+        "--to",
+        elsewhere.to_str().unwrap(),
+        "--url",
+        &url,
+    ]);
     assert_clean_failure(&out, &["MD5", "c32a1d4ab5d03f1284b67883e8d87530"]);
     assert!(!elsewhere.join("cifar-10-batches-bin").exists());
-    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0, "the partial download is removed");
+    assert_eq!(
+        fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "the partial download is removed"
+    );
 
     // A server error is reported with the address.
     let bad_url = url.replace("archive.tar.gz", "missing.tar.gz");
-    let out = visionnet(&["data", "fetch", "cifar100", "--to", elsewhere.to_str().unwrap(), "--url", &bad_url]);
+    let out = visionnet(&[
+        "data",
+        "fetch",
+        "cifar100",
+        "--to",
+        elsewhere.to_str().unwrap(),
+        "--url",
+        &bad_url,
+    ]);
     assert_clean_failure(&out, &["missing.tar.gz", "404"]);
 }
 
@@ -251,7 +407,17 @@ fn fetch_refuses_archive_paths_that_escape_the_folder() {
     let archive = gz.finish().unwrap();
     let url = serve(archive.clone(), 1);
     let to = tmp.path().join("inside");
-    let out = visionnet(&["data", "fetch", "cifar10", "--to", to.to_str().unwrap(), "--url", &url, "--md5", &md5_hex(&archive)]);
+    let out = visionnet(&[
+        "data",
+        "fetch",
+        "cifar10",
+        "--to",
+        to.to_str().unwrap(),
+        "--url",
+        &url,
+        "--md5",
+        &md5_hex(&archive),
+    ]);
     assert_clean_failure(&out, &["../evil.txt", "outside"]);
     assert!(!tmp.path().join("evil.txt").exists());
 }
@@ -262,8 +428,13 @@ fn tensorboard_python() -> Option<String> {
     if let Ok(python) = std::env::var("VISIONNET_TENSORBOARD_PYTHON") {
         return Some(python);
     }
-    let probe = std::process::Command::new("python3").args(["-c", "import tensorboard"]).output();
-    probe.ok().filter(|o| o.status.success()).map(|_| "python3".to_string())
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import tensorboard"])
+        .output();
+    probe
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| "python3".to_string())
 }
 
 #[test]
@@ -273,7 +444,9 @@ fn tensorboard_itself_reads_the_event_files() {
             std::env::var("VISIONNET_REQUIRE_TENSORBOARD").is_err(),
             "VISIONNET_REQUIRE_TENSORBOARD is set but no Python with tensorboard was found"
         );
-        eprintln!("NOTE: not checked with TensorBoard: no Python with tensorboard (scripts/test.sh installs one)");
+        eprintln!(
+            "NOTE: not checked with TensorBoard: no Python with tensorboard (scripts/test.sh installs one)"
+        );
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -285,7 +458,11 @@ fn tensorboard_itself_reads_the_event_files() {
     args[e + 1] = "3";
     assert_success(&visionnet(&args));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_tensorboard.py");
-    let out = std::process::Command::new(python).arg(script).arg(&run_dir).output().unwrap();
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(&run_dir)
+        .output()
+        .unwrap();
     let stdout = assert_success(&out);
     assert!(stdout.contains("TensorBoard reads 3 epochs"), "{stdout}");
 }

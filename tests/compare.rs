@@ -17,13 +17,19 @@ use visionnet::model::{ModelOptions, ModelSpec, registry};
 use visionnet::train::experiment::{Grid, Selection};
 
 fn fixture(kind: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/import/channel-attn-{kind}.safetensors"))
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "tests/fixtures/import/channel-attn-{kind}.safetensors"
+    ))
 }
 
 /// A tensor of the fixture: its shape and values.
 fn read(path: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
     let mut store = SafetensorsStore::from_file(path);
-    let t = store.get_tensor(name).unwrap().unwrap_or_else(|| panic!("{name} in {}", path.display())).clone();
+    let t = store
+        .get_tensor(name)
+        .unwrap()
+        .unwrap_or_else(|| panic!("{name} in {}", path.display()))
+        .clone();
     let shape = t.shape.to_vec();
     let data = burn::store::bridge::to_data(&t).unwrap();
     (shape, data.convert::<f32>().try_into_vec::<f32>().unwrap())
@@ -56,15 +62,20 @@ fn with_fixture_weights(kind: ChannelAttnKind, path: &Path, device: &Device) -> 
             m.fc2.weight = linear_weight(path, "fc2.weight", device);
             m.fc2.bias = Some(vector(path, "fc2.bias", device));
         }
-        ChannelAttn::Eca(m) => m.conv.weight = Param::from_tensor(tensor::<3>(path, "conv.weight", device)),
+        ChannelAttn::Eca(m) => {
+            m.conv.weight = Param::from_tensor(tensor::<3>(path, "conv.weight", device))
+        }
         ChannelAttn::Cbam(m) => {
             m.fc1.weight = linear_weight(path, "channel.fc1.weight", device);
             m.fc2.weight = linear_weight(path, "channel.fc2.weight", device);
-            m.spatial.weight = Param::from_tensor(tensor::<4>(path, "spatial.conv.conv.weight", device));
+            m.spatial.weight =
+                Param::from_tensor(tensor::<4>(path, "spatial.conv.conv.weight", device));
             m.norm.gamma = vector(path, "spatial.conv.bn.weight", device);
             m.norm.beta = vector(path, "spatial.conv.bn.bias", device);
-            m.norm.running_mean = RunningState::new(tensor::<1>(path, "spatial.conv.bn.running_mean", device));
-            m.norm.running_var = RunningState::new(tensor::<1>(path, "spatial.conv.bn.running_var", device));
+            m.norm.running_mean =
+                RunningState::new(tensor::<1>(path, "spatial.conv.bn.running_mean", device));
+            m.norm.running_var =
+                RunningState::new(tensor::<1>(path, "spatial.conv.bn.running_var", device));
         }
         ChannelAttn::Gc(m) => {
             m.attn.weight = linear_weight(path, "conv_attn.weight", device);
@@ -105,11 +116,20 @@ fn parameters(module: &ChannelAttn) -> usize {
 #[test]
 fn channel_attention_modules_equal_timm() {
     let device = Device::flex();
-    for (name, kind) in [("se", ChannelAttnKind::Se), ("eca", ChannelAttnKind::Eca), ("cbam", ChannelAttnKind::Cbam), ("gc", ChannelAttnKind::Gc)] {
+    for (name, kind) in [
+        ("se", ChannelAttnKind::Se),
+        ("eca", ChannelAttnKind::Eca),
+        ("cbam", ChannelAttnKind::Cbam),
+        ("gc", ChannelAttnKind::Gc),
+    ] {
         let path = fixture(name);
         // Parameter count: a fresh module against PyTorch's sum(p.numel()).
         let (_, params) = read(&path, "params");
-        assert_eq!(parameters(&kind.config(128).init(&device)), params[0] as usize, "{name} parameters");
+        assert_eq!(
+            parameters(&kind.config(128).init(&device)),
+            params[0] as usize,
+            "{name} parameters"
+        );
         // Output with timm's weights, eval mode.
         let module = with_fixture_weights(kind, &path, &device);
         let input = tensor::<4>(&path, "input", &device);
@@ -117,26 +137,78 @@ fn channel_attention_modules_equal_timm() {
         let got = module.forward(input);
         assert_eq!(got.dims().to_vec(), shape, "{name} shape");
         let got = got.into_data().try_into_vec::<f32>().unwrap();
-        let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-        assert!(diff < 1e-5 * scale, "{name}: output differs from timm's by {diff} (scale {scale})");
+        assert!(
+            diff < 1e-5 * scale,
+            "{name}: output differs from timm's by {diff} (scale {scale})"
+        );
     }
 }
 
 #[test]
 fn channel_attention_goes_after_every_conv_and_combines_with_every_option() {
     let device = Device::flex();
-    let plain = |o: ModelOptions| registry::cost(&ModelSpec { name: "cnn".into(), options: o }, 10, [3, 32, 32], &device).unwrap().params;
+    let plain = |o: ModelOptions| {
+        registry::cost(
+            &ModelSpec {
+                name: "cnn".into(),
+                options: o,
+            },
+            10,
+            [3, 32, 32],
+            &device,
+        )
+        .unwrap()
+        .params
+    };
     let base = plain(ModelOptions::default());
     // SE on the four layers of 32, 64, 128, 256 channels: r = 8, 8, 8, 16.
-    let se: usize = [(32, 8), (64, 8), (128, 8), (256, 16)].iter().map(|&(c, r)| 2 * c * r + r + c).sum();
-    assert_eq!(plain(ModelOptions { channel_attn: Some(ChannelAttnKind::Se), ..Default::default() }), base + se);
+    let se: usize = [(32, 8), (64, 8), (128, 8), (256, 16)]
+        .iter()
+        .map(|&(c, r)| 2 * c * r + r + c)
+        .sum();
+    assert_eq!(
+        plain(ModelOptions {
+            channel_attn: Some(ChannelAttnKind::Se),
+            ..Default::default()
+        }),
+        base + se
+    );
     // ECA: kernels 3, 3, 5, 5, no bias.
-    assert_eq!(plain(ModelOptions { channel_attn: Some(ChannelAttnKind::Eca), ..Default::default() }), base + 16);
+    assert_eq!(
+        plain(ModelOptions {
+            channel_attn: Some(ChannelAttnKind::Eca),
+            ..Default::default()
+        }),
+        base + 16
+    );
     // With the study's attention, lateral connections and another conv: it builds and runs.
     for (name, o) in [
-        ("attn3", ModelOptions { channel_attn: Some(ChannelAttnKind::Cbam), widths: vec![8, 16], pool: vec![true, true], hidden: vec![8], ..Default::default() }),
-        ("attn2", ModelOptions { channel_attn: Some(ChannelAttnKind::Gc), widths: vec![8, 16], pool: vec![true, true], hidden: vec![8], ..Default::default() }),
+        (
+            "attn3",
+            ModelOptions {
+                channel_attn: Some(ChannelAttnKind::Cbam),
+                widths: vec![8, 16],
+                pool: vec![true, true],
+                hidden: vec![8],
+                ..Default::default()
+            },
+        ),
+        (
+            "attn2",
+            ModelOptions {
+                channel_attn: Some(ChannelAttnKind::Gc),
+                widths: vec![8, 16],
+                pool: vec![true, true],
+                hidden: vec![8],
+                ..Default::default()
+            },
+        ),
         (
             "cnn",
             ModelOptions {
@@ -151,8 +223,14 @@ fn channel_attention_goes_after_every_conv_and_combines_with_every_option() {
             },
         ),
     ] {
-        let spec = ModelSpec { name: name.into(), options: o };
-        let network = registry::network_config(&spec, 10, [3, 16, 16]).unwrap().init(&device).unwrap();
+        let spec = ModelSpec {
+            name: name.into(),
+            options: o,
+        };
+        let network = registry::network_config(&spec, 10, [3, 16, 16])
+            .unwrap()
+            .init(&device)
+            .unwrap();
         let logits = network.forward(Tensor::ones([2, 3, 16, 16], &device));
         assert_eq!(logits.dims(), [2, 10], "{name}");
     }
@@ -160,8 +238,16 @@ fn channel_attention_goes_after_every_conv_and_combines_with_every_option() {
 
 #[test]
 fn channel_attention_outside_the_cnn_family_and_unknown_values_are_refused() {
-    let spec = ModelSpec { name: "vgg16".into(), options: ModelOptions { channel_attn: Some(ChannelAttnKind::Se), ..Default::default() } };
-    let e = registry::network_config(&spec, 10, [3, 32, 32]).unwrap_err().to_string();
+    let spec = ModelSpec {
+        name: "vgg16".into(),
+        options: ModelOptions {
+            channel_attn: Some(ChannelAttnKind::Se),
+            ..Default::default()
+        },
+    };
+    let e = registry::network_config(&spec, 10, [3, 32, 32])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("--channel-attn") && e.contains("vgg16"), "{e}");
     let out = visionnet(&["models", "--channel-attn", "sk"]);
     assert_clean_failure(&out, &["sk", "se", "eca", "cbam", "gc"]);
@@ -172,24 +258,40 @@ fn matched_twins_land_within_three_percent_with_widths_of_eight() {
     let device = Device::flex();
     for model in ["attn1", "attn2", "attn3"] {
         for by in [MatchBy::Params, MatchBy::Flops] {
-            let spec = ModelSpec { name: model.into(), options: ModelOptions::default() };
+            let spec = ModelSpec {
+                name: model.into(),
+                options: ModelOptions::default(),
+            };
             let m = matched::match_twin(&spec, by, 10, [3, 32, 32], &device).unwrap();
-            assert!(m.widths.iter().all(|w| w % 8 == 0), "{model} {by:?}: {:?}", m.widths);
+            assert!(
+                m.widths.iter().all(|w| w % 8 == 0),
+                "{model} {by:?}: {:?}",
+                m.widths
+            );
             // The costs reported are the registry's.
-            let twin = ModelSpec { name: "cnn".into(), options: matched::twin_options(&spec.options, m.widths.clone()) };
+            let twin = ModelSpec {
+                name: "cnn".into(),
+                options: matched::twin_options(&spec.options, m.widths.clone()),
+            };
             let cost = registry::cost(&twin, 10, [3, 32, 32], &device).unwrap();
             assert_eq!((cost.params, cost.flops), (m.twin_params, m.twin_flops));
             let (got, want) = match by {
                 MatchBy::Params => (cost.params as f64, m.model_params as f64),
                 MatchBy::Flops => (cost.flops as f64, m.model_flops as f64),
             };
-            assert!(((got - want) / want).abs() <= matched::TOLERANCE, "{model} {by:?}: {got} vs {want}");
+            assert!(
+                ((got - want) / want).abs() <= matched::TOLERANCE,
+                "{model} {by:?}: {got} vs {want}"
+            );
             // One factor: the widths keep their ratios up to rounding to 8.
             assert_eq!(m.widths, matched::scale_widths(&m.model_widths, m.factor));
         }
     }
     // attn2 costs 4x the plain CNN's FLOPs: its FLOP twin is about twice as wide.
-    let spec = ModelSpec { name: "attn2".into(), options: ModelOptions::default() };
+    let spec = ModelSpec {
+        name: "attn2".into(),
+        options: ModelOptions::default(),
+    };
     let m = matched::match_twin(&spec, MatchBy::Flops, 10, [3, 32, 32], &device).unwrap();
     assert!(m.factor > 1.8 && m.factor < 2.3, "{}", m.factor);
 }
@@ -198,18 +300,42 @@ fn matched_twins_land_within_three_percent_with_widths_of_eight() {
 fn a_model_no_factor_can_match_is_refused_with_the_closest() {
     let device = Device::flex();
     // 8-channel layers cannot shrink: SE's 576 parameters are 26% of this CNN.
-    let options = ModelOptions { widths: vec![8, 8, 8, 8], hidden: vec![4], channel_attn: Some(ChannelAttnKind::Se), ..Default::default() };
-    let spec = ModelSpec { name: "cnn".into(), options };
-    let e = matched::match_twin(&spec, MatchBy::Params, 10, [3, 32, 32], &device).unwrap_err().to_string();
-    assert!(e.contains("within 3%") && e.contains("closest") && e.contains("[8, 8, 8, 8]"), "{e}");
-    let baseline = ModelSpec { name: "resnet50".into(), options: ModelOptions::default() };
-    let e = matched::match_twin(&baseline, MatchBy::Flops, 10, [3, 32, 32], &device).unwrap_err().to_string();
+    let options = ModelOptions {
+        widths: vec![8, 8, 8, 8],
+        hidden: vec![4],
+        channel_attn: Some(ChannelAttnKind::Se),
+        ..Default::default()
+    };
+    let spec = ModelSpec {
+        name: "cnn".into(),
+        options,
+    };
+    let e = matched::match_twin(&spec, MatchBy::Params, 10, [3, 32, 32], &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("within 3%") && e.contains("closest") && e.contains("[8, 8, 8, 8]"),
+        "{e}"
+    );
+    let baseline = ModelSpec {
+        name: "resnet50".into(),
+        options: ModelOptions::default(),
+    };
+    let e = matched::match_twin(&baseline, MatchBy::Flops, 10, [3, 32, 32], &device)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("CNN family") && e.contains("resnet50"), "{e}");
     // The command line: both costs, or the refusal.
     let out = visionnet(&["models", "--match", "attn3", "--by", "params"]);
     let text = assert_success(&out);
-    assert!(text.contains("cnn --widths 56,112,216,432") && text.contains("matched by params"), "{text}");
-    assert_clean_failure(&visionnet(&["models", "--match", "attn3", "--by", "macs"]), &["macs", "params", "flops"]);
+    assert!(
+        text.contains("cnn --widths 56,112,216,432") && text.contains("matched by params"),
+        "{text}"
+    );
+    assert_clean_failure(
+        &visionnet(&["models", "--match", "attn3", "--by", "macs"]),
+        &["macs", "params", "flops"],
+    );
 }
 
 fn grid(dir: &Path, model_section: &str) -> PathBuf {
@@ -228,13 +354,21 @@ fn grid(dir: &Path, model_section: &str) -> PathBuf {
 #[test]
 fn a_grid_match_adds_the_matched_twin_with_the_models_recipe_and_seeds() {
     let dir = tempfile::tempdir().unwrap();
-    let path = grid(dir.path(), "[models.attn3]\ntwin = \"cnn\"\nmatch = \"params\"\nlr = 0.002");
+    let path = grid(
+        dir.path(),
+        "[models.attn3]\ntwin = \"cnn\"\nmatch = \"params\"\nlr = 0.002",
+    );
     let g = Grid::load(&path).unwrap();
     let labels: Vec<&str> = g.models.iter().map(|m| m.set.label.as_str()).collect();
     assert_eq!(labels, ["cnn", "attn3", "attn3-twin-params", "vgg16"]);
     assert_eq!(g.models[1].matched.as_deref(), Some("attn3-twin-params"));
-    let runs = g.plan(&dir.path().join("out"), &Selection::default()).unwrap();
-    let twins: Vec<_> = runs.iter().filter(|r| r.model == "attn3-twin-params").collect();
+    let runs = g
+        .plan(&dir.path().join("out"), &Selection::default())
+        .unwrap();
+    let twins: Vec<_> = runs
+        .iter()
+        .filter(|r| r.model == "attn3-twin-params")
+        .collect();
     // The product names attn3 only; its twin goes with it, for both seeds.
     assert_eq!(twins.iter().map(|r| r.seed).collect::<Vec<_>>(), [0, 1]);
     for t in &twins {
@@ -243,9 +377,17 @@ fn a_grid_match_adds_the_matched_twin_with_the_models_recipe_and_seeds() {
         assert_eq!(t.config.lr, 0.002, "the model's own flags come along");
     }
     // Selecting the model selects its twin.
-    let only = Selection { models: Some(vec!["attn3".into()]), ..Default::default() };
+    let only = Selection {
+        models: Some(vec!["attn3".into()]),
+        ..Default::default()
+    };
     let runs = g.plan(&dir.path().join("out"), &only).unwrap();
-    assert_eq!(runs.iter().filter(|r| r.model == "attn3-twin-params").count(), 2);
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r.model == "attn3-twin-params")
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -253,11 +395,26 @@ fn a_grid_with_an_unknown_or_impossible_match_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = grid(dir.path(), "[models.attn3]\nmatch = \"macs\"");
     let e = Grid::load(&path).unwrap_err().to_string();
-    assert!(e.contains("'macs' is not a match; valid: params, flops") && e.contains("grid.toml"), "{e}");
+    assert!(
+        e.contains("'macs' is not a match; valid: params, flops") && e.contains("grid.toml"),
+        "{e}"
+    );
     let path = grid(dir.path(), "[models.attn3]\nmatch = 3");
-    assert!(Grid::load(&path).unwrap_err().to_string().contains("'match' must be"));
+    assert!(
+        Grid::load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("'match' must be")
+    );
     // A match no factor reaches: refused when planned, naming the closest.
-    let path = grid(dir.path(), "[models.attn3]\nmodel = \"cnn\"\nwidths = [8, 8, 8, 8]\nhidden = [4]\nchannel-attn = \"se\"\nmatch = \"params\"");
-    let e = Grid::load(&path).unwrap().plan(&dir.path().join("out"), &Selection::default()).unwrap_err().to_string();
+    let path = grid(
+        dir.path(),
+        "[models.attn3]\nmodel = \"cnn\"\nwidths = [8, 8, 8, 8]\nhidden = [4]\nchannel-attn = \"se\"\nmatch = \"params\"",
+    );
+    let e = Grid::load(&path)
+        .unwrap()
+        .plan(&dir.path().join("out"), &Selection::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("closest") && e.contains("attn3"), "{e}");
 }

@@ -25,9 +25,26 @@ fn bin() -> Command {
 /// Train flags of a run of a few seconds on `data` into `run_dir` (2 threads: the CI machine's).
 fn run_args(data: &Path, run_dir: &Path, epochs: &str) -> Vec<String> {
     [
-        "--threads", "2", "train", "--data", data.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(),
-        "--val-size", "48", "--widths", "8,8,8,8", "--hidden", "16,16,16", "--epochs", epochs,
-        "--batch-size", "16", "--seed", "7", "--quiet",
+        "--threads",
+        "2",
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "--val-size",
+        "48",
+        "--widths",
+        "8,8,8,8",
+        "--hidden",
+        "16,16,16",
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "16",
+        "--seed",
+        "7",
+        "--quiet",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -51,7 +68,10 @@ fn summary_without_timing(run_dir: &Path) -> serde_json::Value {
 }
 
 fn signal(child: &Child, name: &str) {
-    let ok = Command::new("kill").args([format!("-{name}"), child.id().to_string()]).status().unwrap();
+    let ok = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(ok.success());
 }
 
@@ -60,10 +80,18 @@ fn signal(child: &Child, name: &str) {
 /// two steps of an epoch (the case a mid-epoch checkpoint has to get exactly right), however
 /// fast the machine is.
 fn start(args: &[String], run_dir: &Path) -> Child {
-    let child = bin().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = bin()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let first_epoch = loop {
-        assert!(Instant::now() < deadline, "the run did not finish its first epoch");
+        assert!(
+            Instant::now() < deadline,
+            "the run did not finish its first epoch"
+        );
         if run_dir.join("checkpoints/epoch-0001/meta.json").is_file() {
             let csv = fs::read_to_string(run_dir.join("metrics.csv")).unwrap_or_default();
             let seconds = csv.lines().nth(1).and_then(|row| {
@@ -86,7 +114,12 @@ fn sigint_and_sigterm_stop_after_the_step_and_resume_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let data = dataset(tmp.path());
     let whole = tmp.path().join("whole");
-    assert_success(&bin().args(run_args(&data, &whole, SIGNAL_EPOCHS)).output().unwrap());
+    assert_success(
+        &bin()
+            .args(run_args(&data, &whole, SIGNAL_EPOCHS))
+            .output()
+            .unwrap(),
+    );
 
     for (sig, code) in [("INT", 130), ("TERM", 143)] {
         let run = tmp.path().join(format!("stopped-{sig}"));
@@ -95,18 +128,45 @@ fn sigint_and_sigterm_stop_after_the_step_and_resume_exactly() {
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "SIG{sig}: {stderr}");
-        assert!(stderr.contains(&format!("SIG{sig}: stopped after the current step; checkpoint")), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "SIG{sig}: stopped after the current step; checkpoint"
+            )),
+            "{stderr}"
+        );
         // Between two steps of the second epoch: the mid-epoch checkpoint.
         assert!(stderr.contains("checkpoints/epoch-0001+"), "{stderr}");
-        assert!(stderr.contains(&format!("continue with: visionnet train --resume {}", run.display())), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "continue with: visionnet train --resume {}",
+                run.display()
+            )),
+            "{stderr}"
+        );
         assert!(!run.join("summary.json").exists());
-        assert_success(&bin().args(["--threads", "2", "train", "--resume", run.to_str().unwrap(), "--quiet"]).output().unwrap());
+        assert_success(
+            &bin()
+                .args([
+                    "--threads",
+                    "2",
+                    "train",
+                    "--resume",
+                    run.to_str().unwrap(),
+                    "--quiet",
+                ])
+                .output()
+                .unwrap(),
+        );
         assert_eq!(
             fs::read_to_string(run.join("predictions.csv")).unwrap(),
             fs::read_to_string(whole.join("predictions.csv")).unwrap(),
             "SIG{sig}: predictions differ from the uninterrupted run's"
         );
-        assert_eq!(summary_without_timing(&run), summary_without_timing(&whole), "SIG{sig}");
+        assert_eq!(
+            summary_without_timing(&run),
+            summary_without_timing(&whole),
+            "SIG{sig}"
+        );
     }
 
     // Two signals: the second exits at once; the newest complete checkpoint stays usable.
@@ -115,11 +175,31 @@ fn sigint_and_sigterm_stop_after_the_step_and_resume_exactly() {
     signal(&child, "INT");
     signal(&child, "INT");
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let leftovers: Vec<_> = fs::read_dir(run.join("checkpoints"))
-        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
-    assert_success(&bin().args(["--threads", "2", "train", "--resume", run.to_str().unwrap(), "--quiet"]).output().unwrap());
+    assert_success(
+        &bin()
+            .args([
+                "--threads",
+                "2",
+                "train",
+                "--resume",
+                run.to_str().unwrap(),
+                "--quiet",
+            ])
+            .output()
+            .unwrap(),
+    );
     assert_eq!(
         fs::read(run.join("predictions.csv")).unwrap(),
         fs::read(whole.join("predictions.csv")).unwrap(),
@@ -131,9 +211,14 @@ fn sigint_and_sigterm_stop_after_the_step_and_resume_exactly() {
 fn mount_tmpfs(dir: &Path, size: &str, options: &str) -> bool {
     fs::create_dir_all(dir).unwrap();
     let o = format!("size={size}{options}");
-    let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &o, "tmpfs", dir.to_str().unwrap()]).status();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &o, "tmpfs", dir.to_str().unwrap()])
+        .status();
     if !matches!(ok, Ok(s) if s.success()) {
-        eprintln!("skipped: cannot mount a tmpfs on {} (needs root)", dir.display());
+        eprintln!(
+            "skipped: cannot mount a tmpfs on {} (needs root)",
+            dir.display()
+        );
         return false;
     }
     true
@@ -149,12 +234,24 @@ impl Drop for Unmount {
 
 /// Bytes free on the file system of `dir`.
 fn free_bytes(dir: &Path) -> u64 {
-    let out = Command::new("df").args(["-B1", "--output=avail", dir.to_str().unwrap()]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap().trim().parse().unwrap()
+    let out = Command::new("df")
+        .args(["-B1", "--output=avail", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
-    fs::read_dir(dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
 }
 
 #[test]
@@ -176,19 +273,59 @@ fn a_full_disk_during_a_checkpoint_write_is_a_clear_error_and_resume_works_after
     let filler = mnt.join("filler");
     let fill = free_bytes(&mnt).saturating_sub(checkpoint_size / 2);
     fs::write(&filler, vec![0u8; fill as usize]).unwrap();
-    let out = bin().args(["--threads", "2", "train", "--resume", run.to_str().unwrap(), "--quiet"]).output().unwrap();
-    let stderr = assert_clean_failure(&out, &["No space left on device", run.join("checkpoints").to_str().unwrap()]);
+    let out = bin()
+        .args([
+            "--threads",
+            "2",
+            "train",
+            "--resume",
+            run.to_str().unwrap(),
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    let stderr = assert_clean_failure(
+        &out,
+        &[
+            "No space left on device",
+            run.join("checkpoints").to_str().unwrap(),
+        ],
+    );
     eprintln!("disk full: {stderr}");
     // The previous checkpoint is intact and usable.
-    let eval = bin().args(["eval", "--checkpoint", first.to_str().unwrap(), "--data", data.to_str().unwrap()]).output().unwrap();
+    let eval = bin()
+        .args([
+            "eval",
+            "--checkpoint",
+            first.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert_success(&eval);
     fs::remove_file(&filler).unwrap();
-    assert_success(&bin().args(["--threads", "2", "train", "--resume", run.to_str().unwrap(), "--quiet"]).output().unwrap());
+    assert_success(
+        &bin()
+            .args([
+                "--threads",
+                "2",
+                "train",
+                "--resume",
+                run.to_str().unwrap(),
+                "--quiet",
+            ])
+            .output()
+            .unwrap(),
+    );
     assert!(run.join("summary.json").is_file());
     // Equal to an uninterrupted run.
     let whole = tmp.path().join("whole");
     assert_success(&bin().args(run_args(&data, &whole, "3")).output().unwrap());
-    assert_eq!(fs::read(run.join("predictions.csv")).unwrap(), fs::read(whole.join("predictions.csv")).unwrap());
+    assert_eq!(
+        fs::read(run.join("predictions.csv")).unwrap(),
+        fs::read(whole.join("predictions.csv")).unwrap()
+    );
 }
 
 #[test]
@@ -203,13 +340,32 @@ fn read_only_output_folders_are_refused_before_any_work() {
     let _unmount = Unmount(ro.clone());
     let run = ro.join("runs/a");
     let out = bin().args(run_args(&data, &run, "1")).output().unwrap();
-    let stderr = assert_clean_failure(&out, &["--run-dir", ro.to_str().unwrap(), "cannot be written", "Read-only file system"]);
+    let stderr = assert_clean_failure(
+        &out,
+        &[
+            "--run-dir",
+            ro.to_str().unwrap(),
+            "cannot be written",
+            "Read-only file system",
+        ],
+    );
     eprintln!("read-only: {stderr}");
-    let out = bin().args(["report", tmp.path().to_str().unwrap(), "--out", ro.join("report").to_str().unwrap()]).output().unwrap();
+    let out = bin()
+        .args([
+            "report",
+            tmp.path().to_str().unwrap(),
+            "--out",
+            ro.join("report").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert_clean_failure(&out, &["--out", "cannot be written"]);
     // A file where a folder should be.
     let file = tmp.path().join("plain-file");
     fs::write(&file, "x").unwrap();
-    let out = bin().args(run_args(&data, &file.join("run"), "1")).output().unwrap();
+    let out = bin()
+        .args(run_args(&data, &file.join("run"), "1"))
+        .output()
+        .unwrap();
     assert_clean_failure(&out, &["--run-dir", "is not a folder"]);
 }

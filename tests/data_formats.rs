@@ -35,30 +35,51 @@ fn cifar10_bad_files_are_refused_with_their_names() {
 
     // Truncated mid-record.
     fs::write(&batch3, &good[..good.len() - 100]).unwrap();
-    let err = Dataset::load(tmp.path(), Cifar100Labels::Fine).unwrap_err().to_string();
-    assert!(err.contains("data_batch_3.bin") && err.contains("not a whole number"), "{err}");
+    let err = Dataset::load(tmp.path(), Cifar100Labels::Fine)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("data_batch_3.bin") && err.contains("not a whole number"),
+        "{err}"
+    );
 
     // Whole records, but not 10,000 of them.
     fs::write(&batch3, &good[..3073 * 9_999]).unwrap();
-    let err = Dataset::load(tmp.path(), Cifar100Labels::Fine).unwrap_err().to_string();
-    assert!(err.contains("data_batch_3.bin") && err.contains("9999 images"), "{err}");
+    let err = Dataset::load(tmp.path(), Cifar100Labels::Fine)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("data_batch_3.bin") && err.contains("9999 images"),
+        "{err}"
+    );
 
     // A label byte out of range.
     let mut bad = good.clone();
     bad[3073 * 42] = 10;
     fs::write(&batch3, &bad).unwrap();
-    let err = Dataset::load(tmp.path(), Cifar100Labels::Fine).unwrap_err().to_string();
-    assert!(err.contains("data_batch_3.bin") && err.contains("record 42 has label 10"), "{err}");
+    let err = Dataset::load(tmp.path(), Cifar100Labels::Fine)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("data_batch_3.bin") && err.contains("record 42 has label 10"),
+        "{err}"
+    );
 
     // A missing batch file.
     fs::remove_file(&batch3).unwrap();
-    let err = Dataset::load(tmp.path(), Cifar100Labels::Fine).unwrap_err().to_string();
+    let err = Dataset::load(tmp.path(), Cifar100Labels::Fine)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("data_batch_3.bin"), "{err}");
 }
 
 /// Writes a CIFAR-100 binary copy with `n_train` / `n_test` images; returns (train, test,
 /// coarse labels of train).
-fn write_cifar100(dir: &std::path::Path, n_train: usize, n_test: usize) -> (ImageSet, ImageSet, Vec<u8>) {
+fn write_cifar100(
+    dir: &std::path::Path,
+    n_train: usize,
+    n_test: usize,
+) -> (ImageSet, ImageSet, Vec<u8>) {
     fs::create_dir_all(dir).unwrap();
     let fine: Vec<String> = (0..100).map(|i| format!("fine{i}")).collect();
     let coarse: Vec<String> = (0..20).map(|i| format!("coarse{i}")).collect();
@@ -85,7 +106,10 @@ fn cifar100_binary_gives_fine_and_coarse_labels() {
     // Byte layout: [coarse, fine, pixels].
     let bytes = fs::read(dir.join("train.bin")).unwrap();
     assert_eq!(bytes.len(), 600 * 3074);
-    assert_eq!((bytes[3074 * 5], bytes[3074 * 5 + 1] as u16), (coarse[5], train.labels[5]));
+    assert_eq!(
+        (bytes[3074 * 5], bytes[3074 * 5 + 1] as u16),
+        (coarse[5], train.labels[5])
+    );
 
     let fine = Dataset::load(tmp.path(), Cifar100Labels::Fine).unwrap();
     assert_eq!(fine.format, Format::Cifar100Binary);
@@ -96,7 +120,10 @@ fn cifar100_binary_gives_fine_and_coarse_labels() {
     let by_coarse = Dataset::load(&dir, Cifar100Labels::Coarse).unwrap();
     assert_eq!(by_coarse.classes().len(), 20);
     assert_eq!(by_coarse.classes()[3], "coarse3");
-    assert_eq!(by_coarse.train.labels, coarse.iter().map(|&c| c as u16).collect::<Vec<_>>());
+    assert_eq!(
+        by_coarse.train.labels,
+        coarse.iter().map(|&c| c as u16).collect::<Vec<_>>()
+    );
     assert_eq!(by_coarse.train.pixels, train.pixels);
 }
 
@@ -108,13 +135,23 @@ fn cifar100_bad_label_and_names_are_refused() {
     let mut bytes = fs::read(&test_bin).unwrap();
     bytes[3074 * 3 + 1] = 100; // fine label 100 of 0..99
     fs::write(&test_bin, &bytes).unwrap();
-    let err = Dataset::load(tmp.path(), Cifar100Labels::Fine).unwrap_err().to_string();
-    assert!(err.contains("test.bin") && err.contains("record 3 has label 100"), "{err}");
+    let err = Dataset::load(tmp.path(), Cifar100Labels::Fine)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("test.bin") && err.contains("record 3 has label 100"),
+        "{err}"
+    );
     // The coarse labels of that file are still fine.
     Dataset::load(tmp.path(), Cifar100Labels::Coarse).unwrap();
     fs::write(tmp.path().join("coarse_label_names.txt"), "a\nb\n").unwrap();
-    let err = Dataset::load(tmp.path(), Cifar100Labels::Coarse).unwrap_err().to_string();
-    assert!(err.contains("coarse_label_names.txt") && err.contains("expected 20"), "{err}");
+    let err = Dataset::load(tmp.path(), Cifar100Labels::Coarse)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("coarse_label_names.txt") && err.contains("expected 20"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -129,13 +166,29 @@ fn image_folders_load_every_format_losslessly() {
                 fs::create_dir_all(&dir).unwrap();
                 let index = i * 2 + c;
                 let chw = set.image(index);
-                let rgb: Vec<u8> = (0..144).flat_map(|p| [chw[p], chw[144 + p], chw[288 + p]]).collect();
-                image::save_buffer(dir.join(format!("img{i}.{ext}")), &rgb, 12, 12, image::ExtendedColorType::Rgb8).unwrap();
+                let rgb: Vec<u8> = (0..144)
+                    .flat_map(|p| [chw[p], chw[144 + p], chw[288 + p]])
+                    .collect();
+                image::save_buffer(
+                    dir.join(format!("img{i}.{ext}")),
+                    &rgb,
+                    12,
+                    12,
+                    image::ExtendedColorType::Rgb8,
+                )
+                .unwrap();
             }
         }
     }
     let jpeg = tmp.path().join("train/class0/zz.JPG");
-    image::save_buffer(&jpeg, &[128u8; 12 * 12 * 3], 12, 12, image::ExtendedColorType::Rgb8).unwrap();
+    image::save_buffer(
+        &jpeg,
+        &[128u8; 12 * 12 * 3],
+        12,
+        12,
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
     fs::write(tmp.path().join("train/class0/notes.txt"), "not an image").unwrap();
 
     let data = Dataset::load(tmp.path(), Cifar100Labels::Fine).unwrap();
@@ -149,25 +202,44 @@ fn image_folders_load_every_format_losslessly() {
         assert_eq!(data.train.image(k), set.image(i * 2), "image {k} of class0");
     }
     // The JPEG decodes to about its flat grey.
-    assert!(data.train.image(4).iter().all(|&v| (v as i32 - 128).abs() <= 3));
+    assert!(
+        data.train
+            .image(4)
+            .iter()
+            .all(|&v| (v as i32 - 128).abs() <= 3)
+    );
 }
 
 #[test]
 fn image_folder_errors_name_the_file_or_class() {
     let tmp = tempfile::tempdir().unwrap();
     write_image_folder(tmp.path(), 3, 4, 8);
-    let load = || Dataset::load(tmp.path(), Cifar100Labels::Fine).unwrap_err().to_string();
+    let load = || {
+        Dataset::load(tmp.path(), Cifar100Labels::Fine)
+            .unwrap_err()
+            .to_string()
+    };
 
     // An image that does not decode.
     let broken = tmp.path().join("train/class1/broken.png");
     fs::write(&broken, b"\x89PNG\r\n\x1a\n garbage").unwrap();
     let err = load();
-    assert!(err.contains("broken.png") && err.contains("cannot decode"), "{err}");
+    assert!(
+        err.contains("broken.png") && err.contains("cannot decode"),
+        "{err}"
+    );
     fs::remove_file(&broken).unwrap();
 
     // An image of another size.
     let odd = tmp.path().join("test/class2/odd.png");
-    image::save_buffer(&odd, &[0u8; 8 * 7 * 3], 8, 7, image::ExtendedColorType::Rgb8).unwrap();
+    image::save_buffer(
+        &odd,
+        &[0u8; 8 * 7 * 3],
+        8,
+        7,
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
     let err = load();
     assert!(err.contains("odd.png") && err.contains("8x7"), "{err}");
     fs::remove_file(&odd).unwrap();
@@ -175,7 +247,10 @@ fn image_folder_errors_name_the_file_or_class() {
     // A class that train has and test lacks.
     fs::remove_dir_all(tmp.path().join("test/class1")).unwrap();
     let err = load();
-    assert!(err.contains("class1") && err.contains("missing from test"), "{err}");
+    assert!(
+        err.contains("class1") && err.contains("missing from test"),
+        "{err}"
+    );
 
     // An empty class folder.
     fs::create_dir_all(tmp.path().join("test/class1")).unwrap();
@@ -186,9 +261,16 @@ fn image_folder_errors_name_the_file_or_class() {
 #[test]
 fn missing_and_empty_folders_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let err = Dataset::load(&tmp.path().join("nope"), Cifar100Labels::Fine).unwrap_err().to_string();
-    assert!(err.contains("nope") && err.contains("no such directory"), "{err}");
-    let err = Dataset::load(tmp.path(), Cifar100Labels::Fine).unwrap_err().to_string();
+    let err = Dataset::load(&tmp.path().join("nope"), Cifar100Labels::Fine)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nope") && err.contains("no such directory"),
+        "{err}"
+    );
+    let err = Dataset::load(tmp.path(), Cifar100Labels::Fine)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("holds no dataset"), "{err}");
 }
 
@@ -229,5 +311,8 @@ fn the_shared_cifar10_copy_loads_whole() {
         assert!((m - expected).abs() < 0.01, "mean {mean:?}");
     }
     assert!(std.iter().all(|s| (0.2..0.3).contains(s)), "std {std:?}");
-    eprintln!("shared CIFAR-10 copy: 60,000 images in {:.2} s", data.load_seconds);
+    eprintln!(
+        "shared CIFAR-10 copy: 60,000 images in {:.2} s",
+        data.load_seconds
+    );
 }

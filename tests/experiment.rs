@@ -95,7 +95,11 @@ seed = 3
 "#,
     )
     .unwrap();
-    let out = visionnet(&["experiment", "--grid", tmp.path().join("bad.toml").to_str().unwrap()]);
+    let out = visionnet(&[
+        "experiment",
+        "--grid",
+        tmp.path().join("bad.toml").to_str().unwrap(),
+    ]);
     assert_clean_failure(
         &out,
         &[
@@ -123,8 +127,17 @@ seed = 3
     assert!(!tmp.path().join("out").exists());
     // An unknown label in a selection.
     let grid = write_grid(tmp.path(), "0.01");
-    let out = visionnet(&["experiment", "--grid", grid.to_str().unwrap(), "--models", "cnn,attn1"]);
-    assert_clean_failure(&out, &["--models: 'attn1' is not a model of this grid (cnn, cnn-b)"]);
+    let out = visionnet(&[
+        "experiment",
+        "--grid",
+        grid.to_str().unwrap(),
+        "--models",
+        "cnn,attn1",
+    ]);
+    assert_clean_failure(
+        &out,
+        &["--models: 'attn1' is not a model of this grid (cnn, cnn-b)"],
+    );
 }
 
 #[test]
@@ -176,14 +189,50 @@ epochs = 1
     );
     assert!(!runs.exists(), "nothing written");
     // Part of it selected: an unknown model still named if selected ...
-    let out = visionnet(&["experiment", "--grid", g, "--out", o, "--datasets", "synth", "--models", "cnn,attn9"]);
-    let stderr = assert_clean_failure(&out, &["1 problem in the grid", "model 'attn9' is not in this visionnet"]);
-    assert!(!stderr.contains("warp-drive") && !stderr.contains("cifar100"), "{stderr}");
+    let out = visionnet(&[
+        "experiment",
+        "--grid",
+        g,
+        "--out",
+        o,
+        "--datasets",
+        "synth",
+        "--models",
+        "cnn,attn9",
+    ]);
+    let stderr = assert_clean_failure(
+        &out,
+        &[
+            "1 problem in the grid",
+            "model 'attn9' is not in this visionnet",
+        ],
+    );
+    assert!(
+        !stderr.contains("warp-drive") && !stderr.contains("cifar100"),
+        "{stderr}"
+    );
     // ... and the part this build and machine have runs.
-    let out = assert_success(&visionnet(&["experiment", "--grid", g, "--out", o, "--datasets", "synth", "--models", "cnn", "--quiet"]));
-    assert!(out.contains("2 runs in") && out.contains("2 trained now"), "{out}");
+    let out = assert_success(&visionnet(&[
+        "experiment",
+        "--grid",
+        g,
+        "--out",
+        o,
+        "--datasets",
+        "synth",
+        "--models",
+        "cnn",
+        "--quiet",
+    ]));
+    assert!(
+        out.contains("2 runs in") && out.contains("2 trained now"),
+        "{out}"
+    );
     for seed in [0, 1] {
-        assert!(runs.join(format!("synth/short/cnn/seed-{seed}/summary.json")).is_file());
+        assert!(
+            runs.join(format!("synth/short/cnn/seed-{seed}/summary.json"))
+                .is_file()
+        );
     }
 }
 
@@ -194,14 +243,41 @@ fn an_interrupted_grid_resumes_without_redoing_finished_runs() {
     let out = tmp.path().join("out");
 
     // Seed 0 of both models, to the end.
-    let first = run_grid(&grid, &ExperimentOptions { selection: Selection { seeds: Some(vec![0]), ..Default::default() }, ..quiet() }).unwrap();
-    assert_eq!(ids(&first), ["synth/adam/cnn/seed-0", "synth/adam/cnn-b/seed-0"]);
-    assert!(first.runs.iter().all(|(_, o)| matches!(o, RunOutcome::Finished { from: 0, .. })), "{:?}", first.runs);
+    let first = run_grid(
+        &grid,
+        &ExperimentOptions {
+            selection: Selection {
+                seeds: Some(vec![0]),
+                ..Default::default()
+            },
+            ..quiet()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        ids(&first),
+        ["synth/adam/cnn/seed-0", "synth/adam/cnn-b/seed-0"]
+    );
+    assert!(
+        first
+            .runs
+            .iter()
+            .all(|(_, o)| matches!(o, RunOutcome::Finished { from: 0, .. })),
+        "{:?}",
+        first.runs
+    );
     let done_before = snapshot(&out.join("synth/adam/cnn/seed-0"));
     let done_before_b = snapshot(&out.join("synth/adam/cnn-b/seed-0"));
 
     // The whole grid, interrupted after epoch 1 of each remaining run.
-    let stopped = run_grid(&grid, &ExperimentOptions { stop_after: Some(1), ..quiet() }).unwrap();
+    let stopped = run_grid(
+        &grid,
+        &ExperimentOptions {
+            stop_after: Some(1),
+            ..quiet()
+        },
+    )
+    .unwrap();
     let outcomes: Vec<&RunOutcome> = stopped.runs.iter().map(|(_, o)| o).collect();
     assert_eq!(outcomes[0], &RunOutcome::AlreadyFinished);
     assert_eq!(outcomes[1], &RunOutcome::AlreadyFinished);
@@ -216,23 +292,54 @@ fn an_interrupted_grid_resumes_without_redoing_finished_runs() {
     let resumed = run_grid(&grid, &quiet()).unwrap();
     let outcomes: Vec<&RunOutcome> = resumed.runs.iter().map(|(_, o)| o).collect();
     assert_eq!(outcomes[0], &RunOutcome::AlreadyFinished);
-    assert!(matches!(outcomes[2], RunOutcome::Finished { from: 1, .. }), "{outcomes:?}");
-    assert!(matches!(outcomes[3], RunOutcome::Finished { from: 1, .. }), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[2], RunOutcome::Finished { from: 1, .. }),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(outcomes[3], RunOutcome::Finished { from: 1, .. }),
+        "{outcomes:?}"
+    );
     assert_eq!(snapshot(&out.join("synth/adam/cnn/seed-0")), done_before);
-    assert_eq!(snapshot(&out.join("synth/adam/cnn-b/seed-0")), done_before_b);
+    assert_eq!(
+        snapshot(&out.join("synth/adam/cnn-b/seed-0")),
+        done_before_b
+    );
     let rows = metrics(&seed1);
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0], epoch1[0], "epoch 1 was not trained again");
     assert!(seed1.join("summary.json").is_file() && seed1.join("predictions.csv").is_file());
 
     // Nothing left to do; the dry run says so.
-    let again = run_grid(&grid, &ExperimentOptions { dry_run: true, ..quiet() }).unwrap();
-    assert!(again.runs.iter().all(|(_, o)| *o == RunOutcome::AlreadyFinished));
-    let listing = assert_success(&visionnet(&["experiment", "--grid", grid.to_str().unwrap(), "--dry-run"]));
-    assert_eq!(listing.lines().filter(|l| l.ends_with("finished")).count(), 4, "{listing}");
+    let again = run_grid(
+        &grid,
+        &ExperimentOptions {
+            dry_run: true,
+            ..quiet()
+        },
+    )
+    .unwrap();
+    assert!(
+        again
+            .runs
+            .iter()
+            .all(|(_, o)| *o == RunOutcome::AlreadyFinished)
+    );
+    let listing = assert_success(&visionnet(&[
+        "experiment",
+        "--grid",
+        grid.to_str().unwrap(),
+        "--dry-run",
+    ]));
+    assert_eq!(
+        listing.lines().filter(|l| l.ends_with("finished")).count(),
+        4,
+        "{listing}"
+    );
 
     // The manifest names every run with its labels and the twin.
-    let manifest: serde_json::Value = serde_json::from_str(&fs::read_to_string(out.join("experiment.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("experiment.json")).unwrap()).unwrap();
     assert_eq!(manifest["runs"].as_array().unwrap().len(), 4);
     assert_eq!(manifest["models"][1]["twin"], "cnn");
     assert_eq!(manifest["models"][1]["model"], "cnn");
@@ -252,7 +359,10 @@ fn a_killed_grid_continues_where_it_died() {
         .unwrap();
     let start = Instant::now();
     while !first_run.join("summary.json").exists() {
-        assert!(start.elapsed() < Duration::from_secs(120), "the first run never finished");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the first run never finished"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     // Killed (SIGKILL) while the second run starts.
@@ -263,7 +373,13 @@ fn a_killed_grid_continues_where_it_died() {
 
     let outcome = run_grid(&grid, &quiet()).unwrap();
     assert_eq!(outcome.runs[0].1, RunOutcome::AlreadyFinished);
-    assert!(outcome.runs[1..].iter().all(|(_, o)| matches!(o, RunOutcome::Finished { .. })), "{:?}", outcome.runs);
+    assert!(
+        outcome.runs[1..]
+            .iter()
+            .all(|(_, o)| matches!(o, RunOutcome::Finished { .. })),
+        "{:?}",
+        outcome.runs
+    );
     assert_eq!(snapshot(&first_run), first_before);
     for (run, _) in &outcome.runs {
         assert_eq!(metrics(&run.dir).len(), 2, "{}", run.id);
@@ -277,24 +393,63 @@ fn parallel_processes_give_the_runs_of_one_process() {
     let serial = tmp.path().join("serial");
     let parallel = tmp.path().join("parallel");
     // One thread per run both ways, so the float reductions are the same.
-    assert_success(&visionnet(&["--threads", "1", "experiment", "--grid", grid.to_str().unwrap(), "--out", serial.to_str().unwrap(), "--quiet"]));
+    assert_success(&visionnet(&[
+        "--threads",
+        "1",
+        "experiment",
+        "--grid",
+        grid.to_str().unwrap(),
+        "--out",
+        serial.to_str().unwrap(),
+        "--quiet",
+    ]));
     let out = assert_success(&visionnet(&[
-        "experiment", "--grid", grid.to_str().unwrap(), "--out", parallel.to_str().unwrap(), "--quiet", "--jobs", "2", "--threads-per-job", "1",
+        "experiment",
+        "--grid",
+        grid.to_str().unwrap(),
+        "--out",
+        parallel.to_str().unwrap(),
+        "--quiet",
+        "--jobs",
+        "2",
+        "--threads-per-job",
+        "1",
     ]));
     assert!(out.contains("4 trained now, 0 already finished"), "{out}");
-    for id in ["synth/adam/cnn/seed-0", "synth/adam/cnn-b/seed-0", "synth/adam/cnn/seed-1", "synth/adam/cnn-b/seed-1"] {
+    for id in [
+        "synth/adam/cnn/seed-0",
+        "synth/adam/cnn-b/seed-0",
+        "synth/adam/cnn/seed-1",
+        "synth/adam/cnn-b/seed-1",
+    ] {
         let a: Vec<Prediction> = read_csv(&serial.join(id).join("predictions.csv")).unwrap();
         let b: Vec<Prediction> = read_csv(&parallel.join(id).join("predictions.csv")).unwrap();
         assert_eq!(a, b, "{id}");
-        let strip = |rows: Vec<EpochMetrics>| rows.into_iter().map(|r| (r.train_loss, r.val_loss)).collect::<Vec<_>>();
-        assert_eq!(strip(metrics(&serial.join(id))), strip(metrics(&parallel.join(id))), "{id}");
+        let strip = |rows: Vec<EpochMetrics>| {
+            rows.into_iter()
+                .map(|r| (r.train_loss, r.val_loss))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            strip(metrics(&serial.join(id))),
+            strip(metrics(&parallel.join(id))),
+            "{id}"
+        );
         // Each child process logged to its own file.
-        let log = parallel.join("logs").join(format!("{}.log", id.replace('/', "__")));
-        assert!(fs::read_to_string(&log).unwrap().contains("train --quiet"), "{}", log.display());
+        let log = parallel
+            .join("logs")
+            .join(format!("{}.log", id.replace('/', "__")));
+        assert!(
+            fs::read_to_string(&log).unwrap().contains("train --quiet"),
+            "{}",
+            log.display()
+        );
     }
     // Seeds differ: the comparison above could fail.
-    let s0: Vec<Prediction> = read_csv(&serial.join("synth/adam/cnn/seed-0/predictions.csv")).unwrap();
-    let s1: Vec<Prediction> = read_csv(&serial.join("synth/adam/cnn/seed-1/predictions.csv")).unwrap();
+    let s0: Vec<Prediction> =
+        read_csv(&serial.join("synth/adam/cnn/seed-0/predictions.csv")).unwrap();
+    let s1: Vec<Prediction> =
+        read_csv(&serial.join("synth/adam/cnn/seed-1/predictions.csv")).unwrap();
     assert_ne!(s0, s1);
 }
 
@@ -302,11 +457,29 @@ fn parallel_processes_give_the_runs_of_one_process() {
 fn a_changed_grid_is_refused_before_anything_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let grid = write_grid(tmp.path(), "0.01");
-    run_grid(&grid, &ExperimentOptions { selection: Selection { models: Some(vec!["cnn".into()]), seeds: Some(vec![0]), ..Default::default() }, ..quiet() }).unwrap();
+    run_grid(
+        &grid,
+        &ExperimentOptions {
+            selection: Selection {
+                models: Some(vec!["cnn".into()]),
+                seeds: Some(vec![0]),
+                ..Default::default()
+            },
+            ..quiet()
+        },
+    )
+    .unwrap();
     let before = snapshot(&tmp.path().join("out"));
     let grid = write_grid(tmp.path(), "0.02");
     let out = visionnet(&["experiment", "--grid", grid.to_str().unwrap(), "--quiet"]);
-    assert_clean_failure(&out, &["seed-0", "lr: 0.01 there, 0.02 in the grid", "move the run away"]);
+    assert_clean_failure(
+        &out,
+        &[
+            "seed-0",
+            "lr: 0.01 there, 0.02 in the grid",
+            "move the run away",
+        ],
+    );
     assert_eq!(snapshot(&tmp.path().join("out")), before);
 }
 
@@ -315,12 +488,24 @@ fn the_shipped_grids_are_well_formed() {
     use visionnet::train::experiment::Grid;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("grids");
     let load = |name: &str| Grid::load(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let labels = |g: &Grid| g.models.iter().map(|m| m.set.label.clone()).collect::<Vec<_>>();
+    let labels = |g: &Grid| {
+        g.models
+            .iter()
+            .map(|m| m.set.label.clone())
+            .collect::<Vec<_>>()
+    };
 
     // Table 1: the CNN family against the plain CNN; each head-only baseline against its full
     // fine-tune; both datasets; the study's recipe at 20, 5 and 10 epochs.
     let table1 = load("study-table1.toml");
-    assert_eq!(table1.datasets.iter().map(|d| d.label.as_str()).collect::<Vec<_>>(), ["cifar10", "cifar100"]);
+    assert_eq!(
+        table1
+            .datasets
+            .iter()
+            .map(|d| d.label.as_str())
+            .collect::<Vec<_>>(),
+        ["cifar10", "cifar100"]
+    );
     for m in &table1.models {
         let expected = match m.set.label.as_str() {
             "cnn" => None,
@@ -335,7 +520,11 @@ fn the_shipped_grids_are_well_formed() {
     }
     let epochs = |g: &Grid, recipe: &str| {
         let r = g.recipes.iter().find(|r| r.label == recipe).unwrap();
-        r.flags.iter().rev().find(|(k, _)| k == "epochs").map(|(_, v)| v.clone())
+        r.flags
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "epochs")
+            .map(|(_, v)| v.clone())
     };
     assert_eq!(epochs(&table1, "study").as_deref(), Some("20"));
     assert_eq!(epochs(&table1, "study-5ep").as_deref(), Some("5"));
@@ -345,12 +534,29 @@ fn the_shipped_grids_are_well_formed() {
     let ablation = load("ablation.toml");
     let models = labels(&ablation);
     assert_eq!(models.len(), 36);
-    assert_eq!(models.iter().collect::<std::collections::HashSet<_>>().len(), 36);
-    assert!(ablation.models.iter().all(|m| (m.set.label == "cnn") == m.twin.is_none()));
+    assert_eq!(
+        models
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        36
+    );
+    assert!(
+        ablation
+            .models
+            .iter()
+            .all(|m| (m.set.label == "cnn") == m.twin.is_none())
+    );
 
     // Optimisers: every setting against Adam 1e-3.
     let optimizers = load("optimizers.toml");
-    assert!(optimizers.models.iter().skip(1).all(|m| m.twin.as_deref() == Some("adam-1e-3")));
+    assert!(
+        optimizers
+            .models
+            .iter()
+            .skip(1)
+            .all(|m| m.twin.as_deref() == Some("adam-1e-3"))
+    );
     for g in ["smoke.toml"] {
         load(g);
     }

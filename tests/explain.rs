@@ -12,14 +12,22 @@ use burn::prelude::*;
 use visionnet::explain::cam::{CamMethod, normalise};
 use visionnet::explain::compare::format_p;
 use visionnet::explain::figure::{self, Figure, Line, Tile};
-use visionnet::stats::mcnemar;
 use visionnet::explain::overlay::{Colormap, upsample};
 use visionnet::explain::{ClassTarget, Explainer};
 use visionnet::model::registry::{MODELS, network_config};
 use visionnet::model::{Capture, LayerTap, ModelOptions, ModelSpec, Network, NetworkConfig};
+use visionnet::stats::mcnemar;
 
 fn cnn(options: ModelOptions, classes: usize, input: [usize; 3]) -> (NetworkConfig, Network) {
-    let config = network_config(&ModelSpec { name: "cnn".into(), options }, classes, input).unwrap();
+    let config = network_config(
+        &ModelSpec {
+            name: "cnn".into(),
+            options,
+        },
+        classes,
+        input,
+    )
+    .unwrap();
     let model = config.init(&Device::flex()).unwrap();
     (config, model)
 }
@@ -52,7 +60,10 @@ impl ModuleMapper for SetParams {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let path = self.path.join(".");
         self.seen.push(path.clone());
-        let found = self.values.iter().find(|(k, _)| path == **k || path.ends_with(&format!(".{k}")));
+        let found = self
+            .values
+            .iter()
+            .find(|(k, _)| path == **k || path.ends_with(&format!(".{k}")));
         match found.map(|(k, v)| (k.clone(), v.clone())) {
             Some((key, values)) => param.map(|t| {
                 self.applied.push(key.clone());
@@ -67,11 +78,21 @@ impl ModuleMapper for SetParams {
 
 /// Sets the parameters named in `values`, checking each exists.
 fn set_params(model: Network, values: &[(&str, Vec<f32>)]) -> Network {
-    let mut mapper = SetParams { values: values.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(), ..Default::default() };
+    let mut mapper = SetParams {
+        values: values
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        ..Default::default()
+    };
     let model = model.map(&mut mapper);
     for (key, _) in values {
         let times = mapper.applied.iter().filter(|a| a == key).count();
-        assert_eq!(times, 1, "{key} set {times} times; parameters: {:?}", mapper.seen);
+        assert_eq!(
+            times, 1,
+            "{key} set {times} times; parameters: {:?}",
+            mapper.seen
+        );
     }
     model
 }
@@ -85,7 +106,13 @@ const BN_EPS: f32 = 1e-5;
 /// - channel 1's kernel picks the upper-left neighbour: conv[i][j] = x[i-1][j-1] (zero padded);
 /// - class c's output weight for activation (k, i, j) is `w(c, k, i, j)` below.
 fn known_model() -> (NetworkConfig, Network) {
-    let options = ModelOptions { widths: vec![2], pool: vec![false], hidden: vec![], dropout: 0.0, ..ModelOptions::default() };
+    let options = ModelOptions {
+        widths: vec![2],
+        pool: vec![false],
+        hidden: vec![],
+        dropout: 0.0,
+        ..ModelOptions::default()
+    };
     let (config, model) = cnn(options, 2, [1, 4, 4]);
     let mut kernel = vec![0.0f32; 2 * 9];
     kernel[4] = 1.0; // channel 0, centre
@@ -103,7 +130,11 @@ fn known_model() -> (NetworkConfig, Network) {
     }
     let model = set_params(
         model,
-        &[("conv.Plain.weight", kernel), ("output.weight", weight), ("output.bias", vec![0.1, -0.2])],
+        &[
+            ("conv.Plain.weight", kernel),
+            ("output.weight", weight),
+            ("output.bias", vec![0.1, -0.2]),
+        ],
     );
     (config, model)
 }
@@ -111,10 +142,19 @@ fn known_model() -> (NetworkConfig, Network) {
 /// The output weights of the known model.
 fn w(c: usize, k: usize, i: usize, j: usize) -> f32 {
     let (k, i, j) = (k as f32, i as f32, j as f32);
-    if c == 0 { 0.5 - 0.75 * k + 0.1 * (i - j) } else { 0.05 * (i + j) - 0.2 * k - 0.1 }
+    if c == 0 {
+        0.5 - 0.75 * k + 0.1 * (i - j)
+    } else {
+        0.05 * (i + j) - 0.2 * k - 0.1
+    }
 }
 
-const X: [[f32; 4]; 4] = [[1.0, -2.0, 3.0, 0.0], [0.5, 2.0, -1.0, 1.0], [-3.0, 1.0, 2.0, 0.5], [1.0, 0.0, -0.5, 2.0]];
+const X: [[f32; 4]; 4] = [
+    [1.0, -2.0, 3.0, 0.0],
+    [0.5, 2.0, -1.0, 1.0],
+    [-3.0, 1.0, 2.0, 0.5],
+    [1.0, 0.0, -0.5, 2.0],
+];
 
 /// The known model's activation `A[k][i][j]`, by hand: ReLU(conv / sqrt(1 + eps)).
 fn known_activation() -> [[[f32; 4]; 4]; 2] {
@@ -123,7 +163,11 @@ fn known_activation() -> [[[f32; 4]; 4]; 2] {
     for i in 0..4 {
         for j in 0..4 {
             a[0][i][j] = (X[i][j] / s).max(0.0);
-            a[1][i][j] = if i > 0 && j > 0 { (X[i - 1][j - 1] / s).max(0.0) } else { 0.0 };
+            a[1][i][j] = if i > 0 && j > 0 {
+                (X[i - 1][j - 1] / s).max(0.0)
+            } else {
+                0.0
+            };
         }
     }
     a
@@ -134,7 +178,13 @@ fn maps_of_a_model_with_known_weights_equal_the_hand_computed_ones() {
     let _rng = rng_lock();
     let (config, model) = known_model();
     let device = Device::flex();
-    let image = Tensor::<4>::from_data(TensorData::new(X.iter().flatten().copied().collect::<Vec<_>>(), [1, 1, 4, 4]), &device);
+    let image = Tensor::<4>::from_data(
+        TensorData::new(
+            X.iter().flatten().copied().collect::<Vec<_>>(),
+            [1, 1, 4, 4],
+        ),
+        &device,
+    );
     let a = known_activation();
     // The head is linear in the activation, so d logit_c / d A[k][i][j] = w(c, k, i, j).
     let logit = |c: usize| -> f32 {
@@ -150,10 +200,20 @@ fn maps_of_a_model_with_known_weights_equal_the_hand_computed_ones() {
     };
     for c in 0..2 {
         // Grad-CAM: channel weight = mean gradient.
-        let alpha: Vec<f32> = (0..2).map(|k| (0..16).map(|p| w(c, k, p / 4, p % 4)).sum::<f32>() / 16.0).collect();
-        let gradcam: Vec<f32> = (0..16).map(|p| (0..2).map(|k| alpha[k] * a[k][p / 4][p % 4]).sum()).collect();
+        let alpha: Vec<f32> = (0..2)
+            .map(|k| (0..16).map(|p| w(c, k, p / 4, p % 4)).sum::<f32>() / 16.0)
+            .collect();
+        let gradcam: Vec<f32> = (0..16)
+            .map(|p| (0..2).map(|k| alpha[k] * a[k][p / 4][p % 4]).sum())
+            .collect();
         // HiResCAM: gradient times activation, summed over channels.
-        let hires: Vec<f32> = (0..16).map(|p| (0..2).map(|k| w(c, k, p / 4, p % 4) * a[k][p / 4][p % 4]).sum()).collect();
+        let hires: Vec<f32> = (0..16)
+            .map(|p| {
+                (0..2)
+                    .map(|k| w(c, k, p / 4, p % 4) * a[k][p / 4][p % 4])
+                    .sum()
+            })
+            .collect();
         // Grad-CAM++: alpha = g^2 / (2 g^2 + sum(A) g^3) where g > 0, weight = sum(alpha relu(g)).
         let plus_weights: Vec<f32> = (0..2)
             .map(|k| {
@@ -161,34 +221,66 @@ fn maps_of_a_model_with_known_weights_equal_the_hand_computed_ones() {
                 (0..16)
                     .map(|p| {
                         let g = w(c, k, p / 4, p % 4);
-                        if g <= 0.0 { 0.0 } else { g * g / (2.0 * g * g + sum_a * g * g * g) * g }
+                        if g <= 0.0 {
+                            0.0
+                        } else {
+                            g * g / (2.0 * g * g + sum_a * g * g * g) * g
+                        }
                     })
                     .sum()
             })
             .collect();
-        let plus: Vec<f32> = (0..16).map(|p| (0..2).map(|k| plus_weights[k] * a[k][p / 4][p % 4]).sum()).collect();
+        let plus: Vec<f32> = (0..16)
+            .map(|p| (0..2).map(|k| plus_weights[k] * a[k][p / 4][p % 4]).sum())
+            .collect();
 
-        for (method, expected) in [(CamMethod::GradCam, &gradcam), (CamMethod::HiResCam, &hires), (CamMethod::GradCamPlusPlus, &plus)] {
+        for (method, expected) in [
+            (CamMethod::GradCam, &gradcam),
+            (CamMethod::HiResCam, &hires),
+            (CamMethod::GradCamPlusPlus, &plus),
+        ] {
             let explainer = Explainer::new(&model, &config, "cnn", "conv1", method).unwrap();
-            let maps = explainer.explain(image.clone(), &[None], &ClassTarget::Class(c)).unwrap();
+            let maps = explainer
+                .explain(image.clone(), &[None], &ClassTarget::Class(c))
+                .unwrap();
             let map = &maps[0];
             assert_eq!(map.shape, [4, 4]);
             assert_eq!(map.target, c);
-            assert!((map.target_logit - logit(c)).abs() < 1e-5, "logit {} vs {}", map.target_logit, logit(c));
+            assert!(
+                (map.target_logit - logit(c)).abs() < 1e-5,
+                "logit {} vs {}",
+                map.target_logit,
+                logit(c)
+            );
             for p in 0..16 {
-                assert!((map.raw[p] - expected[p]).abs() < 1e-5, "{method:?} class {c} cell {p}: {} vs {}", map.raw[p], expected[p]);
+                assert!(
+                    (map.raw[p] - expected[p]).abs() < 1e-5,
+                    "{method:?} class {c} cell {p}: {} vs {}",
+                    map.raw[p],
+                    expected[p]
+                );
             }
             let normalised = normalise(expected);
             for p in 0..16 {
-                assert!((map.normalised[p] - normalised[p]).abs() < 1e-6, "{method:?} class {c} cell {p}: {:?} vs {normalised:?}", map.normalised);
+                assert!(
+                    (map.normalised[p] - normalised[p]).abs() < 1e-6,
+                    "{method:?} class {c} cell {p}: {:?} vs {normalised:?}",
+                    map.normalised
+                );
             }
         }
     }
     // One value worked out on paper: class 0's Grad-CAM weights are 0.5 and -0.25 (the i - j
     // term averages out), so cell (0, 2) is 0.5 * 3 / s - 0.25 * relu(x[-1][1]) = 1.5 / s.
     let explainer = Explainer::new(&model, &config, "cnn", "conv1", CamMethod::GradCam).unwrap();
-    let map = &explainer.explain(image, &[None], &ClassTarget::Class(0)).unwrap()[0];
-    assert!((map.raw[2] - 1.5 / (1.0 + BN_EPS).sqrt()).abs() < 1e-5, "{}", map.raw[2]);
+    let map = &explainer
+        .explain(image, &[None], &ClassTarget::Class(0))
+        .unwrap()[0];
+    assert!(
+        (map.raw[2] - 1.5 / (1.0 + BN_EPS).sqrt()).abs() < 1e-5,
+        "{}",
+        map.raw[2]
+    );
 }
 
 /// Adds `delta` to one value of a named layer's activation.
@@ -207,7 +299,10 @@ impl LayerTap for Nudge {
         let [_, c, h, w] = activation.dims();
         let [n, k, i, j] = self.index;
         bump[((n * c + k) * h + i) * w + j] = self.delta;
-        let bump = Tensor::<4>::from_data(TensorData::new(bump, activation.shape()), &activation.device());
+        let bump = Tensor::<4>::from_data(
+            TensorData::new(bump, activation.shape()),
+            &activation.device(),
+        );
         activation + bump
     }
 }
@@ -216,36 +311,70 @@ impl LayerTap for Nudge {
 fn captured_gradients_agree_with_finite_differences_through_a_deeper_head() {
     let _rng = rng_lock();
     // conv2's activation goes through two more conv layers, pooling and a hidden layer.
-    let options = ModelOptions { widths: vec![4, 6, 6, 8], pool: vec![true, false, true, true], hidden: vec![12], dropout: 0.0, ..ModelOptions::default() };
+    let options = ModelOptions {
+        widths: vec![4, 6, 6, 8],
+        pool: vec![true, false, true, true],
+        hidden: vec![12],
+        dropout: 0.0,
+        ..ModelOptions::default()
+    };
     let (_, model) = cnn(options, 3, [3, 16, 16]);
     let model = model.valid();
     let device = Device::flex();
-    let images = Tensor::<4>::random([2, 3, 16, 16], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let images = Tensor::<4>::random(
+        [2, 3, 16, 16],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
     let target = 1;
 
     let mut capture = Capture::new("conv2");
     let logits = model.forward_tapped(images.clone(), &mut capture);
     let plain = model.forward(images.clone());
-    let same = logits.clone().inner().into_data().iter::<f32>().zip(plain.into_data().iter::<f32>()).all(|(a, b)| a == b);
+    let same = logits
+        .clone()
+        .inner()
+        .into_data()
+        .iter::<f32>()
+        .zip(plain.into_data().iter::<f32>())
+        .all(|(a, b)| a == b);
     assert!(same, "capturing a layer changes the logits");
     let leaf = capture.activation().unwrap().clone();
     let grads = logits.narrow(1, target, 1).sum().backward();
-    let grad: Vec<f32> = leaf.grad(&grads).unwrap().into_data().iter::<f32>().collect();
+    let grad: Vec<f32> = leaf
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .iter::<f32>()
+        .collect();
     let [_, c, h, w] = leaf.dims();
     assert_eq!([c, h, w], [6, 8, 8]);
 
     let score = |index: [usize; 4], delta: f32| -> f64 {
-        let mut nudge = Nudge { layer: "conv2".into(), index, delta };
+        let mut nudge = Nudge {
+            layer: "conv2".into(),
+            index,
+            delta,
+        };
         let logits = model.forward_tapped(images.clone(), &mut nudge);
         logits.narrow(1, target, 1).sum().into_scalar::<f64>()
     };
     let mut checked = 0;
-    for index in [[0, 0, 0, 0], [0, 3, 4, 5], [1, 5, 7, 7], [1, 2, 3, 1], [0, 1, 6, 2]] {
+    for index in [
+        [0, 0, 0, 0],
+        [0, 3, 4, 5],
+        [1, 5, 7, 7],
+        [1, 2, 3, 1],
+        [0, 1, 6, 2],
+    ] {
         let [n, k, i, j] = index;
         let analytic = grad[((n * c + k) * h + i) * w + j] as f64;
         let delta = 2e-3;
         let numeric = (score(index, delta) - score(index, -delta)) / (2.0 * delta as f64);
-        assert!((analytic - numeric).abs() < 2e-3 + 2e-2 * numeric.abs(), "{index:?}: {analytic} vs {numeric}");
+        assert!(
+            (analytic - numeric).abs() < 2e-3 + 2e-2 * numeric.abs(),
+            "{index:?}: {analytic} vs {numeric}"
+        );
         checked += (analytic != 0.0) as usize;
     }
     assert!(checked >= 2, "too few non-zero gradients were checked");
@@ -254,19 +383,50 @@ fn captured_gradients_agree_with_finite_differences_through_a_deeper_head() {
 #[test]
 fn a_constant_output_model_gives_zero_maps_not_nan() {
     let _rng = rng_lock();
-    let options = ModelOptions { widths: vec![4, 8], pool: vec![true, false], hidden: vec![], dropout: 0.0, ..ModelOptions::default() };
+    let options = ModelOptions {
+        widths: vec![4, 8],
+        pool: vec![true, false],
+        hidden: vec![],
+        dropout: 0.0,
+        ..ModelOptions::default()
+    };
     let (config, model) = cnn(options, 3, [3, 16, 16]);
     // The output layer ignores its input: logits are the bias, whatever the image.
-    let model = set_params(model, &[("output.weight", vec![0.0; 8 * 8 * 8 * 3]), ("output.bias", vec![0.3, -0.1, 0.2])]);
-    let images = Tensor::<4>::random([3, 3, 16, 16], burn::tensor::Distribution::Normal(0.0, 1.0), &Device::flex());
-    for method in [CamMethod::GradCam, CamMethod::GradCamPlusPlus, CamMethod::HiResCam] {
+    let model = set_params(
+        model,
+        &[
+            ("output.weight", vec![0.0; 8 * 8 * 8 * 3]),
+            ("output.bias", vec![0.3, -0.1, 0.2]),
+        ],
+    );
+    let images = Tensor::<4>::random(
+        [3, 3, 16, 16],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &Device::flex(),
+    );
+    for method in [
+        CamMethod::GradCam,
+        CamMethod::GradCamPlusPlus,
+        CamMethod::HiResCam,
+    ] {
         for layer in ["conv1", "conv2"] {
             let explainer = Explainer::new(&model, &config, "cnn", layer, method).unwrap();
             for target in [ClassTarget::Predicted, ClassTarget::Class(2)] {
-                for map in explainer.explain(images.clone(), &[None; 3], &target).unwrap() {
+                for map in explainer
+                    .explain(images.clone(), &[None; 3], &target)
+                    .unwrap()
+                {
                     assert_eq!(map.predicted, 0);
-                    assert!(map.raw.iter().all(|&v| v == 0.0), "{method:?} {layer}: {:?}", map.raw);
-                    assert!(map.normalised.iter().all(|&v| v == 0.0), "{method:?} {layer}: {:?}", map.normalised);
+                    assert!(
+                        map.raw.iter().all(|&v| v == 0.0),
+                        "{method:?} {layer}: {:?}",
+                        map.raw
+                    );
+                    assert!(
+                        map.normalised.iter().all(|&v| v == 0.0),
+                        "{method:?} {layer}: {:?}",
+                        map.normalised
+                    );
                 }
             }
         }
@@ -276,9 +436,13 @@ fn a_constant_output_model_gives_zero_maps_not_nan() {
 /// `n` 16x16 images: noise everywhere, and in one random quadrant (the evidence) horizontal
 /// stripes for class 0 or vertical stripes for class 1. Returns images, labels, quadrants.
 fn striped(n: usize, seed: u64) -> (Vec<f32>, Vec<i64>, Vec<usize>) {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 33) as u32
     };
     let (mut images, mut labels, mut quadrants) = (Vec::new(), Vec::new(), Vec::new());
@@ -311,8 +475,22 @@ fn the_map_peaks_where_the_evidence_is_after_a_short_training() {
     let _rng = rng_lock();
     let device = Device::flex().autodiff();
     device.seed(7);
-    let options = ModelOptions { widths: vec![8, 16], pool: vec![true, true], hidden: vec![16], dropout: 0.0, ..ModelOptions::default() };
-    let config = network_config(&ModelSpec { name: "cnn".into(), options }, 2, [3, 16, 16]).unwrap();
+    let options = ModelOptions {
+        widths: vec![8, 16],
+        pool: vec![true, true],
+        hidden: vec![16],
+        dropout: 0.0,
+        ..ModelOptions::default()
+    };
+    let config = network_config(
+        &ModelSpec {
+            name: "cnn".into(),
+            options,
+        },
+        2,
+        [3, 16, 16],
+    )
+    .unwrap();
     let mut model = config.init(&device).unwrap();
     let mut optimizer = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
@@ -332,22 +510,44 @@ fn the_map_peaks_where_the_evidence_is_after_a_short_training() {
     let images = Tensor::<4>::from_data(TensorData::new(images, [n, 3, 16, 16]), &inference);
     let model = model.valid();
     let labelled: Vec<Option<usize>> = labels.iter().map(|&l| Some(l as usize)).collect();
-    for method in [CamMethod::GradCam, CamMethod::GradCamPlusPlus, CamMethod::HiResCam] {
+    for method in [
+        CamMethod::GradCam,
+        CamMethod::GradCamPlusPlus,
+        CamMethod::HiResCam,
+    ] {
         let explainer = Explainer::new(&model, &config, "cnn", "conv2", method).unwrap();
-        let maps = explainer.explain(images.clone(), &labelled, &ClassTarget::Label).unwrap();
-        let correct = maps.iter().zip(&labels).filter(|(m, l)| m.predicted == **l as usize).count();
-        assert!(correct >= n * 9 / 10, "the model did not learn the stripes: {correct}/{n}");
+        let maps = explainer
+            .explain(images.clone(), &labelled, &ClassTarget::Label)
+            .unwrap();
+        let correct = maps
+            .iter()
+            .zip(&labels)
+            .filter(|(m, l)| m.predicted == **l as usize)
+            .count();
+        assert!(
+            correct >= n * 9 / 10,
+            "the model did not learn the stripes: {correct}/{n}"
+        );
         // conv2's map is 8x8: a quadrant of the image is a 4x4 block of it.
         let hits = maps
             .iter()
             .zip(&quadrants)
             .filter(|(m, q)| {
                 assert_eq!(m.shape, [8, 8]);
-                let best = (0..64).fold(0, |b, i| if m.normalised[i] > m.normalised[b] { i } else { b });
+                let best = (0..64).fold(0, |b, i| {
+                    if m.normalised[i] > m.normalised[b] {
+                        i
+                    } else {
+                        b
+                    }
+                });
                 (best / 8 / 4) * 2 + (best % 8 / 4) == **q
             })
             .count();
-        assert!(hits >= n * 8 / 10, "{method:?}: the peak is in the evidence's quadrant for only {hits} of {n} images");
+        assert!(
+            hits >= n * 8 / 10,
+            "{method:?}: the peak is in the evidence's quadrant for only {hits} of {n} images"
+        );
     }
 }
 
@@ -356,33 +556,84 @@ fn every_registered_model_shows_exactly_its_layer_names_to_a_tap() {
     let _rng = rng_lock();
     let device = Device::flex();
     for entry in MODELS {
-        let config = network_config(&ModelSpec { name: entry.name.into(), options: ModelOptions::default() }, 10, [3, 32, 32]).unwrap();
+        let config = network_config(
+            &ModelSpec {
+                name: entry.name.into(),
+                options: ModelOptions::default(),
+            },
+            10,
+            [3, 32, 32],
+        )
+        .unwrap();
         let shapes = config.layer_shapes([3, 32, 32], &device).unwrap();
         let seen: Vec<String> = shapes.iter().map(|(n, _)| n.clone()).collect();
         assert_eq!(seen, config.layer_names(), "{}", entry.name);
-        assert!(seen.contains(&config.cam_layer()), "{}: default layer {} not tapped", entry.name, config.cam_layer());
+        assert!(
+            seen.contains(&config.cam_layer()),
+            "{}: default layer {} not tapped",
+            entry.name,
+            config.cam_layer()
+        );
     }
-    let config = network_config(&ModelSpec { name: "cnn".into(), options: ModelOptions::default() }, 10, [3, 32, 32]).unwrap();
+    let config = network_config(
+        &ModelSpec {
+            name: "cnn".into(),
+            options: ModelOptions::default(),
+        },
+        10,
+        [3, 32, 32],
+    )
+    .unwrap();
     let shapes = config.layer_shapes([3, 32, 32], &device).unwrap();
-    let expected = [("conv1", [32, 32, 32]), ("conv2", [64, 16, 16]), ("conv3", [128, 8, 8]), ("conv4", [256, 4, 4])];
+    let expected = [
+        ("conv1", [32, 32, 32]),
+        ("conv2", [64, 16, 16]),
+        ("conv3", [128, 8, 8]),
+        ("conv4", [256, 4, 4]),
+    ];
     assert_eq!(shapes, expected.map(|(n, s)| (n.to_string(), s)).to_vec());
     assert_eq!(config.cam_layer(), "conv4");
     let err = config.check_layer("cnn", "conv9").unwrap_err().to_string();
-    assert!(err.contains("--layer") && err.contains("conv9") && err.contains("conv1, conv2, conv3, conv4"), "{err}");
+    assert!(
+        err.contains("--layer")
+            && err.contains("conv9")
+            && err.contains("conv1, conv2, conv3, conv4"),
+        "{err}"
+    );
 }
 
 #[test]
 fn class_targets_parse_names_indices_and_refuse_others() {
     let _rng = rng_lock();
     let classes: Vec<String> = ["cat", "dog", "ship"].map(String::from).to_vec();
-    assert_eq!(ClassTarget::parse("top", &classes).unwrap(), ClassTarget::Predicted);
-    assert_eq!(ClassTarget::parse("label", &classes).unwrap(), ClassTarget::Label);
-    assert_eq!(ClassTarget::parse("2", &classes).unwrap(), ClassTarget::Class(2));
-    assert_eq!(ClassTarget::parse("dog", &classes).unwrap(), ClassTarget::Class(1));
+    assert_eq!(
+        ClassTarget::parse("top", &classes).unwrap(),
+        ClassTarget::Predicted
+    );
+    assert_eq!(
+        ClassTarget::parse("label", &classes).unwrap(),
+        ClassTarget::Label
+    );
+    assert_eq!(
+        ClassTarget::parse("2", &classes).unwrap(),
+        ClassTarget::Class(2)
+    );
+    assert_eq!(
+        ClassTarget::parse("dog", &classes).unwrap(),
+        ClassTarget::Class(1)
+    );
     let err = ClassTarget::parse("3", &classes).unwrap_err().to_string();
-    assert!(err.contains("--class") && err.contains("3 classes"), "{err}");
-    let err = ClassTarget::parse("horse", &classes).unwrap_err().to_string();
-    assert!(err.contains("'horse'") && err.contains("cat, dog, ship"), "{err}");
+    assert!(
+        err.contains("--class") && err.contains("3 classes"),
+        "{err}"
+    );
+    let err = ClassTarget::parse("horse", &classes)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("'horse'") && err.contains("cat, dog, ship"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -411,14 +662,22 @@ fn small_maps_upsample_smoothly_with_the_peak_in_place() {
     let up = upsample(&[0.0, 1.0, 0.0, 0.0], [2, 2], 64, 64);
     assert_eq!(up.len(), 64 * 64);
     let at = |x: usize, y: usize| up[y * 64 + x];
-    assert!((at(63, 0) - 1.0).abs() < 1e-6 && at(0, 63).abs() < 1e-6, "corners keep the cell values");
+    assert!(
+        (at(63, 0) - 1.0).abs() < 1e-6 && at(0, 63).abs() < 1e-6,
+        "corners keep the cell values"
+    );
     assert!(up.iter().all(|v| (0.0..=1.0 + 1e-6).contains(v)));
     // Bilinear between the cell centres (16 and 48): strictly increasing along the top row.
     for x in 17..48 {
         assert!(at(x, 0) > at(x - 1, 0), "not smooth at x = {x}");
     }
-    let distinct: std::collections::BTreeSet<u32> = up.iter().map(|v| (v * 1000.0) as u32).collect();
-    assert!(distinct.len() > 20, "the picture is blocky: {} levels", distinct.len());
+    let distinct: std::collections::BTreeSet<u32> =
+        up.iter().map(|v| (v * 1000.0) as u32).collect();
+    assert!(
+        distinct.len() > 20,
+        "the picture is blocky: {} levels",
+        distinct.len()
+    );
     // Colours run from the map's low to high end.
     assert_ne!(Colormap::Turbo.color(0.0), Colormap::Turbo.color(1.0));
 }
@@ -427,7 +686,10 @@ fn small_maps_upsample_smoothly_with_the_peak_in_place() {
 fn figures_print_their_captions() {
     let _rng = rng_lock();
     let panel = image::RgbImage::from_pixel(64, 64, image::Rgb([200, 200, 200]));
-    let tile = |text: &str| Tile { panels: vec![panel.clone(), panel.clone()], caption: vec![Line::new(text, figure::RED)] };
+    let tile = |text: &str| Tile {
+        panels: vec![panel.clone(), panel.clone()],
+        caption: vec![Line::new(text, figure::RED)],
+    };
     let figure = Figure {
         title: vec![Line::new("a title", figure::BLACK)],
         headers: vec!["input".into(), "map".into()],
@@ -438,8 +700,14 @@ fn figures_print_their_captions() {
     let image = figure.render();
     // Two tiles per row, two rows.
     assert!(image.width() >= 2 * (2 * 64) && image.height() >= 2 * 64);
-    let red = image.pixels().filter(|p| p[0] > 150 && p[1] < 80 && p[2] < 80).count();
-    assert!(red > 50, "the red captions were not drawn ({red} red pixels)");
+    let red = image
+        .pixels()
+        .filter(|p| p[0] > 150 && p[1] < 80 && p[2] < 80)
+        .count();
+    assert!(
+        red > 50,
+        "the red captions were not drawn ({red} red pixels)"
+    );
     assert!(figure::text_width(14.0, "pred: dog (87%)") > figure::text_width(14.0, "x"));
     assert!(figure::fit(14.0, "a very long caption that cannot fit", 60).ends_with('…'));
 }

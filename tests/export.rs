@@ -23,14 +23,21 @@ use visionnet::train::metrics::read_json;
 
 fn python() -> Option<PathBuf> {
     let p = std::env::var_os("VISIONNET_TEST_PYTHON").map(PathBuf::from)?;
-    let ok = Command::new(&p).args(["-c", "import torch, safetensors"]).status().is_ok_and(|s| s.success());
+    let ok = Command::new(&p)
+        .args(["-c", "import torch, safetensors"])
+        .status()
+        .is_ok_and(|s| s.success());
     ok.then_some(p)
 }
 
 fn read_values(path: &Path, name: &str) -> Vec<f32> {
     let mut store = SafetensorsStore::from_file(path);
     let t = store.get_tensor(name).unwrap().unwrap().clone();
-    burn::store::bridge::to_data(&t).unwrap().convert::<f32>().try_into_vec::<f32>().unwrap()
+    burn::store::bridge::to_data(&t)
+        .unwrap()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
 }
 
 #[test]
@@ -48,12 +55,18 @@ fn exports_load_strictly_into_pytorch_and_round_trip_exactly() {
     }
     let device = Device::flex();
     // A fixed batch of 4 images.
-    let x: Vec<f32> = uniform(4 * 3 * 32 * 32, 11).iter().map(|v| 2.0 * v - 1.0).collect();
+    let x: Vec<f32> = uniform(4 * 3 * 32 * 32, 11)
+        .iter()
+        .map(|v| 2.0 * v - 1.0)
+        .collect();
     let input = Tensor::<4>::from_data(TensorData::new(x.clone(), [4, 3, 32, 32]), &device);
     let io = tmp.path().join("input.safetensors");
     {
         let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let header = format!(r#"{{"input":{{"dtype":"F32","shape":[4,3,32,32],"data_offsets":[0,{}]}}}}"#, bytes.len());
+        let header = format!(
+            r#"{{"input":{{"dtype":"F32","shape":[4,3,32,32],"data_offsets":[0,{}]}}}}"#,
+            bytes.len()
+        );
         let mut header = header.into_bytes();
         while header.len() % 8 != 0 {
             header.push(b' ');
@@ -66,39 +79,84 @@ fn exports_load_strictly_into_pytorch_and_round_trip_exactly() {
     for model in ["cnn", "attn1", "attn2", "attn3"] {
         let run = tmp.path().join(model);
         assert_success(&visionnet(&[
-            "--threads", "2", "train", "--model", model, "--data", data.to_str().unwrap(), "--run-dir",
-            run.to_str().unwrap(), "--val-size", "6", "--epochs", "1", "--batch-size", "6", "--quiet",
+            "--threads",
+            "2",
+            "train",
+            "--model",
+            model,
+            "--data",
+            data.to_str().unwrap(),
+            "--run-dir",
+            run.to_str().unwrap(),
+            "--val-size",
+            "6",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "6",
+            "--quiet",
         ]));
         let file = tmp.path().join(format!("{model}.safetensors"));
         let out = assert_success(&visionnet(&[
-            "export", "--checkpoint", run.to_str().unwrap(), "--to", file.to_str().unwrap(),
+            "export",
+            "--checkpoint",
+            run.to_str().unwrap(),
+            "--to",
+            file.to_str().unwrap(),
         ]));
         assert!(out.contains("bench/pytorch_reference.py Net"), "{out}");
-        let sidecar: ExportSidecar = read_json(&PathBuf::from(format!("{}.json", file.display()))).unwrap();
+        let sidecar: ExportSidecar =
+            read_json(&PathBuf::from(format!("{}.json", file.display()))).unwrap();
         assert_eq!(sidecar.model.name, model);
         assert_eq!(sidecar.classes, class_names(3));
         assert_eq!(sidecar.input_shape, [3, 32, 32]);
 
         // The checkpoint's logits, and those of the export read back by the importer.
         let (_, meta, trained) = checkpoint::load_model(&run, &device).unwrap();
-        let config = visionnet::model::registry::network_config(&meta.model, 3, [3, 32, 32]).unwrap();
-        let (imported, _) = import::load(config.init(&device).unwrap(), &config, &file, Scope::Full).unwrap();
-        let ours = trained.forward(input.clone()).into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
-        let back = imported.forward(input.clone()).into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+        let config =
+            visionnet::model::registry::network_config(&meta.model, 3, [3, 32, 32]).unwrap();
+        let (imported, _) =
+            import::load(config.init(&device).unwrap(), &config, &file, Scope::Full).unwrap();
+        let ours = trained
+            .forward(input.clone())
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap();
+        let back = imported
+            .forward(input.clone())
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap();
         assert_eq!(ours, back, "{model}: the round trip is not exact");
 
         if let Some(python) = &python {
             let logits = tmp.path().join(format!("{model}-torch.safetensors"));
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_export.py");
             let out = Command::new(python)
-                .args([script.as_os_str(), model.as_ref(), "3".as_ref(), file.as_os_str(), io.as_os_str(), logits.as_os_str()])
+                .args([
+                    script.as_os_str(),
+                    model.as_ref(),
+                    "3".as_ref(),
+                    file.as_os_str(),
+                    io.as_os_str(),
+                    logits.as_os_str(),
+                ])
                 .output()
                 .unwrap();
             let stdout = assert_success(&out);
             let theirs = read_values(&logits, "logits");
-            let diff = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            let diff = ours
+                .iter()
+                .zip(&theirs)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
             eprintln!("{} max |visionnet - PyTorch| = {diff:e}", stdout.trim());
-            assert!(diff < 1e-4, "{model}: logits differ from PyTorch's by {diff}: {ours:?} vs {theirs:?}");
+            assert!(
+                diff < 1e-4,
+                "{model}: logits differ from PyTorch's by {diff}: {ours:?} vs {theirs:?}"
+            );
         }
     }
 }

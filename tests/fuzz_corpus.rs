@@ -14,7 +14,9 @@ use visionnet::train::experiment::Grid;
 use visionnet::train::metrics::{EpochMetrics, Prediction, Summary, read_csv, read_json};
 
 fn corpus(target: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -31,7 +33,12 @@ fn replay(target: &str, mut parse: impl FnMut(&Path)) -> usize {
     for file in &files {
         let started = Instant::now();
         parse(file);
-        assert!(started.elapsed() < Duration::from_secs(10), "{}: took {:?}", file.display(), started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}: took {:?}",
+            file.display(),
+            started.elapsed()
+        );
     }
     files.len()
 }
@@ -96,7 +103,12 @@ fn archives_and_cifar_batches() {
         if let Ok(files) = fetch::unpack(f, out.path()) {
             // Nothing is written outside the folder it unpacks to.
             for file in files {
-                assert!(file.starts_with(out.path()), "{} escaped to {}", f.display(), file.display());
+                assert!(
+                    file.starts_with(out.path()),
+                    "{} escaped to {}",
+                    f.display(),
+                    file.display()
+                );
             }
         }
     });

@@ -1,8 +1,8 @@
 //! The study's CNN: shapes, the backbone/head split, parameter and FLOP counts, bad options.
 
 use burn::prelude::*;
-use visionnet::model::registry::{self, network_config};
 use visionnet::model::blocks::{ConvKind, LateralKind};
+use visionnet::model::registry::{self, network_config};
 use visionnet::model::{ModelOptions, ModelSpec, Network};
 
 fn spec(options: ModelOptions) -> ModelSpec {
@@ -43,7 +43,10 @@ fn parameters_and_flops_match_the_formulas() {
     let fcs = [(256 * 2 * 2, 512), (512, 256), (256, 128), (128, 10)];
     let fc_params: usize = fcs.iter().map(|(i, o)| i * o + o).sum();
     assert_eq!(cost.params, conv_params + fc_params);
-    let conv_flops: u64 = convs.iter().map(|&(i, o, s)| 2 * (i * o * 9 * s * s) as u64).sum();
+    let conv_flops: u64 = convs
+        .iter()
+        .map(|&(i, o, s)| 2 * (i * o * 9 * s * s) as u64)
+        .sum();
     let fc_flops: u64 = fcs.iter().map(|&(i, o)| 2 * (i * o) as u64).sum();
     assert_eq!(cost.flops, conv_flops + fc_flops);
 }
@@ -51,31 +54,81 @@ fn parameters_and_flops_match_the_formulas() {
 #[test]
 fn bad_options_are_refused_with_the_flag_named() {
     let cases: [(ModelOptions, &str); 4] = [
-        (ModelOptions { pool: vec![true; 3], ..Default::default() }, "--pool"),
-        (ModelOptions { widths: vec![], pool: vec![], ..Default::default() }, "--widths"),
-        (ModelOptions { widths: vec![8; 6], pool: vec![true; 6], ..Default::default() }, "--pool"),
-        (ModelOptions { dropout: 1.0, ..Default::default() }, "--dropout"),
+        (
+            ModelOptions {
+                pool: vec![true; 3],
+                ..Default::default()
+            },
+            "--pool",
+        ),
+        (
+            ModelOptions {
+                widths: vec![],
+                pool: vec![],
+                ..Default::default()
+            },
+            "--widths",
+        ),
+        (
+            ModelOptions {
+                widths: vec![8; 6],
+                pool: vec![true; 6],
+                ..Default::default()
+            },
+            "--pool",
+        ),
+        (
+            ModelOptions {
+                dropout: 1.0,
+                ..Default::default()
+            },
+            "--dropout",
+        ),
     ];
     for (options, flag) in cases {
-        let err = network_config(&spec(options), 10, [3, 32, 32]).unwrap_err().to_string();
+        let err = network_config(&spec(options), 10, [3, 32, 32])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(flag), "{err}");
     }
-    let err = network_config(&ModelSpec { name: "resnet9000".into(), options: ModelOptions::default() }, 10, [3, 32, 32])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("unknown model 'resnet9000'") && err.contains("cnn"), "{err}");
+    let err = network_config(
+        &ModelSpec {
+            name: "resnet9000".into(),
+            options: ModelOptions::default(),
+        },
+        10,
+        [3, 32, 32],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("unknown model 'resnet9000'") && err.contains("cnn"),
+        "{err}"
+    );
 }
 
 #[test]
 fn batchnorm_uses_batch_statistics_in_training_and_running_ones_in_inference() {
     let device = Device::flex().autodiff();
-    let config = network_config(&spec(ModelOptions { widths: vec![4, 4, 4, 4], hidden: vec![8, 8, 8], ..Default::default() }), 3, [3, 32, 32]).unwrap();
+    let config = network_config(
+        &spec(ModelOptions {
+            widths: vec![4, 4, 4, 4],
+            hidden: vec![8, 8, 8],
+            ..Default::default()
+        }),
+        3,
+        [3, 32, 32],
+    )
+    .unwrap();
     let model: Network = config.init(&device).unwrap();
     let x = Tensor::<4>::random([4, 3, 32, 32], burn::tensor::Distribution::Default, &device);
     let train_out = model.forward(x.clone()).into_data();
     let eval_out = model.valid().forward(x.inner()).into_data();
     // Fresh running statistics (mean 0, var 1) differ from the batch's: outputs differ.
-    assert_ne!(train_out.as_slice::<f32>().unwrap(), eval_out.as_slice::<f32>().unwrap());
+    assert_ne!(
+        train_out.as_slice::<f32>().unwrap(),
+        eval_out.as_slice::<f32>().unwrap()
+    );
 }
 
 fn variant(lateral: LateralKind, conv: ConvKind, stage_depth: u64) -> ModelOptions {
@@ -96,9 +149,14 @@ fn every_lateral_and_conv_combination_keeps_the_cnn_shapes() {
     for lateral in [LateralKind::None, LateralKind::Residual, LateralKind::Dense] {
         for conv in [ConvKind::Plain, ConvKind::Inception, ConvKind::Separable] {
             for depth in [1, 2] {
-                let config = network_config(&spec(variant(lateral, conv, depth)), 7, [3, 32, 32]).unwrap();
+                let config =
+                    network_config(&spec(variant(lateral, conv, depth)), 7, [3, 32, 32]).unwrap();
                 let model = config.init(&device).unwrap();
-                assert_eq!(model.forward_features(x.clone()).dims(), [2, 24, 2, 2], "{lateral:?} {conv:?} {depth}");
+                assert_eq!(
+                    model.forward_features(x.clone()).dims(),
+                    [2, 24, 2, 2],
+                    "{lateral:?} {conv:?} {depth}"
+                );
                 assert_eq!(model.forward(x.clone()).dims(), [2, 7]);
             }
         }
@@ -113,13 +171,19 @@ fn lateral_connections_add_exactly_their_shortcut_and_transition_weights() {
     // Residual: a 1x1 projection (+ BatchNorm) wherever a unit's width changes: the first unit
     // of stages 1 (3 -> 8), 2 (8 -> 16) and 4 (16 -> 24); stage 3 (16 -> 16) is all identity.
     let residual = count(variant(LateralKind::Residual, ConvKind::Plain, 2));
-    let projections: usize = [(3, 8), (8, 16), (16, 24)].iter().map(|(i, o)| i * o + 2 * o).sum();
+    let projections: usize = [(3, 8), (8, 16), (16, 24)]
+        .iter()
+        .map(|(i, o)| i * o + 2 * o)
+        .sum();
     assert_eq!(residual.params, plain.params + projections);
     // Dense: unit 2 of a stage sees c_in + w channels instead of w, and a 1x1 transition
     // (+ BatchNorm) maps c_in + 2w back to w.
     let dense = count(variant(LateralKind::Dense, ConvKind::Plain, 2));
     let stages = [(3, 8), (8, 16), (16, 16), (16, 24)];
-    let extra: usize = stages.iter().map(|&(c, w)| 9 * c * w + (c + 2 * w) * w + 2 * w).sum();
+    let extra: usize = stages
+        .iter()
+        .map(|&(c, w)| 9 * c * w + (c + 2 * w) * w + 2 * w)
+        .sum();
     assert_eq!(dense.params, plain.params + extra);
     assert!(dense.flops > residual.flops && residual.flops > plain.flops);
 }
@@ -127,16 +191,36 @@ fn lateral_connections_add_exactly_their_shortcut_and_transition_weights() {
 #[test]
 fn multi_feature_convs_have_their_branch_weights() {
     let device = Device::flex();
-    let count = |o: ModelOptions| registry::cost(&spec(o), 10, [3, 32, 32], &device).unwrap().params;
-    let one = |c| ModelOptions { widths: vec![16], pool: vec![true], hidden: vec![4, 4, 4], conv: c, ..Default::default() };
+    let count = |o: ModelOptions| {
+        registry::cost(&spec(o), 10, [3, 32, 32], &device)
+            .unwrap()
+            .params
+    };
+    let one = |c| ModelOptions {
+        widths: vec![16],
+        pool: vec![true],
+        hidden: vec![4, 4, 4],
+        conv: c,
+        ..Default::default()
+    };
     // Flattened 16 x 16 x 16 -> 4 -> 4 -> 4 -> 10.
     let head = (4096 * 4 + 4) + 2 * (4 * 4 + 4) + (4 * 10 + 10);
     // Plain: 3x3 conv 3 -> 16 and its BatchNorm.
     assert_eq!(count(one(ConvKind::Plain)), 3 * 16 * 9 + 2 * 16 + head);
     // Separable: depthwise 3x3 (3 filters) + pointwise 3 -> 16.
-    assert_eq!(count(one(ConvKind::Separable)), 3 * 9 + 3 * 16 + 2 * 16 + head);
+    assert_eq!(
+        count(one(ConvKind::Separable)),
+        3 * 9 + 3 * 16 + 2 * 16 + head
+    );
     // Inception, 4 x 4 channels: 1x1 (3->4); 1x1 reduce 3->2 (+BN), 3x3 2->4; 1x1 reduce 3->2
     // (+BN), 3x3 2->4 (+BN), 3x3 4->4; pool, 1x1 3->4; then the unit's BatchNorm.
-    let inception = 3 * 4 + (3 * 2 + 4) + 2 * 4 * 9 + (3 * 2 + 4) + (2 * 4 * 9 + 8) + 4 * 4 * 9 + 3 * 4 + 2 * 16;
+    let inception = 3 * 4
+        + (3 * 2 + 4)
+        + 2 * 4 * 9
+        + (3 * 2 + 4)
+        + (2 * 4 * 9 + 8)
+        + 4 * 4 * 9
+        + 3 * 4
+        + 2 * 16;
     assert_eq!(count(one(ConvKind::Inception)), inception + head);
 }

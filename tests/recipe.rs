@@ -32,7 +32,13 @@ fn quiet() -> RunOptions {
 }
 
 fn without_timing(rows: &[EpochMetrics]) -> Vec<EpochMetrics> {
-    rows.iter().map(|r| EpochMetrics { seconds: 0.0, images_per_second: 0.0, ..r.clone() }).collect()
+    rows.iter()
+        .map(|r| EpochMetrics {
+            seconds: 0.0,
+            images_per_second: 0.0,
+            ..r.clone()
+        })
+        .collect()
 }
 
 fn final_logits(run_dir: &Path) -> Vec<f32> {
@@ -40,7 +46,12 @@ fn final_logits(run_dir: &Path) -> Vec<f32> {
     let (_, meta, model) = checkpoint::load_model(run_dir, &device).unwrap();
     let [c, h, w] = meta.input_shape;
     let x = Tensor::<4>::from_data(
-        TensorData::new((0..4 * c * h * w).map(|i| (i % 13) as f32 / 13.0).collect::<Vec<_>>(), [4, c, h, w]),
+        TensorData::new(
+            (0..4 * c * h * w)
+                .map(|i| (i % 13) as f32 / 13.0)
+                .collect::<Vec<_>>(),
+            [4, c, h, w],
+        ),
         &device,
     );
     model.forward(x).into_data().try_to_vec::<f32>().unwrap()
@@ -53,13 +64,35 @@ fn a_run_with_every_recipe_option_resumes_exactly_and_reports_tta() {
     write_image_folder(&data, 4, 40, 16);
     // 144 training images, 9 steps an epoch: lookahead's 4-step cycle straddles the
     // checkpoints, so its slow weights must come back from them.
-    let recipe = ["--ema", "0.9", "--lookahead-k", "4", "--cutout", "6", "--tta-flip", "true", "--no-decay-bn-bias", "true"];
+    let recipe = [
+        "--ema",
+        "0.9",
+        "--lookahead-k",
+        "4",
+        "--cutout",
+        "6",
+        "--tta-flip",
+        "true",
+        "--no-decay-bn-bias",
+        "true",
+    ];
     let args = |run: &str, extra: &[&str]| {
         let dir = tmp.path().join(run);
         let mut a = vec![
-            "--data", data.to_str().unwrap(), "--val-size", "16",
-            "--widths", "8,8,16,16", "--hidden", "16,16,16",
-            "--epochs", "3", "--batch-size", "16", "--seed", "4",
+            "--data",
+            data.to_str().unwrap(),
+            "--val-size",
+            "16",
+            "--widths",
+            "8,8,16,16",
+            "--hidden",
+            "16,16,16",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "16",
+            "--seed",
+            "4",
         ];
         a.extend_from_slice(extra);
         let dir = dir.to_str().unwrap().to_string();
@@ -68,12 +101,27 @@ fn a_run_with_every_recipe_option_resumes_exactly_and_reports_tta() {
         c
     };
     let straight = train(args("straight", &recipe), &quiet()).unwrap();
-    let stopped = train(args("resumed", &recipe), &RunOptions { stop_after: Some(1), ..quiet() }).unwrap();
+    let stopped = train(
+        args("resumed", &recipe),
+        &RunOptions {
+            stop_after: Some(1),
+            ..quiet()
+        },
+    )
+    .unwrap();
     assert!(matches!(stopped.end, RunEnd::Stopped(1)));
-    let ckpt = checkpoint::latest(&tmp.path().join("resumed")).unwrap().unwrap();
-    assert!(ckpt.join(checkpoint::EMA_FILE).is_file() && ckpt.join(checkpoint::LOOKAHEAD_FILE).is_file());
+    let ckpt = checkpoint::latest(&tmp.path().join("resumed"))
+        .unwrap()
+        .unwrap();
+    assert!(
+        ckpt.join(checkpoint::EMA_FILE).is_file()
+            && ckpt.join(checkpoint::LOOKAHEAD_FILE).is_file()
+    );
     let resumed = resume(&tmp.path().join("resumed"), &quiet()).unwrap();
-    assert_eq!(without_timing(&straight.metrics), without_timing(&resumed.metrics));
+    assert_eq!(
+        without_timing(&straight.metrics),
+        without_timing(&resumed.metrics)
+    );
     for file in ["predictions.csv", "predictions-tta.csv"] {
         let p1: Vec<Prediction> = read_csv(&tmp.path().join("straight").join(file)).unwrap();
         let p2: Vec<Prediction> = read_csv(&tmp.path().join("resumed").join(file)).unwrap();
@@ -81,10 +129,18 @@ fn a_run_with_every_recipe_option_resumes_exactly_and_reports_tta() {
         assert_eq!(p1.len(), 80);
     }
     // The run's model (what predict and explain load) is the moving average.
-    assert_eq!(final_logits(&tmp.path().join("straight")), final_logits(&tmp.path().join("resumed")));
+    assert_eq!(
+        final_logits(&tmp.path().join("straight")),
+        final_logits(&tmp.path().join("resumed"))
+    );
 
     // TTA beside the plain figures: every epoch's validation and the test set.
-    assert!(straight.metrics.iter().all(|m| m.val_accuracy_tta.is_some() && m.val_accuracy.is_some()));
+    assert!(
+        straight
+            .metrics
+            .iter()
+            .all(|m| m.val_accuracy_tta.is_some() && m.val_accuracy.is_some())
+    );
     let summary: Summary = read_json(&tmp.path().join("straight/summary.json")).unwrap();
     assert_eq!(summary.weights, "ema");
     let tta = summary.test_tta.as_ref().expect("test_tta");
@@ -96,12 +152,22 @@ fn a_run_with_every_recipe_option_resumes_exactly_and_reports_tta() {
     // The options change the run (the comparisons above could fail), and without them the
     // summary says so.
     let plain = train(args("plain", &[]), &quiet()).unwrap();
-    assert_ne!(without_timing(&plain.metrics), without_timing(&straight.metrics));
-    let RunEnd::Finished(s) = plain.end else { panic!("not finished") };
+    assert_ne!(
+        without_timing(&plain.metrics),
+        without_timing(&straight.metrics)
+    );
+    let RunEnd::Finished(s) = plain.end else {
+        panic!("not finished")
+    };
     assert!(s.test_tta.is_none() && s.weights == "last");
     assert!(plain.metrics.iter().all(|m| m.val_accuracy_tta.is_none()));
-    let ckpt = checkpoint::latest(&tmp.path().join("plain")).unwrap().unwrap();
-    assert!(!ckpt.join(checkpoint::EMA_FILE).exists() && !ckpt.join(checkpoint::LOOKAHEAD_FILE).exists());
+    let ckpt = checkpoint::latest(&tmp.path().join("plain"))
+        .unwrap()
+        .unwrap();
+    assert!(
+        !ckpt.join(checkpoint::EMA_FILE).exists()
+            && !ckpt.join(checkpoint::LOOKAHEAD_FILE).exists()
+    );
 }
 
 #[test]
@@ -111,8 +177,16 @@ fn a_cutout_larger_than_the_images_is_refused_before_anything_is_written() {
     write_image_folder(&data, 2, 10, 16);
     let run_dir = tmp.path().join("run");
     let cfg = config(&[
-        "--data", data.to_str().unwrap(), "--val-size", "4", "--batch-size", "4",
-        "--cutout", "17", "--run-dir", run_dir.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--val-size",
+        "4",
+        "--batch-size",
+        "4",
+        "--cutout",
+        "17",
+        "--run-dir",
+        run_dir.to_str().unwrap(),
     ]);
     let err = train(cfg, &quiet()).unwrap_err().to_string();
     assert!(err.contains("--cutout") && err.contains("16x16"), "{err}");

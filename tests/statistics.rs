@@ -53,7 +53,13 @@ fn discordant_counts_each_direction() {
 
 /// `seeds` runs of two models on `n` images: the first right with probability `pa`, the
 /// second with `pb`, independently.
-fn independent(seeds: usize, n: usize, pa: f64, pb: f64, seed: u64) -> (Vec<Vec<bool>>, Vec<Vec<bool>>) {
+fn independent(
+    seeds: usize,
+    n: usize,
+    pa: f64,
+    pb: f64,
+    seed: u64,
+) -> (Vec<Vec<bool>>, Vec<Vec<bool>>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut draw = |p: f64| (0..n).map(|_| rng.random::<f64>() < p).collect::<Vec<_>>();
     let a = (0..seeds).map(|_| draw(pa)).collect();
@@ -67,13 +73,22 @@ fn bootstrap_finds_a_known_difference_with_the_analytic_width() {
     // its standard error sqrt(Var(d) / n) with Var(d) = P(a != b) - 0.1^2 = 0.38 - 0.01.
     let (a, b) = independent(1, 20_000, 0.80, 0.70, 1);
     let ci = paired_bootstrap(&a, &b, 2000, 0.95, 7);
-    let observed = (a[0].iter().filter(|&&x| x).count() as f64 - b[0].iter().filter(|&&x| x).count() as f64) / 20_000.0;
+    let observed = (a[0].iter().filter(|&&x| x).count() as f64
+        - b[0].iter().filter(|&&x| x).count() as f64)
+        / 20_000.0;
     assert!(close(ci.difference, observed, 1e-12));
     assert!(ci.low < 0.10 && 0.10 < ci.high, "{ci:?}");
-    assert!(ci.low > 0.0, "a 10-point difference on 20,000 images is clear: {ci:?}");
+    assert!(
+        ci.low > 0.0,
+        "a 10-point difference on 20,000 images is clear: {ci:?}"
+    );
     let se = (0.37f64 / 20_000.0).sqrt();
     let width = ci.high - ci.low;
-    assert!(close(width, 2.0 * 1.96 * se, 0.1 * 2.0 * 1.96 * se), "width {width}, analytic {}", 2.0 * 1.96 * se);
+    assert!(
+        close(width, 2.0 * 1.96 * se, 0.1 * 2.0 * 1.96 * se),
+        "width {width}, analytic {}",
+        2.0 * 1.96 * se
+    );
     assert_eq!(ci.replicates, 2000);
 }
 
@@ -88,8 +103,14 @@ fn bootstrap_over_seeds_and_images_covers_the_truth_and_zero_when_there_is_no_di
     let ci = paired_bootstrap(&a, &b, 2000, 0.95, 5);
     assert!(ci.low < 0.0 && 0.0 < ci.high, "{ci:?}");
     // Deterministic in its seed; a different seed draws differently.
-    assert_eq!(paired_bootstrap(&a, &b, 500, 0.95, 9), paired_bootstrap(&a, &b, 500, 0.95, 9));
-    assert_ne!(paired_bootstrap(&a, &b, 500, 0.95, 9).low, paired_bootstrap(&a, &b, 500, 0.95, 10).low);
+    assert_eq!(
+        paired_bootstrap(&a, &b, 500, 0.95, 9),
+        paired_bootstrap(&a, &b, 500, 0.95, 9)
+    );
+    assert_ne!(
+        paired_bootstrap(&a, &b, 500, 0.95, 9).low,
+        paired_bootstrap(&a, &b, 500, 0.95, 10).low
+    );
 }
 
 #[test]
@@ -119,7 +140,10 @@ fn pairing_narrows_the_interval_when_the_models_agree_on_most_images() {
     assert!(ci.low > 0.03 && ci.high < 0.05, "{ci:?}");
     // Unpaired, two 80% classifiers 4 points apart on 10,000 images have a standard error of
     // about sqrt(2 * 0.8 * 0.2 / 10,000) = 0.0057 per seed: the paired interval is far narrower.
-    assert!(ci.high - ci.low < 0.5 * 2.0 * 1.96 * (2.0f64 * 0.8 * 0.2 / 20_000.0).sqrt(), "{ci:?}");
+    assert!(
+        ci.high - ci.low < 0.5 * 2.0 * 1.96 * (2.0f64 * 0.8 * 0.2 / 20_000.0).sqrt(),
+        "{ci:?}"
+    );
 }
 
 #[test]

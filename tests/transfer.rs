@@ -31,16 +31,28 @@ fn tensors(model: &Network) -> BTreeMap<String, Vec<f32>> {
         .into_iter()
         .map(|t| {
             let data = burn::store::bridge::to_data(&t).unwrap();
-            (t.name.clone(), data.convert::<f32>().try_into_vec::<f32>().unwrap())
+            (
+                t.name.clone(),
+                data.convert::<f32>().try_into_vec::<f32>().unwrap(),
+            )
         })
         .collect()
 }
 
 /// One SGD step of `model` on a random batch; returns the updated model.
 fn one_step(model: Network, device: &Device) -> Network {
-    let x = Tensor::<4>::random([8, 3, 32, 32], burn::tensor::Distribution::Normal(0.0, 1.0), device);
-    let y = Tensor::<1, Int>::from_data(TensorData::new((0..8i64).map(|i| i % 5).collect::<Vec<_>>(), [8]), device);
-    let loss = CrossEntropyLossConfig::new().init(device).forward(model.forward(x), y);
+    let x = Tensor::<4>::random(
+        [8, 3, 32, 32],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        device,
+    );
+    let y = Tensor::<1, Int>::from_data(
+        TensorData::new((0..8i64).map(|i| i % 5).collect::<Vec<_>>(), [8]),
+        device,
+    );
+    let loss = CrossEntropyLossConfig::new()
+        .init(device)
+        .forward(model.forward(x), y);
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     let mut optim = SgdConfig::new().init();
     optim.step(0.5, model, grads)
@@ -59,7 +71,11 @@ fn a_frozen_backbone_keeps_its_weights_and_batchnorm_statistics() {
     );
     let fresh = config.init(&device).unwrap();
     let before = tensors(&fresh);
-    assert!(before.keys().any(|k| k.ends_with("running_var")), "{:?}", before.keys());
+    assert!(
+        before.keys().any(|k| k.ends_with("running_var")),
+        "{:?}",
+        before.keys()
+    );
 
     let after = tensors(&one_step(fresh.clone().freeze_backbone(), &device));
     for (name, value) in &before {
@@ -71,7 +87,11 @@ fn a_frozen_backbone_keeps_its_weights_and_batchnorm_statistics() {
     }
     // Without freezing, the same step moves the backbone's weights and statistics.
     let after = tensors(&one_step(fresh, &device));
-    for name in ["stem.conv.weight", "stem.norm.running_mean", "stages.3.0.conv3.norm.running_var"] {
+    for name in [
+        "stem.conv.weight",
+        "stem.norm.running_mean",
+        "stages.3.0.conv3.norm.running_var",
+    ] {
         assert_ne!(after[name], before[name], "{name}");
     }
 }
@@ -84,24 +104,63 @@ fn head_only_transfer_of_efficientnet_lite0_on_cached_features() {
     let run = tmp.path().join("run");
     let weights = lite0_weights();
     let out = visionnet(&[
-        "train", "--data", data.to_str().unwrap(), "--model", "efficientnet_lite0", "--form", "cifar",
-        "--pretrained", weights.to_str().unwrap(), "--finetune", "head", "--cache-features", "true",
-        "--crop-padding", "0", "--flip", "false", "--val-size", "40", "--epochs", "4", "--batch-size", "25",
-        "--optimizer", "adam", "--lr", "0.01", "--weight-decay", "0", "--schedule", "constant",
-        "--run-dir", run.to_str().unwrap(), "--quiet",
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--model",
+        "efficientnet_lite0",
+        "--form",
+        "cifar",
+        "--pretrained",
+        weights.to_str().unwrap(),
+        "--finetune",
+        "head",
+        "--cache-features",
+        "true",
+        "--crop-padding",
+        "0",
+        "--flip",
+        "false",
+        "--val-size",
+        "40",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "25",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--weight-decay",
+        "0",
+        "--schedule",
+        "constant",
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--quiet",
     ]);
     let stdout = assert_success(&out);
     let _ = stdout;
     let summary: Summary = read_json(&run.join("summary.json")).unwrap();
     // 4 classes (chance 25%): ImageNet features separate the synthetic classes well.
-    assert!(summary.test.accuracy > 0.6, "test accuracy {}", summary.test.accuracy);
+    assert!(
+        summary.test.accuracy > 0.6,
+        "test accuracy {}",
+        summary.test.accuracy
+    );
 
     // The backbone in the checkpoint is exactly the pretrained one, BatchNorm statistics too.
     let device = Device::flex();
     let (_, meta, trained) = checkpoint::load_model(&run, &device).unwrap();
     assert_eq!(meta.classes.len(), 4);
     let config = visionnet::model::registry::network_config(&meta.model, 4, [3, 32, 32]).unwrap();
-    let (pretrained, _) = import::load(config.init(&device).unwrap(), &config, &weights, Scope::Backbone).unwrap();
+    let (pretrained, _) = import::load(
+        config.init(&device).unwrap(),
+        &config,
+        &weights,
+        Scope::Backbone,
+    )
+    .unwrap();
     let (a, b) = (tensors(&trained), tensors(&pretrained));
     assert_eq!(a.len(), b.len());
     for (name, value) in &a {
@@ -117,21 +176,74 @@ fn transfer_flags_that_cannot_work_are_refused() {
     let data = tmp.path().join("data");
     write_image_folder(&data, 3, 10, 32);
     let d = data.to_str().unwrap();
-    let out = visionnet(&["train", "--data", d, "--model", "efficientnet_lite0", "--finetune", "head", "--cache-features", "true"]);
+    let out = visionnet(&[
+        "train",
+        "--data",
+        d,
+        "--model",
+        "efficientnet_lite0",
+        "--finetune",
+        "head",
+        "--cache-features",
+        "true",
+    ]);
     assert_clean_failure(&out, &["--cache-features", "--crop-padding 0 --flip false"]);
-    let out = visionnet(&["train", "--data", d, "--model", "efficientnet_lite0", "--cache-features", "true", "--crop-padding", "0", "--flip", "false"]);
+    let out = visionnet(&[
+        "train",
+        "--data",
+        d,
+        "--model",
+        "efficientnet_lite0",
+        "--cache-features",
+        "true",
+        "--crop-padding",
+        "0",
+        "--flip",
+        "false",
+    ]);
     assert_clean_failure(&out, &["--cache-features", "--finetune head"]);
-    let out = visionnet(&["train", "--data", d, "--model", "efficientnet_lite0", "--pretrained", "/nonexistent/w.pth"]);
+    let out = visionnet(&[
+        "train",
+        "--data",
+        d,
+        "--model",
+        "efficientnet_lite0",
+        "--pretrained",
+        "/nonexistent/w.pth",
+    ]);
     assert_clean_failure(&out, &["--pretrained", "/nonexistent/w.pth"]);
     // ImageNet EfficientNet weights are not a ResNet.
     let weights = lite0_weights();
     let run = tmp.path().join("run");
     let out = visionnet(&[
-        "train", "--data", d, "--model", "resnet50", "--form", "cifar", "--pretrained", weights.to_str().unwrap(),
-        "--val-size", "3", "--batch-size", "4", "--run-dir", run.to_str().unwrap(),
+        "train",
+        "--data",
+        d,
+        "--model",
+        "resnet50",
+        "--form",
+        "cifar",
+        "--pretrained",
+        weights.to_str().unwrap(),
+        "--val-size",
+        "3",
+        "--batch-size",
+        "4",
+        "--run-dir",
+        run.to_str().unwrap(),
     ]);
-    assert_clean_failure(&out, &["efficientnet-lite0-57934424.pth", "torchvision resnet50", "missing from the file: conv1.weight"]);
-    assert!(!run.exists(), "nothing is written before the weights are checked");
+    assert_clean_failure(
+        &out,
+        &[
+            "efficientnet-lite0-57934424.pth",
+            "torchvision resnet50",
+            "missing from the file: conv1.weight",
+        ],
+    );
+    assert!(
+        !run.exists(),
+        "nothing is written before the weights are checked"
+    );
 }
 
 #[test]
@@ -142,14 +254,36 @@ fn combined_cnn_variants_train_from_the_command_line() {
     for (lateral, conv) in [("dense", "inception"), ("residual", "separable")] {
         let run = tmp.path().join(format!("run-{lateral}-{conv}"));
         let out = visionnet(&[
-            "train", "--data", data.to_str().unwrap(), "--lateral", lateral, "--conv", conv, "--stage-depth", "2",
-            "--widths", "8,8,16,16", "--hidden", "16,16,16", "--val-size", "15", "--epochs", "2", "--batch-size", "16",
-            "--run-dir", run.to_str().unwrap(), "--quiet",
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--lateral",
+            lateral,
+            "--conv",
+            conv,
+            "--stage-depth",
+            "2",
+            "--widths",
+            "8,8,16,16",
+            "--hidden",
+            "16,16,16",
+            "--val-size",
+            "15",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--run-dir",
+            run.to_str().unwrap(),
+            "--quiet",
         ]);
         assert_success(&out);
         let summary: Summary = read_json(&run.join("summary.json")).unwrap();
         assert_eq!(summary.test.images, 60);
         let (_, meta, _) = checkpoint::load_model(&run, &Device::flex()).unwrap();
-        assert_eq!(format!("{:?}", meta.model.options.lateral).to_lowercase(), lateral);
+        assert_eq!(
+            format!("{:?}", meta.model.options.lateral).to_lowercase(),
+            lateral
+        );
     }
 }

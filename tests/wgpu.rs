@@ -16,7 +16,10 @@ use visionnet::model::registry::network_config;
 use visionnet::model::{ModelOptions, ModelSpec};
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// `model` (small widths) gives the same logits on `wgpu` as on `flex`, before and after one SGD
@@ -26,11 +29,18 @@ fn wgpu_matches_flex(model: &str) {
     let wgpu = DeviceKind::Wgpu.device().unwrap().autodiff();
     let spec = ModelSpec {
         name: model.into(),
-        options: ModelOptions { widths: vec![8, 16, 16, 32], hidden: vec![32, 16, 16], ..Default::default() },
+        options: ModelOptions {
+            widths: vec![8, 16, 16, 32],
+            hidden: vec![32, 16, 16],
+            ..Default::default()
+        },
     };
     let config = network_config(&spec, 10, [3, 32, 32]).unwrap();
     let on_flex = config.init(&flex).unwrap();
-    let on_wgpu = config.init(&wgpu).unwrap().load_record(on_flex.clone().into_record());
+    let on_wgpu = config
+        .init(&wgpu)
+        .unwrap()
+        .load_record(on_flex.clone().into_record());
 
     let set = synthetic_set(16, 10, 32, 4);
     let x: Vec<f32> = set.pixels.iter().map(|&v| v as f32 / 255.0 - 0.5).collect();
@@ -39,16 +49,25 @@ fn wgpu_matches_flex(model: &str) {
         let images = Tensor::<4>::from_data(TensorData::new(x.clone(), [16, 3, 32, 32]), device);
         let targets = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [16]), device);
         let logits = model.forward(images);
-        let loss = CrossEntropyLossConfig::new().init(device).forward(logits.clone(), targets);
+        let loss = CrossEntropyLossConfig::new()
+            .init(device)
+            .forward(logits.clone(), targets);
         let grads = loss.backward();
-        let logits = logits.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+        let logits = logits
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap();
         let grads = GradientsParams::from_grads(grads, model);
         (logits, grads)
     };
     let close = |a: &[f32], b: &[f32], what: &str| {
         let scale = a.iter().map(|v| v.abs()).fold(0.0, f32::max);
         let diff = max_abs_diff(a, b);
-        assert!(diff <= 1e-3 * scale.max(1.0), "{model}: {what} differ by {diff} (scale {scale})");
+        assert!(
+            diff <= 1e-3 * scale.max(1.0),
+            "{model}: {what} differ by {diff} (scale {scale})"
+        );
     };
     let (logits_flex, grads_flex) = run(&on_flex, &flex);
     let (logits_wgpu, grads_wgpu) = run(&on_wgpu, &wgpu);
@@ -59,7 +78,10 @@ fn wgpu_matches_flex(model: &str) {
     let on_wgpu = step(on_wgpu, grads_wgpu);
     let (after_flex, _) = run(&on_flex, &flex);
     let (after_wgpu, _) = run(&on_wgpu, &wgpu);
-    assert!(max_abs_diff(&after_flex, &logits_flex) > 1e-3, "{model}: the step changed nothing");
+    assert!(
+        max_abs_diff(&after_flex, &logits_flex) > 1e-3,
+        "{model}: the step changed nothing"
+    );
     close(&after_flex, &after_wgpu, "logits after one step");
 }
 
@@ -83,11 +105,28 @@ fn the_cli_trains_on_wgpu() {
     write_image_folder(&data, 3, 20, 16);
     let run_dir = tmp.path().join("run");
     let out = visionnet(&[
-        "train", "--device", "wgpu", "--data", data.to_str().unwrap(), "--run-dir", run_dir.to_str().unwrap(),
-        "--val-size", "12", "--widths", "8,8,8,8", "--hidden", "8,8,8", "--epochs", "2", "--batch-size", "16", "--quiet",
+        "train",
+        "--device",
+        "wgpu",
+        "--data",
+        data.to_str().unwrap(),
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "--val-size",
+        "12",
+        "--widths",
+        "8,8,8,8",
+        "--hidden",
+        "8,8,8",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--quiet",
     ]);
     assert_success(&out);
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
     assert_eq!(manifest["backend"], "wgpu");
     assert!(run_dir.join("summary.json").exists());
 }

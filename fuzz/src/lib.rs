@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 pub fn scratch() -> &'static Path {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+        let base = if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
         let dir = base.join(format!("visionnet-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a scratch folder");
         dir

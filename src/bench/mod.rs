@@ -107,11 +107,18 @@ impl PeakWindow {
         trim_allocator();
         let before = status_bytes("VmRSS")?;
         let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-        Ok(Self { before, reset, cpu_start: process_cpu_seconds() })
+        Ok(Self {
+            before,
+            reset,
+            cpu_start: process_cpu_seconds(),
+        })
     }
 
     fn timing(self, times: Vec<f64>, batch: usize) -> Result<Timing> {
-        let cpu_seconds = self.cpu_start.zip(process_cpu_seconds()).map(|(a, b)| b - a);
+        let cpu_seconds = self
+            .cpu_start
+            .zip(process_cpu_seconds())
+            .map(|(a, b)| b - a);
         let peak = status_bytes("VmHWM")?;
         let m = median(times);
         Ok(Timing {
@@ -163,7 +170,12 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 /// Times training steps of `spec.model` with Adam on random images.
 pub fn train_steps(spec: &BenchSpec, device: &Device) -> Result<Timing> {
-    let TrainingSetup { ad, mut model, images, labels } = training_setup(spec, device)?;
+    let TrainingSetup {
+        ad,
+        mut model,
+        images,
+        labels,
+    } = training_setup(spec, device)?;
     let b = spec.batch_size;
     let mut optim = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
@@ -195,7 +207,11 @@ pub fn infer_steps(spec: &BenchSpec, device: &Device) -> Result<Timing> {
     model.visit(&mut Materialize);
     let [c, h, w] = spec.input;
     let b = spec.batch_size;
-    let images = Tensor::<4>::random([b, c, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), device);
+    let images = Tensor::<4>::random(
+        [b, c, h, w],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        device,
+    );
     let step = || {
         let _ = model.forward(images.clone()).into_data(); // [b, classes], read back: the work is done
     };
@@ -238,7 +254,9 @@ fn status_bytes(field: &str) -> Result<u64> {
         .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|rest| rest.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
         .map(|kb| kb * 1024)
-        .ok_or_else(|| crate::Error::data(path, format!("no {field} line (peak memory needs Linux)")))
+        .ok_or_else(|| {
+            crate::Error::data(path, format!("no {field} line (peak memory needs Linux)"))
+        })
 }
 
 /// Initialises every lazily-initialised parameter.
@@ -260,7 +278,12 @@ impl burn::module::ModuleVisitor for Materialize {
 /// ([`NetworkConfig::check_naive_attention_memory`](crate::model::NetworkConfig::check_naive_attention_memory)):
 /// on a shared machine it must not run into the out-of-memory killer.
 pub fn train_step_memory(spec: &BenchSpec, device: &Device) -> Result<StepMemory> {
-    let TrainingSetup { ad, mut model, images, labels } = training_setup(spec, device)?;
+    let TrainingSetup {
+        ad,
+        mut model,
+        images,
+        labels,
+    } = training_setup(spec, device)?;
     let mut optim = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let _ = ad.sync();
@@ -273,7 +296,11 @@ pub fn train_step_memory(spec: &BenchSpec, device: &Device) -> Result<StepMemory
     let _ = ad.sync();
     let peak = status_bytes("VmHWM")?;
     drop(model);
-    Ok(StepMemory { before, peak, peak_reset })
+    Ok(StepMemory {
+        before,
+        peak,
+        peak_reset,
+    })
 }
 
 /// What a timed or measured training step needs: the autodiff device, the model with every
@@ -295,14 +322,27 @@ fn training_setup(spec: &BenchSpec, device: &Device) -> Result<TrainingSetup> {
     model.visit(&mut Materialize);
     let [c, h, w] = spec.input;
     let b = spec.batch_size;
-    let images = Tensor::<4>::random([b, c, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), &ad);
-    let labels = Tensor::<1, Int>::from_data(
-        TensorData::new((0..b as i64).map(|i| i % spec.num_classes as i64).collect::<Vec<_>>(), [b]),
+    let images = Tensor::<4>::random(
+        [b, c, h, w],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
         &ad,
     );
-    Ok(TrainingSetup { ad, model, images, labels })
+    let labels = Tensor::<1, Int>::from_data(
+        TensorData::new(
+            (0..b as i64)
+                .map(|i| i % spec.num_classes as i64)
+                .collect::<Vec<_>>(),
+            [b],
+        ),
+        &ad,
+    );
+    Ok(TrainingSetup {
+        ad,
+        model,
+        images,
+        labels,
+    })
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -310,9 +350,14 @@ mod tests {
 
     #[test]
     fn a_training_step_counts_three_forward_passes_of_nominal_direct_conv_flops() {
-        let spec = ModelSpec { name: "cnn".into(), options: Default::default() };
+        let spec = ModelSpec {
+            name: "cnn".into(),
+            options: Default::default(),
+        };
         let device = crate::device::DeviceKind::Flex.device().unwrap();
-        let forward = crate::model::registry::cost(&spec, 10, [3, 32, 32], &device).unwrap().flops;
+        let forward = crate::model::registry::cost(&spec, 10, [3, 32, 32], &device)
+            .unwrap()
+            .flops;
         // The plain CNN by hand: 3x3 convs 3->32 at 32x32, 32->64 at 16x16, 64->128 at 8x8,
         // 128->256 at 4x4 (direct-conv count, although three of them run as Winograd), then
         // the head 1024->512->256->128->10; a multiply-add is 2 FLOPs.
@@ -320,10 +365,19 @@ mod tests {
             .iter()
             .map(|&(ci, co, side)| 2 * ci * 9 * co * side * side)
             .sum();
-        let head: u64 = [(1024, 512), (512, 256), (256, 128), (128, 10)].iter().map(|&(i, o)| 2 * i * o).sum();
+        let head: u64 = [(1024, 512), (512, 256), (256, 128), (128, 10)]
+            .iter()
+            .map(|&(i, o)| 2 * i * o)
+            .sum();
         assert_eq!(forward, convs + head);
-        assert_eq!(step_flops(forward, 64, Mode::Train), 3.0 * 64.0 * forward as f64);
-        assert_eq!(step_flops(forward, 256, Mode::Infer), 256.0 * forward as f64);
+        assert_eq!(
+            step_flops(forward, 64, Mode::Train),
+            3.0 * 64.0 * forward as f64
+        );
+        assert_eq!(
+            step_flops(forward, 256, Mode::Infer),
+            256.0 * forward as f64
+        );
         assert_eq!(gflops_per_second(3e9, 1.5), 2.0);
     }
 }

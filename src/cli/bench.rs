@@ -64,12 +64,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.peak {
         let p = fma_peak(Duration::from_secs_f64(args.peak_seconds));
         if args.json {
-            println!("{}", serde_json::json!({
-                "engine": "visionnet", "kind": "peak", "version": env!("CARGO_PKG_VERSION"),
-                "path": p.path.name(), "lanes": p.path.lanes(), "threads": p.threads,
-                "seconds": p.seconds, "gflops_per_second": p.gflops_per_second,
-                "on_cpu_gflops_per_second": p.on_cpu_gflops_per_second,
-            }));
+            println!(
+                "{}",
+                serde_json::json!({
+                    "engine": "visionnet", "kind": "peak", "version": env!("CARGO_PKG_VERSION"),
+                    "path": p.path.name(), "lanes": p.path.lanes(), "threads": p.threads,
+                    "seconds": p.seconds, "gflops_per_second": p.gflops_per_second,
+                    "on_cpu_gflops_per_second": p.on_cpu_gflops_per_second,
+                })
+            );
         } else {
             println!(
                 "FP32 multiply-add peak: {:.1} GFLOP/s on {} threads ({} path, {} lanes; {:.1} s)",
@@ -89,7 +92,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let spec = BenchSpec {
-        model: ModelSpec { name: args.model, options: args.options },
+        model: ModelSpec {
+            name: args.model,
+            options: args.options,
+        },
         batch_size: args.batch_size as usize,
         warmup: args.warmup,
         steps: args.steps as usize,
@@ -100,14 +106,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.memory {
         let m = train_step_memory(&spec, &device)?;
         if args.json {
-            println!("{}", serde_json::json!({
-                "model": spec.model.name, "attn_impl": spec.model.options.attn_impl, "batch_size": spec.batch_size,
-                "image_size": args.image_size, "before_bytes": m.before,
-                "peak_bytes": m.peak, "step_peak_bytes": m.step_peak(), "peak_reset": m.peak_reset,
-            }));
+            println!(
+                "{}",
+                serde_json::json!({
+                    "model": spec.model.name, "attn_impl": spec.model.options.attn_impl, "batch_size": spec.batch_size,
+                    "image_size": args.image_size, "before_bytes": m.before,
+                    "peak_bytes": m.peak, "step_peak_bytes": m.step_peak(), "peak_reset": m.peak_reset,
+                })
+            );
             return Ok(());
         }
-        let scope = if m.peak_reset { "one training step" } else { "the process (peak could not be reset)" };
+        let scope = if m.peak_reset {
+            "one training step"
+        } else {
+            "the process (peak could not be reset)"
+        };
         println!(
             "peak resident memory of {scope}: {:.1} MiB (before the step: {:.1} MiB; the step added {:.1} MiB)",
             m.peak as f64 / MIB,
@@ -122,16 +135,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let gflops = gflops_per_second(flops, t.median_seconds);
     if args.json {
         let params = cost.params;
-        println!("{}", serde_json::json!({
-            "engine": "visionnet", "version": env!("CARGO_PKG_VERSION"), "device": args.device,
-            "model": spec.model.name, "attn_impl": spec.model.options.attn_impl, "mode": args.mode,
-            "batch_size": spec.batch_size, "image_size": args.image_size, "threads": rayon::current_num_threads(),
-            "params": params, "median_seconds": t.median_seconds, "images_per_second": t.images_per_second,
-            "rss_before_bytes": t.rss_before_bytes, "peak_rss_bytes": t.peak_rss_bytes, "peak_reset": t.peak_reset,
-            "forward_flops_per_image": cost.flops, "step_flops": flops, "gflops_per_second": gflops,
-            "steps": spec.steps, "cpu_seconds": t.cpu_seconds,
-            "images_per_cpu_second": t.cpu_seconds.map(|s| (spec.steps * spec.batch_size) as f64 / s),
-        }));
+        println!(
+            "{}",
+            serde_json::json!({
+                "engine": "visionnet", "version": env!("CARGO_PKG_VERSION"), "device": args.device,
+                "model": spec.model.name, "attn_impl": spec.model.options.attn_impl, "mode": args.mode,
+                "batch_size": spec.batch_size, "image_size": args.image_size, "threads": rayon::current_num_threads(),
+                "params": params, "median_seconds": t.median_seconds, "images_per_second": t.images_per_second,
+                "rss_before_bytes": t.rss_before_bytes, "peak_rss_bytes": t.peak_rss_bytes, "peak_reset": t.peak_reset,
+                "forward_flops_per_image": cost.flops, "step_flops": flops, "gflops_per_second": gflops,
+                "steps": spec.steps, "cpu_seconds": t.cpu_seconds,
+                "images_per_cpu_second": t.cpu_seconds.map(|s| (spec.steps * spec.batch_size) as f64 / s),
+            })
+        );
         return Ok(());
     }
     let mode = match args.mode {

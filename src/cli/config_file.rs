@@ -22,16 +22,24 @@ fn flag_value(path: &Path, key: &str, value: &toml::Value) -> anyhow::Result<Str
             .map(|v| flag_value(path, key, v))
             .collect::<anyhow::Result<Vec<_>>>()?
             .join(","),
-        other => bail!("{}: key '{key}' has a {} value; expected a string, number, boolean or list", path.display(), other.type_str()),
+        other => bail!(
+            "{}: key '{key}' has a {} value; expected a string, number, boolean or list",
+            path.display(),
+            other.type_str()
+        ),
     })
 }
 
 /// The train flags `file` sets, as command-line tokens.
 pub fn tokens(file: &Path) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("--config {}", file.display()))?;
-    let table: toml::Table = toml::from_str(&text).with_context(|| format!("{}: not valid TOML", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("--config {}", file.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{}: not valid TOML", file.display()))?;
     let command = Cli::command();
-    let train = command.find_subcommand("train").expect("train is a subcommand");
+    let train = command
+        .find_subcommand("train")
+        .expect("train is a subcommand");
     let known: Vec<String> = train
         .get_arguments()
         .filter_map(|a| a.get_long().map(str::to_string))
@@ -78,7 +86,9 @@ pub fn splice(argv: Vec<String>) -> anyhow::Result<Vec<String>> {
         }
         i += 1;
     }
-    let Some(config) = config else { return Ok(argv) };
+    let Some(config) = config else {
+        return Ok(argv);
+    };
     let tokens = tokens(Path::new(&config))?;
     let mut alone = vec![argv[0].clone(), "train".to_string()];
     alone.extend(tokens.iter().cloned());

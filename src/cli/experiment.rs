@@ -6,7 +6,7 @@ use anyhow::bail;
 
 use crate::device::DeviceSlot;
 use crate::report::{self, ReportFiles, ReportOptions, StatsOptions};
-use crate::train::experiment::cluster::{self, Scheduler, SubmitOptions, Submission};
+use crate::train::experiment::cluster::{self, Scheduler, Submission, SubmitOptions};
 use crate::train::experiment::status::{self, GridStatus, RunStatus};
 use crate::train::experiment::{self, ExperimentOptions, ExperimentOutcome, RunOutcome, Selection};
 
@@ -35,7 +35,9 @@ fn task_index(s: &str) -> Result<TaskIndex, String> {
     if s == "env" {
         return Ok(TaskIndex::FromEnv);
     }
-    s.parse().map(TaskIndex::Given).map_err(|_| format!("'{s}' is not a task index (a number from 0)"))
+    s.parse()
+        .map(TaskIndex::Given)
+        .map_err(|_| format!("'{s}' is not a task index (a number from 0)"))
 }
 
 fn max_parallel(s: &str) -> Result<u64, String> {
@@ -124,7 +126,12 @@ pub struct ExperimentArgs {
     #[arg(long, value_name = "K", requires = "submit", value_parser = max_parallel)]
     max_parallel: Option<u64>,
     /// One more `#SBATCH` line (repeatable): --sbatch-arg=--mem=8G.
-    #[arg(long, value_name = "ARG", requires = "submit", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "ARG",
+        requires = "submit",
+        allow_hyphen_values = true
+    )]
     sbatch_arg: Vec<String>,
     /// Kubernetes: the container image (with `visionnet` on its PATH).
     #[arg(long, value_name = "IMAGE", requires = "submit")]
@@ -171,8 +178,19 @@ pub struct ReportArgs {
 
 fn print_report(files: &ReportFiles) {
     println!("\n{}", files.table);
-    println!("report ({} runs, {} finished): {}", files.runs.0, files.runs.1, files.html.display());
-    println!("also: {}, {}, {} figures in {}", files.markdown.display(), files.json.display(), files.figures.len(), files.dir.display());
+    println!(
+        "report ({} runs, {} finished): {}",
+        files.runs.0,
+        files.runs.1,
+        files.html.display()
+    );
+    println!(
+        "also: {}, {}, {} figures in {}",
+        files.markdown.display(),
+        files.json.display(),
+        files.figures.len(),
+        files.dir.display()
+    );
 }
 
 fn print_outcome(outcome: &ExperimentOutcome, dry_run: bool) -> anyhow::Result<()> {
@@ -182,7 +200,9 @@ fn print_outcome(outcome: &ExperimentOutcome, dry_run: bool) -> anyhow::Result<(
         for (i, (run, o)) in outcome.runs.iter().enumerate() {
             let state = match o {
                 RunOutcome::AlreadyFinished => "finished".to_string(),
-                RunOutcome::NotRun { state: experiment::RunState::Partial { epoch } } => format!("resume after epoch {epoch}"),
+                RunOutcome::NotRun {
+                    state: experiment::RunState::Partial { epoch },
+                } => format!("resume after epoch {epoch}"),
                 _ => "new".to_string(),
             };
             println!("{i:>5}  {:<60} {state}", run.id);
@@ -208,7 +228,11 @@ fn print_outcome(outcome: &ExperimentOutcome, dry_run: bool) -> anyhow::Result<(
                 _ => String::new(),
             })
             .collect();
-        bail!("{} run(s) failed (run the grid again to retry them):\n{}", failures.len(), list.join("\n"));
+        bail!(
+            "{} run(s) failed (run the grid again to retry them):\n{}",
+            failures.len(),
+            list.join("\n")
+        );
     }
     Ok(())
 }
@@ -217,32 +241,68 @@ fn print_status(status: &GridStatus) {
     for (i, (run, s)) in status.runs.iter().enumerate() {
         let what = match s {
             RunStatus::Finished => "finished".to_string(),
-            RunStatus::Running { holder, epoch } => format!("running, {epoch} epochs done ({holder})"),
-            RunStatus::Interrupted { epoch, why } => format!("interrupted after epoch {epoch} ({why})"),
+            RunStatus::Running { holder, epoch } => {
+                format!("running, {epoch} epochs done ({holder})")
+            }
+            RunStatus::Interrupted { epoch, why } => {
+                format!("interrupted after epoch {epoch} ({why})")
+            }
             RunStatus::Pending => "pending".to_string(),
             RunStatus::Conflict { message } => format!("conflict: {message}"),
         };
         println!("{i:>5}  {:<50} {what}", run.id);
     }
-    let counts: Vec<String> = status.counts().iter().map(|(c, n)| format!("{n} {c}")).collect();
-    println!("{} runs in {}: {}", status.runs.len(), status.out.display(), counts.join(", "));
+    let counts: Vec<String> = status
+        .counts()
+        .iter()
+        .map(|(c, n)| format!("{n} {c}"))
+        .collect();
+    println!(
+        "{} runs in {}: {}",
+        status.runs.len(),
+        status.out.display(),
+        counts.join(", ")
+    );
 }
 
 fn print_submission(s: &Submission, scheduler: Scheduler, dry_run: bool) {
     let Some(file) = &s.file else {
-        println!("all {} runs in {} are finished: nothing to submit", s.runs, s.out.display());
+        println!(
+            "all {} runs in {} are finished: nothing to submit",
+            s.runs,
+            s.out.display()
+        );
         return;
     };
-    let tasks = s.indices.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
-    println!("{} of {} runs to do (indices {tasks}): {}", s.indices.len(), s.runs, file.display());
+    let tasks = s
+        .indices
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    println!(
+        "{} of {} runs to do (indices {tasks}): {}",
+        s.indices.len(),
+        s.runs,
+        file.display()
+    );
     match (scheduler, &s.job) {
         (Scheduler::Slurm, Some(job)) => {
-            println!("submitted job array {job}; logs in {}", s.out.join("slurm").join("logs").join(format!("{job}_<index>.log")).display());
+            println!(
+                "submitted job array {job}; logs in {}",
+                s.out
+                    .join("slurm")
+                    .join("logs")
+                    .join(format!("{job}_<index>.log"))
+                    .display()
+            );
             if let Some(r) = &s.report_job {
                 println!("submitted report job {r} (after the array)");
             }
         }
-        (Scheduler::Slurm, None) if dry_run => println!("dry run: not submitted (sbatch {})", file.display()),
+        (Scheduler::Slurm, None) if dry_run => {
+            println!("dry run: not submitted (sbatch {})", file.display())
+        }
         (Scheduler::K8s, _) => println!("not applied: kubectl apply -f {}", file.display()),
         _ => {}
     }
@@ -304,7 +364,10 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
         return print_outcome(&outcome, args.dry_run);
     }
     if args.report && !args.dry_run {
-        let report_options = ReportOptions { out: None, stats: args.stats.options() };
+        let report_options = ReportOptions {
+            out: None,
+            stats: args.stats.options(),
+        };
         let (outcome, files) = report::run_and_report(&args.grid, &options, &report_options)?;
         print_report(&files);
         print_outcome(&outcome, false)
@@ -318,7 +381,13 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
         crate::error::check_output_dir(out, "--out")?;
     }
-    let files = report::build(&args.runs, &ReportOptions { out: args.out, stats: args.stats.options() })?;
+    let files = report::build(
+        &args.runs,
+        &ReportOptions {
+            out: args.out,
+            stats: args.stats.options(),
+        },
+    )?;
     print_report(&files);
     Ok(())
 }

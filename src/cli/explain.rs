@@ -55,10 +55,18 @@ fn parse_method(text: &str) -> Result<Vec<CamMethod>, String> {
     if text == "all" {
         return Ok(CamMethod::ALL.to_vec());
     }
-    CamMethod::ALL.iter().copied().find(|m| m.name() == text).map(|m| vec![m]).ok_or_else(|| {
-        let names: Vec<&str> = CamMethod::ALL.iter().map(|m| m.name()).collect();
-        format!("unknown method '{text}'; the methods are: {}, all", names.join(", "))
-    })
+    CamMethod::ALL
+        .iter()
+        .copied()
+        .find(|m| m.name() == text)
+        .map(|m| vec![m])
+        .ok_or_else(|| {
+            let names: Vec<&str> = CamMethod::ALL.iter().map(|m| m.name()).collect();
+            format!(
+                "unknown method '{text}'; the methods are: {}, all",
+                names.join(", ")
+            )
+        })
 }
 
 /// A faithfulness measure, or `all`.
@@ -67,8 +75,14 @@ fn parse_metric(text: &str) -> Result<Vec<Metric>, String> {
         return Ok(Metric::ALL.to_vec());
     }
     Metric::from_str(text, false).map(|m| vec![m]).map_err(|_| {
-        let names: Vec<String> = Metric::ALL.iter().map(|m| m.to_possible_value().expect("named").get_name().to_string()).collect();
-        format!("unknown metric '{text}'; the metrics are: {}, all", names.join(", "))
+        let names: Vec<String> = Metric::ALL
+            .iter()
+            .map(|m| m.to_possible_value().expect("named").get_name().to_string())
+            .collect();
+        format!(
+            "unknown metric '{text}'; the metrics are: {}, all",
+            names.join(", ")
+        )
     })
 }
 
@@ -85,7 +99,11 @@ fn unique_metrics(given: Option<Vec<Vec<Metric>>>) -> Vec<Metric> {
 
 fn unit_interval(text: &str) -> Result<f32, String> {
     let v: f32 = text.parse().map_err(|e| format!("{e}"))?;
-    if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(format!("{v} is not in [0, 1]")) }
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not in [0, 1]"))
+    }
 }
 
 impl MapArgs {
@@ -128,7 +146,12 @@ pub struct GradcamArgs {
     #[arg(long)]
     no_resize: bool,
     /// Dataset folder: explain --samples of its test images instead of files.
-    #[arg(long, value_name = "DIR", conflicts_with = "images", requires = "samples")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "images",
+        requires = "samples"
+    )]
     data: Option<PathBuf>,
     /// Test images to explain, drawn at random (seeded by --seed).
     #[arg(long, value_name = "N", requires = "data")]
@@ -198,10 +221,19 @@ pub fn gradcam(args: GradcamArgs) -> anyhow::Result<()> {
     crate::error::check_output_dir(&args.map.out, "--out")?;
     let device = args.map.device.device()?;
     let inputs = match (args.data, args.samples) {
-        (Some(dir), Some(samples)) => Inputs::TestSet { dir, labels: args.map.labels, samples, seed: args.seed },
+        (Some(dir), Some(samples)) => Inputs::TestSet {
+            dir,
+            labels: args.map.labels,
+            samples,
+            seed: args.seed,
+        },
         _ => Inputs::Files {
             paths: args.images,
-            size: if args.no_resize { SizePolicy::Refuse } else { SizePolicy::Resize },
+            size: if args.no_resize {
+                SizePolicy::Refuse
+            } else {
+                SizePolicy::Resize
+            },
         },
     };
     let request = HeatmapRequest {
@@ -250,13 +282,21 @@ pub fn gradcam(args: GradcamArgs) -> anyhow::Result<()> {
     if let Some(sanity) = &report.sanity {
         print_sanity(sanity);
     }
-    println!("wrote {} maps and overlays, {} and gradcam.json in {}", report.samples.len(), report.grid.display(), request.out.display());
+    println!(
+        "wrote {} maps and overlays, {} and gradcam.json in {}",
+        report.samples.len(),
+        report.grid.display(),
+        request.out.display()
+    );
     Ok(())
 }
 
 /// The faithfulness table: one row per method, each measure's mean and interval.
 fn print_metrics(metrics: &MetricsReport) {
-    println!("faithfulness on {} images (mean [95% bootstrap interval]):", metrics.methods.first().map(|m| m.images).unwrap_or(0));
+    println!(
+        "faithfulness on {} images (mean [95% bootstrap interval]):",
+        metrics.methods.first().map(|m| m.images).unwrap_or(0)
+    );
     print_metric_rows(&metrics.methods);
     if let Some(note) = &metrics.note {
         println!("  note: {note}");
@@ -266,7 +306,11 @@ fn print_metrics(metrics: &MetricsReport) {
 
 /// One line per method: each measure's mean and interval.
 fn print_metric_rows(methods: &[MethodMetrics]) {
-    let show = |v: &Option<MeanInterval>, d: usize| v.as_ref().map(|v| v.display(d)).unwrap_or_else(|| "-".to_string());
+    let show = |v: &Option<MeanInterval>, d: usize| {
+        v.as_ref()
+            .map(|v| v.display(d))
+            .unwrap_or_else(|| "-".to_string())
+    };
     for m in methods {
         println!(
             "  {:<12} deletion {}  insertion {}  ROAD MoRF {}  LeRF {}  combined {}  drop {}%  increase {}%  ({:.1} s maps, {:.1} s measures)",
@@ -293,13 +337,29 @@ fn print_sanity(sanity: &SanityReport) {
         sanity.groups_above_layer
     );
     for m in &sanity.methods {
-        let rhos: Vec<String> =
-            m.depths.iter().map(|d| d.spearman.as_ref().map(|s| format!("{:.2}", s.mean)).unwrap_or_else(|| "-".into())).collect();
-        println!("  {:<12} Spearman by depth: {}{}", m.method.name(), rhos.join(" "), if m.unchanged { "  <- UNCHANGED" } else { "" });
+        let rhos: Vec<String> = m
+            .depths
+            .iter()
+            .map(|d| {
+                d.spearman
+                    .as_ref()
+                    .map(|s| format!("{:.2}", s.mean))
+                    .unwrap_or_else(|| "-".into())
+            })
+            .collect();
+        println!(
+            "  {:<12} Spearman by depth: {}{}",
+            m.method.name(),
+            rhos.join(" "),
+            if m.unchanged { "  <- UNCHANGED" } else { "" }
+        );
     }
     if !sanity.flagged.is_empty() {
         let names: Vec<&str> = sanity.flagged.iter().map(|m| m.name()).collect();
-        println!("  flagged: {} (maps barely change with every layer above the explained one random)", names.join(", "));
+        println!(
+            "  flagged: {} (maps barely change with every layer above the explained one random)",
+            names.join(", ")
+        );
     }
 }
 
@@ -316,10 +376,9 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     };
     let names = match args.names {
         None => None,
-        Some(names) => Some(
-            <[String; 2]>::try_from(names)
-                .map_err(|given| anyhow::anyhow!("--names: give two names (A,B), got {}", given.len()))?,
-        ),
+        Some(names) => Some(<[String; 2]>::try_from(names).map_err(|given| {
+            anyhow::anyhow!("--names: give two names (A,B), got {}", given.len())
+        })?),
     };
     let request = CompareRequest {
         checkpoints,
@@ -341,12 +400,30 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     let report = compare::run(&request, &device)?;
     let [ma, mb] = &report.models;
     let t = &report.agreement;
-    println!("A = {} ({}, layer {}): test accuracy {:.2}%", ma.name, ma.checkpoint.display(), ma.layer, 100.0 * ma.accuracy);
-    println!("B = {} ({}, layer {}): test accuracy {:.2}%", mb.name, mb.checkpoint.display(), mb.layer, 100.0 * mb.accuracy);
-    println!("on {} test images:  both right {}  A only {}  B only {}  both wrong {}", report.test_images, t.both_right, t.a_only, t.b_only, t.both_wrong);
+    println!(
+        "A = {} ({}, layer {}): test accuracy {:.2}%",
+        ma.name,
+        ma.checkpoint.display(),
+        ma.layer,
+        100.0 * ma.accuracy
+    );
+    println!(
+        "B = {} ({}, layer {}): test accuracy {:.2}%",
+        mb.name,
+        mb.checkpoint.display(),
+        mb.layer,
+        100.0 * mb.accuracy
+    );
+    println!(
+        "on {} test images:  both right {}  A only {}  B only {}  both wrong {}",
+        report.test_images, t.both_right, t.a_only, t.b_only, t.both_wrong
+    );
     for (tag, side) in ["A", "B"].iter().zip(&report.checkpoints) {
         if side.len() > 1 {
-            let acc: Vec<String> = side.iter().map(|c| format!("{} {:.2}%", c.name, 100.0 * c.accuracy)).collect();
+            let acc: Vec<String> = side
+                .iter()
+                .map(|c| format!("{} {:.2}%", c.name, 100.0 * c.accuracy))
+                .collect();
             println!("{tag}'s checkpoints: {}", acc.join(", "));
         }
     }
@@ -355,11 +432,24 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         "McNemar: chi2 = {:.3} (continuity-corrected), {} ({})",
         m.chi2_corrected,
         format_p(m.p_value),
-        if m.exact { "exact binomial, fewer than 25 disagreements" } else { "chi-square" }
+        if m.exact {
+            "exact binomial, fewer than 25 disagreements"
+        } else {
+            "chi-square"
+        }
     );
     for s in &report.stability {
-        println!("map similarity, {} on {} {} images (mean [95% interval]; within = pairs of seeds of one model):", s.method.name(), s.count, s.images);
-        let show = |v: &Option<MeanInterval>| v.as_ref().map(|v| v.display(3)).unwrap_or_else(|| "-".to_string());
+        println!(
+            "map similarity, {} on {} {} images (mean [95% interval]; within = pairs of seeds of one model):",
+            s.method.name(),
+            s.count,
+            s.images
+        );
+        let show = |v: &Option<MeanInterval>| {
+            v.as_ref()
+                .map(|v| v.display(3))
+                .unwrap_or_else(|| "-".to_string())
+        };
         for m in &s.measures {
             println!(
                 "  {:<10} within A {}  within B {}  between {}  within - between {}{}",
@@ -368,7 +458,11 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
                 show(&m.within_b),
                 show(&m.between),
                 show(&m.excess),
-                if m.exceeds { "  -> A-B differ more than seeds" } else { "" }
+                if m.exceeds {
+                    "  -> A-B differ more than seeds"
+                } else {
+                    ""
+                }
             );
         }
         if let Some(note) = &s.note {
@@ -382,7 +476,13 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         }
     }
     for g in &report.galleries {
-        println!("{}: {} images, {} shown in {}", g.kind, g.count, g.shown.len(), g.png.display());
+        println!(
+            "{}: {} images, {} shown in {}",
+            g.kind,
+            g.count,
+            g.shown.len(),
+            g.png.display()
+        );
     }
     println!("details in {}", request.out.join("compare.json").display());
     Ok(())

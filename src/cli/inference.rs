@@ -19,7 +19,12 @@ pub struct EvalArgs {
     checkpoint: Option<PathBuf>,
     /// Evaluate imported weights with their own head instead of a checkpoint (needs --model
     /// and --labels): safetensors or PyTorch .pth/.pt, the reference implementation's names.
-    #[arg(long, value_name = "FILE", conflicts_with = "checkpoint", requires = "model")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "checkpoint",
+        requires = "model"
+    )]
     pretrained: Option<PathBuf>,
     /// The model the --pretrained weights are for (e.g. efficientnet_lite0).
     #[arg(long, value_name = "MODEL", requires = "pretrained")]
@@ -53,7 +58,12 @@ pub struct PredictArgs {
     /// instead of a checkpoint: safetensors or PyTorch .pth/.pt, the reference
     /// implementation's names; images get the weights' reference preprocessing (short side
     /// 256, centre crop 224, the weights' mean and std, for the ImageNet models).
-    #[arg(long, value_name = "FILE", conflicts_with = "checkpoint", requires = "model")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "checkpoint",
+        requires = "model"
+    )]
     pretrained: Option<PathBuf>,
     /// The model the --pretrained weights are for (e.g. efficientnet_lite0).
     #[arg(long, value_name = "MODEL", requires = "pretrained")]
@@ -84,16 +94,34 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&e)?);
             return Ok(());
         }
-        println!("{} with {} ({} names)", model, file.display(), net.report.naming);
-        println!("top-1 {:.2}%  top-5 {:.2}%  on {} images", 100.0 * e.top1, 100.0 * e.top5, e.images);
+        println!(
+            "{} with {} ({} names)",
+            model,
+            file.display(),
+            net.report.naming
+        );
+        println!(
+            "top-1 {:.2}%  top-5 {:.2}%  on {} images",
+            100.0 * e.top1,
+            100.0 * e.top5,
+            e.images
+        );
         for (class, n, acc) in &e.per_class {
             println!("  {class:<24} {:6.2}%  ({n} images)", 100.0 * acc);
         }
         return Ok(());
     }
-    let labels = <Cifar100Labels as clap::ValueEnum>::from_str(&args.labels, true)
-        .map_err(|_| anyhow::anyhow!("--labels: '{}' is not a CIFAR-100 label set (fine, coarse)", args.labels))?;
-    let checkpoint = args.checkpoint.as_ref().expect("clap requires --checkpoint without --pretrained");
+    let labels =
+        <Cifar100Labels as clap::ValueEnum>::from_str(&args.labels, true).map_err(|_| {
+            anyhow::anyhow!(
+                "--labels: '{}' is not a CIFAR-100 label set (fine, coarse)",
+                args.labels
+            )
+        })?;
+    let checkpoint = args
+        .checkpoint
+        .as_ref()
+        .expect("clap requires --checkpoint without --pretrained");
     let (ckpt, meta, model) = checkpoint::load_model(checkpoint, &device)?;
     let data = Dataset::load(&args.data, labels)?;
     if data.classes() != meta.classes.as_slice() {
@@ -113,7 +141,13 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
             meta.input_shape
         );
     }
-    let (evaluation, _) = evaluate(&model, &data.test, &meta.normalize, args.batch_size as usize, &device)?;
+    let (evaluation, _) = evaluate(
+        &model,
+        &data.test,
+        &meta.normalize,
+        args.batch_size as usize,
+        &device,
+    )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&evaluation)?);
         return Ok(());
@@ -126,7 +160,12 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         evaluation.loss
     );
     for class in &evaluation.per_class {
-        println!("  {:<16} {:6.2}%  ({} images)", class.class, 100.0 * class.accuracy, class.count);
+        println!(
+            "  {:<16} {:6.2}%  ({} images)",
+            class.class,
+            100.0 * class.accuracy,
+            class.count
+        );
     }
     Ok(())
 }
@@ -152,24 +191,41 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let checkpoint = args.checkpoint.as_ref().expect("clap requires --checkpoint without --pretrained");
+    let checkpoint = args
+        .checkpoint
+        .as_ref()
+        .expect("clap requires --checkpoint without --pretrained");
     let (_, meta, model) = checkpoint::load_model(checkpoint, &device)?;
     let shape = meta.input_shape;
     let mut set = ImageSet::empty(shape, meta.classes.clone());
     for path in &args.images {
         let file = read_rgb(path, shape, SizePolicy::Resize)?;
         if file.resized {
-            eprintln!("note: {} resized to {}x{}", path.display(), shape[2], shape[1]);
+            eprintln!(
+                "note: {} resized to {}x{}",
+                path.display(),
+                shape[2],
+                shape[1]
+            );
         }
         set.pixels.extend_from_slice(&file.pixels);
         set.labels.push(0);
     }
     let indices: Vec<usize> = (0..set.len()).collect();
-    let batch: HostBatch = crate::data::batches::host_batch(&set, &indices, augment::Augment::NONE, &meta.normalize, 0);
+    let batch: HostBatch = crate::data::batches::host_batch(
+        &set,
+        &indices,
+        augment::Augment::NONE,
+        &meta.normalize,
+        0,
+    );
     let (images, _) = batch_tensors(batch, &device);
     let probs = softmax(model.forward(images), 1); // [n, classes]
     let k = meta.classes.len();
-    let values = probs.into_data_as::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let values = probs
+        .into_data_as::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     for (path, row) in args.images.iter().zip(values.chunks_exact(k)) {
         let mut ranked: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));

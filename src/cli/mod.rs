@@ -68,7 +68,9 @@ pub fn run() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Train(args) => {
-            let train_matches = matches.subcommand_matches("train").expect("train was parsed");
+            let train_matches = matches
+                .subcommand_matches("train")
+                .expect("train was parsed");
             train::run(args, train_matches)
         }
         Command::Eval(args) => inference::eval(args),

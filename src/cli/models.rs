@@ -33,21 +33,51 @@ pub struct ModelsArgs {
 pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
     let device = DeviceKind::Flex.device()?;
     if let (Some(name), Some(by)) = (args.match_model, args.by) {
-        let spec = ModelSpec { name, options: args.options };
+        let spec = ModelSpec {
+            name,
+            options: args.options,
+        };
         let m = matched::match_twin(&spec, by, args.classes as usize, [3, 32, 32], &device)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&m)?);
             return Ok(());
         }
-        let join = |w: &[usize]| w.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
-        println!("{:<34} {:>12} {:>14}  (32x32 RGB input, {} classes)", "model", "params", "forward FLOPs", args.classes);
-        println!("{:<34} {:>12} {:>13.2}M", format!("{} --widths {}", spec.name, join(&m.model_widths)), m.model_params, m.model_flops as f64 / 1e6);
-        println!("{:<34} {:>12} {:>13.2}M", format!("cnn --widths {}", join(&m.widths)), m.twin_params, m.twin_flops as f64 / 1e6);
-        println!("matched by {}: width factor {:.3}, {:+.2}% {}", by.as_str(), m.factor, 100.0 * m.relative_error, by.as_str());
+        let join = |w: &[usize]| {
+            w.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        println!(
+            "{:<34} {:>12} {:>14}  (32x32 RGB input, {} classes)",
+            "model", "params", "forward FLOPs", args.classes
+        );
+        println!(
+            "{:<34} {:>12} {:>13.2}M",
+            format!("{} --widths {}", spec.name, join(&m.model_widths)),
+            m.model_params,
+            m.model_flops as f64 / 1e6
+        );
+        println!(
+            "{:<34} {:>12} {:>13.2}M",
+            format!("cnn --widths {}", join(&m.widths)),
+            m.twin_params,
+            m.twin_flops as f64 / 1e6
+        );
+        println!(
+            "matched by {}: width factor {:.3}, {:+.2}% {}",
+            by.as_str(),
+            m.factor,
+            100.0 * m.relative_error,
+            by.as_str()
+        );
         return Ok(());
     }
     if let Some(name) = args.layers {
-        let spec = ModelSpec { name: name.clone(), options: args.options };
+        let spec = ModelSpec {
+            name: name.clone(),
+            options: args.options,
+        };
         let config = registry::network_config(&spec, args.classes as usize, [3, 32, 32])?;
         let layers = config.layer_shapes([3, 32, 32], &device)?;
         let default = config.cam_layer();
@@ -59,9 +89,16 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&rows)?);
             return Ok(());
         }
-        println!("{:<12} {:>16}  (layers of {name} for a 32x32 RGB input)", "layer", "channels x h x w");
+        println!(
+            "{:<12} {:>16}  (layers of {name} for a 32x32 RGB input)",
+            "layer", "channels x h x w"
+        );
         for (layer, [c, h, w]) in layers {
-            let mark = if layer == default { "  (Grad-CAM default)" } else { "" };
+            let mark = if layer == default {
+                "  (Grad-CAM default)"
+            } else {
+                ""
+            };
             println!("{layer:<12} {:>16}{mark}", format!("{c} x {h} x {w}"));
         }
         return Ok(());
@@ -73,22 +110,82 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
             let d = ModelOptions::default;
             vec![
                 (d(), ""),
-                (ModelOptions { lateral: LateralKind::Residual, ..d() }, " --lateral residual"),
-                (ModelOptions { lateral: LateralKind::Dense, ..d() }, " --lateral dense"),
-                (ModelOptions { conv: ConvKind::Inception, ..d() }, " --conv inception"),
-                (ModelOptions { conv: ConvKind::Separable, ..d() }, " --conv separable"),
-                (ModelOptions { channel_attn: Some(ChannelAttnKind::Se), ..d() }, " --channel-attn se"),
-                (ModelOptions { channel_attn: Some(ChannelAttnKind::Eca), ..d() }, " --channel-attn eca"),
-                (ModelOptions { channel_attn: Some(ChannelAttnKind::Cbam), ..d() }, " --channel-attn cbam"),
-                (ModelOptions { channel_attn: Some(ChannelAttnKind::Gc), ..d() }, " --channel-attn gc"),
+                (
+                    ModelOptions {
+                        lateral: LateralKind::Residual,
+                        ..d()
+                    },
+                    " --lateral residual",
+                ),
+                (
+                    ModelOptions {
+                        lateral: LateralKind::Dense,
+                        ..d()
+                    },
+                    " --lateral dense",
+                ),
+                (
+                    ModelOptions {
+                        conv: ConvKind::Inception,
+                        ..d()
+                    },
+                    " --conv inception",
+                ),
+                (
+                    ModelOptions {
+                        conv: ConvKind::Separable,
+                        ..d()
+                    },
+                    " --conv separable",
+                ),
+                (
+                    ModelOptions {
+                        channel_attn: Some(ChannelAttnKind::Se),
+                        ..d()
+                    },
+                    " --channel-attn se",
+                ),
+                (
+                    ModelOptions {
+                        channel_attn: Some(ChannelAttnKind::Eca),
+                        ..d()
+                    },
+                    " --channel-attn eca",
+                ),
+                (
+                    ModelOptions {
+                        channel_attn: Some(ChannelAttnKind::Cbam),
+                        ..d()
+                    },
+                    " --channel-attn cbam",
+                ),
+                (
+                    ModelOptions {
+                        channel_attn: Some(ChannelAttnKind::Gc),
+                        ..d()
+                    },
+                    " --channel-attn gc",
+                ),
             ]
         } else if entry.name.starts_with("attn") {
             vec![(ModelOptions::default(), "")]
         } else {
-            vec![(ModelOptions::default(), ""), (ModelOptions { form: Form::Cifar, ..ModelOptions::default() }, " --form cifar")]
+            vec![
+                (ModelOptions::default(), ""),
+                (
+                    ModelOptions {
+                        form: Form::Cifar,
+                        ..ModelOptions::default()
+                    },
+                    " --form cifar",
+                ),
+            ]
         };
         for (options, flags) in variants {
-            let spec = ModelSpec { name: entry.name.to_string(), options };
+            let spec = ModelSpec {
+                name: entry.name.to_string(),
+                options,
+            };
             let mut cost = registry::cost(&spec, args.classes as usize, [3, 32, 32], &device)?;
             cost.name.push_str(flags);
             costs.push(cost);
@@ -98,9 +195,18 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&costs)?);
         return Ok(());
     }
-    println!("{:<32} {:>12} {:>14}  description (32x32 RGB input, {} classes)", "model", "params", "forward FLOPs", args.classes);
+    println!(
+        "{:<32} {:>12} {:>14}  description (32x32 RGB input, {} classes)",
+        "model", "params", "forward FLOPs", args.classes
+    );
     for c in costs {
-        println!("{:<32} {:>12} {:>13.1}M  {}", c.name, c.params, c.flops as f64 / 1e6, c.summary);
+        println!(
+            "{:<32} {:>12} {:>13.1}M  {}",
+            c.name,
+            c.params,
+            c.flops as f64 / 1e6,
+            c.summary
+        );
     }
     Ok(())
 }

@@ -37,7 +37,15 @@ pub struct TrainArgs {
 
 /// Flags that may accompany `--resume`: they change how the run is carried out, not what it
 /// computes.
-const RESUME_FLAGS: [&str; 7] = ["resume", "stop_after", "keep_checkpoints", "quiet", "threads", "config_file", "device_index"];
+const RESUME_FLAGS: [&str; 7] = [
+    "resume",
+    "stop_after",
+    "keep_checkpoints",
+    "quiet",
+    "threads",
+    "config_file",
+    "device_index",
+];
 
 pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     let options = RunOptions {

@@ -161,7 +161,10 @@ mod tests {
             }
         }
         // Both outcomes occur, about half the time each.
-        assert!(flipped > 60 && plain > 60, "{flipped} flipped, {plain} plain");
+        assert!(
+            flipped > 60 && plain > 60,
+            "{flipped} flipped, {plain} plain"
+        );
     }
 
     #[test]
@@ -199,7 +202,11 @@ mod tests {
             }
         }
         // Many different shifts are drawn.
-        assert!(offsets.len() >= 15, "only {} distinct shifts", offsets.len());
+        assert!(
+            offsets.len() >= 15,
+            "only {} distinct shifts",
+            offsets.len()
+        );
     }
 
     #[test]
@@ -213,7 +220,14 @@ mod tests {
         };
         let plain = {
             let mut out = vec![0.0; c * h * w];
-            augment_into(&src, [c, h, w], Augment::NONE, &norm, &mut ChaCha8Rng::seed_from_u64(0), &mut out);
+            augment_into(
+                &src,
+                [c, h, w],
+                Augment::NONE,
+                &norm,
+                &mut ChaCha8Rng::seed_from_u64(0),
+                &mut out,
+            );
             out
         };
         assert!(plain.iter().all(|v| *v != 0.0));
@@ -228,11 +242,18 @@ mod tests {
             let mut out = vec![0.0; c * h * w];
             augment_into(&src, [c, h, w], aug, &norm, &mut rng, &mut out);
             // The zeroed pixels of each channel: the same size x size square, inside the image.
-            let zeros: Vec<(usize, usize)> = (0..h * w).filter(|i| out[*i] == 0.0).map(|i| (i / w, i % w)).collect();
+            let zeros: Vec<(usize, usize)> = (0..h * w)
+                .filter(|i| out[*i] == 0.0)
+                .map(|i| (i / w, i % w))
+                .collect();
             assert_eq!(zeros.len(), size * size);
             let (y0, x0) = zeros[0];
-            assert!(y0 + size <= h && x0 + size <= w, "square at ({y0}, {x0}) leaves the image");
-            let square = |y: usize, x: usize| (y0..y0 + size).contains(&y) && (x0..x0 + size).contains(&x);
+            assert!(
+                y0 + size <= h && x0 + size <= w,
+                "square at ({y0}, {x0}) leaves the image"
+            );
+            let square =
+                |y: usize, x: usize| (y0..y0 + size).contains(&y) && (x0..x0 + size).contains(&x);
             for ch in 0..c {
                 for y in 0..h {
                     for x in 0..w {

@@ -43,7 +43,11 @@ pub fn mix_seed(parts: &[u64]) -> u64 {
 pub fn epoch_order(n: usize, seed: u64, epoch: usize, shuffle: bool) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     if shuffle {
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(&[seed, epoch as u64, 1])));
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(&[
+            seed,
+            epoch as u64,
+            1,
+        ])));
     }
     order
 }
@@ -123,8 +127,13 @@ impl EpochPlan {
                 for b in first..num_batches {
                     let end = ((b + 1) * self.batch_size).min(self.order.len());
                     let indices = &self.order[b * self.batch_size..end];
-                    let batch =
-                        host_batch(set, indices, self.augment, norm, mix_seed(&[self.seed, b as u64]));
+                    let batch = host_batch(
+                        set,
+                        indices,
+                        self.augment,
+                        norm,
+                        mix_seed(&[self.seed, b as u64]),
+                    );
                     if sender.send(batch).is_err() {
                         return; // the consumer stopped early
                     }

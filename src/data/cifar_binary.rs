@@ -38,8 +38,17 @@ pub const CIFAR10_DIR: &str = "cifar-10-batches-bin";
 pub const CIFAR100_DIR: &str = "cifar-100-binary";
 
 /// Which of CIFAR-100's two label sets to learn.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[derive(clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Cifar100Labels {
     /// The 100 fine classes.
@@ -202,9 +211,21 @@ pub fn load_cifar100(dir: &Path, labels: Cifar100Labels) -> Result<(ImageSet, Im
     let classes = read_names(&dir.join(names_file), count)?;
     let shape = [3, SIDE, SIDE];
     let mut train = ImageSet::empty(shape, classes.clone());
-    read_records(&dir.join("train.bin"), Record::Cifar100, offset, None, &mut train)?;
+    read_records(
+        &dir.join("train.bin"),
+        Record::Cifar100,
+        offset,
+        None,
+        &mut train,
+    )?;
     let mut test = ImageSet::empty(shape, classes);
-    read_records(&dir.join("test.bin"), Record::Cifar100, offset, None, &mut test)?;
+    read_records(
+        &dir.join("test.bin"),
+        Record::Cifar100,
+        offset,
+        None,
+        &mut test,
+    )?;
     Ok((train, test))
 }
 

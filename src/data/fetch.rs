@@ -42,7 +42,12 @@ pub fn archive(name: &str) -> Result<Archive> {
     [CIFAR10, CIFAR100]
         .into_iter()
         .find(|a| a.name == name)
-        .ok_or_else(|| Error::invalid("dataset", format!("unknown dataset '{name}' (cifar10, cifar100)")))
+        .ok_or_else(|| {
+            Error::invalid(
+                "dataset",
+                format!("unknown dataset '{name}' (cifar10, cifar100)"),
+            )
+        })
 }
 
 /// Downloads `url` to `dest`, returning the MD5 of what was written.
@@ -98,7 +103,9 @@ fn contained_path(dir: &Path, archive: &Path, entry: &Path) -> Result<PathBuf> {
 pub fn unpack(archive: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
     let open = || -> Result<tar::Archive<flate2::read::GzDecoder<BufReader<File>>>> {
         let file = File::open(archive).at(archive)?;
-        Ok(tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file))))
+        Ok(tar::Archive::new(flate2::read::GzDecoder::new(
+            BufReader::new(file),
+        )))
     };
     let bad = |e: std::io::Error| Error::data(archive, format!("not a readable .tar.gz: {e}"));
     // First pass: check every entry, so a bad archive writes nothing.
@@ -111,7 +118,10 @@ pub fn unpack(archive: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
         if !(kind.is_file() || kind.is_dir()) {
             return Err(Error::data(
                 archive,
-                format!("refusing to unpack '{}': only files and folders are allowed", path.display()),
+                format!(
+                    "refusing to unpack '{}': only files and folders are allowed",
+                    path.display()
+                ),
             ));
         }
     }
@@ -139,18 +149,29 @@ pub fn unpack(archive: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
 /// Downloads `archive` into `dir`, checks its MD5, and unpacks it there. `url` and `md5`
 /// replace the official address and checksum (a mirror). Returns the dataset folder. Nothing is
 /// unpacked if the checksum does not match; the download itself is removed either way.
-pub fn fetch(archive: Archive, dir: &Path, url: Option<&str>, md5: Option<&str>) -> Result<PathBuf> {
+pub fn fetch(
+    archive: Archive,
+    dir: &Path,
+    url: Option<&str>,
+    md5: Option<&str>,
+) -> Result<PathBuf> {
     fs::create_dir_all(dir).at(dir)?;
     let url = url.unwrap_or(archive.url);
     let expected = md5.unwrap_or(archive.md5).to_ascii_lowercase();
-    let file_name = url.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or("archive.tar.gz");
+    let file_name = url
+        .rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("archive.tar.gz");
     let partial = dir.join(format!(".{file_name}.part"));
     let result = (|| {
         let md5 = download(url, &partial)?;
         if md5 != expected {
             return Err(Error::Download {
                 url: url.to_string(),
-                message: format!("MD5 is {md5}, expected {expected}: corrupt or not the archive asked for"),
+                message: format!(
+                    "MD5 is {md5}, expected {expected}: corrupt or not the archive asked for"
+                ),
             });
         }
         unpack(&partial, dir)

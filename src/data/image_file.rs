@@ -31,7 +31,10 @@ pub enum SizePolicy {
 /// inputs. An image of another size is resized or refused according to `policy`.
 pub fn read_rgb(path: &Path, [c, h, w]: [usize; 3], policy: SizePolicy) -> Result<ImageFile> {
     if c != 3 {
-        return Err(Error::data(path, format!("the model takes {c}-channel images; only RGB images can be read")));
+        return Err(Error::data(
+            path,
+            format!("the model takes {c}-channel images; only RGB images can be read"),
+        ));
     }
     let image = image::open(path)
         .map_err(|e| Error::data(path, format!("cannot read the image: {e}")))?

@@ -84,10 +84,17 @@ pub fn load_split(split_dir: &Path, classes: &[String]) -> Result<ImageSet> {
         if !class_dir.is_dir() {
             return Err(Error::data(
                 split_dir,
-                format!("class '{class}' is missing (no folder {})", class_dir.display()),
+                format!(
+                    "class '{class}' is missing (no folder {})",
+                    class_dir.display()
+                ),
             ));
         }
-        files.extend(image_files(&class_dir)?.into_iter().map(|f| (f, label as u16)));
+        files.extend(
+            image_files(&class_dir)?
+                .into_iter()
+                .map(|f| (f, label as u16)),
+        );
     }
     let decoded: Vec<(u32, u32, Vec<u8>)> = files
         .par_iter()
@@ -150,7 +157,10 @@ pub fn load(root: &Path) -> Result<(ImageSet, ImageSet)> {
 pub fn write_split(dir: &Path, set: &ImageSet) -> Result<()> {
     let [c, h, w] = set.shape;
     if c != 3 {
-        return Err(Error::data(dir, format!("can only write RGB images, not {c} channels")));
+        return Err(Error::data(
+            dir,
+            format!("can only write RGB images, not {c} channels"),
+        ));
     }
     for class in &set.classes {
         fs::create_dir_all(dir.join(class)).at(dir.join(class))?;
@@ -164,8 +174,14 @@ pub fn write_split(dir: &Path, set: &ImageSet) -> Result<()> {
         let path = dir
             .join(&set.classes[set.labels[i] as usize])
             .join(format!("{i:05}.png"));
-        image::save_buffer(&path, &rgb, w as u32, h as u32, image::ExtendedColorType::Rgb8)
-            .map_err(|e| Error::data(&path, format!("cannot write the image: {e}")))?;
+        image::save_buffer(
+            &path,
+            &rgb,
+            w as u32,
+            h as u32,
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| Error::data(&path, format!("cannot write the image: {e}")))?;
     }
     Ok(())
 }

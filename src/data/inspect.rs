@@ -75,7 +75,12 @@ impl fmt::Display for DataSummary {
         writeln!(f, "classes   {}", self.classes.len())?;
         writeln!(f, "loaded in {:.2} s", self.load_seconds)?;
         for split in &self.splits {
-            let fmt3 = |v: &[f32]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
+            let fmt3 = |v: &[f32]| {
+                v.iter()
+                    .map(|x| format!("{x:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             writeln!(
                 f,
                 "{:<5} {:>6} images  mean [{}]  std [{}]",
@@ -85,7 +90,13 @@ impl fmt::Display for DataSummary {
                 fmt3(&split.std)
             )?;
         }
-        let width = self.classes.iter().map(|c| c.len()).max().unwrap_or(5).max(5);
+        let width = self
+            .classes
+            .iter()
+            .map(|c| c.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
         write!(f, "{:<width$}", "class")?;
         for split in &self.splits {
             write!(f, " {:>7}", split.name)?;

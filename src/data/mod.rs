@@ -67,9 +67,10 @@ impl Dataset {
                 cifar_binary::CifarLayout::Cifar10(dir) => {
                     (Format::Cifar10Binary, cifar_binary::load_cifar10(&dir)?)
                 }
-                cifar_binary::CifarLayout::Cifar100(dir) => {
-                    (Format::Cifar100Binary, cifar_binary::load_cifar100(&dir, labels)?)
-                }
+                cifar_binary::CifarLayout::Cifar100(dir) => (
+                    Format::Cifar100Binary,
+                    cifar_binary::load_cifar100(&dir, labels)?,
+                ),
             }
         } else if image_folder::detect(root) {
             (Format::ImageFolder, image_folder::load(root)?)
@@ -111,7 +112,12 @@ impl Splits {
     /// Carves a stratified validation set of `val_size` images from the training set, then, if
     /// `train_limit` is set, keeps a stratified subset of that many training images. Both draws
     /// are seeded by `seed`.
-    pub fn carve(data: &Dataset, val_size: usize, train_limit: Option<usize>, seed: u64) -> Result<Self> {
+    pub fn carve(
+        data: &Dataset,
+        val_size: usize,
+        train_limit: Option<usize>,
+        seed: u64,
+    ) -> Result<Self> {
         let full = &data.train;
         if val_size >= full.len() {
             return Err(Error::invalid(
@@ -130,7 +136,10 @@ impl Splits {
             if limit == 0 || limit > train.len() {
                 return Err(Error::invalid(
                     "--train-limit",
-                    format!("must be between 1 and {} (the training images left after validation)", train.len()),
+                    format!(
+                        "must be between 1 and {} (the training images left after validation)",
+                        train.len()
+                    ),
                 ));
             }
             let (_, keep) = split::stratified_split(

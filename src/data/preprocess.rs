@@ -39,7 +39,11 @@ fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
                 .map(|&w| {
                     let w = if total != 0.0 { w / total } else { w };
                     let v = w * (1u32 << PRECISION_BITS) as f64;
-                    if v < 0.0 { (-0.5 + v) as i32 } else { (0.5 + v) as i32 }
+                    if v < 0.0 {
+                        (-0.5 + v) as i32
+                    } else {
+                        (0.5 + v) as i32
+                    }
                 })
                 .collect();
             (xmin, fixed)

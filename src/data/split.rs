@@ -62,7 +62,15 @@ mod tests {
     fn keeps_class_shares_and_is_seeded() {
         // 3 classes of 100, 50 and 10 images.
         let labels: Vec<u16> = (0..160)
-            .map(|i| if i < 100 { 0 } else if i < 150 { 1 } else { 2 })
+            .map(|i| {
+                if i < 100 {
+                    0
+                } else if i < 150 {
+                    1
+                } else {
+                    2
+                }
+            })
             .collect();
         let (rest, taken) = stratified_split(&labels, 3, 32, 7);
         assert_eq!(taken.len(), 32);
@@ -74,7 +82,10 @@ mod tests {
         let mut all: Vec<usize> = rest.iter().chain(&taken).copied().collect();
         all.sort_unstable();
         assert_eq!(all, (0..160).collect::<Vec<_>>());
-        assert_eq!(stratified_split(&labels, 3, 32, 7), (rest.clone(), taken.clone()));
+        assert_eq!(
+            stratified_split(&labels, 3, 32, 7),
+            (rest.clone(), taken.clone())
+        );
         assert_ne!(stratified_split(&labels, 3, 32, 8).1, taken);
     }
 

@@ -37,7 +37,9 @@
 use burn::prelude::*;
 
 /// A method of the Grad-CAM family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 pub enum CamMethod {
     /// Grad-CAM: channels weighted by their spatially averaged gradient.
     #[value(name = "gradcam")]
@@ -105,9 +107,11 @@ impl CamMethod {
     /// What the method needs to be computed.
     pub fn needs(self) -> Needs {
         match self {
-            CamMethod::GradCam | CamMethod::GradCamPlusPlus | CamMethod::HiResCam | CamMethod::XGradCam | CamMethod::LayerCam => {
-                Needs::Gradients
-            }
+            CamMethod::GradCam
+            | CamMethod::GradCamPlusPlus
+            | CamMethod::HiResCam
+            | CamMethod::XGradCam
+            | CamMethod::LayerCam => Needs::Gradients,
             CamMethod::EigenCam | CamMethod::RandomCam => Needs::Activations,
             CamMethod::ScoreCam | CamMethod::AblationCam => Needs::Forwards,
         }
@@ -165,7 +169,10 @@ pub fn raw_maps(method: CamMethod, activations: Tensor<4>, gradients: Tensor<4>)
             let activation_sums = activations.clone().sum_dim(3).sum_dim(2); // [batch, channels, 1, 1]
             let denominator = g2.clone().mul_scalar(2.0) + g3 * activation_sums;
             // Where alpha is not defined or does not count, divide by 1 and zero it after.
-            let dropped = denominator.clone().equal_elem(0.0).bool_or(gradients.clone().lower_equal_elem(0.0));
+            let dropped = denominator
+                .clone()
+                .equal_elem(0.0)
+                .bool_or(gradients.clone().lower_equal_elem(0.0));
             let alpha = (g2 / denominator.mask_fill(dropped.clone(), 1.0)).mask_fill(dropped, 0.0);
             let weights = (alpha * gradients.clamp_min(0.0)).sum_dim(3).sum_dim(2); // [batch, channels, 1, 1]
             (activations * weights).sum_dim(1) // [batch, 1, h, w]
@@ -173,11 +180,16 @@ pub fn raw_maps(method: CamMethod, activations: Tensor<4>, gradients: Tensor<4>)
         CamMethod::HiResCam => (gradients * activations).sum_dim(1), // [batch, 1, h, w]
         CamMethod::XGradCam => {
             let activation_sums = activations.clone().sum_dim(3).sum_dim(2).add_scalar(1e-7); // [batch, channels, 1, 1]
-            let weights = (gradients * activations.clone() / activation_sums).sum_dim(3).sum_dim(2); // [batch, channels, 1, 1]
+            let weights = (gradients * activations.clone() / activation_sums)
+                .sum_dim(3)
+                .sum_dim(2); // [batch, channels, 1, 1]
             (activations * weights).sum_dim(1) // [batch, 1, h, w]
         }
         CamMethod::LayerCam => (gradients.clamp_min(0.0) * activations).sum_dim(1), // [batch, 1, h, w]
-        other => panic!("{} needs no gradient: it is not a raw_maps method", other.name()),
+        other => panic!(
+            "{} needs no gradient: it is not a raw_maps method",
+            other.name()
+        ),
     };
     map.squeeze_dim::<3>(1) // [batch, h, w]
 }
@@ -220,11 +232,17 @@ pub fn eigen_maps(activations: &[f32], [n, k, h, w]: [usize; 4]) -> Vec<f32> {
         // u gives X v = sigma u, sigma = sqrt(lambda), and v = X^T u / sigma fixes the sign.
         let projection: Vec<f64> = if hw < k {
             let gram: Vec<f64> = (0..hw * hw)
-                .map(|ij| (0..k).map(|c| x[(ij / hw) * k + c] * x[(ij % hw) * k + c]).sum())
+                .map(|ij| {
+                    (0..k)
+                        .map(|c| x[(ij / hw) * k + c] * x[(ij % hw) * k + c])
+                        .sum()
+                })
                 .collect();
             let (lambda, u) = crate::stats::eigen::top_eigenpair(&gram, hw);
             let sigma = lambda.max(0.0).sqrt();
-            let loading: f64 = (0..k).map(|c| (0..hw).map(|p| x[p * k + c] * u[p]).sum::<f64>()).sum();
+            let loading: f64 = (0..k)
+                .map(|c| (0..hw).map(|p| x[p * k + c] * u[p]).sum::<f64>())
+                .sum();
             let sign = if loading < 0.0 { -1.0 } else { 1.0 };
             u.iter().map(|&v| sign * sigma * v).collect()
         } else {
@@ -232,8 +250,14 @@ pub fn eigen_maps(activations: &[f32], [n, k, h, w]: [usize; 4]) -> Vec<f32> {
                 .map(|ij| (0..hw).map(|p| x[p * k + ij / k] * x[p * k + ij % k]).sum())
                 .collect();
             let (_, v) = crate::stats::eigen::top_eigenpair(&gram, k);
-            let sign = if v.iter().sum::<f64>() < 0.0 { -1.0 } else { 1.0 };
-            (0..hw).map(|p| sign * (0..k).map(|c| x[p * k + c] * v[c]).sum::<f64>()).collect()
+            let sign = if v.iter().sum::<f64>() < 0.0 {
+                -1.0
+            } else {
+                1.0
+            };
+            (0..hw)
+                .map(|p| sign * (0..k).map(|c| x[p * k + c] * v[c]).sum::<f64>())
+                .collect()
         };
         out.extend(projection.iter().map(|&v| v as f32));
     }

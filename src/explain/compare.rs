@@ -26,9 +26,9 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::cam::CamMethod;
+use super::faithfulness::{self, ImageScores, Metric, MetricOptions};
 use super::figure::{BLACK, Figure, GREEN, GREY, Line, RED, Tile};
 use super::gradcam::{CamMap, ClassTarget};
-use super::faithfulness::{self, ImageScores, Metric, MetricOptions};
 use super::heatmaps::{MethodMetrics, summarise};
 use super::output::{MapFiles, prepare_out, write_map, write_png};
 use super::overlay::{OverlayStyle, overlay, rgb_image, upscale};
@@ -108,7 +108,12 @@ pub struct Agreement {
 impl Agreement {
     /// Counts the table from both models' predictions on the same images.
     pub fn count(a: &[Prediction], b: &[Prediction]) -> Self {
-        let mut t = Agreement { both_right: 0, a_only: 0, b_only: 0, both_wrong: 0 };
+        let mut t = Agreement {
+            both_right: 0,
+            a_only: 0,
+            b_only: 0,
+            both_wrong: 0,
+        };
         for (pa, pb) in a.iter().zip(b) {
             match (pa.prediction == pa.label, pb.prediction == pb.label) {
                 (true, true) => t.both_right += 1,
@@ -197,7 +202,10 @@ struct Disagreement<'a> {
 /// `disagreements.csv` and the shown maps. Everything is checked before anything is written.
 pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
     if request.checkpoints.iter().any(|side| side.is_empty()) {
-        return Err(Error::invalid("--checkpoint-a/--checkpoint-b", "give at least one checkpoint for each side"));
+        return Err(Error::invalid(
+            "--checkpoint-a/--checkpoint-b",
+            "give at least one checkpoint for each side",
+        ));
     }
     if request.methods.is_empty() {
         return Err(Error::invalid("--method", "give at least one method"));
@@ -215,7 +223,13 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
             [] => model.layer(None),
             [both] => model.layer(Some(both)),
             [a, b] => model.layer(Some(if side == 0 { a } else { b })),
-            more => Err(Error::invalid("--layer", format!("{} layers given; give one (for both models) or two (A's, then B's)", more.len()))),
+            more => Err(Error::invalid(
+                "--layer",
+                format!(
+                    "{} layers given; give one (for both models) or two (A's, then B's)",
+                    more.len()
+                ),
+            )),
         }
     };
     let layers = [layer_of(models[0], 0)?, layer_of(models[1], 1)?];
@@ -233,7 +247,14 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
     }
     let stability_size = match request.stability {
         Some(n) if n > data.test.len() => {
-            return Err(Error::invalid("--stability", format!("{n} exceeds the {} test images of {}", data.test.len(), data.root.display())));
+            return Err(Error::invalid(
+                "--stability",
+                format!(
+                    "{n} exceeds the {} test images of {}",
+                    data.test.len(),
+                    data.root.display()
+                ),
+            ));
         }
         Some(n) => n,
         None => DEFAULT_STABILITY.min(data.test.len()),
@@ -243,16 +264,28 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
     }
     let classes = data.classes().to_vec();
     let target = ClassTarget::parse(&request.class, &classes)?;
-    let names = request.names.clone().unwrap_or_else(|| [models[0].short_name(), models[1].short_name()]);
+    let names = request
+        .names
+        .clone()
+        .unwrap_or_else(|| [models[0].short_name(), models[1].short_name()]);
     let method = request.methods[0];
-    let explainers = [models[0].explainer(&layers[0], method)?, models[1].explainer(&layers[1], method)?];
+    let explainers = [
+        models[0].explainer(&layers[0], method)?,
+        models[1].explainer(&layers[1], method)?,
+    ];
 
     let mut predictions = Vec::with_capacity(2);
     let mut accuracies = [0.0; 2];
     let mut checkpoints: [Vec<CompareModel>; 2] = [Vec::new(), Vec::new()];
     for (s, side) in sides.iter().enumerate() {
         for (c, model) in side.iter().enumerate() {
-            let (evaluation, preds) = evaluate(&model.model.valid(), &data.test, &model.meta.normalize, request.batch_size, device)?;
+            let (evaluation, preds) = evaluate(
+                &model.model.valid(),
+                &data.test,
+                &model.meta.normalize,
+                request.batch_size,
+                device,
+            )?;
             checkpoints[s].push(CompareModel {
                 name: model.short_name(),
                 checkpoint: model.checkpoint.clone(),
@@ -271,24 +304,52 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
     let test = mcnemar(agreement.a_only as u64, agreement.b_only as u64);
     let right = |p: &Prediction| p.prediction == p.label;
     let kinds: [(&str, Vec<usize>); 2] = [
-        ("a-right-b-wrong", (0..pa.len()).filter(|&i| right(&pa[i]) && !right(&pb[i])).collect()),
-        ("b-right-a-wrong", (0..pa.len()).filter(|&i| !right(&pa[i]) && right(&pb[i])).collect()),
+        (
+            "a-right-b-wrong",
+            (0..pa.len())
+                .filter(|&i| right(&pa[i]) && !right(&pb[i]))
+                .collect(),
+        ),
+        (
+            "b-right-a-wrong",
+            (0..pa.len())
+                .filter(|&i| !right(&pa[i]) && right(&pb[i]))
+                .collect(),
+        ),
     ];
 
     // Every map is computed before the output folder is touched.
     let mut computed = Vec::with_capacity(2);
     for (k, (_, indices)) in kinds.iter().enumerate() {
-        let picked = pick(indices, request.samples, mix_seed(&[request.seed, k as u64]));
-        let samples: Vec<Sample> = picked.iter().map(|&i| samples::test_sample(&data, i)).collect();
+        let picked = pick(
+            indices,
+            request.samples,
+            mix_seed(&[request.seed, k as u64]),
+        );
+        let samples: Vec<Sample> = picked
+            .iter()
+            .map(|&i| samples::test_sample(&data, i))
+            .collect();
         let mut maps = Vec::with_capacity(2);
         for (m, model) in models.iter().enumerate() {
-            maps.push(samples::explain_samples(&explainers[m], &samples, data.test.shape, &model.meta.normalize, &target, request.batch_size, device)?);
+            maps.push(samples::explain_samples(
+                &explainers[m],
+                &samples,
+                data.test.shape,
+                &model.meta.normalize,
+                &target,
+                request.batch_size,
+                device,
+            )?);
         }
         computed.push((samples, maps));
     }
 
     // The seed-aware comparison and the measures, before anything is written.
-    let shown: Vec<Sample> = computed.iter().flat_map(|(samples, _)| samples.iter().cloned()).collect();
+    let shown: Vec<Sample> = computed
+        .iter()
+        .flat_map(|(samples, _)| samples.iter().cloned())
+        .collect();
     let sample: Vec<Sample> = if stability_size > 0 {
         samples::from_test_set(&data, stability_size, mix_seed(&[request.seed, 503]))?
     } else {
@@ -307,40 +368,96 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
             let mut maps: [Vec<Vec<CamMap>>; 2] = [Vec::new(), Vec::new()];
             for (s, side) in sides.iter().enumerate() {
                 for model in side {
-                    let explainer = model.explainer(&layers[s], method)?.with_seed(mix_seed(&[request.seed, 71]));
-                    maps[s].push(samples::explain_samples(&explainer, images, data.test.shape, &model.meta.normalize, &by_label, request.batch_size, device)?);
+                    let explainer = model
+                        .explainer(&layers[s], method)?
+                        .with_seed(mix_seed(&[request.seed, 71]));
+                    maps[s].push(samples::explain_samples(
+                        &explainer,
+                        images,
+                        data.test.shape,
+                        &model.meta.normalize,
+                        &by_label,
+                        request.batch_size,
+                        device,
+                    )?);
                 }
             }
             let [_, h, w] = data.test.shape;
-            let (summary, per) = stability(method, set, &maps, [h, w], mix_seed(&[request.seed, 97, method as u64]));
+            let (summary, per) = stability(
+                method,
+                set,
+                &maps,
+                [h, w],
+                mix_seed(&[request.seed, 97, method as u64]),
+            );
             stabilities.push(summary);
             rows_per.push((method, set, images, per));
         }
     }
     for (method, set, images, per) in &rows_per {
         for (i, sample) in images.iter().enumerate() {
-            stability_rows.push((*method, set, sample, [vec![per[0][i]], vec![per[1][i]], vec![per[2][i]]]));
+            stability_rows.push((
+                *method,
+                set,
+                sample,
+                [vec![per[0][i]], vec![per[1][i]], vec![per[2][i]]],
+            ));
         }
     }
     let metrics = if request.metrics.is_empty() || sample.is_empty() {
         None
     } else {
-        let options = MetricOptions::new(request.metrics.clone(), request.batch_size.max(1) * 4, request.seed);
-        let ids: Vec<u64> = sample.iter().map(|s| s.test_index.unwrap_or(0) as u64).collect();
+        let options = MetricOptions::new(
+            request.metrics.clone(),
+            request.batch_size.max(1) * 4,
+            request.seed,
+        );
+        let ids: Vec<u64> = sample
+            .iter()
+            .map(|s| s.test_index.unwrap_or(0) as u64)
+            .collect();
         let mut out: [Vec<MethodMetrics>; 2] = [Vec::new(), Vec::new()];
         let mut values: Vec<(usize, CamMethod, Vec<CamMap>, Vec<ImageScores>)> = Vec::new();
         for (s, model) in models.iter().enumerate() {
             let batch = samples::normalised_batch(&sample, data.test.shape, &model.meta.normalize);
-            let images: Vec<Vec<f32>> = batch.images.chunks_exact(data.test.shape.iter().product()).map(|c| c.to_vec()).collect();
+            let images: Vec<Vec<f32>> = batch
+                .images
+                .chunks_exact(data.test.shape.iter().product())
+                .map(|c| c.to_vec())
+                .collect();
             for (m, &method) in request.methods.iter().enumerate() {
-                let explainer = model.explainer(&layers[s], method)?.with_seed(mix_seed(&[request.seed, 71]));
+                let explainer = model
+                    .explainer(&layers[s], method)?
+                    .with_seed(mix_seed(&[request.seed, 71]));
                 let started = std::time::Instant::now();
-                let maps = samples::explain_samples(&explainer, &sample, data.test.shape, &model.meta.normalize, &target, request.batch_size, device)?;
+                let maps = samples::explain_samples(
+                    &explainer,
+                    &sample,
+                    data.test.shape,
+                    &model.meta.normalize,
+                    &target,
+                    request.batch_size,
+                    device,
+                )?;
                 let seconds_maps = started.elapsed().as_secs_f64();
                 let started = std::time::Instant::now();
-                let scores = faithfulness::measure(explainer.model(), &images, data.test.shape, &maps, &ids, &options, device);
+                let scores = faithfulness::measure(
+                    explainer.model(),
+                    &images,
+                    data.test.shape,
+                    &maps,
+                    &ids,
+                    &options,
+                    device,
+                );
                 let seconds = started.elapsed().as_secs_f64();
-                out[s].push(summarise(method, &scores, seconds_maps, seconds, mix_seed(&[request.seed, 89, s as u64, m as u64])));
+                out[s].push(summarise(
+                    method,
+                    &scores,
+                    seconds_maps,
+                    seconds,
+                    mix_seed(&[request.seed, 89, s as u64, m as u64]),
+                ));
                 values.push((s, method, maps, scores));
             }
         }
@@ -368,7 +485,12 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
         write_stability(&request.out.join("stability.csv"), &stability_rows)?;
     }
     if let Some((_, values)) = &metrics {
-        write_metrics(&request.out.join("metrics.csv"), &sample, &values[..], &classes)?;
+        write_metrics(
+            &request.out.join("metrics.csv"),
+            &sample,
+            &values[..],
+            &classes,
+        )?;
     }
 
     let compare_models: [CompareModel; 2] = std::array::from_fn(|m| CompareModel {
@@ -389,7 +511,14 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
             for (m, tag) in ["a", "b"].iter().enumerate() {
                 let map = &maps[m][s];
                 let picture = overlay(&image, &map.normalised, map.shape, &request.style);
-                files.push(write_map(&maps_dir, &format!("{}.{tag}", sample.id), &map.raw, &map.normalised, map.shape, &picture)?);
+                files.push(write_map(
+                    &maps_dir,
+                    &format!("{}.{tag}", sample.id),
+                    &map.raw,
+                    &map.normalised,
+                    map.shape,
+                    &picture,
+                )?);
                 panels.push(picture);
             }
             let label = sample.label.expect("test samples are labelled");
@@ -401,25 +530,44 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
             shown.push(Shown {
                 index: sample.test_index.expect("test samples have an index"),
                 label: classes[label].clone(),
-                predicted: [classes[maps[0][s].predicted].clone(), classes[maps[1][s].predicted].clone()],
+                predicted: [
+                    classes[maps[0][s].predicted].clone(),
+                    classes[maps[1][s].predicted].clone(),
+                ],
                 confidence: [maps[0][s].confidence, maps[1][s].confidence],
-                target: [classes[maps[0][s].target].clone(), classes[maps[1][s].target].clone()],
+                target: [
+                    classes[maps[0][s].target].clone(),
+                    classes[maps[1][s].target].clone(),
+                ],
                 files: [fa, fb],
             });
         }
-        let (right, wrong) = if *kind == "a-right-b-wrong" { (0, 1) } else { (1, 0) };
+        let (right, wrong) = if *kind == "a-right-b-wrong" {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
         let title = vec![
             Line::new(
                 format!(
                     "{} right, {} wrong: {} of {} test images (showing {})",
-                    names[right], names[wrong], indices.len(), data.test.len(), samples.len()
+                    names[right],
+                    names[wrong],
+                    indices.len(),
+                    data.test.len(),
+                    samples.len()
                 ),
                 BLACK,
             ),
             Line::new(
                 format!(
                     "A = {} ({}, {:.2}%), B = {} ({}, {:.2}%)",
-                    names[0], compare_models[0].model, 100.0 * accuracies[0], names[1], compare_models[1].model, 100.0 * accuracies[1]
+                    names[0],
+                    compare_models[0].model,
+                    100.0 * accuracies[0],
+                    names[1],
+                    compare_models[1].model,
+                    100.0 * accuracies[1]
                 ),
                 GREY,
             ),
@@ -430,19 +578,33 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
                     test.c,
                     test.chi2_corrected,
                     format_p(test.p_value),
-                    if test.exact { "exact binomial" } else { "chi-square" }
+                    if test.exact {
+                        "exact binomial"
+                    } else {
+                        "chi-square"
+                    }
                 ),
                 GREY,
             ),
             Line::new(
-                format!("{} maps of the {} (A at {}, B at {})", method.title(), target.describe(&classes), layers[0], layers[1]),
+                format!(
+                    "{} maps of the {} (A at {}, B at {})",
+                    method.title(),
+                    target.describe(&classes),
+                    layers[0],
+                    layers[1]
+                ),
                 GREY,
             ),
         ];
         let png = request.out.join(format!("{kind}.png"));
         let figure = Figure {
             title,
-            headers: vec!["input".to_string(), format!("A: {}", names[0]), format!("B: {}", names[1])],
+            headers: vec![
+                "input".to_string(),
+                format!("A: {}", names[0]),
+                format!("B: {}", names[1]),
+            ],
             tiles,
             columns: request.columns,
             colormap: request.style.colormap,
@@ -475,13 +637,29 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
 
 /// Writes `disagreements.csv`, with its header even when there is no row.
 fn write_disagreements(path: &std::path::Path, rows: &[Disagreement]) -> Result<()> {
-    let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
-    let header = ["index", "kind", "label", "a_predicted", "a_confidence", "b_predicted", "b_confidence"];
-    writer.write_record(header).map_err(|e| Error::data(path, e.to_string()))?;
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    let header = [
+        "index",
+        "kind",
+        "label",
+        "a_predicted",
+        "a_confidence",
+        "b_predicted",
+        "b_confidence",
+    ];
+    writer
+        .write_record(header)
+        .map_err(|e| Error::data(path, e.to_string()))?;
     for row in rows {
-        writer.serialize(row).map_err(|e| Error::data(path, e.to_string()))?;
+        writer
+            .serialize(row)
+            .map_err(|e| Error::data(path, e.to_string()))?;
     }
-    let bytes = writer.into_inner().map_err(|e| Error::data(path, e.to_string()))?;
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| Error::data(path, e.to_string()))?;
     fs::write(path, bytes).at(path)
 }
 
@@ -516,32 +694,63 @@ fn check_alike(sides: &[Vec<LoadedModel>; 2]) -> Result<()> {
 }
 
 /// `stability.csv`: one row per method, image set and image.
-fn write_stability(path: &std::path::Path, rows: &[(CamMethod, &str, &Sample, [PerImage; 3])]) -> Result<()> {
+fn write_stability(
+    path: &std::path::Path,
+    rows: &[(CamMethod, &str, &Sample, [PerImage; 3])],
+) -> Result<()> {
     let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
-    let mut header = vec!["method".to_string(), "images".to_string(), "index".to_string()];
+    let mut header = vec![
+        "method".to_string(),
+        "images".to_string(),
+        "index".to_string(),
+    ];
     for pair in ["within_a", "within_b", "between"] {
         for measure in super::similarity::Similarity::NAMES {
             header.push(format!("{pair}_{measure}"));
         }
     }
-    writer.write_record(&header).map_err(|e| Error::data(path, e.to_string()))?;
+    writer
+        .write_record(&header)
+        .map_err(|e| Error::data(path, e.to_string()))?;
     for (method, set, sample, per) in rows {
-        let mut row = vec![method.name().to_string(), set.to_string(), sample.test_index.map(|i| i.to_string()).unwrap_or_default()];
+        let mut row = vec![
+            method.name().to_string(),
+            set.to_string(),
+            sample.test_index.map(|i| i.to_string()).unwrap_or_default(),
+        ];
         for pair in per {
             row.extend(pair[0].iter().map(|v| format!("{v}")));
         }
-        writer.write_record(&row).map_err(|e| Error::data(path, e.to_string()))?;
+        writer
+            .write_record(&row)
+            .map_err(|e| Error::data(path, e.to_string()))?;
     }
-    let bytes = writer.into_inner().map_err(|e| Error::data(path, e.to_string()))?;
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| Error::data(path, e.to_string()))?;
     fs::write(path, bytes).at(path)
 }
 
 /// `metrics.csv` of compare: one row per side, method and image.
-fn write_metrics(path: &std::path::Path, sample: &[Sample], values: &[(usize, CamMethod, Vec<CamMap>, Vec<ImageScores>)], classes: &[String]) -> Result<()> {
+fn write_metrics(
+    path: &std::path::Path,
+    sample: &[Sample],
+    values: &[(usize, CamMethod, Vec<CamMap>, Vec<ImageScores>)],
+    classes: &[String],
+) -> Result<()> {
     let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
-    let mut header = vec!["side", "test_index", "method", "label", "target", "target_probability"];
+    let mut header = vec![
+        "side",
+        "test_index",
+        "method",
+        "label",
+        "target",
+        "target_probability",
+    ];
     header.extend(ImageScores::NAMES);
-    writer.write_record(&header).map_err(|e| Error::data(path, e.to_string()))?;
+    writer
+        .write_record(&header)
+        .map_err(|e| Error::data(path, e.to_string()))?;
     for (side, method, maps, scores) in values {
         for ((s, map), score) in sample.iter().zip(maps).zip(scores) {
             let mut row = vec![
@@ -552,11 +761,20 @@ fn write_metrics(path: &std::path::Path, sample: &[Sample], values: &[(usize, Ca
                 classes[map.target].clone(),
                 format!("{}", map.target_probability),
             ];
-            row.extend(score.values().iter().map(|v| v.map(|v| format!("{v}")).unwrap_or_default()));
-            writer.write_record(&row).map_err(|e| Error::data(path, e.to_string()))?;
+            row.extend(
+                score
+                    .values()
+                    .iter()
+                    .map(|v| v.map(|v| format!("{v}")).unwrap_or_default()),
+            );
+            writer
+                .write_record(&row)
+                .map_err(|e| Error::data(path, e.to_string()))?;
         }
     }
-    let bytes = writer.into_inner().map_err(|e| Error::data(path, e.to_string()))?;
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| Error::data(path, e.to_string()))?;
     fs::write(path, bytes).at(path)
 }
 
@@ -570,11 +788,20 @@ fn pick(indices: &[usize], count: usize, seed: u64) -> Vec<usize> {
 }
 
 /// A gallery caption: the true class, then each model's prediction (green when right).
-fn caption(label: usize, maps: [&CamMap; 2], classes: &[String], target: &ClassTarget) -> Vec<Line> {
+fn caption(
+    label: usize,
+    maps: [&CamMap; 2],
+    classes: &[String],
+    target: &ClassTarget,
+) -> Vec<Line> {
     let mut lines = vec![Line::new(format!("true: {}", classes[label]), BLACK)];
     for (tag, map) in ["A", "B"].iter().zip(maps) {
         let color = if map.predicted == label { GREEN } else { RED };
-        let mut text = format!("{tag}: {} ({:.0}%)", classes[map.predicted], 100.0 * map.confidence);
+        let mut text = format!(
+            "{tag}: {} ({:.0}%)",
+            classes[map.predicted],
+            100.0 * map.confidence
+        );
         if *target != ClassTarget::Predicted {
             text += &format!(", map of {}", classes[map.target]);
         }

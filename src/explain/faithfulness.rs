@@ -32,7 +32,9 @@ use crate::data::batches::mix_seed;
 use crate::model::Network;
 
 /// A faithfulness measure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Metric {
     /// Deletion AUC (RISE): lower is better.
@@ -47,7 +49,12 @@ pub enum Metric {
 
 impl Metric {
     /// Every measure.
-    pub const ALL: [Metric; 4] = [Metric::Deletion, Metric::Insertion, Metric::Road, Metric::Confidence];
+    pub const ALL: [Metric; 4] = [
+        Metric::Deletion,
+        Metric::Insertion,
+        Metric::Road,
+        Metric::Confidence,
+    ];
 }
 
 /// The Gaussian blur of insertion's starting image, in input pixels (RISE blurs 224-pixel
@@ -73,7 +80,13 @@ pub struct MetricOptions {
 impl MetricOptions {
     /// The defaults: 16 steps, ROAD at 10, 30, 50, 70 and 90 %.
     pub fn new(metrics: Vec<Metric>, batch_size: usize, seed: u64) -> Self {
-        Self { metrics, steps: 16, road_fractions: vec![0.1, 0.3, 0.5, 0.7, 0.9], batch_size, seed }
+        Self {
+            metrics,
+            steps: 16,
+            road_fractions: vec![0.1, 0.3, 0.5, 0.7, 0.9],
+            batch_size,
+            seed,
+        }
     }
 
     fn has(&self, metric: Metric) -> bool {
@@ -111,11 +124,27 @@ pub struct ImageScores {
 
 impl ImageScores {
     /// Names of the values, in the order of [`values`](Self::values).
-    pub const NAMES: [&'static str; 7] = ["deletion_auc", "insertion_auc", "road_morf", "road_lerf", "road", "drop", "increase"];
+    pub const NAMES: [&'static str; 7] = [
+        "deletion_auc",
+        "insertion_auc",
+        "road_morf",
+        "road_lerf",
+        "road",
+        "drop",
+        "increase",
+    ];
 
     /// The values in the order of [`NAMES`](Self::NAMES).
     pub fn values(&self) -> [Option<f64>; 7] {
-        [self.deletion_auc, self.insertion_auc, self.road_morf, self.road_lerf, self.road, self.drop, self.increase]
+        [
+            self.deletion_auc,
+            self.insertion_auc,
+            self.road_morf,
+            self.road_lerf,
+            self.road,
+            self.drop,
+            self.increase,
+        ]
     }
 }
 
@@ -155,7 +184,16 @@ pub fn measure(
                 slots.push((i - start, slot));
             });
         }
-        let probabilities = probabilities(model, &inputs, shape, &slots, maps, start, options.batch_size, device);
+        let probabilities = probabilities(
+            model,
+            &inputs,
+            shape,
+            &slots,
+            maps,
+            start,
+            options.batch_size,
+            device,
+        );
         let mut curves: Vec<Curves> = (start..end).map(|_| Curves::new(options)).collect();
         for ((i, slot), p) in slots.iter().zip(probabilities) {
             let c = &mut curves[*i];
@@ -225,7 +263,14 @@ pub fn auc(curve: &[f64]) -> f64 {
 }
 
 /// Every perturbed input of one image, handed to `emit` with its slot.
-fn perturb(image: &[f32], shape: [usize; 3], map: &CamMap, id: u64, options: &MetricOptions, mut emit: impl FnMut(Slot, Vec<f32>)) {
+fn perturb(
+    image: &[f32],
+    shape: [usize; 3],
+    map: &CamMap,
+    id: u64,
+    options: &MetricOptions,
+    mut emit: impl FnMut(Slot, Vec<f32>),
+) {
     let [c, h, w] = shape;
     let plane = h * w;
     let relevance = upsample(&map.normalised, map.shape, w as u32, h as u32); // [h * w]
@@ -270,7 +315,9 @@ fn perturb(image: &[f32], shape: [usize; 3], map: &CamMap, id: u64, options: &Me
         }
     }
     if options.has(Metric::Confidence) {
-        let x = (0..image.len()).map(|i| image[i] * relevance[i % plane]).collect();
+        let x = (0..image.len())
+            .map(|i| image[i] * relevance[i % plane])
+            .collect();
         emit(Slot::Confidence, x);
     }
 }
@@ -289,10 +336,16 @@ fn probabilities(
 ) -> Vec<f64> {
     let len = c * h * w;
     let mut out = Vec::with_capacity(slots.len());
-    for (chunk, slot_chunk) in inputs.chunks(len * batch_size.max(1)).zip(slots.chunks(batch_size.max(1))) {
+    for (chunk, slot_chunk) in inputs
+        .chunks(len * batch_size.max(1))
+        .zip(slots.chunks(batch_size.max(1)))
+    {
         let n = slot_chunk.len();
         let x = Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [n, c, h, w]), device);
-        let p: Vec<f32> = softmax(model.forward(x), 1).into_data_as::<f32>().iter::<f32>().collect();
+        let p: Vec<f32> = softmax(model.forward(x), 1)
+            .into_data_as::<f32>()
+            .iter::<f32>()
+            .collect();
         let classes = p.len() / n;
         for (row, (i, _)) in slot_chunk.iter().enumerate() {
             out.push(p[row * classes + maps[first + i].target] as f64);
@@ -304,7 +357,9 @@ fn probabilities(
 /// A `[c, h, w]` image blurred by a Gaussian of `sigma` pixels (separable, edges clamped).
 pub fn gaussian_blur(image: &[f32], [c, h, w]: [usize; 3], sigma: f64) -> Vec<f32> {
     let radius = (3.0 * sigma).ceil() as i64;
-    let kernel: Vec<f64> = (-radius..=radius).map(|d| (-(d * d) as f64 / (2.0 * sigma * sigma)).exp()).collect();
+    let kernel: Vec<f64> = (-radius..=radius)
+        .map(|d| (-(d * d) as f64 / (2.0 * sigma * sigma)).exp())
+        .collect();
     let total: f64 = kernel.iter().sum();
     let kernel: Vec<f64> = kernel.iter().map(|k| k / total).collect();
     let mut out = vec![0.0f32; image.len()];
@@ -314,14 +369,20 @@ pub fn gaussian_blur(image: &[f32], [c, h, w]: [usize; 3], sigma: f64) -> Vec<f3
         for y in 0..h {
             for x in 0..w {
                 rows[y * w + x] = (-radius..=radius)
-                    .map(|d| kernel[(d + radius) as usize] * plane[y * w + (x as i64 + d).clamp(0, w as i64 - 1) as usize] as f64)
+                    .map(|d| {
+                        kernel[(d + radius) as usize]
+                            * plane[y * w + (x as i64 + d).clamp(0, w as i64 - 1) as usize] as f64
+                    })
                     .sum();
             }
         }
         for y in 0..h {
             for x in 0..w {
                 out[ch * h * w + y * w + x] = (-radius..=radius)
-                    .map(|d| kernel[(d + radius) as usize] * rows[(y as i64 + d).clamp(0, h as i64 - 1) as usize * w + x])
+                    .map(|d| {
+                        kernel[(d + radius) as usize]
+                            * rows[(y as i64 + d).clamp(0, h as i64 - 1) as usize * w + x]
+                    })
                     .sum::<f64>() as f32;
             }
         }
@@ -343,7 +404,11 @@ mod tests {
     #[test]
     fn blur_keeps_a_constant_image_and_its_mean() {
         let flat = vec![0.25f32; 3 * 8 * 8];
-        assert!(gaussian_blur(&flat, [3, 8, 8], 2.0).iter().all(|v| (v - 0.25).abs() < 1e-6));
+        assert!(
+            gaussian_blur(&flat, [3, 8, 8], 2.0)
+                .iter()
+                .all(|v| (v - 0.25).abs() < 1e-6)
+        );
         let mut spike = vec![0.0f32; 16 * 16];
         spike[8 * 16 + 8] = 1.0;
         let blurred = gaussian_blur(&spike, [1, 16, 16], 1.0);

@@ -117,14 +117,24 @@ impl Figure {
         let line_h = (text * 1.3).ceil() as u32;
         let title_text = text + 3.0;
         let title_line_h = (title_text * 1.3).ceil() as u32;
-        let caption_lines = self.tiles.iter().map(|t| t.caption.len()).max().unwrap_or(0) as u32;
+        let caption_lines = self
+            .tiles
+            .iter()
+            .map(|t| t.caption.len())
+            .max()
+            .unwrap_or(0) as u32;
         let tile_h = ph + 4 + caption_lines * line_h;
 
         let bar_w = 180u32.min(tile_w);
-        let width = (2 * MARGIN + columns * tile_w + (columns - 1) * TILE_GAP_X).max(2 * MARGIN + bar_w + 120);
+        let width = (2 * MARGIN + columns * tile_w + (columns - 1) * TILE_GAP_X)
+            .max(2 * MARGIN + bar_w + 120);
         let title_h = self.title.len() as u32 * title_line_h + 6;
         let bar_h = line_h + 12;
-        let header_h = if self.headers.is_empty() { 0 } else { line_h + 2 };
+        let header_h = if self.headers.is_empty() {
+            0
+        } else {
+            line_h + 2
+        };
         let top = MARGIN + title_h.max(bar_h) + header_h;
         let height = top + rows * tile_h + (rows - 1) * TILE_GAP_Y + MARGIN;
 
@@ -133,7 +143,14 @@ impl Figure {
         for (i, line) in self.title.iter().enumerate() {
             let y = MARGIN + i as u32 * title_line_h;
             let shown = fit(title_text, &line.text, title_width);
-            draw_text(&mut canvas, MARGIN as i32, y as i32, title_text, line.color, &shown);
+            draw_text(
+                &mut canvas,
+                MARGIN as i32,
+                y as i32,
+                title_text,
+                line.color,
+                &shown,
+            );
         }
         self.color_bar(&mut canvas, width - MARGIN - bar_w, MARGIN, bar_w, text);
 
@@ -143,7 +160,14 @@ impl Figure {
                 let x = x0 + p as u32 * (pw + PANEL_GAP);
                 let shown = fit(text, header, pw);
                 let dx = (pw - text_width(text, &shown).min(pw)) / 2;
-                draw_text(&mut canvas, (x + dx) as i32, (top - header_h) as i32, text, BLACK, &shown);
+                draw_text(
+                    &mut canvas,
+                    (x + dx) as i32,
+                    (top - header_h) as i32,
+                    text,
+                    BLACK,
+                    &shown,
+                );
             }
         }
         for (i, tile) in self.tiles.iter().enumerate() {
@@ -168,11 +192,27 @@ impl Figure {
         let size = 16.0;
         let mut lines = self.title.clone();
         lines.push(Line::new("(no samples)", GREY));
-        let width = lines.iter().map(|l| text_width(size, &l.text)).max().unwrap_or(0) + 2 * MARGIN;
+        let width = lines
+            .iter()
+            .map(|l| text_width(size, &l.text))
+            .max()
+            .unwrap_or(0)
+            + 2 * MARGIN;
         let line_h = (size * 1.3).ceil() as u32;
-        let mut canvas = RgbImage::from_pixel(width.max(200), 2 * MARGIN + lines.len() as u32 * line_h, WHITE);
+        let mut canvas = RgbImage::from_pixel(
+            width.max(200),
+            2 * MARGIN + lines.len() as u32 * line_h,
+            WHITE,
+        );
         for (i, line) in lines.iter().enumerate() {
-            draw_text(&mut canvas, MARGIN as i32, (MARGIN + i as u32 * line_h) as i32, size, line.color, &line.text);
+            draw_text(
+                &mut canvas,
+                MARGIN as i32,
+                (MARGIN + i as u32 * line_h) as i32,
+                size,
+                line.color,
+                &line.text,
+            );
         }
         canvas
     }
@@ -182,12 +222,23 @@ impl Figure {
         let h = 10;
         for dx in 0..w {
             let color = self.colormap.color(dx as f32 / (w - 1).max(1) as f32);
-            draw_filled_rect_mut(canvas, Rect::at((x + dx) as i32, y as i32).of_size(1, h), color);
+            draw_filled_rect_mut(
+                canvas,
+                Rect::at((x + dx) as i32, y as i32).of_size(1, h),
+                color,
+            );
         }
         let y_text = (y + h + 2) as i32;
         draw_text(canvas, x as i32, y_text, text, GREY, "0");
         let label = "1 = image's max";
         let lw = text_width(text, label);
-        draw_text(canvas, (x + w).saturating_sub(lw) as i32, y_text, text, GREY, label);
+        draw_text(
+            canvas,
+            (x + w).saturating_sub(lw) as i32,
+            y_text,
+            text,
+            GREY,
+            label,
+        );
     }
 }

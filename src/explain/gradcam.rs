@@ -41,14 +41,23 @@ impl ClassTarget {
                     return if index < classes.len() {
                         Ok(ClassTarget::Class(index))
                     } else {
-                        Err(bad(format!("class index {index} is out of range: the model has {} classes (0..{})", classes.len(), classes.len() - 1)))
+                        Err(bad(format!(
+                            "class index {index} is out of range: the model has {} classes (0..{})",
+                            classes.len(),
+                            classes.len() - 1
+                        )))
                     };
                 }
                 classes
                     .iter()
                     .position(|c| c == text)
                     .map(ClassTarget::Class)
-                    .ok_or_else(|| bad(format!("'{text}' is not top, label, a class index or a class of the model: {}", classes.join(", "))))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "'{text}' is not top, label, a class index or a class of the model: {}",
+                            classes.join(", ")
+                        ))
+                    })
             }
         }
     }
@@ -104,7 +113,13 @@ impl Explainer {
     /// Explains `model` (any registered network, configured by `config`) at `layer` with
     /// `method`. The model is used as its inference copy (BatchNorm on running statistics, no
     /// dropout), so each image's map depends on that image alone.
-    pub fn new(model: &Network, config: &NetworkConfig, model_name: &str, layer: &str, method: CamMethod) -> Result<Self> {
+    pub fn new(
+        model: &Network,
+        config: &NetworkConfig,
+        model_name: &str,
+        layer: &str,
+        method: CamMethod,
+    ) -> Result<Self> {
         config.check_layer(model_name, layer)?;
         Ok(Self {
             model: model.valid(),
@@ -147,12 +162,20 @@ impl Explainer {
 
     /// Maps for a batch of normalised images `[batch, c, h, w]`. `labels` gives each image's
     /// true label where known (needed by [`ClassTarget::Label`]).
-    pub fn explain(&self, images: Tensor<4>, labels: &[Option<usize>], target: &ClassTarget) -> Result<Vec<CamMap>> {
+    pub fn explain(
+        &self,
+        images: Tensor<4>,
+        labels: &[Option<usize>],
+        target: &ClassTarget,
+    ) -> Result<Vec<CamMap>> {
         let [n, ..] = images.dims();
         let mut capture = Capture::new(&self.layer);
         let logits = self.model.forward_tapped(images.clone(), &mut capture); // [n, classes], recorded from the leaf on
         let activations = capture.activation().cloned().ok_or_else(|| {
-            Error::invalid("--layer", format!("the forward pass never reached layer '{}'", self.layer))
+            Error::invalid(
+                "--layer",
+                format!("the forward pass never reached layer '{}'", self.layer),
+            )
         })?; // [n, k, h, w]
         let probabilities = floats(softmax(logits.clone().inner(), 1)); // [n * classes]
         let classes = probabilities.len() / n.max(1);
@@ -171,7 +194,10 @@ impl Explainer {
             .collect::<Result<Vec<usize>>>()?;
         let device = logits.device();
         let index = Tensor::<2, Int>::from_data(
-            TensorData::new(targets.iter().map(|&t| t as i64).collect::<Vec<_>>(), [n, 1]),
+            TensorData::new(
+                targets.iter().map(|&t| t as i64).collect::<Vec<_>>(),
+                [n, 1],
+            ),
             &device,
         );
         // Images are independent in inference mode, so the gradient of the summed scores with
@@ -184,16 +210,27 @@ impl Explainer {
             Needs::Gradients => {
                 let gradients = scores.sum().backward();
                 let grad = activations.grad(&gradients).ok_or_else(|| {
-                    Error::invalid("--layer", format!("no gradient reached layer '{}'", self.layer))
+                    Error::invalid(
+                        "--layer",
+                        format!("no gradient reached layer '{}'", self.layer),
+                    )
                 })?; // [n, k, h, w]
                 floats(cam::raw_maps(self.method, activations.inner(), grad)) // [n * h * w]
             }
-            Needs::Activations if self.method == CamMethod::EigenCam => cam::eigen_maps(&floats(activations.inner()), dims),
+            Needs::Activations if self.method == CamMethod::EigenCam => {
+                cam::eigen_maps(&floats(activations.inner()), dims)
+            }
             Needs::Activations => {
                 let a = activations.inner();
                 let values = floats(a.clone());
-                let weights: Vec<f32> = values.chunks_exact(k * h * w).flat_map(|image| random_weights(image, k, self.seed)).collect();
-                floats(cam::weighted_sum(a, Tensor::from_data(TensorData::new(weights, [n, k]), &device)))
+                let weights: Vec<f32> = values
+                    .chunks_exact(k * h * w)
+                    .flat_map(|image| random_weights(image, k, self.seed))
+                    .collect();
+                floats(cam::weighted_sum(
+                    a,
+                    Tensor::from_data(TensorData::new(weights, [n, k]), &device),
+                ))
             }
             Needs::Forwards => {
                 let a = activations.inner();
@@ -202,7 +239,10 @@ impl Explainer {
                 } else {
                     self.ablation_weights(images, &a, &targets, &target_logits)?
                 }; // [n * k]
-                floats(cam::weighted_sum(a, Tensor::from_data(TensorData::new(weights, [n, k]), &device)))
+                floats(cam::weighted_sum(
+                    a,
+                    Tensor::from_data(TensorData::new(weights, [n, k]), &device),
+                ))
             }
         };
         Ok(raw
@@ -224,7 +264,12 @@ impl Explainer {
     /// ScoreCAM's weights `[n * k]`: for each image, the softmax over channels of the target
     /// logit of the input times each channel's mask (the channel upsampled to the input, corners
     /// aligned as torch's `UpsamplingBilinear2d`, and scaled to [0, 1]).
-    fn score_weights(&self, images: Tensor<4>, activations: &Tensor<4>, targets: &[usize]) -> Result<Vec<f32>> {
+    fn score_weights(
+        &self,
+        images: Tensor<4>,
+        activations: &Tensor<4>,
+        targets: &[usize],
+    ) -> Result<Vec<f32>> {
         let [n, c, ih, iw] = images.dims();
         let [_, k, h, w] = activations.dims();
         let device = images.device();
@@ -237,7 +282,11 @@ impl Explainer {
                 .map(|ch| {
                     let plane = &values[(i * k + ch) * h * w..(i * k + ch + 1) * h * w];
                     let up = upsample_aligned(plane, [h, w], [ih, iw]);
-                    let (lo, hi) = up.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                    let (lo, hi) = up
+                        .iter()
+                        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                            (lo.min(v), hi.max(v))
+                        });
                     up.iter().map(|&v| (v - lo) / (hi - lo + 1e-8)).collect()
                 })
                 .collect();
@@ -246,10 +295,18 @@ impl Explainer {
                 let mut batch = Vec::with_capacity(chunk.len() * c * ih * iw);
                 for mask in chunk {
                     for ch in 0..c {
-                        batch.extend(image[ch * ih * iw..(ch + 1) * ih * iw].iter().zip(mask).map(|(x, m)| x * m));
+                        batch.extend(
+                            image[ch * ih * iw..(ch + 1) * ih * iw]
+                                .iter()
+                                .zip(mask)
+                                .map(|(x, m)| x * m),
+                        );
                     }
                 }
-                let input = Tensor::<4>::from_data(TensorData::new(batch, [chunk.len(), c, ih, iw]), &device);
+                let input = Tensor::<4>::from_data(
+                    TensorData::new(batch, [chunk.len(), c, ih, iw]),
+                    &device,
+                );
                 scores.extend(target_scores(&self.model.forward(input), targets[i]));
             }
             weights.extend(softmax_row(&scores));
@@ -260,7 +317,13 @@ impl Explainer {
     /// AblationCAM's weights `[n * k]`: `(y - y_k) / y` with `y` the target logit and `y_k` the
     /// logit when channel `k` of the layer is ablated (the rest of the network sees the ablated
     /// activation through a [`LayerTap`]).
-    fn ablation_weights(&self, images: Tensor<4>, activations: &Tensor<4>, targets: &[usize], logits: &[f32]) -> Result<Vec<f32>> {
+    fn ablation_weights(
+        &self,
+        images: Tensor<4>,
+        activations: &Tensor<4>,
+        targets: &[usize],
+        logits: &[f32],
+    ) -> Result<Vec<f32>> {
         let [n, k, h, w] = activations.dims();
         let device = images.device();
         let values = floats(activations.clone());
@@ -281,12 +344,21 @@ impl Explainer {
                 }
                 let mut tap = Replace {
                     layer: &self.layer,
-                    with: Some(Tensor::from_data(TensorData::new(batch, [chunk.len(), k, h, w]), &device)),
+                    with: Some(Tensor::from_data(
+                        TensorData::new(batch, [chunk.len(), k, h, w]),
+                        &device,
+                    )),
                 };
                 let input = image.clone().repeat_dim(0, chunk.len());
-                scores.extend(target_scores(&self.model.forward_tapped(input, &mut tap), targets[i]));
+                scores.extend(target_scores(
+                    &self.model.forward_tapped(input, &mut tap),
+                    targets[i],
+                ));
                 if tap.with.is_some() {
-                    return Err(Error::invalid("--layer", format!("the forward pass never reached layer '{}'", self.layer)));
+                    return Err(Error::invalid(
+                        "--layer",
+                        format!("the forward pass never reached layer '{}'", self.layer),
+                    ));
                 }
             }
             let y = logits[i];
@@ -331,7 +403,9 @@ fn softmax_row(scores: &[f32]) -> Vec<f32> {
 /// activation (so an image gets the same map in any batch, and two images different ones).
 pub fn random_weights(activation: &[f32], k: usize, seed: u64) -> Vec<f32> {
     // FNV-1a over the activation's bits.
-    let hash = activation.iter().fold(0xcbf29ce484222325u64, |h, v| (h ^ v.to_bits() as u64).wrapping_mul(0x100000001b3));
+    let hash = activation.iter().fold(0xcbf29ce484222325u64, |h, v| {
+        (h ^ v.to_bits() as u64).wrapping_mul(0x100000001b3)
+    });
     let mut rng = ChaCha8Rng::seed_from_u64(hash ^ seed.wrapping_mul(0x9e3779b97f4a7c15));
     (0..k).map(|_| rng.random_range(-1.0f32..=1.0)).collect()
 }

@@ -40,9 +40,17 @@ use crate::train::metrics::write_json;
 #[derive(Clone, Debug)]
 pub enum Inputs {
     /// Image files; those of another size than the model's input are resized or refused.
-    Files { paths: Vec<PathBuf>, size: SizePolicy },
+    Files {
+        paths: Vec<PathBuf>,
+        size: SizePolicy,
+    },
     /// `samples` test images of the dataset in `dir`, drawn at random with `seed`.
-    TestSet { dir: PathBuf, labels: Cifar100Labels, samples: usize, seed: u64 },
+    TestSet {
+        dir: PathBuf,
+        labels: Cifar100Labels,
+        samples: usize,
+        seed: u64,
+    },
 }
 
 /// What `visionnet gradcam` does.
@@ -216,7 +224,12 @@ pub fn run(request: &HeatmapRequest, device: &Device) -> Result<HeatmapReport> {
     }
     let (samples, resized) = match &request.inputs {
         Inputs::Files { paths, size } => samples::from_files(paths, shape, &classes, *size)?,
-        Inputs::TestSet { dir, labels, samples: count, seed } => {
+        Inputs::TestSet {
+            dir,
+            labels,
+            samples: count,
+            seed,
+        } => {
             let data = Dataset::load(dir, *labels)?;
             loaded.check_data(&data)?;
             (samples::from_test_set(&data, *count, *seed)?, Vec::new())
@@ -226,35 +239,84 @@ pub fn run(request: &HeatmapRequest, device: &Device) -> Result<HeatmapReport> {
         prepare_out(&request.out)?; // refuses an old folder before hours of work; empty: kept
     }
     let norm = &loaded.meta.normalize;
-    let options = MetricOptions::new(request.metrics.clone(), request.batch_size.max(1) * 4, request.seed);
+    let options = MetricOptions::new(
+        request.metrics.clone(),
+        request.batch_size.max(1) * 4,
+        request.seed,
+    );
     let images: Vec<Vec<f32>> = if request.metrics.is_empty() {
         Vec::new()
     } else {
         let batch = samples::normalised_batch(&samples, shape, norm);
-        batch.images.chunks_exact(shape.iter().product()).map(|c| c.to_vec()).collect()
+        batch
+            .images
+            .chunks_exact(shape.iter().product())
+            .map(|c| c.to_vec())
+            .collect()
     };
-    let ids: Vec<u64> = samples.iter().enumerate().map(|(i, s)| s.test_index.unwrap_or(i) as u64).collect();
+    let ids: Vec<u64> = samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.test_index.unwrap_or(i) as u64)
+        .collect();
     let mut all_maps = Vec::with_capacity(request.methods.len());
     let mut scores: Vec<Vec<ImageScores>> = Vec::new();
     let mut summaries = Vec::new();
     for (m, &method) in request.methods.iter().enumerate() {
-        let explainer = loaded.explainer(&layer, method)?.with_seed(mix_seed(&[request.seed, 71]));
+        let explainer = loaded
+            .explainer(&layer, method)?
+            .with_seed(mix_seed(&[request.seed, 71]));
         let started = Instant::now();
-        let shown = if request.metrics.is_empty() { request.show.min(samples.len()) } else { samples.len() };
-        let maps = samples::explain_samples(&explainer, &samples[..shown], shape, norm, &target, request.batch_size, device)?;
+        let shown = if request.metrics.is_empty() {
+            request.show.min(samples.len())
+        } else {
+            samples.len()
+        };
+        let maps = samples::explain_samples(
+            &explainer,
+            &samples[..shown],
+            shape,
+            norm,
+            &target,
+            request.batch_size,
+            device,
+        )?;
         let seconds_maps = started.elapsed().as_secs_f64();
         if !request.metrics.is_empty() {
             let started = Instant::now();
-            let values = faithfulness::measure(explainer.model(), &images, shape, &maps, &ids, &options, device);
+            let values = faithfulness::measure(
+                explainer.model(),
+                &images,
+                shape,
+                &maps,
+                &ids,
+                &options,
+                device,
+            );
             let seconds_measures = started.elapsed().as_secs_f64();
-            summaries.push(summarise(method, &values, seconds_maps, seconds_measures, mix_seed(&[request.seed, 89, m as u64])));
+            summaries.push(summarise(
+                method,
+                &values,
+                seconds_maps,
+                seconds_measures,
+                mix_seed(&[request.seed, 89, m as u64]),
+            ));
             scores.push(values);
         }
         all_maps.push(maps);
     }
     let sanity = if request.sanity {
         let chosen = &samples[..samples.len().min(request.show.max(1))];
-        Some(sanity::run(&loaded, &layer, &request.methods, chosen, &target, request.batch_size, request.seed, device)?)
+        Some(sanity::run(
+            &loaded,
+            &layer,
+            &request.methods,
+            chosen,
+            &target,
+            request.batch_size,
+            request.seed,
+            device,
+        )?)
     } else {
         None
     };
@@ -271,25 +333,73 @@ pub fn run(request: &HeatmapRequest, device: &Device) -> Result<HeatmapReport> {
         for (m, &method) in request.methods.iter().enumerate() {
             let map = &all_maps[m][s];
             let picture = overlay(&image, &map.normalised, map.shape, &request.style);
-            let stem = if several { format!("{}.{}", sample.id, method_stem(method)) } else { sample.id.clone() };
-            let files = write_map(&request.out, &stem, &map.raw, &map.normalised, map.shape, &picture)?;
-            written.push(MethodMap { method, raw_range: raw_range(map), peak: peak(map), files });
+            let stem = if several {
+                format!("{}.{}", sample.id, method_stem(method))
+            } else {
+                sample.id.clone()
+            };
+            let files = write_map(
+                &request.out,
+                &stem,
+                &map.raw,
+                &map.normalised,
+                map.shape,
+                &picture,
+            )?;
+            written.push(MethodMap {
+                method,
+                raw_range: raw_range(map),
+                peak: peak(map),
+                files,
+            });
             panels.push(picture);
         }
         let first = &all_maps[0][s];
-        tiles.push(Tile { panels, caption: caption(sample, first, &classes, &target) });
+        tiles.push(Tile {
+            panels,
+            caption: caption(sample, first, &classes, &target),
+        });
         let mut record = record(sample, first, &classes, written[0].files.clone());
         record.more = written.split_off(1);
         records.push(record);
     }
     let titles: Vec<&str> = request.methods.iter().map(|m| m.title()).collect();
     let title = vec![
-        Line::new(format!("{} of {} ({}), layer {}", titles.join(", "), loaded.short_name(), loaded.meta.model.name, layer), BLACK),
-        Line::new(format!("maps of the {}; checkpoint {}", target.describe(&classes), loaded.checkpoint.display()), GREY),
+        Line::new(
+            format!(
+                "{} of {} ({}), layer {}",
+                titles.join(", "),
+                loaded.short_name(),
+                loaded.meta.model.name,
+                layer
+            ),
+            BLACK,
+        ),
+        Line::new(
+            format!(
+                "maps of the {}; checkpoint {}",
+                target.describe(&classes),
+                loaded.checkpoint.display()
+            ),
+            GREY,
+        ),
     ];
     let mut headers = vec!["input".to_string()];
-    headers.extend(request.methods.iter().map(|m| if several { m.title().to_string() } else { format!("{} {layer}", m.title()) }));
-    let grid = Figure { title, headers, tiles, columns: request.columns, colormap: request.style.colormap }.render();
+    headers.extend(request.methods.iter().map(|m| {
+        if several {
+            m.title().to_string()
+        } else {
+            format!("{} {layer}", m.title())
+        }
+    }));
+    let grid = Figure {
+        title,
+        headers,
+        tiles,
+        columns: request.columns,
+        colormap: request.style.colormap,
+    }
+    .render();
     let grid_path = request.out.join("grid.png");
     write_png(&grid_path, &grid)?;
 
@@ -297,7 +407,14 @@ pub fn run(request: &HeatmapRequest, device: &Device) -> Result<HeatmapReport> {
         None
     } else {
         let csv = request.out.join("metrics.csv");
-        write_metrics_csv(&csv, &samples, &request.methods, &all_maps, &scores, &classes)?;
+        write_metrics_csv(
+            &csv,
+            &samples,
+            &request.methods,
+            &all_maps,
+            &scores,
+            &classes,
+        )?;
         Some(MetricsReport {
             metrics: request.metrics.clone(),
             steps: options.steps,
@@ -305,14 +422,28 @@ pub fn run(request: &HeatmapRequest, device: &Device) -> Result<HeatmapReport> {
             inputs_per_image: options.inputs_per_image(),
             methods: summaries,
             csv,
-            note: (samples.len() < 2).then(|| "a single image: means have no interval (an interval needs at least 2 images)".to_string()),
+            note: (samples.len() < 2).then(|| {
+                "a single image: means have no interval (an interval needs at least 2 images)"
+                    .to_string()
+            }),
         })
     };
     let (sanity, sanity_figure) = match sanity {
         Some((report, maps)) => {
             write_sanity_csv(&request.out.join("sanity.csv"), &report, &maps, &samples)?;
             let path = request.out.join("sanity.png");
-            write_png(&path, &sanity_figure(&report, &maps, &samples[0], shape, &request.style, &loaded, &layer))?;
+            write_png(
+                &path,
+                &sanity_figure(
+                    &report,
+                    &maps,
+                    &samples[0],
+                    shape,
+                    &request.style,
+                    &loaded,
+                    &layer,
+                ),
+            )?;
             (Some(report), Some(path))
         }
         None => (None, None),
@@ -343,10 +474,20 @@ pub fn method_stem(method: CamMethod) -> String {
 }
 
 /// Each measure's mean over images with its interval.
-pub fn summarise(method: CamMethod, values: &[ImageScores], seconds_maps: f64, seconds_measures: f64, seed: u64) -> MethodMetrics {
+pub fn summarise(
+    method: CamMethod,
+    values: &[ImageScores],
+    seconds_maps: f64,
+    seconds_measures: f64,
+    seed: u64,
+) -> MethodMetrics {
     let column = |k: usize| -> Option<MeanInterval> {
         let xs: Vec<f64> = values.iter().filter_map(|v| v.values()[k]).collect();
-        if xs.is_empty() { None } else { mean_interval(&xs, REPLICATES, 0.95, mix_seed(&[seed, k as u64])) }
+        if xs.is_empty() {
+            None
+        } else {
+            mean_interval(&xs, REPLICATES, 0.95, mix_seed(&[seed, k as u64]))
+        }
     };
     MethodMetrics {
         method,
@@ -373,9 +514,18 @@ fn write_metrics_csv(
     classes: &[String],
 ) -> Result<()> {
     let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
-    let mut header = vec!["id", "test_index", "method", "label", "target", "target_probability"];
+    let mut header = vec![
+        "id",
+        "test_index",
+        "method",
+        "label",
+        "target",
+        "target_probability",
+    ];
     header.extend(ImageScores::NAMES);
-    writer.write_record(&header).map_err(|e| Error::data(path, e.to_string()))?;
+    writer
+        .write_record(&header)
+        .map_err(|e| Error::data(path, e.to_string()))?;
     for (m, method) in methods.iter().enumerate() {
         for (s, sample) in samples.iter().enumerate() {
             let map = &maps[m][s];
@@ -387,19 +537,41 @@ fn write_metrics_csv(
                 classes[map.target].clone(),
                 format!("{}", map.target_probability),
             ];
-            row.extend(scores[m][s].values().iter().map(|v| v.map(|v| format!("{v}")).unwrap_or_default()));
-            writer.write_record(&row).map_err(|e| Error::data(path, e.to_string()))?;
+            row.extend(
+                scores[m][s]
+                    .values()
+                    .iter()
+                    .map(|v| v.map(|v| format!("{v}")).unwrap_or_default()),
+            );
+            writer
+                .write_record(&row)
+                .map_err(|e| Error::data(path, e.to_string()))?;
         }
     }
-    let bytes = writer.into_inner().map_err(|e| Error::data(path, e.to_string()))?;
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| Error::data(path, e.to_string()))?;
     fs::write(path, bytes).at(path)
 }
 
 /// `sanity.csv`: one row per method, depth and image.
-fn write_sanity_csv(path: &Path, report: &SanityReport, maps: &SanityMaps, samples: &[Sample]) -> Result<()> {
+fn write_sanity_csv(
+    path: &Path,
+    report: &SanityReport,
+    maps: &SanityMaps,
+    samples: &[Sample],
+) -> Result<()> {
     let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
     writer
-        .write_record(["method", "depth", "group", "above_layer", "id", "spearman", "ssim"])
+        .write_record([
+            "method",
+            "depth",
+            "group",
+            "above_layer",
+            "id",
+            "spearman",
+            "ssim",
+        ])
         .map_err(|e| Error::data(path, e.to_string()))?;
     for (m, method) in report.methods.iter().enumerate() {
         for (d, depth) in method.depths.iter().enumerate() {
@@ -418,7 +590,9 @@ fn write_sanity_csv(path: &Path, report: &SanityReport, maps: &SanityMaps, sampl
             }
         }
     }
-    let bytes = writer.into_inner().map_err(|e| Error::data(path, e.to_string()))?;
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| Error::data(path, e.to_string()))?;
     fs::write(path, bytes).at(path)
 }
 
@@ -441,18 +615,35 @@ fn sanity_figure(
             let picture = overlay(&image, &map.normalised, map.shape, style);
             let mut caption = Vec::new();
             if d == 0 {
-                let flag = if method.unchanged { " (unchanged!)" } else { "" };
-                caption.push(Line::new(format!("{}{flag}", method.method.title()), if method.unchanged { RED } else { BLACK }));
+                let flag = if method.unchanged {
+                    " (unchanged!)"
+                } else {
+                    ""
+                };
+                caption.push(Line::new(
+                    format!("{}{flag}", method.method.title()),
+                    if method.unchanged { RED } else { BLACK },
+                ));
                 caption.push(Line::new("trained", GREY));
                 caption.push(Line::new(" ", GREY));
             } else {
                 let depth = &method.depths[d - 1];
-                caption.push(Line::new(format!("+{}", depth.group), if depth.above_layer { BLACK } else { GREY }));
-                let show = |v: &Option<MeanInterval>| v.as_ref().map(|v| format!("{:.2}", v.mean)).unwrap_or_else(|| "-".into());
+                caption.push(Line::new(
+                    format!("+{}", depth.group),
+                    if depth.above_layer { BLACK } else { GREY },
+                ));
+                let show = |v: &Option<MeanInterval>| {
+                    v.as_ref()
+                        .map(|v| format!("{:.2}", v.mean))
+                        .unwrap_or_else(|| "-".into())
+                };
                 caption.push(Line::new(format!("rho {}", show(&depth.spearman)), GREY));
                 caption.push(Line::new(format!("SSIM {}", show(&depth.ssim)), GREY));
             }
-            tiles.push(Tile { panels: vec![picture], caption });
+            tiles.push(Tile {
+                panels: vec![picture],
+                caption,
+            });
         }
     }
     let columns = report.groups.len() + 1;
@@ -480,24 +671,41 @@ fn sanity_figure(
 
 /// A map's `[row, column]` of its largest raw value (the first, if tied).
 pub fn peak(map: &CamMap) -> [usize; 2] {
-    let best = (0..map.raw.len()).fold(0, |best, i| if map.raw[i] > map.raw[best] { i } else { best });
+    let best = (0..map.raw.len()).fold(
+        0,
+        |best, i| if map.raw[i] > map.raw[best] { i } else { best },
+    );
     [best / map.shape[1], best % map.shape[1]]
 }
 
 /// The grid caption of a sample: its label (green if predicted, red if not), the prediction and
 /// confidence, and the explained class when it is not the prediction.
 fn caption(sample: &Sample, map: &CamMap, classes: &[String], target: &ClassTarget) -> Vec<Line> {
-    let predicted = format!("pred: {} ({:.0}%)", classes[map.predicted], 100.0 * map.confidence);
+    let predicted = format!(
+        "pred: {} ({:.0}%)",
+        classes[map.predicted],
+        100.0 * map.confidence
+    );
     let mut lines = match sample.label {
         Some(label) => {
             let color = if label == map.predicted { GREEN } else { RED };
-            vec![Line::new(format!("true: {}", classes[label]), BLACK), Line::new(predicted, color)]
+            vec![
+                Line::new(format!("true: {}", classes[label]), BLACK),
+                Line::new(predicted, color),
+            ]
         }
-        None => vec![Line::new(short_source(&sample.source), BLACK), Line::new(predicted, BLACK)],
+        None => vec![
+            Line::new(short_source(&sample.source), BLACK),
+            Line::new(predicted, BLACK),
+        ],
     };
     if *target != ClassTarget::Predicted {
         lines.push(Line::new(
-            format!("map of: {} ({:.0}%)", classes[map.target], 100.0 * map.target_probability),
+            format!(
+                "map of: {} ({:.0}%)",
+                classes[map.target],
+                100.0 * map.target_probability
+            ),
             GREY,
         ));
     }
@@ -509,7 +717,10 @@ fn caption(sample: &Sample, map: &CamMap, classes: &[String], target: &ClassTarg
 
 /// The file name of a source path.
 fn short_source(source: &str) -> String {
-    Path::new(source).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| source.to_string())
+    Path::new(source)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| source.to_string())
 }
 
 /// The smallest and largest raw value of a map.

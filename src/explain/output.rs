@@ -14,12 +14,18 @@ use crate::error::{Error, IoContext, Result};
 pub fn prepare_out(out: &Path) -> Result<()> {
     if out.exists() {
         if !out.is_dir() {
-            return Err(Error::invalid("--out", format!("{} exists and is not a folder", out.display())));
+            return Err(Error::invalid(
+                "--out",
+                format!("{} exists and is not a folder", out.display()),
+            ));
         }
         if fs::read_dir(out).at(out)?.next().is_some() {
             return Err(Error::invalid(
                 "--out",
-                format!("{} exists and is not empty; give a new or empty folder (nothing is overwritten)", out.display()),
+                format!(
+                    "{} exists and is not empty; give a new or empty folder (nothing is overwritten)",
+                    out.display()
+                ),
             ));
         }
     }
@@ -28,7 +34,11 @@ pub fn prepare_out(out: &Path) -> Result<()> {
 
 /// Writes `values` as a float32 NumPy array of `shape` (C order) to `path`.
 pub fn write_npy(path: &Path, values: &[f32], shape: &[usize]) -> Result<()> {
-    assert_eq!(values.len(), shape.iter().product::<usize>(), "values fill the shape");
+    assert_eq!(
+        values.len(),
+        shape.iter().product::<usize>(),
+        "values fill the shape"
+    );
     let file = fs::File::create(path).at(path)?;
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
     let mut writer = npyz::WriteOptions::new()
@@ -51,7 +61,13 @@ pub fn write_png(path: &Path, image: &RgbImage) -> Result<()> {
 /// A file name made of `text`'s letters, digits, `-` and `_` (others become `_`).
 pub fn safe_name(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -68,7 +84,14 @@ pub struct MapFiles {
 
 /// Writes a map's raw and normalised arrays and its overlay as `<stem>.raw.npy`,
 /// `<stem>.map.npy` and `<stem>.overlay.png` in `dir`.
-pub fn write_map(dir: &Path, stem: &str, raw: &[f32], normalised: &[f32], shape: [usize; 2], overlay: &RgbImage) -> Result<MapFiles> {
+pub fn write_map(
+    dir: &Path,
+    stem: &str,
+    raw: &[f32],
+    normalised: &[f32],
+    shape: [usize; 2],
+    overlay: &RgbImage,
+) -> Result<MapFiles> {
     let files = MapFiles {
         raw: dir.join(format!("{stem}.raw.npy")),
         map: dir.join(format!("{stem}.map.npy")),

@@ -14,7 +14,9 @@ use image::imageops::{self, FilterType};
 use image::{ImageBuffer, Luma, Rgb, RgbImage};
 
 /// The colour map of heat maps (colours from d3-scale-chromatic, via `colorous`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Colormap {
     /// Google's Turbo: the jet-like rainbow of most Grad-CAM figures, without jet's flaws.
@@ -36,7 +38,11 @@ impl Colormap {
 
     /// The colour of `t` in [0, 1] (clamped).
     pub fn color(self, t: f32) -> Rgb<u8> {
-        let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+        let t = if t.is_finite() {
+            t.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         Rgb(self.gradient().eval_continuous(t as f64).into_array())
     }
 }
@@ -76,7 +82,8 @@ pub fn rgb_image(pixels: &[u8], [c, h, w]: [usize; 3]) -> RgbImage {
 /// A row-major `[h, w]` map resized to `width x height` by bilinear interpolation.
 pub fn upsample(map: &[f32], [h, w]: [usize; 2], width: u32, height: u32) -> Vec<f32> {
     let source: ImageBuffer<Luma<f32>, Vec<f32>> =
-        ImageBuffer::from_raw(w as u32, h as u32, map.to_vec()).expect("the map holds h * w values");
+        ImageBuffer::from_raw(w as u32, h as u32, map.to_vec())
+            .expect("the map holds h * w values");
     imageops::resize(&source, width, height, FilterType::Triangle).into_raw()
 }
 
@@ -110,7 +117,12 @@ pub fn upsample_aligned(map: &[f32], [h, w]: [usize; 2], [height, width]: [usize
 
 /// The input image upscaled `scale` times (bilinear, like the map).
 pub fn upscale(image: &RgbImage, scale: u32) -> RgbImage {
-    imageops::resize(image, image.width() * scale, image.height() * scale, FilterType::Triangle)
+    imageops::resize(
+        image,
+        image.width() * scale,
+        image.height() * scale,
+        FilterType::Triangle,
+    )
 }
 
 /// A normalised `[h, w]` map blended on `image` (the model's input), upscaled by `style.scale`.
@@ -122,6 +134,8 @@ pub fn overlay(image: &RgbImage, map: &[f32], shape: [usize; 2], style: &Overlay
         let t = values[(y * base.width() + x) as usize].clamp(0.0, 1.0);
         let a = alpha * t.sqrt();
         let (p, q) = (base.get_pixel(x, y), style.colormap.color(t));
-        Rgb(std::array::from_fn(|c| ((1.0 - a) * p[c] as f32 + a * q[c] as f32).round() as u8))
+        Rgb(std::array::from_fn(|c| {
+            ((1.0 - a) * p[c] as f32 + a * q[c] as f32).round() as u8
+        }))
     })
 }

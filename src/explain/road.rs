@@ -31,7 +31,13 @@ pub const NOISE: f64 = 0.01;
 
 /// `image` (`[c, h, w]`, row-major) with the pixels where `removed` is true filled by noisy
 /// linear imputation; `seed` draws the noise.
-pub fn impute(image: &[f32], [c, h, w]: [usize; 3], removed: &[bool], noise: f64, seed: u64) -> Vec<f32> {
+pub fn impute(
+    image: &[f32],
+    [c, h, w]: [usize; 3],
+    removed: &[bool],
+    noise: f64,
+    seed: u64,
+) -> Vec<f32> {
     assert_eq!(removed.len(), h * w, "one flag per pixel");
     let mut out = image.to_vec();
     let unknown: Vec<usize> = (0..h * w).filter(|&p| removed[p]).collect();
@@ -59,19 +65,33 @@ pub fn impute(image: &[f32], [c, h, w]: [usize; 3], removed: &[bool], noise: f64
             }
             let q = ny as usize * w + nx as usize;
             diagonal[u] += weight;
-            if removed[q] { links[u].push((index[q], weight)) } else { known[u].push((q, weight)) }
+            if removed[q] {
+                links[u].push((index[q], weight))
+            } else {
+                known[u].push((q, weight))
+            }
         }
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // A standard normal draw by Box-Muller.
     let mut gaussian = move || {
-        let (u, v): (f64, f64) = (rng.random_range(f64::EPSILON..1.0), rng.random_range(0.0..1.0));
+        let (u, v): (f64, f64) = (
+            rng.random_range(f64::EPSILON..1.0),
+            rng.random_range(0.0..1.0),
+        );
         (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
     };
     for ch in 0..c {
         let plane = &image[ch * h * w..(ch + 1) * h * w];
-        let rhs: Vec<f64> = known.iter().map(|ks| ks.iter().map(|&(q, wt)| wt * plane[q] as f64).sum()).collect();
-        let solution = if unknown.len() == h * w { vec![0.0; unknown.len()] } else { solve(&diagonal, &links, &rhs) };
+        let rhs: Vec<f64> = known
+            .iter()
+            .map(|ks| ks.iter().map(|&(q, wt)| wt * plane[q] as f64).sum())
+            .collect();
+        let solution = if unknown.len() == h * w {
+            vec![0.0; unknown.len()]
+        } else {
+            solve(&diagonal, &links, &rhs)
+        };
         for (u, &p) in unknown.iter().enumerate() {
             out[ch * h * w + p] = (solution[u] + noise * gaussian()) as f32;
         }
@@ -142,11 +162,20 @@ mod tests {
         // A plane is harmonic for this stencil away from the border: the removed block inside
         // a linear ramp is filled with the ramp.
         let (h, w) = (8, 8);
-        let image: Vec<f32> = (0..h * w).map(|p| (p % w) as f32 * 0.5 + (p / w) as f32).collect();
-        let removed: Vec<bool> = (0..h * w).map(|p| (2..6).contains(&(p / w)) && (2..6).contains(&(p % w))).collect();
+        let image: Vec<f32> = (0..h * w)
+            .map(|p| (p % w) as f32 * 0.5 + (p / w) as f32)
+            .collect();
+        let removed: Vec<bool> = (0..h * w)
+            .map(|p| (2..6).contains(&(p / w)) && (2..6).contains(&(p % w)))
+            .collect();
         let out = impute(&image, [1, h, w], &removed, 0.0, 0);
         for p in 0..h * w {
-            assert!((out[p] - image[p]).abs() < 1e-4, "pixel {p}: {} vs {}", out[p], image[p]);
+            assert!(
+                (out[p] - image[p]).abs() < 1e-4,
+                "pixel {p}: {} vs {}",
+                out[p],
+                image[p]
+            );
         }
     }
 }

@@ -73,17 +73,27 @@ impl LoadedModel {
 
     /// An explainer of this model at `layer` with `method`.
     pub fn explainer(&self, layer: &str, method: CamMethod) -> Result<Explainer> {
-        Explainer::new(&self.model, &self.config, &self.meta.model.name, layer, method)
+        Explainer::new(
+            &self.model,
+            &self.config,
+            &self.meta.model.name,
+            layer,
+            method,
+        )
     }
 
     /// A short name for figures: the run folder's name (or the checkpoint folder's).
     pub fn short_name(&self) -> String {
         let dir = &self.checkpoint;
         let run = match dir.parent() {
-            Some(p) if p.file_name().is_some_and(|n| n == "checkpoints") => p.parent().unwrap_or(dir),
+            Some(p) if p.file_name().is_some_and(|n| n == "checkpoints") => {
+                p.parent().unwrap_or(dir)
+            }
             _ => dir,
         };
-        run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string())
+        run.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string())
     }
 
     /// Checks that `data`'s test set fits the model: same classes, same image size.
@@ -102,7 +112,12 @@ impl LoadedModel {
         if data.test.shape != self.meta.input_shape {
             return Err(Error::data(
                 &data.root,
-                format!("its images are {:?}, the model {} takes {:?}", data.test.shape, self.checkpoint.display(), self.meta.input_shape),
+                format!(
+                    "its images are {:?}, the model {} takes {:?}",
+                    data.test.shape,
+                    self.checkpoint.display(),
+                    self.meta.input_shape
+                ),
             ));
         }
         Ok(())
@@ -112,7 +127,12 @@ impl LoadedModel {
 /// Reads image files for a model taking `[c, h, w]` inputs. A file whose parent folder is named
 /// after one of `classes` (as in an image-folder dataset) gets that label. Returns the samples
 /// and the files that were resized.
-pub fn from_files(paths: &[PathBuf], shape: [usize; 3], classes: &[String], policy: SizePolicy) -> Result<(Vec<Sample>, Vec<PathBuf>)> {
+pub fn from_files(
+    paths: &[PathBuf],
+    shape: [usize; 3],
+    classes: &[String],
+    policy: SizePolicy,
+) -> Result<(Vec<Sample>, Vec<PathBuf>)> {
     let mut samples = Vec::with_capacity(paths.len());
     let mut resized = Vec::new();
     for (i, path) in paths.iter().enumerate() {
@@ -120,11 +140,15 @@ pub fn from_files(paths: &[PathBuf], shape: [usize; 3], classes: &[String], poli
         if file.resized {
             resized.push(path.clone());
         }
-        let label = path
-            .parent()
-            .and_then(|p| p.file_name())
-            .and_then(|name| classes.iter().position(|c| c.as_str() == name.to_string_lossy()));
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let label = path.parent().and_then(|p| p.file_name()).and_then(|name| {
+            classes
+                .iter()
+                .position(|c| c.as_str() == name.to_string_lossy())
+        });
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         samples.push(Sample {
             id: format!("{i:03}-{}", super::output::safe_name(&stem)),
             source: path.display().to_string(),
@@ -140,7 +164,13 @@ pub fn from_files(paths: &[PathBuf], shape: [usize; 3], classes: &[String], poli
 pub fn from_test_set(data: &Dataset, count: usize, seed: u64) -> Result<Vec<Sample>> {
     let n = data.test.len();
     if count == 0 || count > n {
-        return Err(Error::invalid("--samples", format!("must be between 1 and {n} (the test images of {})", data.root.display())));
+        return Err(Error::invalid(
+            "--samples",
+            format!(
+                "must be between 1 and {n} (the test images of {})",
+                data.root.display()
+            ),
+        ));
     }
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix_seed(&[seed, 61])));
@@ -161,12 +191,21 @@ pub fn test_sample(data: &Dataset, index: usize) -> Sample {
 }
 
 /// `samples` as one normalised batch `[n, c, h, w]`.
-pub fn normalised_tensor(samples: &[Sample], shape: [usize; 3], norm: &Normalize, device: &Device) -> Tensor<4> {
+pub fn normalised_tensor(
+    samples: &[Sample],
+    shape: [usize; 3],
+    norm: &Normalize,
+    device: &Device,
+) -> Tensor<4> {
     batch_tensors(normalised_batch(samples, shape, norm), device).0
 }
 
 /// `samples` normalised on the host.
-pub fn normalised_batch(samples: &[Sample], shape: [usize; 3], norm: &Normalize) -> crate::data::batches::HostBatch {
+pub fn normalised_batch(
+    samples: &[Sample],
+    shape: [usize; 3],
+    norm: &Normalize,
+) -> crate::data::batches::HostBatch {
     let mut set = ImageSet::empty(shape, Vec::new());
     for sample in samples {
         set.pixels.extend_from_slice(&sample.pixels);

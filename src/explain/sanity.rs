@@ -68,7 +68,8 @@ impl ModuleVisitor for Groups {
             self.groups.push(group);
         }
         if self.keep {
-            self.tensors.insert(self.path.join("."), param.val().into_data());
+            self.tensors
+                .insert(self.path.join("."), param.val().into_data());
         }
     }
 }
@@ -107,12 +108,25 @@ impl ModuleMapper for Swap<'_> {
 
 /// `model` with the parameters of `groups` taken from a fresh initialisation of `loaded`'s
 /// configuration (seeded by `seed`).
-pub fn randomised(loaded: &LoadedModel, model: Network, groups: &[String], seed: u64, device: &Device) -> Result<Network> {
+pub fn randomised(
+    loaded: &LoadedModel,
+    model: Network,
+    groups: &[String],
+    seed: u64,
+    device: &Device,
+) -> Result<Network> {
     device.seed(seed);
     let fresh = loaded.config.init(device)?;
-    let mut record = Groups { keep: true, ..Default::default() };
+    let mut record = Groups {
+        keep: true,
+        ..Default::default()
+    };
     fresh.visit(&mut record);
-    Ok(model.map(&mut Swap { path: Vec::new(), groups, from: &record.tensors }))
+    Ok(model.map(&mut Swap {
+        path: Vec::new(),
+        groups,
+        from: &record.tensors,
+    }))
 }
 
 /// One method at one depth.
@@ -185,11 +199,15 @@ pub fn run(
     groups.reverse(); // top first
     // The trained model's maps fix each image's class for every depth.
     let first = loaded.explainer(layer, methods[0])?;
-    let trained_first = samples::explain_samples(&first, samples, shape, norm, target, batch_size, device)?;
+    let trained_first =
+        samples::explain_samples(&first, samples, shape, norm, target, batch_size, device)?;
     let fixed: Vec<Sample> = samples
         .iter()
         .zip(&trained_first)
-        .map(|(s, m)| Sample { label: Some(m.target), ..s.clone() })
+        .map(|(s, m)| Sample {
+            label: Some(m.target),
+            ..s.clone()
+        })
         .collect();
     let by_class = ClassTarget::Label;
 
@@ -198,9 +216,16 @@ pub fn run(
     let mut above = 0;
     let mut still_above = true;
     for d in 1..=groups.len() {
-        let model = randomised(loaded, models[d - 1].clone(), &groups[d - 1..d], mix_seed(&[seed, 401, d as u64]), device)?;
+        let model = randomised(
+            loaded,
+            models[d - 1].clone(),
+            &groups[d - 1..d],
+            mix_seed(&[seed, 401, d as u64]),
+            device,
+        )?;
         if still_above {
-            let same = layer_unchanged(&loaded.model, &model, layer, &fixed[0], shape, norm, device)?;
+            let same =
+                layer_unchanged(&loaded.model, &model, layer, &fixed[0], shape, norm, device)?;
             if same { above = d } else { still_above = false }
         }
         models.push(model);
@@ -222,11 +247,22 @@ pub fn run(
     for (m, &method) in methods.iter().enumerate() {
         let mut per_depth: Vec<Vec<CamMap>> = Vec::with_capacity(models.len());
         for model in &models {
-            let explainer = Explainer::new(model, &loaded.config, &loaded.meta.model.name, layer, method)?;
-            per_depth.push(samples::explain_samples(&explainer, &fixed, shape, norm, &by_class, batch_size, device)?);
+            let explainer = Explainer::new(
+                model,
+                &loaded.config,
+                &loaded.meta.model.name,
+                layer,
+                method,
+            )?;
+            per_depth.push(samples::explain_samples(
+                &explainer, &fixed, shape, norm, &by_class, batch_size, device,
+            )?);
         }
         let [_, h, w] = shape;
-        let originals: Vec<Vec<f64>> = per_depth[0].iter().map(|map| input_sized(&map.normalised, map.shape, [h, w])).collect();
+        let originals: Vec<Vec<f64>> = per_depth[0]
+            .iter()
+            .map(|map| input_sized(&map.normalised, map.shape, [h, w]))
+            .collect();
         let mut depths = Vec::with_capacity(groups.len());
         let mut values = Vec::with_capacity(groups.len());
         for d in 1..models.len() {
@@ -234,7 +270,11 @@ pub fn run(
                 .iter()
                 .zip(&originals)
                 .map(|(map, original)| {
-                    let s = similarity(original, &input_sized(&map.normalised, map.shape, [h, w]), [h, w]);
+                    let s = similarity(
+                        original,
+                        &input_sized(&map.normalised, map.shape, [h, w]),
+                        [h, w],
+                    );
                     (s.spearman, s.ssim)
                 })
                 .collect();
@@ -252,15 +292,35 @@ pub fn run(
             values.push(pairs);
         }
         let at_layer = &depths[above - 1];
-        let unchanged = at_layer.spearman.as_ref().is_some_and(|r| r.mean >= UNCHANGED);
-        report_methods.push(MethodSanity { method, depths, unchanged });
+        let unchanged = at_layer
+            .spearman
+            .as_ref()
+            .is_some_and(|r| r.mean >= UNCHANGED);
+        report_methods.push(MethodSanity {
+            method,
+            depths,
+            unchanged,
+        });
         all_maps.push(per_depth);
         all_values.push(values);
     }
-    let flagged = report_methods.iter().filter(|m| m.unchanged).map(|m| m.method).collect();
+    let flagged = report_methods
+        .iter()
+        .filter(|m| m.unchanged)
+        .map(|m| m.method)
+        .collect();
     Ok((
-        SanityReport { groups, groups_above_layer: above, images: samples.len(), methods: report_methods, flagged },
-        SanityMaps { maps: all_maps, values: all_values },
+        SanityReport {
+            groups,
+            groups_above_layer: above,
+            images: samples.len(),
+            methods: report_methods,
+            flagged,
+        },
+        SanityMaps {
+            maps: all_maps,
+            values: all_values,
+        },
     ))
 }
 
@@ -279,11 +339,19 @@ fn layer_unchanged(
     for model in [a, b] {
         let mut capture = Capture::new(layer);
         let _ = model.valid().forward_tapped(image.clone(), &mut capture);
-        let activation = capture
-            .activation()
-            .cloned()
-            .ok_or_else(|| Error::invalid("--layer", format!("the forward pass never reached layer '{layer}'")))?;
-        values.push(activation.inner().into_data_as::<f32>().iter::<f32>().collect::<Vec<f32>>());
+        let activation = capture.activation().cloned().ok_or_else(|| {
+            Error::invalid(
+                "--layer",
+                format!("the forward pass never reached layer '{layer}'"),
+            )
+        })?;
+        values.push(
+            activation
+                .inner()
+                .into_data_as::<f32>()
+                .iter::<f32>()
+                .collect::<Vec<f32>>(),
+        );
     }
     Ok(values[0] == values[1])
 }

@@ -42,7 +42,10 @@ impl Similarity {
 
 /// A normalised `[h, w]` map upsampled (bilinear, pixel centres aligned) to `[height, width]`.
 pub fn input_sized(map: &[f32], shape: [usize; 2], [height, width]: [usize; 2]) -> Vec<f64> {
-    upsample(map, shape, width as u32, height as u32).into_iter().map(f64::from).collect()
+    upsample(map, shape, width as u32, height as u32)
+        .into_iter()
+        .map(f64::from)
+        .collect()
 }
 
 /// The similarities of two maps of the same `[height, width]` (already upsampled).
@@ -81,7 +84,8 @@ pub fn ssim(a: &[f64], b: &[f64], [height, width]: [usize; 2]) -> f64 {
             let va = cov_norm * (saa / np - ma * ma);
             let vb = cov_norm * (sbb / np - mb * mb);
             let vab = cov_norm * (sab / np - ma * mb);
-            total += ((2.0 * ma * mb + c1) * (2.0 * vab + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2));
+            total += ((2.0 * ma * mb + c1) * (2.0 * vab + c2))
+                / ((ma * ma + mb * mb + c1) * (va + vb + c2));
             count += 1;
         }
     }
@@ -115,7 +119,9 @@ mod tests {
     fn identical_maps_are_fully_similar() {
         let a: Vec<f64> = (0..100).map(|i| ((i * 37) % 100) as f64 / 100.0).collect();
         let s = similarity(&a, &a, [10, 10]);
-        assert!((s.spearman - 1.0).abs() < 1e-12 && (s.ssim - 1.0).abs() < 1e-12 && s.top_k_iou == 1.0);
+        assert!(
+            (s.spearman - 1.0).abs() < 1e-12 && (s.ssim - 1.0).abs() < 1e-12 && s.top_k_iou == 1.0
+        );
     }
 
     #[test]

@@ -68,15 +68,35 @@ pub fn stability(
     let count = maps[0].first().map(|m| m.len()).unwrap_or(0);
     let upsampled: Vec<Vec<Vec<Vec<f64>>>> = maps
         .iter()
-        .map(|side| side.iter().map(|ms| ms.iter().map(|m| input_sized(&m.normalised, m.shape, input)).collect()).collect())
+        .map(|side| {
+            side.iter()
+                .map(|ms| {
+                    ms.iter()
+                        .map(|m| input_sized(&m.normalised, m.shape, input))
+                        .collect()
+                })
+                .collect()
+        })
         .collect();
     let mean_of = |sims: &[Similarity]| -> [f64; 3] {
         std::array::from_fn(|k| {
-            let xs: Vec<f64> = sims.iter().map(|s| s.values()[k]).filter(|v| v.is_finite()).collect();
-            if xs.is_empty() { f64::NAN } else { xs.iter().sum::<f64>() / xs.len() as f64 }
+            let xs: Vec<f64> = sims
+                .iter()
+                .map(|s| s.values()[k])
+                .filter(|v| v.is_finite())
+                .collect();
+            if xs.is_empty() {
+                f64::NAN
+            } else {
+                xs.iter().sum::<f64>() / xs.len() as f64
+            }
         })
     };
-    let mut per = [Vec::with_capacity(count), Vec::with_capacity(count), Vec::with_capacity(count)];
+    let mut per = [
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+        Vec::with_capacity(count),
+    ];
     let mut within_all = Vec::with_capacity(count);
     for i in 0..count {
         let pairs_within = |s: usize| -> Vec<Similarity> {
@@ -109,7 +129,11 @@ pub fn stability(
         .map(|(k, name)| {
             let s = mix_seed(&[seed, k as u64]);
             let column = |rows: &PerImage| rows.iter().map(|r| r[k]).collect::<Vec<f64>>();
-            let excess: Vec<f64> = within_all.iter().zip(&per[2]).map(|(w, b)| w[k] - b[k]).collect();
+            let excess: Vec<f64> = within_all
+                .iter()
+                .zip(&per[2])
+                .map(|(w, b)| w[k] - b[k])
+                .collect();
             let excess = interval(excess, s ^ 4);
             MeasureStability {
                 measure: name.to_string(),
@@ -124,5 +148,14 @@ pub fn stability(
         .collect();
     let note = (maps[0].len() < 2 && maps[1].len() < 2)
         .then(|| "one checkpoint per side: no within-model pair to compare with; give each side several seeds".to_string());
-    (MethodStability { method, images: images.to_string(), count, measures, note }, per)
+    (
+        MethodStability {
+            method,
+            images: images.to_string(),
+            count,
+            measures,
+            note,
+        },
+        per,
+    )
 }

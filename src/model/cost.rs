@@ -5,7 +5,13 @@
 //! work (BatchNorm, ReLU, pooling, softmax) is a few percent of the total and is not counted.
 
 /// FLOPs of a 2-D convolution producing `[c_out, h_out, w_out]` from `c_in` channels.
-pub fn conv2d_flops(c_in: usize, c_out: usize, kernel: [usize; 2], groups: usize, out_hw: [usize; 2]) -> u64 {
+pub fn conv2d_flops(
+    c_in: usize,
+    c_out: usize,
+    kernel: [usize; 2],
+    groups: usize,
+    out_hw: [usize; 2],
+) -> u64 {
     2 * (c_in / groups) as u64
         * kernel[0] as u64
         * kernel[1] as u64
@@ -32,12 +38,21 @@ pub fn pooled(side: usize) -> usize {
 /// Bytes of memory the system can still give (`MemAvailable` of `/proc/meminfo`), if known.
 pub fn available_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb = text.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()?;
+    let kb = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
     Some(kb * 1024)
 }
 
 /// Output side of a convolution or pooling window: `(side + padding - kernel) / stride + 1`,
 /// 0 when the window does not fit.
 pub fn conv_out(side: usize, kernel: usize, stride: usize, padding: usize) -> usize {
-    (side + padding).checked_sub(kernel).map_or(0, |r| r / stride + 1)
+    (side + padding)
+        .checked_sub(kernel)
+        .map_or(0, |r| r / stride + 1)
 }

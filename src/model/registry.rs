@@ -5,10 +5,12 @@
 
 use burn::prelude::*;
 
-use super::blocks::{AttentionArch, AttentionConfig, AttentionImpl, ChannelAttnKind, ConvKind, LateralKind};
+use super::blocks::{
+    AttentionArch, AttentionConfig, AttentionImpl, ChannelAttnKind, ConvKind, LateralKind,
+};
 use super::nets::{
-    Cnn, CnnConfig, EfficientNetLite, EfficientNetLiteConfig, Form, ResNet, ResNetConfig, Vgg, VggConfig, Xception,
-    XceptionConfig,
+    Cnn, CnnConfig, EfficientNetLite, EfficientNetLiteConfig, Form, ResNet, ResNetConfig, Vgg,
+    VggConfig, Xception, XceptionConfig,
 };
 use super::tap::{LayerTap, NoTap, Recorder};
 use crate::error::{Error, Result};
@@ -121,21 +123,47 @@ impl ModelOptions {
     pub fn check_used(&self, model: &str) -> Result<()> {
         let default = ModelOptions::default();
         let options: [(&str, bool, &[&str]); 7] = [
-            ("--attn-impl", self.attn_impl != default.attn_impl, &["attn1", "attn2"]),
+            (
+                "--attn-impl",
+                self.attn_impl != default.attn_impl,
+                &["attn1", "attn2"],
+            ),
             ("--heads", self.heads != default.heads, &["attn2", "attn3"]),
-            ("--attn-reduction", self.attn_reduction != default.attn_reduction, &["attn2"]),
-            ("--attn-gamma", self.attn_gamma != default.attn_gamma, &["attn2"]),
-            ("--attn-shared", self.attn_shared != default.attn_shared, &["attn2"]),
-            ("--attn-shared-width", self.attn_shared_width != default.attn_shared_width, &["attn2"]),
+            (
+                "--attn-reduction",
+                self.attn_reduction != default.attn_reduction,
+                &["attn2"],
+            ),
+            (
+                "--attn-gamma",
+                self.attn_gamma != default.attn_gamma,
+                &["attn2"],
+            ),
+            (
+                "--attn-shared",
+                self.attn_shared != default.attn_shared,
+                &["attn2"],
+            ),
+            (
+                "--attn-shared-width",
+                self.attn_shared_width != default.attn_shared_width,
+                &["attn2"],
+            ),
             ("--attn-dim", self.attn_dim != default.attn_dim, &["attn3"]),
         ];
         for (flag, changed, models) in options {
             if changed && !models.contains(&model) {
-                return Err(Error::invalid(flag, format!("applies to {}, not to {model}", models.join(" and "))));
+                return Err(Error::invalid(
+                    flag,
+                    format!("applies to {}, not to {model}", models.join(" and ")),
+                ));
             }
         }
         if self.attn_shared_width != default.attn_shared_width && !self.attn_shared {
-            return Err(Error::invalid("--attn-shared-width", "needs --attn-shared true"));
+            return Err(Error::invalid(
+                "--attn-shared-width",
+                "needs --attn-shared true",
+            ));
         }
         Ok(())
     }
@@ -186,28 +214,42 @@ pub const MODELS: &[Entry] = &[
         name: "attn1",
         summary: "cnn + attention arch 1 after every conv: per-channel pixel attention, scalar q/k/v shared by all layers",
         config: |o, num_classes, input| {
-            NetworkConfig::Cnn(study_cnn(o, num_classes, input).with_attention(Some(o.attention(AttentionArch::Arch1))))
+            NetworkConfig::Cnn(
+                study_cnn(o, num_classes, input)
+                    .with_attention(Some(o.attention(AttentionArch::Arch1))),
+            )
         },
     },
     Entry {
         name: "attn2",
         summary: "cnn + attention arch 2 after every conv: pixel attention shared by all channels (SAGAN)",
         config: |o, num_classes, input| {
-            NetworkConfig::Cnn(study_cnn(o, num_classes, input).with_attention(Some(o.attention(AttentionArch::Arch2))))
+            NetworkConfig::Cnn(
+                study_cnn(o, num_classes, input)
+                    .with_attention(Some(o.attention(AttentionArch::Arch2))),
+            )
         },
     },
     Entry {
         name: "attn3",
         summary: "cnn + attention arch 3 after every conv: attention between feature maps, concatenated (2x channels)",
         config: |o, num_classes, input| {
-            NetworkConfig::Cnn(study_cnn(o, num_classes, input).with_attention(Some(o.attention(AttentionArch::Arch3))))
+            NetworkConfig::Cnn(
+                study_cnn(o, num_classes, input)
+                    .with_attention(Some(o.attention(AttentionArch::Arch3))),
+            )
         },
     },
     Entry {
         name: "vgg16",
         summary: "VGG-16 (torchvision vgg16): 13 3x3 convs in 5 stages, 2 hidden FC layers",
         config: |o, num_classes, input| {
-            NetworkConfig::Vgg(VggConfig::new(num_classes).with_input(input).with_form(o.form).with_resize(resize(o)))
+            NetworkConfig::Vgg(
+                VggConfig::new(num_classes)
+                    .with_input(input)
+                    .with_form(o.form)
+                    .with_resize(resize(o)),
+            )
         },
     },
     Entry {
@@ -227,14 +269,24 @@ pub const MODELS: &[Entry] = &[
         name: "resnet50",
         summary: "ResNet-50 (torchvision resnet50): 16 bottlenecks in 4 stages",
         config: |o, num_classes, input| {
-            NetworkConfig::ResNet(ResNetConfig::new(num_classes).with_input(input).with_form(o.form).with_resize(resize(o)))
+            NetworkConfig::ResNet(
+                ResNetConfig::new(num_classes)
+                    .with_input(input)
+                    .with_form(o.form)
+                    .with_resize(resize(o)),
+            )
         },
     },
     Entry {
         name: "xception",
         summary: "Xception (timm legacy_xception): 12 blocks of depthwise-separable convs",
         config: |o, num_classes, input| {
-            NetworkConfig::Xception(XceptionConfig::new(num_classes).with_input(input).with_form(o.form).with_resize(resize(o)))
+            NetworkConfig::Xception(
+                XceptionConfig::new(num_classes)
+                    .with_input(input)
+                    .with_form(o.form)
+                    .with_resize(resize(o)),
+            )
         },
     },
     Entry {
@@ -242,7 +294,10 @@ pub const MODELS: &[Entry] = &[
         summary: "EfficientNet-Lite0: 16 MBConv blocks, ReLU6, no squeeze-excite (ImageNet weights in shared/)",
         config: |o, num_classes, input| {
             NetworkConfig::EfficientNetLite(
-                EfficientNetLiteConfig::new(num_classes).with_input(input).with_form(o.form).with_resize(resize(o)),
+                EfficientNetLiteConfig::new(num_classes)
+                    .with_input(input)
+                    .with_form(o.form)
+                    .with_resize(resize(o)),
             )
         },
     },
@@ -260,19 +315,29 @@ pub fn names() -> Vec<&'static str> {
 /// The registry entry called `name`.
 pub fn entry(name: &str) -> Result<&'static Entry> {
     MODELS.iter().find(|m| m.name == name).ok_or_else(|| {
-        Error::invalid("--model", format!("unknown model '{name}'; models: {}", names().join(", ")))
+        Error::invalid(
+            "--model",
+            format!("unknown model '{name}'; models: {}", names().join(", ")),
+        )
     })
 }
 
 /// The configuration of `spec` for `num_classes` classes and `[c, h, w]` inputs, validated.
-pub fn network_config(spec: &ModelSpec, num_classes: usize, input: [usize; 3]) -> Result<NetworkConfig> {
+pub fn network_config(
+    spec: &ModelSpec,
+    num_classes: usize,
+    input: [usize; 3],
+) -> Result<NetworkConfig> {
     let entry = entry(&spec.name)?;
     spec.options.check_used(entry.name)?;
     let config = (entry.config)(&spec.options, num_classes, input);
     let o = &spec.options;
     if matches!(config, NetworkConfig::Cnn(_)) {
         if o.resize.is_some() {
-            return Err(Error::invalid("--resize", format!("applies to the baselines, not to '{}'", spec.name)));
+            return Err(Error::invalid(
+                "--resize",
+                format!("applies to the baselines, not to '{}'", spec.name),
+            ));
         }
     } else {
         let defaults = ModelOptions::default();
@@ -283,7 +348,13 @@ pub fn network_config(spec: &ModelSpec, num_classes: usize, input: [usize; 3]) -
             ("--channel-attn", o.channel_attn.is_some()),
         ] {
             if set {
-                return Err(Error::invalid(flag, format!("applies to the study's CNNs, not to the baseline '{}'", spec.name)));
+                return Err(Error::invalid(
+                    flag,
+                    format!(
+                        "applies to the study's CNNs, not to the baseline '{}'",
+                        spec.name
+                    ),
+                ));
             }
         }
     }
@@ -355,7 +426,13 @@ impl NetworkConfig {
     /// of each (about 4 are alive around the softmax in a training step, 2 in inference), so
     /// that `model` at `batch` images per step (set by `flag`) ends with a message instead of
     /// the out-of-memory killer. Passes when the available memory is unknown.
-    pub fn check_naive_attention_memory(&self, model: &str, batch: usize, copies: u64, flag: &str) -> Result<()> {
+    pub fn check_naive_attention_memory(
+        &self,
+        model: &str,
+        batch: usize,
+        copies: u64,
+        flag: &str,
+    ) -> Result<()> {
         let bytes = copies * 4 * self.naive_attention_elements(batch);
         match super::cost::available_memory() {
             Some(available) if bytes > available / 2 => Err(Error::invalid(
@@ -400,13 +477,20 @@ impl NetworkConfig {
         }
         Err(Error::invalid(
             "--layer",
-            format!("model '{model}' has no layer '{name}'; its layers: {}", names.join(", ")),
+            format!(
+                "model '{model}' has no layer '{name}'; its layers: {}",
+                names.join(", ")
+            ),
         ))
     }
 
     /// Each tappable layer with the `[channels, height, width]` of its activation for one
     /// input image, in forward order (a forward pass of a zero image on `device`).
-    pub fn layer_shapes(&self, input: [usize; 3], device: &Device) -> Result<Vec<(String, [usize; 3])>> {
+    pub fn layer_shapes(
+        &self,
+        input: [usize; 3],
+        device: &Device,
+    ) -> Result<Vec<(String, [usize; 3])>> {
         let model = self.init(device)?.valid();
         let [c, h, w] = input;
         let mut recorder = Recorder::default();
@@ -522,7 +606,12 @@ pub struct ModelCost {
 }
 
 /// Parameters and FLOPs of `spec` for `num_classes` classes and `[c, h, w]` inputs.
-pub fn cost(spec: &ModelSpec, num_classes: usize, input: [usize; 3], device: &Device) -> Result<ModelCost> {
+pub fn cost(
+    spec: &ModelSpec,
+    num_classes: usize,
+    input: [usize; 3],
+    device: &Device,
+) -> Result<ModelCost> {
     let config = network_config(spec, num_classes, input)?;
     let entry = entry(&spec.name)?;
     Ok(ModelCost {

@@ -8,13 +8,13 @@ use std::collections::HashMap;
 use burn::tensor::Device;
 
 use super::runs::{Collection, RunRecord};
+use crate::error::Result;
+use crate::model::{ModelSpec, registry};
 use crate::stats::factorial::{self, FactorialFit};
 use crate::stats::multiplicity::{self, Verdict};
 use crate::stats::power::{self, PowerAnalysis, VarianceSplit};
 use crate::stats::seed_test::{self, SignFlip};
 use crate::stats::{self, BootstrapCi, MeanStd};
-use crate::error::Result;
-use crate::model::{ModelSpec, registry};
 
 /// Settings of the statistics.
 #[derive(Clone, Copy, Debug)]
@@ -225,7 +225,10 @@ pub struct Analysis {
 
 /// Runs of one (model, dataset, recipe).
 fn group<'a>(c: &'a Collection, model: &str, dataset: &str, recipe: &str) -> Vec<&'a RunRecord> {
-    c.runs.iter().filter(|r| r.model == model && r.dataset == dataset && r.recipe == recipe).collect()
+    c.runs
+        .iter()
+        .filter(|r| r.model == model && r.dataset == dataset && r.recipe == recipe)
+        .collect()
 }
 
 /// The (model, recipe) pairs that have runs, in display order.
@@ -245,7 +248,11 @@ fn accuracy_table(c: &Collection) -> Vec<AccuracyRow> {
     model_recipes(c)
         .into_iter()
         .map(|(model, recipe)| {
-            let all: Vec<&RunRecord> = c.runs.iter().filter(|r| r.model == model && r.recipe == recipe).collect();
+            let all: Vec<&RunRecord> = c
+                .runs
+                .iter()
+                .filter(|r| r.model == model && r.recipe == recipe)
+                .collect();
             let mut epochs: Vec<u64> = all.iter().map(|r| r.manifest.config.epochs).collect();
             epochs.dedup();
             let (cells, unfinished) = c
@@ -253,8 +260,15 @@ fn accuracy_table(c: &Collection) -> Vec<AccuracyRow> {
                 .iter()
                 .map(|d| {
                     let runs = group(c, &model, d, &recipe);
-                    let accs: Vec<f64> = runs.iter().filter_map(|r| r.summary.as_ref()).map(|s| 100.0 * s.test.accuracy).collect();
-                    (stats::mean_std(&accs), runs.iter().filter(|r| !r.finished()).count())
+                    let accs: Vec<f64> = runs
+                        .iter()
+                        .filter_map(|r| r.summary.as_ref())
+                        .map(|s| 100.0 * s.test.accuracy)
+                        .collect();
+                    (
+                        stats::mean_std(&accs),
+                        runs.iter().filter(|r| !r.finished()).count(),
+                    )
                 })
                 .unzip();
             AccuracyRow {
@@ -279,12 +293,23 @@ fn cost_table(c: &Collection) -> Vec<CostRow> {
             let spec: ModelSpec = first.manifest.config.model_spec();
             let classes = first.manifest.data.classes.len();
             let shape = first.manifest.data.image_shape;
-            let key = format!("{}|{classes}|{shape:?}", serde_json::to_string(&spec).unwrap_or_default());
-            let cost = *cache
-                .entry(key)
-                .or_insert_with(|| registry::cost(&spec, classes, shape, &device).ok().map(|c| (c.params, c.flops)));
-            let seconds: Vec<f64> = runs.iter().flat_map(|r| r.metrics.iter().map(|m| m.seconds)).collect();
-            let mut speeds: Vec<f64> = runs.iter().flat_map(|r| r.metrics.iter().map(|m| m.images_per_second)).collect();
+            let key = format!(
+                "{}|{classes}|{shape:?}",
+                serde_json::to_string(&spec).unwrap_or_default()
+            );
+            let cost = *cache.entry(key).or_insert_with(|| {
+                registry::cost(&spec, classes, shape, &device)
+                    .ok()
+                    .map(|c| (c.params, c.flops))
+            });
+            let seconds: Vec<f64> = runs
+                .iter()
+                .flat_map(|r| r.metrics.iter().map(|m| m.seconds))
+                .collect();
+            let mut speeds: Vec<f64> = runs
+                .iter()
+                .flat_map(|r| r.metrics.iter().map(|m| m.images_per_second))
+                .collect();
             speeds.sort_by(f64::total_cmp);
             rows.push(CostRow {
                 model: model.clone(),
@@ -303,11 +328,21 @@ fn cost_table(c: &Collection) -> Vec<CostRow> {
 }
 
 /// Mean and std per epoch of `value` over `runs`.
-fn curve(runs: &[&RunRecord], value: impl Fn(&crate::train::metrics::EpochMetrics) -> Option<f64>) -> Curve {
-    let last = runs.iter().flat_map(|r| r.metrics.iter().map(|m| m.epoch)).max().unwrap_or(0);
+fn curve(
+    runs: &[&RunRecord],
+    value: impl Fn(&crate::train::metrics::EpochMetrics) -> Option<f64>,
+) -> Curve {
+    let last = runs
+        .iter()
+        .flat_map(|r| r.metrics.iter().map(|m| m.epoch))
+        .max()
+        .unwrap_or(0);
     let mut out = Curve::default();
     for epoch in 1..=last {
-        let values: Vec<f64> = runs.iter().filter_map(|r| r.metrics.iter().find(|m| m.epoch == epoch).and_then(&value)).collect();
+        let values: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.metrics.iter().find(|m| m.epoch == epoch).and_then(&value))
+            .collect();
         if let Some(ms) = stats::mean_std(&values) {
             out.epochs.push(epoch);
             out.mean.push(ms.mean);
@@ -319,7 +354,15 @@ fn curve(runs: &[&RunRecord], value: impl Fn(&crate::train::metrics::EpochMetric
 
 /// Folder-safe form of a label.
 fn slug(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn figures(c: &Collection) -> Vec<CurveFigure> {
@@ -331,7 +374,8 @@ fn figures(c: &Collection) -> Vec<CurveFigure> {
                 .iter()
                 .filter_map(|m| {
                     let runs = group(c, &m.label, dataset, recipe);
-                    let runs: Vec<&RunRecord> = runs.into_iter().filter(|r| !r.metrics.is_empty()).collect();
+                    let runs: Vec<&RunRecord> =
+                        runs.into_iter().filter(|r| !r.metrics.is_empty()).collect();
                     (!runs.is_empty()).then(|| ModelCurves {
                         model: m.label.clone(),
                         seeds: runs.len(),
@@ -358,13 +402,32 @@ fn figures(c: &Collection) -> Vec<CurveFigure> {
 /// Per-image correctness of a finished run, checked against the twin's test set.
 fn correctness(run: &RunRecord) -> Result<(Vec<u16>, Vec<bool>)> {
     let predictions = run.predictions()?;
-    Ok((predictions.iter().map(|p| p.label).collect(), predictions.iter().map(|p| p.label == p.prediction).collect()))
+    Ok((
+        predictions.iter().map(|p| p.label).collect(),
+        predictions
+            .iter()
+            .map(|p| p.label == p.prediction)
+            .collect(),
+    ))
 }
 
 /// Model against twin, paired by seed and test image.
-fn compare(c: &Collection, model: &str, (twin, twin_kind): (&str, &str), dataset: &str, recipe: &str, options: &StatsOptions) -> std::result::Result<Option<Comparison>, String> {
-    let mine: Vec<&RunRecord> = group(c, model, dataset, recipe).into_iter().filter(|r| r.finished()).collect();
-    let theirs: Vec<&RunRecord> = group(c, twin, dataset, recipe).into_iter().filter(|r| r.finished()).collect();
+fn compare(
+    c: &Collection,
+    model: &str,
+    (twin, twin_kind): (&str, &str),
+    dataset: &str,
+    recipe: &str,
+    options: &StatsOptions,
+) -> std::result::Result<Option<Comparison>, String> {
+    let mine: Vec<&RunRecord> = group(c, model, dataset, recipe)
+        .into_iter()
+        .filter(|r| r.finished())
+        .collect();
+    let theirs: Vec<&RunRecord> = group(c, twin, dataset, recipe)
+        .into_iter()
+        .filter(|r| r.finished())
+        .collect();
     if mine.is_empty() {
         return Ok(None);
     }
@@ -376,19 +439,29 @@ fn compare(c: &Collection, model: &str, (twin, twin_kind): (&str, &str), dataset
         return Err(if theirs.is_empty() {
             format!("no finished run of {twin}")
         } else {
-            format!("no seed finished for both (model seeds {:?}, twin seeds {:?})", mine.iter().map(|r| r.seed).collect::<Vec<_>>(), theirs.iter().map(|r| r.seed).collect::<Vec<_>>())
+            format!(
+                "no seed finished for both (model seeds {:?}, twin seeds {:?})",
+                mine.iter().map(|r| r.seed).collect::<Vec<_>>(),
+                theirs.iter().map(|r| r.seed).collect::<Vec<_>>()
+            )
         });
     }
     let (mut first, mut second) = (Vec::new(), Vec::new());
     let mut labels: Option<Vec<u16>> = None;
     for (a, b) in &pairs {
         if a.manifest.data.fingerprints[2] != b.manifest.data.fingerprints[2] {
-            return Err(format!("seed {}: {} and {} were tested on different test sets", a.seed, a.id, b.id));
+            return Err(format!(
+                "seed {}: {} and {} were tested on different test sets",
+                a.seed, a.id, b.id
+            ));
         }
         let (la, ca) = correctness(a).map_err(|e| e.to_string())?;
         let (lb, cb) = correctness(b).map_err(|e| e.to_string())?;
         if la != lb || labels.as_ref().is_some_and(|l| *l != la) {
-            return Err(format!("seed {}: the predictions of {} and {} are not for the same test images", a.seed, a.id, b.id));
+            return Err(format!(
+                "seed {}: the predictions of {} and {} are not for the same test images",
+                a.seed, a.id, b.id
+            ));
         }
         labels = Some(la);
         first.push(ca);
@@ -400,15 +473,33 @@ fn compare(c: &Collection, model: &str, (twin, twin_kind): (&str, &str), dataset
         b += db;
         cc += dc;
     }
-    let accuracies = |runs: &[Vec<bool>]| -> Vec<f64> { runs.iter().map(|r| r.iter().filter(|&&x| x).count() as f64 / r.len() as f64).collect() };
+    let accuracies = |runs: &[Vec<bool>]| -> Vec<f64> {
+        runs.iter()
+            .map(|r| r.iter().filter(|&&x| x).count() as f64 / r.len() as f64)
+            .collect()
+    };
     let (mine_acc, theirs_acc) = (accuracies(&first), accuracies(&second));
     let acc = |a: &[f64]| 100.0 * a.iter().sum::<f64>() / a.len() as f64;
-    let seeds_won = mine_acc.iter().zip(&theirs_acc).filter(|(x, y)| x > y).count();
+    let seeds_won = mine_acc
+        .iter()
+        .zip(&theirs_acc)
+        .filter(|(x, y)| x > y)
+        .count();
     // Per-seed differences in percentage points: the seeds are the replicates.
-    let differences: Vec<f64> = mine_acc.iter().zip(&theirs_acc).map(|(a, b)| 100.0 * (a - b)).collect();
+    let differences: Vec<f64> = mine_acc
+        .iter()
+        .zip(&theirs_acc)
+        .map(|(a, b)| 100.0 * (a - b))
+        .collect();
     let images = first[0].len();
     let seeds = pairs.len() as f64;
-    let difference = stats::paired_bootstrap(&first, &second, options.replicates, options.level, options.seed);
+    let difference = stats::paired_bootstrap(
+        &first,
+        &second,
+        options.replicates,
+        options.level,
+        options.seed,
+    );
     Ok(Some(Comparison {
         model: model.to_string(),
         twin: twin.to_string(),
@@ -426,8 +517,14 @@ fn compare(c: &Collection, model: &str, (twin, twin_kind): (&str, &str), dataset
         difference,
         discordant: Discordant { b, c: cc },
         seed_test: seed_test::sign_flip(&differences),
-        variance: [power::variance_split(&mine_acc, images), power::variance_split(&theirs_acc, images)],
-        power: power::power_analysis(&differences, power::paired_test_se(b as f64 / seeds, cc as f64 / seeds, images)),
+        variance: [
+            power::variance_split(&mine_acc, images),
+            power::variance_split(&theirs_acc, images),
+        ],
+        power: power::power_analysis(
+            &differences,
+            power::paired_test_se(b as f64 / seeds, cc as f64 / seeds, images),
+        ),
         seeds_won,
     }))
 }
@@ -438,29 +535,45 @@ pub fn analyse(c: &Collection, options: &StatsOptions) -> Analysis {
     let mut skipped = Vec::new();
     for m in &c.models {
         // The plain twin, then the compute-matched one.
-        let kind = |label: &str| if label.ends_with("-twin-params") { "params-matched" } else { "flops-matched" };
-        let twins: Vec<(&str, &str)> = m.twin.iter().map(|t| (t.as_str(), "plain")).chain(m.matched.iter().map(|t| (t.as_str(), kind(t)))).collect();
+        let kind = |label: &str| {
+            if label.ends_with("-twin-params") {
+                "params-matched"
+            } else {
+                "flops-matched"
+            }
+        };
+        let twins: Vec<(&str, &str)> = m
+            .twin
+            .iter()
+            .map(|t| (t.as_str(), "plain"))
+            .chain(m.matched.iter().map(|t| (t.as_str(), kind(t))))
+            .collect();
         for (twin, twin_kind) in twins {
-        for dataset in &c.datasets {
-            for recipe in &c.recipes {
-                match compare(c, &m.label, (twin, twin_kind), dataset, recipe, options) {
-                    Ok(Some(cmp)) => comparisons.push(cmp),
-                    Ok(None) => {}
-                    Err(reason) => skipped.push(Skipped {
-                        model: m.label.clone(),
-                        twin: twin.to_string(),
-                        dataset: dataset.clone(),
-                        recipe: recipe.clone(),
-                        reason,
-                    }),
+            for dataset in &c.datasets {
+                for recipe in &c.recipes {
+                    match compare(c, &m.label, (twin, twin_kind), dataset, recipe, options) {
+                        Ok(Some(cmp)) => comparisons.push(cmp),
+                        Ok(None) => {}
+                        Err(reason) => skipped.push(Skipped {
+                            model: m.label.clone(),
+                            twin: twin.to_string(),
+                            dataset: dataset.clone(),
+                            recipe: recipe.clone(),
+                            reason,
+                        }),
+                    }
                 }
             }
-        }
         }
     }
     // Holm-Bonferroni over every comparison of the report, on the bootstrap p-values (the test
     // behind the verdicts): a verdict survives when its adjusted p is below 1 - level.
-    let adjusted = multiplicity::holm(&comparisons.iter().map(|c| c.difference.p_value).collect::<Vec<_>>());
+    let adjusted = multiplicity::holm(
+        &comparisons
+            .iter()
+            .map(|c| c.difference.p_value)
+            .collect::<Vec<_>>(),
+    );
     for (cmp, p) in comparisons.iter_mut().zip(adjusted) {
         cmp.holm_p = p;
         cmp.holm_verdict = Verdict::of_p_value(p, 1.0 - options.level, cmp.difference.difference);
@@ -485,8 +598,14 @@ fn factor_levels(spec: &ModelSpec) -> Option<[String; 4]> {
         return None;
     }
     let o = &spec.options;
-    let attention = if spec.name == "cnn" { "none".to_string() } else { spec.name.clone() };
-    let channel = o.channel_attn.map_or("none".to_string(), |k| format!("{k:?}").to_lowercase());
+    let attention = if spec.name == "cnn" {
+        "none".to_string()
+    } else {
+        spec.name.clone()
+    };
+    let channel = o
+        .channel_attn
+        .map_or("none".to_string(), |k| format!("{k:?}").to_lowercase());
     let lateral = format!("{:?}", o.lateral).to_lowercase();
     let conv = format!("{:?}", o.conv).to_lowercase();
     Some([attention, channel, lateral, conv])
@@ -512,7 +631,12 @@ fn rest_of(spec: &ModelSpec) -> String {
     serde_json::to_string(&o).unwrap_or_default()
 }
 
-const FACTORS: [(&str, &str); 4] = [("attention", "none"), ("channel-attn", "none"), ("lateral", "none"), ("conv", "plain")];
+const FACTORS: [(&str, &str); 4] = [
+    ("attention", "none"),
+    ("channel-attn", "none"),
+    ("lateral", "none"),
+    ("conv", "plain"),
+];
 
 /// Main effects and two-way interactions of the features crossed in each (dataset, recipe):
 /// computed when at least two factors vary and some model combines two features.
@@ -520,14 +644,30 @@ fn factorials(c: &Collection) -> Vec<Factorial> {
     let mut out = Vec::new();
     for dataset in &c.datasets {
         for recipe in &c.recipes {
-            let runs: Vec<&RunRecord> = c.runs.iter().filter(|r| r.dataset == *dataset && r.recipe == *recipe && r.finished()).collect();
+            let runs: Vec<&RunRecord> = c
+                .runs
+                .iter()
+                .filter(|r| r.dataset == *dataset && r.recipe == *recipe && r.finished())
+                .collect();
             // The plain CNN's other options define the family of the fit.
-            let Some(base) = runs.iter().map(|r| r.manifest.config.model_spec()).find(|s| factor_levels(s).is_some_and(|l| l.iter().zip(FACTORS).all(|(l, (_, b))| l == b))) else { continue };
+            let Some(base) = runs
+                .iter()
+                .map(|r| r.manifest.config.model_spec())
+                .find(|s| {
+                    factor_levels(s)
+                        .is_some_and(|l| l.iter().zip(FACTORS).all(|(l, (_, b))| l == b))
+                })
+            else {
+                continue;
+            };
             let family = rest_of(&base);
-            let (mut observations, mut models, mut left_out) = (Vec::new(), Vec::<String>::new(), Vec::<String>::new());
+            let (mut observations, mut models, mut left_out) =
+                (Vec::new(), Vec::<String>::new(), Vec::<String>::new());
             for r in &runs {
                 let spec = r.manifest.config.model_spec();
-                let Some(levels) = factor_levels(&spec) else { continue };
+                let Some(levels) = factor_levels(&spec) else {
+                    continue;
+                };
                 if rest_of(&spec) != family {
                     if !left_out.contains(&r.model) {
                         left_out.push(r.model.clone());
@@ -541,21 +681,38 @@ fn factorials(c: &Collection) -> Vec<Factorial> {
                 observations.push((levels, r.seed, accuracy));
             }
             // Keep the factors that vary; a factorial needs two, and a model combining them.
-            let varying: Vec<usize> = (0..FACTORS.len()).filter(|&f| observations.iter().any(|(l, _, _)| l[f] != FACTORS[f].1)).collect();
-            let crossed = observations.iter().any(|(l, _, _)| varying.iter().filter(|&&f| l[f] != FACTORS[f].1).count() >= 2);
+            let varying: Vec<usize> = (0..FACTORS.len())
+                .filter(|&f| observations.iter().any(|(l, _, _)| l[f] != FACTORS[f].1))
+                .collect();
+            let crossed = observations
+                .iter()
+                .any(|(l, _, _)| varying.iter().filter(|&&f| l[f] != FACTORS[f].1).count() >= 2);
             if varying.len() < 2 || !crossed {
                 continue;
             }
-            let factors: Vec<factorial::Factor> = varying.iter().map(|&f| factorial::Factor { name: FACTORS[f].0.to_string(), base: FACTORS[f].1.to_string() }).collect();
+            let factors: Vec<factorial::Factor> = varying
+                .iter()
+                .map(|&f| factorial::Factor {
+                    name: FACTORS[f].0.to_string(),
+                    base: FACTORS[f].1.to_string(),
+                })
+                .collect();
             let obs: Vec<factorial::Observation> = observations
                 .iter()
-                .map(|(l, seed, y)| factorial::Observation { levels: varying.iter().map(|&f| l[f].clone()).collect(), block: seed.to_string(), value: *y })
+                .map(|(l, seed, y)| factorial::Observation {
+                    levels: varying.iter().map(|&f| l[f].clone()).collect(),
+                    block: seed.to_string(),
+                    value: *y,
+                })
                 .collect();
             if let Ok(fit) = factorial::fit(&factors, &obs, 0.95) {
                 out.push(Factorial {
                     dataset: dataset.clone(),
                     recipe: recipe.clone(),
-                    factors: factors.iter().map(|f| (f.name.clone(), f.base.clone())).collect(),
+                    factors: factors
+                        .iter()
+                        .map(|f| (f.name.clone(), f.base.clone()))
+                        .collect(),
                     models,
                     left_out,
                     fit,

@@ -52,7 +52,10 @@ pub struct ReportFiles {
 pub fn build(runs_dir: &Path, options: &ReportOptions) -> Result<ReportFiles> {
     let collection = runs::collect(runs_dir)?;
     let analysis = analysis::analyse(&collection, &options.stats);
-    let dir = options.out.clone().unwrap_or_else(|| runs_dir.join("report"));
+    let dir = options
+        .out
+        .clone()
+        .unwrap_or_else(|| runs_dir.join("report"));
     fs::create_dir_all(&dir).at(&dir)?;
 
     let mut figures = Vec::new();
@@ -67,9 +70,15 @@ pub fn build(runs_dir: &Path, options: &ReportOptions) -> Result<ReportFiles> {
         svgs.push((fig.stem.clone(), svg));
     }
     let markdown = dir.join("report.md");
-    write_atomic(&markdown, render::markdown(&collection, &analysis).as_bytes())?;
+    write_atomic(
+        &markdown,
+        render::markdown(&collection, &analysis).as_bytes(),
+    )?;
     let html = dir.join("report.html");
-    write_atomic(&html, render::html(&collection, &analysis, &svgs).as_bytes())?;
+    write_atomic(
+        &html,
+        render::html(&collection, &analysis, &svgs).as_bytes(),
+    )?;
     let json = dir.join("report.json");
     write_json(&json, &analysis)?;
     Ok(ReportFiles {
@@ -79,13 +88,20 @@ pub fn build(runs_dir: &Path, options: &ReportOptions) -> Result<ReportFiles> {
         json,
         figures,
         table: render::accuracy_markdown(&analysis),
-        runs: (collection.runs.len(), collection.runs.iter().filter(|r| r.finished()).count()),
+        runs: (
+            collection.runs.len(),
+            collection.runs.iter().filter(|r| r.finished()).count(),
+        ),
     })
 }
 
 /// Runs (or continues) the grid in `grid`, then reports on its output folder: the whole
 /// experiment in one call. The report is built even if some runs failed.
-pub fn run_and_report(grid: &Path, experiment: &ExperimentOptions, report: &ReportOptions) -> Result<(ExperimentOutcome, ReportFiles)> {
+pub fn run_and_report(
+    grid: &Path,
+    experiment: &ExperimentOptions,
+    report: &ReportOptions,
+) -> Result<(ExperimentOutcome, ReportFiles)> {
     let outcome = experiment::run_grid(grid, experiment)?;
     let files = build(&outcome.out, report)?;
     Ok((outcome, files))

@@ -19,8 +19,17 @@ const FONT: &str = "sans-serif";
 /// Registers the embedded font under the family name the figures' text uses (once).
 fn register_font() -> Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED.get_or_init(|| plotters::style::register_font(FONT, FontStyle::Normal, DEJAVU_SANS).is_ok());
-    if ok { Ok(()) } else { Err(Error::data("assets/fonts/DejaVuSans.ttf", "the embedded font does not parse")) }
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, DEJAVU_SANS).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::data(
+            "assets/fonts/DejaVuSans.ttf",
+            "the embedded font does not parse",
+        ))
+    }
 }
 
 /// Figure size in pixels.
@@ -67,7 +76,10 @@ fn panel_curve(m: &ModelCurves, panel: usize) -> &Curve {
 }
 
 /// Draws `fig` on `root`.
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &CurveFigure) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    fig: &CurveFigure,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&WHITE)?;
     let seeds: Vec<usize> = fig.models.iter().map(|m| m.seeds).collect();
     let seeds_note = if seeds.iter().all(|&s| s == 1) {
@@ -81,16 +93,37 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &CurveFigure) ->
     // Legend strip at the bottom.
     let rows = fig.models.len().div_ceil(4).max(1) as u32;
     let (panels, legend) = rest.split_vertically(rest.dim_in_pixel().1 - 14 - 26 * rows);
-    let max_epoch = fig.models.iter().flat_map(|m| m.train_accuracy.epochs.last().copied()).max().unwrap_or(1).max(2);
+    let max_epoch = fig
+        .models
+        .iter()
+        .flat_map(|m| m.train_accuracy.epochs.last().copied())
+        .max()
+        .unwrap_or(1)
+        .max(2);
     for (p, area) in panels.split_evenly((2, 2)).iter().enumerate() {
         let (name, y_desc) = PANELS[p];
         let curves: Vec<&Curve> = fig.models.iter().map(|m| panel_curve(m, p)).collect();
-        let lows = curves.iter().flat_map(|c| c.mean.iter().zip(&c.std).map(|(m, s)| m - s));
-        let highs = curves.iter().flat_map(|c| c.mean.iter().zip(&c.std).map(|(m, s)| m + s));
-        let (lo, hi) = (lows.fold(f64::INFINITY, f64::min), highs.fold(f64::NEG_INFINITY, f64::max));
-        let (lo, hi) = if lo.is_finite() && hi.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+        let lows = curves
+            .iter()
+            .flat_map(|c| c.mean.iter().zip(&c.std).map(|(m, s)| m - s));
+        let highs = curves
+            .iter()
+            .flat_map(|c| c.mean.iter().zip(&c.std).map(|(m, s)| m + s));
+        let (lo, hi) = (
+            lows.fold(f64::INFINITY, f64::min),
+            highs.fold(f64::NEG_INFINITY, f64::max),
+        );
+        let (lo, hi) = if lo.is_finite() && hi.is_finite() {
+            (lo, hi)
+        } else {
+            (0.0, 1.0)
+        };
         let pad = ((hi - lo) * 0.06).max(1e-3);
-        let (y0, y1) = if p < 2 { ((lo - pad).max(0.0), (hi + pad).min(100.0)) } else { ((lo - pad).max(0.0), hi + pad) };
+        let (y0, y1) = if p < 2 {
+            ((lo - pad).max(0.0), (hi + pad).min(100.0))
+        } else {
+            ((lo - pad).max(0.0), hi + pad)
+        };
         let mut chart = ChartBuilder::on(area)
             .caption(name, (FONT, 20))
             .margin(10)
@@ -116,13 +149,34 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &CurveFigure) ->
             }
             let colour = color(i);
             if c.std.iter().any(|&s| s > 0.0) {
-                let upper = c.epochs.iter().zip(c.mean.iter().zip(&c.std)).map(|(&e, (m, s))| (e as f64, m + s));
-                let lower = c.epochs.iter().zip(c.mean.iter().zip(&c.std)).rev().map(|(&e, (m, s))| (e as f64, m - s));
-                chart.draw_series(std::iter::once(Polygon::new(upper.chain(lower).collect::<Vec<_>>(), colour.mix(0.15).filled())))?;
+                let upper = c
+                    .epochs
+                    .iter()
+                    .zip(c.mean.iter().zip(&c.std))
+                    .map(|(&e, (m, s))| (e as f64, m + s));
+                let lower = c
+                    .epochs
+                    .iter()
+                    .zip(c.mean.iter().zip(&c.std))
+                    .rev()
+                    .map(|(&e, (m, s))| (e as f64, m - s));
+                chart.draw_series(std::iter::once(Polygon::new(
+                    upper.chain(lower).collect::<Vec<_>>(),
+                    colour.mix(0.15).filled(),
+                )))?;
             }
-            let points: Vec<(f64, f64)> = c.epochs.iter().zip(&c.mean).map(|(&e, &m)| (e as f64, m)).collect();
+            let points: Vec<(f64, f64)> = c
+                .epochs
+                .iter()
+                .zip(&c.mean)
+                .map(|(&e, &m)| (e as f64, m))
+                .collect();
             chart.draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?;
-            chart.draw_series(points.into_iter().map(|pt| Circle::new(pt, 3, colour.filled())))?;
+            chart.draw_series(
+                points
+                    .into_iter()
+                    .map(|pt| Circle::new(pt, 3, colour.filled())),
+            )?;
         }
     }
     // Legend: a line and the model's label (and its seeds), four per row.
@@ -131,9 +185,21 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &CurveFigure) ->
     for (i, m) in fig.models.iter().enumerate() {
         let (row, col) = ((i / 4) as i32, (i % 4) as i32);
         let (x, y) = (20 + col * cell, 6 + row * 26);
-        legend.draw(&PathElement::new(vec![(x, y + 10), (x + 34, y + 10)], color(i).stroke_width(3)))?;
-        let text = format!("{} ({} seed{})", m.model, m.seeds, if m.seeds == 1 { "" } else { "s" });
-        legend.draw_text(&text, &(FONT, 17).into_font().color(&BLACK), (x + 42, y + 1))?;
+        legend.draw(&PathElement::new(
+            vec![(x, y + 10), (x + 34, y + 10)],
+            color(i).stroke_width(3),
+        ))?;
+        let text = format!(
+            "{} ({} seed{})",
+            m.model,
+            m.seeds,
+            if m.seeds == 1 { "" } else { "s" }
+        );
+        legend.draw_text(
+            &text,
+            &(FONT, 17).into_font().color(&BLACK),
+            (x + 42, y + 1),
+        )?;
     }
     root.present()?;
     Ok(())

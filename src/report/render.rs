@@ -23,7 +23,11 @@ fn pp(x: f64) -> String {
 
 /// A p-value, with small ones as a bound.
 fn p_value(p: f64) -> String {
-    if p < 1e-4 { "< 0.0001".to_string() } else { format!("{p:.4}") }
+    if p < 1e-4 {
+        "< 0.0001".to_string()
+    } else {
+        format!("{p:.4}")
+    }
 }
 
 /// `1.08 M`, `31.5 M`, `4.1 G`.
@@ -46,10 +50,19 @@ pub fn verdict(c: &Comparison) -> &'static str {
 
 /// The accuracy table: header and rows of plain cells (the best mean per dataset marked).
 pub fn accuracy_rows(a: &Analysis) -> (Vec<String>, Vec<Vec<(String, bool)>>) {
-    let mut header = vec!["Model".to_string(), "Recipe".to_string(), "Epochs".to_string()];
+    let mut header = vec![
+        "Model".to_string(),
+        "Recipe".to_string(),
+        "Epochs".to_string(),
+    ];
     header.extend(a.datasets.iter().cloned());
     let best: Vec<Option<f64>> = (0..a.datasets.len())
-        .map(|d| a.accuracy.iter().filter_map(|r| r.cells[d].map(|c| c.mean)).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x)))))
+        .map(|d| {
+            a.accuracy
+                .iter()
+                .filter_map(|r| r.cells[d].map(|c| c.mean))
+                .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
+        })
         .collect();
     let rows = a
         .accuracy
@@ -58,7 +71,10 @@ pub fn accuracy_rows(a: &Analysis) -> (Vec<String>, Vec<Vec<(String, bool)>>) {
             let mut row = vec![
                 (r.model.clone(), false),
                 (r.recipe.clone(), false),
-                (r.epochs.map_or("mixed".to_string(), |e| e.to_string()), false),
+                (
+                    r.epochs.map_or("mixed".to_string(), |e| e.to_string()),
+                    false,
+                ),
             ];
             for (d, c) in r.cells.iter().enumerate() {
                 let unfinished = r.unfinished[d];
@@ -77,10 +93,28 @@ pub fn accuracy_rows(a: &Analysis) -> (Vec<String>, Vec<Vec<(String, bool)>>) {
 
 fn comparison_header(a: &Analysis) -> Vec<String> {
     let ci = format!("{:.0}% CI (pp)", 100.0 * a.level);
-    ["Model", "Twin", "Dataset", "Recipe", "Twin kind", "Seeds", "Model %", "Twin %", "Δ (pp)", ci.as_str(), "Seed test p", "b", "c", "Seeds won", "Holm p", "Holm verdict", "Verdict"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "Model",
+        "Twin",
+        "Dataset",
+        "Recipe",
+        "Twin kind",
+        "Seeds",
+        "Model %",
+        "Twin %",
+        "Δ (pp)",
+        ci.as_str(),
+        "Seed test p",
+        "b",
+        "c",
+        "Seeds won",
+        "Holm p",
+        "Holm verdict",
+        "Verdict",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 fn comparison_row(c: &Comparison) -> Vec<String> {
@@ -95,7 +129,11 @@ fn comparison_row(c: &Comparison) -> Vec<String> {
         format!("{:.2}", c.twin_accuracy),
         pp(c.difference.difference),
         format!("[{}, {}]", pp(c.difference.low), pp(c.difference.high)),
-        format!("{} (min {})", p_value(c.seed_test.p_value), p_value(c.seed_test.min_p_value)),
+        format!(
+            "{} (min {})",
+            p_value(c.seed_test.p_value),
+            p_value(c.seed_test.min_p_value)
+        ),
         c.discordant.b.to_string(),
         c.discordant.c.to_string(),
         format!("{}/{}", c.seeds_won, c.seeds.len()),
@@ -106,10 +144,23 @@ fn comparison_row(c: &Comparison) -> Vec<String> {
 }
 
 fn worth_header() -> Vec<String> {
-    ["Model", "Twin", "Dataset", "Recipe", "Seed std model / twin (pp)", "Test-set SE (pp)", "Dominant", "Δ std over seeds (pp)", "Detectable now (pp)", "Seeds for 0.5 pp", "Seeds for 1.0 pp", "Test-set floor (pp)"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "Model",
+        "Twin",
+        "Dataset",
+        "Recipe",
+        "Seed std model / twin (pp)",
+        "Test-set SE (pp)",
+        "Dominant",
+        "Δ std over seeds (pp)",
+        "Detectable now (pp)",
+        "Seeds for 0.5 pp",
+        "Seeds for 1.0 pp",
+        "Test-set floor (pp)",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 fn worth_row(c: &Comparison) -> Vec<String> {
@@ -134,7 +185,10 @@ fn worth_row(c: &Comparison) -> Vec<String> {
         format!("{:.2} / {:.2}", m.binomial_se, t.binomial_se),
         dominant,
         opt(c.power.diff_std),
-        c.power.detectable.map_or_else(|| c.power.note.clone().unwrap_or_else(|| "—".into()), |d| format!("{d:.2}")),
+        c.power.detectable.map_or_else(
+            || c.power.note.clone().unwrap_or_else(|| "—".into()),
+            |d| format!("{d:.2}"),
+        ),
         needed(0),
         needed(1),
         format!("{:.2}", c.power.test_set_floor),
@@ -154,7 +208,10 @@ fn worth_note(a: &Analysis) -> String {
 }
 
 fn factorial_header() -> Vec<String> {
-    ["Term", "Kind", "Effect (pp)", "95% CI (pp)"].iter().map(|s| s.to_string()).collect()
+    ["Term", "Kind", "Effect (pp)", "95% CI (pp)"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 fn factorial_rows(f: &Factorial) -> Vec<Vec<String>> {
@@ -166,7 +223,16 @@ fn factorial_rows(f: &Factorial) -> Vec<Vec<String>> {
                 (Some(l), Some(h)) => format!("[{l:+.2}, {h:+.2}]"),
                 _ => "— (no residual df)".to_string(),
             };
-            vec![e.term.clone(), if e.interaction { "interaction".into() } else { "main".into() }, format!("{:+.2}", e.estimate), ci]
+            vec![
+                e.term.clone(),
+                if e.interaction {
+                    "interaction".into()
+                } else {
+                    "main".into()
+                },
+                format!("{:+.2}", e.estimate),
+                ci,
+            ]
         })
         .collect()
 }
@@ -180,24 +246,44 @@ fn factorial_note(f: &Factorial) -> String {
         f.recipe,
         f.fit.observations,
         f.models.len(),
-        f.factors.iter().map(|(n, b)| format!("{n} = {b}")).collect::<Vec<_>>().join(", "),
+        f.factors
+            .iter()
+            .map(|(n, b)| format!("{n} = {b}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         f.fit.parameters,
         f.fit.residual_df
     );
     if !f.fit.not_estimable.is_empty() {
-        s.push_str(&format!(" Not estimable (combination not trained): {}.", f.fit.not_estimable.join(", ")));
+        s.push_str(&format!(
+            " Not estimable (combination not trained): {}.",
+            f.fit.not_estimable.join(", ")
+        ));
     }
     if !f.left_out.is_empty() {
-        s.push_str(&format!(" Left out (other widths or options): {}.", f.left_out.join(", ")));
+        s.push_str(&format!(
+            " Left out (other widths or options): {}.",
+            f.left_out.join(", ")
+        ));
     }
     s
 }
 
 fn cost_header() -> Vec<String> {
-    ["Model", "Recipe", "Dataset", "Parameters", "FLOPs/image", "s/epoch", "train images/s", "train images", "runs"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "Model",
+        "Recipe",
+        "Dataset",
+        "Parameters",
+        "FLOPs/image",
+        "s/epoch",
+        "train images/s",
+        "train images",
+        "runs",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 fn cost_row(c: &CostRow) -> Vec<String> {
@@ -205,10 +291,14 @@ fn cost_row(c: &CostRow) -> Vec<String> {
         c.model.clone(),
         c.recipe.clone(),
         c.dataset.clone(),
-        c.params.map_or("n/a".to_string(), |p| format!("{} ({})", si(p as f64), p)),
+        c.params
+            .map_or("n/a".to_string(), |p| format!("{} ({})", si(p as f64), p)),
         c.flops.map_or("n/a".to_string(), |f| si(f as f64)),
-        c.seconds_per_epoch.map_or("—".to_string(), |s| format!("{:.1} ± {:.1}", s.mean, s.std)),
-        c.images_per_second.map_or("—".to_string(), |x| format!("{x:.0}")),
+        c.seconds_per_epoch.map_or("—".to_string(), |s| {
+            format!("{:.1} ± {:.1}", s.mean, s.std)
+        }),
+        c.images_per_second
+            .map_or("—".to_string(), |x| format!("{x:.0}")),
         c.train_images.to_string(),
         c.runs.to_string(),
     ]
@@ -216,10 +306,19 @@ fn cost_row(c: &CostRow) -> Vec<String> {
 
 /// Rows of the runs table.
 fn run_rows(c: &Collection) -> (Vec<String>, Vec<Vec<String>>) {
-    let header = ["Run", "Seed", "Epochs", "Test accuracy %", "Test, flip TTA %", "Best val % (epoch)", "Train s", "State"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let header = [
+        "Run",
+        "Seed",
+        "Epochs",
+        "Test accuracy %",
+        "Test, flip TTA %",
+        "Best val % (epoch)",
+        "Train s",
+        "State",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let rows = c
         .runs
         .iter()
@@ -229,14 +328,33 @@ fn run_rows(c: &Collection) -> (Vec<String>, Vec<Vec<String>>) {
                 Some(s) => (
                     format!("{:.2}", 100.0 * s.test.accuracy),
                     // Flip test-time augmentation (--tta-flip), beside the plain figure.
-                    s.test_tta.as_ref().map_or("—".to_string(), |t| format!("{:.2}", 100.0 * t.accuracy)),
-                    s.best_val_accuracy.map_or("—".to_string(), |(a, e)| format!("{:.2} ({e})", 100.0 * a)),
+                    s.test_tta
+                        .as_ref()
+                        .map_or("—".to_string(), |t| format!("{:.2}", 100.0 * t.accuracy)),
+                    s.best_val_accuracy.map_or("—".to_string(), |(a, e)| {
+                        format!("{:.2} ({e})", 100.0 * a)
+                    }),
                     format!("{:.0}", s.train_seconds),
                     "finished".to_string(),
                 ),
-                None => ("—".into(), "—".into(), "—".into(), format!("{:.0}", r.metrics.iter().map(|m| m.seconds).sum::<f64>()), "in progress / interrupted".into()),
+                None => (
+                    "—".into(),
+                    "—".into(),
+                    "—".into(),
+                    format!("{:.0}", r.metrics.iter().map(|m| m.seconds).sum::<f64>()),
+                    "in progress / interrupted".into(),
+                ),
             };
-            vec![r.id.clone(), r.seed.to_string(), epochs, test, tta, best, secs, state]
+            vec![
+                r.id.clone(),
+                r.seed.to_string(),
+                epochs,
+                test,
+                tta,
+                best,
+                secs,
+                state,
+            ]
         })
         .collect();
     (header, rows)
@@ -245,10 +363,30 @@ fn run_rows(c: &Collection) -> (Vec<String>, Vec<Vec<String>>) {
 /// A Markdown table: the first `labels` columns are names (left-aligned), the rest numbers.
 fn md_table(out: &mut String, header: &[String], labels: usize, rows: &[Vec<String>]) {
     let esc = |s: &str| s.replace('|', "\\|");
-    let _ = writeln!(out, "| {} |", header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | "));
-    let _ = writeln!(out, "|{}", header.iter().enumerate().map(|(i, _)| if i < labels { "---|" } else { "---:|" }).collect::<String>());
+    let _ = writeln!(
+        out,
+        "| {} |",
+        header
+            .iter()
+            .map(|h| esc(h))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(
+        out,
+        "|{}",
+        header
+            .iter()
+            .enumerate()
+            .map(|(i, _)| if i < labels { "---|" } else { "---:|" })
+            .collect::<String>()
+    );
     for row in rows {
-        let _ = writeln!(out, "| {} |", row.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(
+            out,
+            "| {} |",
+            row.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
+        );
     }
     out.push('\n');
 }
@@ -258,7 +396,11 @@ pub fn accuracy_markdown(a: &Analysis) -> String {
     let (header, rows) = accuracy_rows(a);
     let rows: Vec<Vec<String>> = rows
         .into_iter()
-        .map(|r| r.into_iter().map(|(t, best)| if best { format!("**{t}**") } else { t }).collect())
+        .map(|r| {
+            r.into_iter()
+                .map(|(t, best)| if best { format!("**{t}**") } else { t })
+                .collect()
+        })
         .collect();
     let mut out = String::new();
     md_table(&mut out, &header, 2, &rows);
@@ -311,26 +453,49 @@ pub fn markdown(c: &Collection, a: &Analysis) -> String {
         let _ = writeln!(out, "{}\n", overview(c));
     }
     let _ = writeln!(out, "## Test accuracy (%), the study's Table 1\n");
-    let _ = writeln!(out, "Mean ± sample standard deviation over seeds; n = seeds finished. Best per dataset in bold.\n");
+    let _ = writeln!(
+        out,
+        "Mean ± sample standard deviation over seeds; n = seeds finished. Best per dataset in bold.\n"
+    );
     out.push_str(&accuracy_markdown(a));
 
-    let _ = writeln!(out, "## Each model against its twins (plain and compute-matched)\n");
+    let _ = writeln!(
+        out,
+        "## Each model against its twins (plain and compute-matched)\n"
+    );
     if a.comparisons.is_empty() {
-        let _ = writeln!(out, "No model has a twin with finished runs on the same dataset and recipe.\n");
+        let _ = writeln!(
+            out,
+            "No model has a twin with finished runs on the same dataset and recipe.\n"
+        );
     } else {
         let _ = writeln!(out, "{}\n", statistics_note(a));
         let rows: Vec<Vec<String>> = a.comparisons.iter().map(comparison_row).collect();
         md_table(&mut out, &comparison_header(a), 5, &rows);
-        let _ = writeln!(out, "### What each verdict is worth: variance split and power\n\n{}\n", worth_note(a));
+        let _ = writeln!(
+            out,
+            "### What each verdict is worth: variance split and power\n\n{}\n",
+            worth_note(a)
+        );
         let rows: Vec<Vec<String>> = a.comparisons.iter().map(worth_row).collect();
         md_table(&mut out, &worth_header(), 4, &rows);
     }
     for f in &a.factorial {
-        let _ = writeln!(out, "## Factorial analysis: {} / {}\n\n{}\n", f.dataset, f.recipe, factorial_note(f));
+        let _ = writeln!(
+            out,
+            "## Factorial analysis: {} / {}\n\n{}\n",
+            f.dataset,
+            f.recipe,
+            factorial_note(f)
+        );
         md_table(&mut out, &factorial_header(), 2, &factorial_rows(f));
     }
     for s in &a.skipped {
-        let _ = writeln!(out, "- not compared: {} vs {} on {} / {}: {}", s.model, s.twin, s.dataset, s.recipe, s.reason);
+        let _ = writeln!(
+            out,
+            "- not compared: {} vs {} on {} / {}: {}",
+            s.model, s.twin, s.dataset, s.recipe, s.reason
+        );
     }
     if !a.skipped.is_empty() {
         out.push('\n');
@@ -346,7 +511,11 @@ pub fn markdown(c: &Collection, a: &Analysis) -> String {
 
     let _ = writeln!(out, "## Training curves (the study's Figures 3 and 4)\n");
     for f in &a.figures {
-        let _ = writeln!(out, "### {} · {}\n\n![training curves, {} / {}]({}.png) ([SVG]({}.svg))\n", f.dataset, f.recipe, f.dataset, f.recipe, f.stem, f.stem);
+        let _ = writeln!(
+            out,
+            "### {} · {}\n\n![training curves, {} / {}]({}.png) ([SVG]({}.svg))\n",
+            f.dataset, f.recipe, f.dataset, f.recipe, f.stem, f.stem
+        );
     }
 
     let _ = writeln!(out, "## Runs\n");
@@ -389,11 +558,22 @@ fn html_table(out: &mut String, header: &[String], labels: usize, rows: &[Vec<(S
     for row in rows {
         out.push_str("<tr>");
         for (i, (text, class)) in row.iter().enumerate() {
-            let classes: Vec<&str> = [(i < labels).then_some("l"), (!class.is_empty()).then_some(*class)].into_iter().flatten().collect();
+            let classes: Vec<&str> = [
+                (i < labels).then_some("l"),
+                (!class.is_empty()).then_some(*class),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
             if classes.is_empty() {
                 let _ = write!(out, "<td>{}</td>", escape(text));
             } else {
-                let _ = write!(out, "<td class=\"{}\">{}</td>", classes.join(" "), escape(text));
+                let _ = write!(
+                    out,
+                    "<td class=\"{}\">{}</td>",
+                    classes.join(" "),
+                    escape(text)
+                );
             }
         }
         out.push_str("</tr>\n");
@@ -402,7 +582,9 @@ fn html_table(out: &mut String, header: &[String], labels: usize, rows: &[Vec<(S
 }
 
 fn plain(rows: Vec<Vec<String>>) -> Vec<Vec<(String, &'static str)>> {
-    rows.into_iter().map(|r| r.into_iter().map(|t| (t, "")).collect()).collect()
+    rows.into_iter()
+        .map(|r| r.into_iter().map(|t| (t, "")).collect())
+        .collect()
 }
 
 const STYLE: &str = "body{font-family:'DejaVu Sans',Arial,sans-serif;margin:24px auto;max-width:1300px;color:#222;padding:0 16px}\
@@ -419,23 +601,47 @@ figure svg{max-width:100%;height:auto;border:1px solid #eee}\
 pub fn html(c: &Collection, a: &Analysis, svgs: &[(String, String)]) -> String {
     let mut out = String::new();
     let title = format!("Experiment report: {}", c.root.display());
-    let _ = write!(out, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n", escape(&title));
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+        escape(&title)
+    );
     let _ = writeln!(out, "<h1>{}</h1>", escape(&title));
     if let Some(d) = &c.description {
         let _ = writeln!(out, "<p>{}</p>", escape(d));
     }
-    let grid = c.grid.as_ref().map(|g| format!("Grid: <code>{}</code>. ", escape(g))).unwrap_or_default();
+    let grid = c
+        .grid
+        .as_ref()
+        .map(|g| format!("Grid: <code>{}</code>. ", escape(g)))
+        .unwrap_or_default();
     let _ = writeln!(out, "<p>{grid}{}</p>", escape(&overview(c)));
 
     let _ = writeln!(out, "<h2>Test accuracy (%), the study's Table 1</h2>");
-    let _ = writeln!(out, "<p class=\"note\">Mean ± sample standard deviation over seeds; n = seeds finished. Best per dataset in bold.</p>");
+    let _ = writeln!(
+        out,
+        "<p class=\"note\">Mean ± sample standard deviation over seeds; n = seeds finished. Best per dataset in bold.</p>"
+    );
     let (header, rows) = accuracy_rows(a);
-    let rows: Vec<Vec<(String, &str)>> = rows.into_iter().map(|r| r.into_iter().map(|(t, best)| (t, if best { "best" } else { "" })).collect()).collect();
+    let rows: Vec<Vec<(String, &str)>> = rows
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|(t, best)| (t, if best { "best" } else { "" }))
+                .collect()
+        })
+        .collect();
     html_table(&mut out, &header, 2, &rows);
 
-    let _ = writeln!(out, "<h2>Each model against its twins (plain and compute-matched)</h2>");
+    let _ = writeln!(
+        out,
+        "<h2>Each model against its twins (plain and compute-matched)</h2>"
+    );
     if a.comparisons.is_empty() {
-        let _ = writeln!(out, "<p>No model has a twin with finished runs on the same dataset and recipe.</p>");
+        let _ = writeln!(
+            out,
+            "<p>No model has a twin with finished runs on the same dataset and recipe.</p>"
+        );
     } else {
         let _ = writeln!(out, "<p class=\"note\">{}</p>", escape(&statistics_note(a)));
         // The verdict (last column) coloured.
@@ -450,35 +656,81 @@ pub fn html(c: &Collection, a: &Analysis, svgs: &[(String, String)]) -> String {
                     "worse" => "worse",
                     _ => "",
                 };
-                row.into_iter().enumerate().map(|(i, t)| (t, if i == last { class } else { "" })).collect()
+                row.into_iter()
+                    .enumerate()
+                    .map(|(i, t)| (t, if i == last { class } else { "" }))
+                    .collect()
             })
             .collect();
         html_table(&mut out, &comparison_header(a), 5, &rows);
-        let _ = writeln!(out, "<h3>What each verdict is worth: variance split and power</h3>\n<p class=\"note\">{}</p>", escape(&worth_note(a)));
-        html_table(&mut out, &worth_header(), 4, &plain(a.comparisons.iter().map(worth_row).collect()));
+        let _ = writeln!(
+            out,
+            "<h3>What each verdict is worth: variance split and power</h3>\n<p class=\"note\">{}</p>",
+            escape(&worth_note(a))
+        );
+        html_table(
+            &mut out,
+            &worth_header(),
+            4,
+            &plain(a.comparisons.iter().map(worth_row).collect()),
+        );
     }
     for f in &a.factorial {
-        let _ = writeln!(out, "<h2>Factorial analysis: {} / {}</h2>\n<p class=\"note\">{}</p>", escape(&f.dataset), escape(&f.recipe), escape(&factorial_note(f)));
+        let _ = writeln!(
+            out,
+            "<h2>Factorial analysis: {} / {}</h2>\n<p class=\"note\">{}</p>",
+            escape(&f.dataset),
+            escape(&f.recipe),
+            escape(&factorial_note(f))
+        );
         html_table(&mut out, &factorial_header(), 2, &plain(factorial_rows(f)));
     }
     if !a.skipped.is_empty() {
         out.push_str("<ul>\n");
         for s in &a.skipped {
-            let _ = writeln!(out, "<li>not compared: {} vs {} on {} / {}: {}</li>", escape(&s.model), escape(&s.twin), escape(&s.dataset), escape(&s.recipe), escape(&s.reason));
+            let _ = writeln!(
+                out,
+                "<li>not compared: {} vs {} on {} / {}: {}</li>",
+                escape(&s.model),
+                escape(&s.twin),
+                escape(&s.dataset),
+                escape(&s.recipe),
+                escape(&s.reason)
+            );
         }
         out.push_str("</ul>\n");
     }
 
     let _ = writeln!(out, "<h2>Cost</h2>");
-    let _ = writeln!(out, "<p class=\"note\">Trainable parameters and forward FLOPs per image (multiply-add = 2) for the dataset's classes and image size; seconds per epoch (training and validation) over every epoch of every run; median training images/s.</p>");
-    html_table(&mut out, &cost_header(), 3, &plain(a.costs.iter().map(cost_row).collect()));
+    let _ = writeln!(
+        out,
+        "<p class=\"note\">Trainable parameters and forward FLOPs per image (multiply-add = 2) for the dataset's classes and image size; seconds per epoch (training and validation) over every epoch of every run; median training images/s.</p>"
+    );
+    html_table(
+        &mut out,
+        &cost_header(),
+        3,
+        &plain(a.costs.iter().map(cost_row).collect()),
+    );
 
-    let _ = writeln!(out, "<h2>Training curves (the study's Figures 3 and 4)</h2>");
+    let _ = writeln!(
+        out,
+        "<h2>Training curves (the study's Figures 3 and 4)</h2>"
+    );
     for (f, (_, svg)) in a.figures.iter().zip(svgs) {
-        let _ = writeln!(out, "<figure>\n<figcaption>{} · {}</figcaption>", escape(&f.dataset), escape(&f.recipe));
+        let _ = writeln!(
+            out,
+            "<figure>\n<figcaption>{} · {}</figcaption>",
+            escape(&f.dataset),
+            escape(&f.recipe)
+        );
         // The SVG document inline: drop an XML declaration if the backend wrote one.
         let body = svg.trim_start();
-        let body = if body.starts_with("<?xml") { body.split_once("?>").map_or(body, |(_, rest)| rest) } else { body };
+        let body = if body.starts_with("<?xml") {
+            body.split_once("?>").map_or(body, |(_, rest)| rest)
+        } else {
+            body
+        };
         out.push_str(body);
         out.push_str("\n</figure>\n");
     }

@@ -44,7 +44,10 @@ impl RunRecord {
     pub fn predictions(&self) -> Result<Vec<Prediction>> {
         let path = self.dir.join("predictions.csv");
         if !path.is_file() {
-            return Err(Error::data(&path, "missing: the run finished without per-image predictions"));
+            return Err(Error::data(
+                &path,
+                "missing: the run finished without per-image predictions",
+            ));
         }
         let mut rows: Vec<Prediction> = read_csv(&path)?;
         rows.sort_by_key(|p| p.index);
@@ -80,7 +83,11 @@ fn read_run(dir: &Path) -> Result<(RunManifest, Vec<EpochMetrics>, Option<Summar
     let manifest: RunManifest = read_json(&dir.join("run.json"))?;
     let metrics = MetricsCsv::new(dir).read()?;
     let summary_path = dir.join("summary.json");
-    let summary = if summary_path.is_file() { Some(read_json(&summary_path)?) } else { None };
+    let summary = if summary_path.is_file() {
+        Some(read_json(&summary_path)?)
+    } else {
+        None
+    };
     Ok((manifest, metrics, summary))
 }
 
@@ -149,7 +156,14 @@ fn from_grid(root: &Path, grid: ExperimentManifest) -> Result<Collection> {
     // Keep the grid's order, sorted by (dataset, recipe, model, seed) for stable tables.
     let pos = |list: &[String], x: &str| list.iter().position(|y| y == x).unwrap_or(usize::MAX);
     let model_names: Vec<String> = grid.models.iter().map(|m| m.label.clone()).collect();
-    runs.sort_by_key(|r| (pos(&grid.datasets, &r.dataset), pos(&grid.recipes, &r.recipe), pos(&model_names, &r.model), r.seed));
+    runs.sort_by_key(|r| {
+        (
+            pos(&grid.datasets, &r.dataset),
+            pos(&grid.recipes, &r.recipe),
+            pos(&model_names, &r.model),
+            r.seed,
+        )
+    });
     // Columns and figures only for datasets and recipes that have runs so far.
     let mut datasets = grid.datasets;
     datasets.retain(|d| runs.iter().any(|r| &r.dataset == d));
@@ -176,12 +190,26 @@ fn model_keys() -> Vec<String> {
     }
 }
 
-const NOT_RECIPE: [&str; 7] = ["data", "labels", "model", "seed", "run-dir", "device", "eval-batch-size"];
+const NOT_RECIPE: [&str; 7] = [
+    "data",
+    "labels",
+    "model",
+    "seed",
+    "run-dir",
+    "device",
+    "eval-batch-size",
+];
 
 /// `key=value` for each key whose value is not the same in all `configs`.
 fn differing(configs: &[serde_json::Map<String, serde_json::Value>]) -> Vec<Vec<String>> {
-    let keys: Vec<&String> = configs.first().map(|c| c.keys().collect()).unwrap_or_default();
-    let varying: Vec<&String> = keys.into_iter().filter(|k| configs.iter().any(|c| c.get(*k) != configs[0].get(*k))).collect();
+    let keys: Vec<&String> = configs
+        .first()
+        .map(|c| c.keys().collect())
+        .unwrap_or_default();
+    let varying: Vec<&String> = keys
+        .into_iter()
+        .filter(|k| configs.iter().any(|c| c.get(*k) != configs[0].get(*k)))
+        .collect();
     configs
         .iter()
         .map(|c| {
@@ -190,7 +218,11 @@ fn differing(configs: &[serde_json::Map<String, serde_json::Value>]) -> Vec<Vec<
                 .map(|k| {
                     let v = c.get(*k).map(|v| match v {
                         serde_json::Value::String(s) => s.clone(),
-                        serde_json::Value::Array(a) => a.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","),
+                        serde_json::Value::Array(a) => a
+                            .iter()
+                            .map(|x| x.to_string())
+                            .collect::<Vec<_>>()
+                            .join(","),
                         other => other.to_string(),
                     });
                     format!("{k}={}", v.unwrap_or_default())
@@ -221,7 +253,10 @@ fn from_run_files(root: &Path) -> Result<Collection> {
     // Datasets: folder name, plus the label set where it is not the default.
     let dataset_of = |m: &RunManifest| {
         let root = Path::new(&m.data.root);
-        let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| m.data.root.clone());
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| m.data.root.clone());
         if m.data.format == crate::data::Format::Cifar100Binary {
             format!("{name}-{}", format!("{:?}", m.config.labels).to_lowercase())
         } else {
@@ -248,7 +283,10 @@ fn from_run_files(root: &Path) -> Result<Collection> {
     }
     let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, p) in model_parts.iter().enumerate() {
-        by_name.entry(p["model"].as_str().unwrap_or_default().to_string()).or_default().push(i);
+        by_name
+            .entry(p["model"].as_str().unwrap_or_default().to_string())
+            .or_default()
+            .push(i);
     }
     let mut model_labels = vec![String::new(); model_parts.len()];
     for (name, indices) in &by_name {
@@ -278,16 +316,32 @@ fn from_run_files(root: &Path) -> Result<Collection> {
     let recipe_labels: Vec<String> = if recipe_parts.len() == 1 {
         vec!["recipe".to_string()]
     } else {
-        differing(&recipe_parts).into_iter().map(|d| d.join(" ")).collect()
+        differing(&recipe_parts)
+            .into_iter()
+            .map(|d| d.join(" "))
+            .collect()
     };
 
     let mut runs = Vec::new();
-    let (mut datasets, mut recipes, mut models): (Vec<String>, Vec<String>, Vec<String>) = Default::default();
+    let (mut datasets, mut recipes, mut models): (Vec<String>, Vec<String>, Vec<String>) =
+        Default::default();
     for (dir, (manifest, metrics, summary)) in loaded {
         let dataset = dataset_of(&manifest);
-        let model = model_labels[model_parts.iter().position(|p| *p == model_part(&manifest)).expect("collected above")].clone();
-        let recipe = recipe_labels[recipe_parts.iter().position(|p| *p == recipe_part(&manifest)).expect("collected above")].clone();
-        for (list, x) in [(&mut datasets, &dataset), (&mut recipes, &recipe), (&mut models, &model)] {
+        let model = model_labels[model_parts
+            .iter()
+            .position(|p| *p == model_part(&manifest))
+            .expect("collected above")]
+        .clone();
+        let recipe = recipe_labels[recipe_parts
+            .iter()
+            .position(|p| *p == recipe_part(&manifest))
+            .expect("collected above")]
+        .clone();
+        for (list, x) in [
+            (&mut datasets, &dataset),
+            (&mut recipes, &recipe),
+            (&mut models, &model),
+        ] {
             if !list.contains(x) {
                 list.push(x.clone());
             }
@@ -311,10 +365,17 @@ fn from_run_files(root: &Path) -> Result<Collection> {
         .map(|label| {
             let model = label.split('(').next().unwrap_or(&label).to_string();
             let twin = (plain && label != "cnn").then(|| "cnn".to_string());
-            ModelLabel { label, model, twin, matched: None }
+            ModelLabel {
+                label,
+                model,
+                twin,
+                matched: None,
+            }
         })
         .collect();
-    runs.sort_by(|a, b| (&a.dataset, &a.recipe, &a.model, a.seed).cmp(&(&b.dataset, &b.recipe, &b.model, b.seed)));
+    runs.sort_by(|a, b| {
+        (&a.dataset, &a.recipe, &a.model, a.seed).cmp(&(&b.dataset, &b.recipe, &b.model, b.seed))
+    });
     Ok(Collection {
         root: root.to_path_buf(),
         description: None,

@@ -36,8 +36,14 @@ impl MeanInterval {
     /// `0.123 [0.100, 0.150]`, or `0.123 (no interval: ...)`.
     pub fn display(&self, digits: usize) -> String {
         match (self.low, self.high) {
-            (Some(lo), Some(hi)) => format!("{:.digits$} [{lo:.digits$}, {hi:.digits$}]", self.mean),
-            _ => format!("{:.digits$} (no interval: {})", self.mean, self.note.as_deref().unwrap_or("")),
+            (Some(lo), Some(hi)) => {
+                format!("{:.digits$} [{lo:.digits$}, {hi:.digits$}]", self.mean)
+            }
+            _ => format!(
+                "{:.digits$} (no interval: {})",
+                self.mean,
+                self.note.as_deref().unwrap_or("")
+            ),
         }
     }
 
@@ -50,7 +56,12 @@ impl MeanInterval {
 /// The mean of `values` with its `level` percentile-bootstrap interval (`replicates`
 /// resamples, seeded). Non-finite values are left out (and counted out of `n`). `None` when no
 /// value is left.
-pub fn mean_interval(values: &[f64], replicates: usize, level: f64, seed: u64) -> Option<MeanInterval> {
+pub fn mean_interval(
+    values: &[f64],
+    replicates: usize,
+    level: f64,
+    seed: u64,
+) -> Option<MeanInterval> {
     let xs: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     let n = xs.len();
     if n == 0 {
@@ -98,7 +109,10 @@ mod tests {
         assert!(b.high.unwrap() - b.low.unwrap() < 0.3 * (a.high.unwrap() - a.low.unwrap()));
         // The standard error of the mean of 0..4 repeated is sqrt(2 / n): about +-0.088 at n = 1000.
         let half = (b.high.unwrap() - b.low.unwrap()) / 2.0;
-        assert!((half - 1.96 * (2.0f64 / 1000.0).sqrt()).abs() < 0.02, "{half}");
+        assert!(
+            (half - 1.96 * (2.0f64 / 1000.0).sqrt()).abs() < 0.02,
+            "{half}"
+        );
     }
 
     #[test]

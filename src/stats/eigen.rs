@@ -15,7 +15,10 @@ pub fn top_eigenpair(m: &[f64], n: usize) -> (f64, Vec<f64>) {
     }
     let scale: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
     for _sweep in 0..100 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * n + j].powi(2)).sum();
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * n + j].powi(2))
+            .sum();
         if off.sqrt() <= 1e-15 * scale.max(f64::MIN_POSITIVE) {
             break;
         }
@@ -49,7 +52,13 @@ pub fn top_eigenpair(m: &[f64], n: usize) -> (f64, Vec<f64>) {
             }
         }
     }
-    let top = (0..n).fold(0, |best, i| if a[i * n + i] > a[best * n + best] { i } else { best });
+    let top = (0..n).fold(0, |best, i| {
+        if a[i * n + i] > a[best * n + best] {
+            i
+        } else {
+            best
+        }
+    });
     (a[top * n + top], (0..n).map(|k| v[k * n + top]).collect())
 }
 

@@ -15,11 +15,14 @@
 
 pub mod bootstrap;
 pub mod eigen;
-pub mod paired;
-pub mod seed_test;
-pub mod power;
-pub mod multiplicity;
 pub mod factorial;
+pub mod multiplicity;
+pub mod paired;
+pub mod power;
 pub mod rank;
+pub mod seed_test;
 
-pub use paired::{BootstrapCi, EXACT_BELOW, McNemar, MeanStd, discordant, mcnemar, mean_std, paired_bootstrap, quantile};
+pub use paired::{
+    BootstrapCi, EXACT_BELOW, McNemar, MeanStd, discordant, mcnemar, mean_std, paired_bootstrap,
+    quantile,
+};

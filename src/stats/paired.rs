@@ -59,7 +59,14 @@ pub const EXACT_BELOW: u64 = 25;
 pub fn mcnemar(b: u64, c: u64) -> McNemar {
     let n = b + c;
     if n == 0 {
-        return McNemar { b, c, chi2: 0.0, chi2_corrected: 0.0, p_value: 1.0, exact: true };
+        return McNemar {
+            b,
+            c,
+            chi2: 0.0,
+            chi2_corrected: 0.0,
+            p_value: 1.0,
+            exact: true,
+        };
     }
     let diff = (b as f64 - c as f64).abs();
     let chi2 = diff * diff / n as f64;
@@ -72,17 +79,26 @@ pub fn mcnemar(b: u64, c: u64) -> McNemar {
         let chi = ChiSquared::new(1.0).expect("1 degree of freedom is valid");
         chi.sf(chi2_corrected)
     };
-    McNemar { b, c, chi2, chi2_corrected, p_value, exact }
+    McNemar {
+        b,
+        c,
+        chi2,
+        chi2_corrected,
+        p_value,
+        exact,
+    }
 }
 
 /// Counts `(b, c)` over paired outcomes: `a[i]` and `b[i]` say whether each classifier got
 /// image `i` right.
 pub fn discordant(a: &[bool], b: &[bool]) -> (u64, u64) {
-    a.iter().zip(b).fold((0, 0), |(x, y), (&ra, &rb)| match (ra, rb) {
-        (true, false) => (x + 1, y),
-        (false, true) => (x, y + 1),
-        _ => (x, y),
-    })
+    a.iter()
+        .zip(b)
+        .fold((0, 0), |(x, y), (&ra, &rb)| match (ra, rb) {
+            (true, false) => (x + 1, y),
+            (false, true) => (x, y + 1),
+            _ => (x, y),
+        })
 }
 
 /// A bootstrap confidence interval of an accuracy difference.
@@ -117,7 +133,13 @@ pub struct BootstrapCi {
 ///
 /// # Panics
 /// If the seeds disagree in image count, or there are no seeds or no images.
-pub fn paired_bootstrap(first: &[Vec<bool>], second: &[Vec<bool>], replicates: usize, level: f64, seed: u64) -> BootstrapCi {
+pub fn paired_bootstrap(
+    first: &[Vec<bool>],
+    second: &[Vec<bool>],
+    replicates: usize,
+    level: f64,
+    seed: u64,
+) -> BootstrapCi {
     assert_eq!(first.len(), second.len(), "one run per seed for each model");
     assert!(!first.is_empty(), "at least one seed");
     let n = first[0].len();
@@ -127,12 +149,19 @@ pub fn paired_bootstrap(first: &[Vec<bool>], second: &[Vec<bool>], replicates: u
         .iter()
         .zip(second)
         .map(|(a, b)| {
-            assert!(a.len() == n && b.len() == n, "every run predicts the same test images");
+            assert!(
+                a.len() == n && b.len() == n,
+                "every run predicts the same test images"
+            );
             a.iter().zip(b).map(|(&x, &y)| x as i8 - y as i8).collect()
         })
         .collect();
     let seeds = d.len();
-    let difference = d.iter().map(|row| row.iter().map(|&v| v as i64).sum::<i64>() as f64).sum::<f64>() / (seeds * n) as f64;
+    let difference = d
+        .iter()
+        .map(|row| row.iter().map(|&v| v as i64).sum::<i64>() as f64)
+        .sum::<f64>()
+        / (seeds * n) as f64;
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut draws = Vec::with_capacity(replicates);

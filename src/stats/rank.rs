@@ -37,7 +37,11 @@ pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
         saa += dx * dx;
         sbb += dy * dy;
     }
-    if saa == 0.0 || sbb == 0.0 { f64::NAN } else { sab / (saa * sbb).sqrt() }
+    if saa == 0.0 || sbb == 0.0 {
+        f64::NAN
+    } else {
+        sab / (saa * sbb).sqrt()
+    }
 }
 
 /// Spearman's rank correlation of paired values (NaN if either side is constant).

@@ -93,7 +93,11 @@ pub fn list(run_dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
     let mut found = Vec::new();
     for entry in fs::read_dir(&dir).at(&dir)? {
         let path = entry.at(&dir)?.path();
-        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         if let Some(key) = parse_name(&name)
             && path.join("meta.json").is_file()
         {
@@ -101,7 +105,10 @@ pub fn list(run_dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
         }
     }
     found.sort();
-    Ok(found.into_iter().map(|((epoch, _), path)| (epoch, path)).collect())
+    Ok(found
+        .into_iter()
+        .map(|((epoch, _), path)| (epoch, path))
+        .collect())
 }
 
 /// The newest complete checkpoint of a run, if any.
@@ -156,7 +163,9 @@ pub fn save(
         .save(&optim_path)
         .map_err(|e| Error::checkpoint(&optim_path, e.to_string()))?;
     write_json(&tmp.join("meta.json"), meta)?;
-    let files = ["model.bpk", "optimizer.bpk"].into_iter().chain(extra.iter().map(|(f, _)| *f));
+    let files = ["model.bpk", "optimizer.bpk"]
+        .into_iter()
+        .chain(extra.iter().map(|(f, _)| *f));
     for file in files {
         let path = tmp.join(file);
         fs::File::open(&path).and_then(|f| f.sync_all()).at(&path)?;
@@ -182,14 +191,18 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
         return Ok(path.to_path_buf());
     }
     latest(path)?.ok_or_else(|| {
-        Error::checkpoint(path, "neither a checkpoint folder (meta.json, model.bpk) nor a run folder with checkpoints/")
+        Error::checkpoint(
+            path,
+            "neither a checkpoint folder (meta.json, model.bpk) nor a run folder with checkpoints/",
+        )
     })
 }
 
 /// Reads a checkpoint's `meta.json`.
 pub fn read_meta(checkpoint: &Path) -> Result<CheckpointMeta> {
     let path = checkpoint.join("meta.json");
-    let meta: CheckpointMeta = read_json(&path).map_err(|e| Error::checkpoint(checkpoint, e.to_string()))?;
+    let meta: CheckpointMeta =
+        read_json(&path).map_err(|e| Error::checkpoint(checkpoint, e.to_string()))?;
     if meta.format_version != FORMAT_VERSION {
         return Err(Error::checkpoint(
             checkpoint,
@@ -212,7 +225,10 @@ pub fn load_weights(checkpoint: &Path, model: Network) -> Result<Network> {
 pub fn load_model_file(checkpoint: &Path, file: &str, model: Network) -> Result<Network> {
     let path = checkpoint.join(file);
     if !path.is_file() {
-        return Err(Error::checkpoint(&path, "missing: the run's configuration needs it"));
+        return Err(Error::checkpoint(
+            &path,
+            "missing: the run's configuration needs it",
+        ));
     }
     let record = ModuleRecord::load(&path).map_err(|e| Error::checkpoint(&path, e.to_string()))?;
     model.try_load_record(record).map_err(|e| {
@@ -226,7 +242,9 @@ pub fn load_model_file(checkpoint: &Path, file: &str, model: Network) -> Result<
 /// Loads the optimizer state of `checkpoint` into `optimizer`.
 pub fn load_optimizer(checkpoint: &Path, optimizer: ModuleOptimizer) -> Result<ModuleOptimizer> {
     let path = checkpoint.join("optimizer.bpk");
-    optimizer.load(&path).map_err(|e| Error::checkpoint(&path, e.to_string()))
+    optimizer
+        .load(&path)
+        .map_err(|e| Error::checkpoint(&path, e.to_string()))
 }
 
 /// Builds the model a checkpoint describes and loads its weights (the moving average when the
@@ -237,7 +255,11 @@ pub fn load_model(path: &Path, device: &Device) -> Result<(PathBuf, CheckpointMe
     let config = network_config(&meta.model, meta.classes.len(), meta.input_shape)
         .map_err(|e| Error::checkpoint(&checkpoint, e.to_string()))?;
     // A run with --ema was evaluated with its averaged weights: they are its model.
-    let file = if checkpoint.join(EMA_FILE).is_file() { EMA_FILE } else { "model.bpk" };
+    let file = if checkpoint.join(EMA_FILE).is_file() {
+        EMA_FILE
+    } else {
+        "model.bpk"
+    };
     let model = load_model_file(&checkpoint, file, config.init(device)?)?;
     Ok((checkpoint, meta, model))
 }

@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 use crate::model::{ModelOptions, ModelSpec};
 
 /// Optimizers the study compared.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     /// Adam (the study's default), L2 weight decay.
@@ -23,7 +25,9 @@ pub enum OptimizerKind {
 }
 
 /// How the learning rate evolves over the run (per step).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ScheduleKind {
     /// `lr` throughout (the study).
@@ -35,7 +39,17 @@ pub enum ScheduleKind {
 }
 
 /// What trains when fine-tuning (the study's Table 1: full fine-tuning vs. a frozen backbone).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Finetune {
     /// Every weight trains (from `--pretrained` weights or from scratch).
@@ -254,10 +268,16 @@ impl TrainConfig {
         crate::model::registry::entry(&self.model)?;
         self.model_options.check_used(&self.model)?;
         if self.crop_padding > 64 {
-            return Err(Error::invalid("--crop-padding", format!("{} pixels is more than 64", self.crop_padding)));
+            return Err(Error::invalid(
+                "--crop-padding",
+                format!("{} pixels is more than 64", self.crop_padding),
+            ));
         }
         if self.cutout > 64 {
-            return Err(Error::invalid("--cutout", format!("{} pixels is more than 64", self.cutout)));
+            return Err(Error::invalid(
+                "--cutout",
+                format!("{} pixels is more than 64", self.cutout),
+            ));
         }
         if self.cache_features && self.tta_flip {
             return Err(Error::invalid(
@@ -283,7 +303,10 @@ impl TrainConfig {
         if let Some(path) = &self.pretrained
             && !path.is_file()
         {
-            return Err(Error::invalid("--pretrained", format!("{}: no such file", path.display())));
+            return Err(Error::invalid(
+                "--pretrained",
+                format!("{}: no such file", path.display()),
+            ));
         }
         Ok(())
     }

@@ -39,7 +39,12 @@ impl SelectiveDecay {
     }
 
     /// Applies the decay of one step with learning rate `lr`, before the optimizer's update.
-    pub fn apply(&self, model: Network, mut grads: GradientsParams, lr: f64) -> (Network, GradientsParams) {
+    pub fn apply(
+        &self,
+        model: Network,
+        mut grads: GradientsParams,
+        lr: f64,
+    ) -> (Network, GradientsParams) {
         if self.decoupled {
             let factor = 1.0 - lr * self.penalty;
             (model.map(&mut Shrink { factor }), grads)
@@ -65,7 +70,8 @@ impl ModuleVisitor for AddL2<'_> {
         }
         if let Some(g) = self.grads.remove::<D>(param.id) {
             let w = param.val().without_autodiff();
-            self.grads.register(param.id, w.mul_scalar(self.penalty) + g);
+            self.grads
+                .register(param.id, w.mul_scalar(self.penalty) + g);
         }
     }
 }
@@ -84,7 +90,10 @@ impl ModuleMapper for Shrink {
             if !t.is_require_grad() {
                 return t; // frozen (--finetune head) or a running statistic
             }
-            t.without_autodiff().mul_scalar(factor).autodiff().require_grad()
+            t.without_autodiff()
+                .mul_scalar(factor)
+                .autodiff()
+                .require_grad()
         })
     }
 }
@@ -130,7 +139,11 @@ mod tests {
             fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
                 let t = p.val();
                 if t.is_require_grad() {
-                    let s = t.without_autodiff().powi_scalar(2).sum().into_scalar::<f64>();
+                    let s = t
+                        .without_autodiff()
+                        .powi_scalar(2)
+                        .sum()
+                        .into_scalar::<f64>();
                     self.0.push((D, s.sqrt()));
                 }
             }
@@ -145,14 +158,24 @@ mod tests {
         assert!(r.iter().any(|(rank, _)| *rank == 1) && r.iter().any(|(rank, _)| *rank >= 2));
         for (rank, ratio) in r {
             let expected = if rank < 2 && spared { 1.0 } else { shrink };
-            assert!((ratio - expected).abs() < 1e-5, "{flags:?}: rank {rank} ratio {ratio}, expected {expected}");
+            assert!(
+                (ratio - expected).abs() < 1e-5,
+                "{flags:?}: rank {rank} ratio {ratio}, expected {expected}"
+            );
         }
     }
 
     #[test]
     fn bn_and_bias_parameters_escape_decay_only_when_asked() {
         // SGD without momentum: a zero gradient plus the L2 term scales w by 1 - lr λ.
-        let sgd = ["--optimizer", "sgd", "--momentum", "0", "--weight-decay", "0.1"];
+        let sgd = [
+            "--optimizer",
+            "sgd",
+            "--momentum",
+            "0",
+            "--weight-decay",
+            "0.1",
+        ];
         check(&sgd, 1.0 - 0.5 * 0.1, false);
         let mut spared = sgd.to_vec();
         spared.extend(["--no-decay-bn-bias", "true"]);

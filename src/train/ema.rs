@@ -96,14 +96,21 @@ mod tests {
         for (i, c) in factors.iter().enumerate() {
             coef += (1.0 - d) * d.powi(k - 1 - i as i32) * c;
         }
-        assert_eq!(values(&w0, Which::All), start, "the initial model was changed");
+        assert_eq!(
+            values(&w0, Which::All),
+            start,
+            "the initial model was changed"
+        );
         let got = values(ema.model(), Which::All);
         assert_eq!(start.len(), got.len());
         // Running statistics are averaged too: more tensors than the trainable ones.
         assert!(got.len() > values(&w0, Which::Trainable).len());
         for (id, v) in &start {
             for (a, b) in v.iter().zip(&got[id]) {
-                assert!((*a as f64 * coef - *b as f64).abs() < 1e-5, "{a} * {coef} != {b}");
+                assert!(
+                    (*a as f64 * coef - *b as f64).abs() < 1e-5,
+                    "{a} * {coef} != {b}"
+                );
             }
         }
         // The average is a different model from the last live one (the check can fail).

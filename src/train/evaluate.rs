@@ -29,7 +29,11 @@ fn score(logits: Tensor<2>, labels: Tensor<1, Int>) -> (f64, Vec<u16>, Vec<f32>)
         .iter::<i64>()
         .map(|p| p as u16)
         .collect();
-    let confidences = best.into_data_as::<f32>().iter::<f32>().map(f32::exp).collect();
+    let confidences = best
+        .into_data_as::<f32>()
+        .iter::<f32>()
+        .map(f32::exp)
+        .collect();
     (loss_sum, predictions, confidences)
 }
 
@@ -92,7 +96,8 @@ pub fn evaluate_with(
         let indices = batch.indices.clone();
         let labels = batch.labels.clone();
         let logits = logits_of(batch);
-        let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [indices.len()]), &logits.device());
+        let labels =
+            Tensor::<1, Int>::from_data(TensorData::new(labels, [indices.len()]), &logits.device());
         let (loss, preds, confs) = score(logits, labels);
         loss_sum += loss;
         for ((index, prediction), confidence) in indices.into_iter().zip(preds).zip(confs) {
@@ -130,7 +135,9 @@ mod tests {
         let device = Device::flex();
         let model = tiny_cnn(&device, 4);
         let (n, c, h, w) = (3, 3, 16, 16);
-        let pixels: Vec<f32> = (0..n * c * h * w).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
+        let pixels: Vec<f32> = (0..n * c * h * w)
+            .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
+            .collect();
         // The mirror built by hand on the host: column x takes column w - 1 - x.
         let mirror: Vec<f32> = (0..n * c * h * w)
             .map(|i| {
@@ -148,6 +155,11 @@ mod tests {
             assert!((t - (a + b) / 2.0).abs() < 1e-5, "{t} != ({a} + {b}) / 2");
         }
         // The mirror's logits differ from the image's, so the average is not the plain logits.
-        assert!(plain.iter().zip(&flipped).any(|(a, b)| (a - b).abs() > 1e-4));
+        assert!(
+            plain
+                .iter()
+                .zip(&flipped)
+                .any(|(a, b)| (a - b).abs() > 1e-4)
+        );
     }
 }

@@ -55,7 +55,10 @@ type Entry = (&'static str, Vec<usize>, Vec<u8>);
 /// Exports the checkpoint (or a run folder's newest) `path` to the safetensors file `to`.
 pub fn export(path: &Path, to: &Path, device: &Device) -> Result<ExportReport> {
     if to.extension().and_then(|e| e.to_str()) != Some("safetensors") {
-        return Err(Error::invalid("--to", format!("{}: the export is a .safetensors file", to.display())));
+        return Err(Error::invalid(
+            "--to",
+            format!("{}: the export is a .safetensors file", to.display()),
+        ));
     }
     if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
         crate::error::check_output_dir(parent, "--to")?;
@@ -64,11 +67,20 @@ pub fn export(path: &Path, to: &Path, device: &Device) -> Result<ExportReport> {
     let config = network_config(&meta.model, meta.classes.len(), meta.input_shape)
         .map_err(|e| Error::checkpoint(&ckpt, e.to_string()))?;
     let (naming, names, norms) = reference_names(&config)?;
-    let snapshots: BTreeMap<String, _> = network.collect(None, None, true).into_iter().map(|t| (t.name.clone(), t)).collect();
+    let snapshots: BTreeMap<String, _> = network
+        .collect(None, None, true)
+        .into_iter()
+        .map(|t| (t.name.clone(), t))
+        .collect();
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     for (file_name, module_path, linear_weight) in names {
         let snapshot = snapshots.get(&module_path).ok_or_else(|| {
-            Error::checkpoint(&ckpt, format!("internal: the {naming} table names '{module_path}', which the model lacks"))
+            Error::checkpoint(
+                &ckpt,
+                format!(
+                    "internal: the {naming} table names '{module_path}', which the model lacks"
+                ),
+            )
         })?;
         let data = bridge::to_data(snapshot)
             .map_err(|e| Error::checkpoint(&ckpt, format!("{module_path}: {e}")))?
@@ -93,7 +105,10 @@ pub fn export(path: &Path, to: &Path, device: &Device) -> Result<ExportReport> {
         entries.insert(file_name, ("F32", shape, bytes));
     }
     for norm in norms {
-        entries.insert(format!("{norm}.num_batches_tracked"), ("I64", vec![], (meta.step as i64).to_le_bytes().to_vec()));
+        entries.insert(
+            format!("{norm}.num_batches_tracked"),
+            ("I64", vec![], (meta.step as i64).to_le_bytes().to_vec()),
+        );
     }
     let tensors = entries.len();
     write_atomic(to, &safetensors_bytes(&entries))?;
@@ -108,7 +123,12 @@ pub fn export(path: &Path, to: &Path, device: &Device) -> Result<ExportReport> {
         epoch: meta.epoch,
     };
     write_json(&sidecar_path, &sidecar)?;
-    Ok(ExportReport { file: to.to_path_buf(), sidecar: sidecar_path, tensors, naming: naming.to_string() })
+    Ok(ExportReport {
+        file: to.to_path_buf(),
+        sidecar: sidecar_path,
+        tensors,
+        naming: naming.to_string(),
+    })
 }
 
 /// A safetensors file: an 8-byte little-endian header length, the JSON header (names in

@@ -24,7 +24,13 @@ pub struct Features {
 
 impl Features {
     /// Runs the backbone and the head's pooling of `model` (an inference copy) over `set`.
-    pub fn compute(model: &Network, set: &ImageSet, norm: &Normalize, batch_size: usize, device: &Device) -> Result<Self> {
+    pub fn compute(
+        model: &Network,
+        set: &ImageSet,
+        norm: &Normalize,
+        batch_size: usize,
+        device: &Device,
+    ) -> Result<Self> {
         let plan = EpochPlan {
             order: (0..set.len()).collect(),
             batch_size,
@@ -38,10 +44,9 @@ impl Features {
             let (images, _) = batch_tensors(batch, device);
             let pooled = model.pool_features(model.forward_features(images)); // [n, dim]
             dim = pooled.dims()[1];
-            let data = pooled
-                .into_data()
-                .try_into_vec::<f32>()
-                .map_err(|e| Error::invalid("--cache-features", format!("features are not f32: {e:?}")))?;
+            let data = pooled.into_data().try_into_vec::<f32>().map_err(|e| {
+                Error::invalid("--cache-features", format!("features are not f32: {e:?}"))
+            })?;
             values.extend(data);
             Ok(())
         })?;

@@ -8,7 +8,11 @@ use super::config::TrainConfig;
 
 /// `train`'s configuration flags, parsed on their own.
 #[derive(Debug, Parser)]
-#[command(name = "train", args_override_self = true, allow_negative_numbers = true)]
+#[command(
+    name = "train",
+    args_override_self = true,
+    allow_negative_numbers = true
+)]
 struct TrainFlags {
     #[command(flatten)]
     config: TrainConfig,
@@ -41,7 +45,11 @@ pub fn parse(tokens: &[String]) -> Result<TrainConfig, String> {
         .map_err(|e| {
             let text = e.render().to_string();
             // Keep the first line ("error: invalid value ... for '--lr <LR>': ..."), drop usage.
-            text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string()
+            text.lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_string()
         })
 }
 
@@ -53,7 +61,11 @@ pub fn toml_flag_value(value: &toml::Value) -> Option<String> {
         toml::Value::Integer(i) => i.to_string(),
         toml::Value::Float(f) => f.to_string(),
         toml::Value::Boolean(b) => b.to_string(),
-        toml::Value::Array(items) => items.iter().map(toml_flag_value).collect::<Option<Vec<_>>>()?.join(","),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(toml_flag_value)
+            .collect::<Option<Vec<_>>>()?
+            .join(","),
         toml::Value::Table(_) | toml::Value::Datetime(_) => return None,
     })
 }

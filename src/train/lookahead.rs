@@ -86,9 +86,17 @@ mod tests {
             let now = values(&fast, Which::All);
             for (id, v) in &start {
                 // Running statistics are neither trained nor touched by lookahead.
-                let off = if trained.contains_key(id) { *offset } else { 0.0 };
+                let off = if trained.contains_key(id) {
+                    *offset
+                } else {
+                    0.0
+                };
                 for (a, b) in v.iter().zip(&now[id]) {
-                    assert!((a + off - b).abs() < 1e-5, "step {}: {a} + {off} != {b}", i + 1);
+                    assert!(
+                        (a + off - b).abs() < 1e-5,
+                        "step {}: {a} + {off} != {b}",
+                        i + 1
+                    );
                 }
             }
             // The fast weights still train.

@@ -46,5 +46,8 @@ pub struct RunManifest {
 
 /// The crate version and git commit of this build.
 pub fn build_info() -> (String, String) {
-    (env!("CARGO_PKG_VERSION").to_string(), env!("VISIONNET_GIT_COMMIT").to_string())
+    (
+        env!("CARGO_PKG_VERSION").to_string(),
+        env!("VISIONNET_GIT_COMMIT").to_string(),
+    )
 }

@@ -76,9 +76,13 @@ pub fn read_csv<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
 pub fn write_csv<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<()> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     for row in rows {
-        writer.serialize(row).map_err(|e| Error::data(path, e.to_string()))?;
+        writer
+            .serialize(row)
+            .map_err(|e| Error::data(path, e.to_string()))?;
     }
-    let bytes = writer.into_inner().map_err(|e| Error::data(path, e.to_string()))?;
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| Error::data(path, e.to_string()))?;
     write_atomic(path, &bytes)
 }
 
@@ -91,13 +95,17 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
 /// Reads JSON from `path`.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = fs::read_to_string(path).at(path)?;
-    serde_json::from_str(&text).map_err(|e| Error::data(path, format!("not the expected JSON: {e}")))
+    serde_json::from_str(&text)
+        .map_err(|e| Error::data(path, format!("not the expected JSON: {e}")))
 }
 
 /// Writes `bytes` to `path` through a temp file in the same folder and a rename, so readers
 /// see the old content or the new, never a mix, even if the process dies mid-write.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     {
         use std::io::Write;
@@ -136,7 +144,12 @@ pub struct Evaluation {
 
 impl Evaluation {
     /// Builds the evaluation from per-image labels and predictions.
-    pub fn from_predictions(classes: &[String], labels: &[u16], predictions: &[u16], loss: f64) -> Self {
+    pub fn from_predictions(
+        classes: &[String],
+        labels: &[u16],
+        predictions: &[u16],
+        loss: f64,
+    ) -> Self {
         let k = classes.len();
         let mut confusion = vec![vec![0usize; k]; k];
         for (&l, &p) in labels.iter().zip(predictions) {
@@ -151,7 +164,11 @@ impl Evaluation {
                 ClassAccuracy {
                     class: name.clone(),
                     count,
-                    accuracy: if count == 0 { 0.0 } else { confusion[c][c] as f64 / count as f64 },
+                    accuracy: if count == 0 {
+                        0.0
+                    } else {
+                        confusion[c][c] as f64 / count as f64
+                    },
                 }
             })
             .collect();

@@ -15,7 +15,11 @@ const EPSILON: f32 = 1e-8;
 ///
 /// [`SelectiveDecay`]: super::decay::SelectiveDecay
 pub fn build(config: &TrainConfig) -> ModuleOptimizer {
-    let weight_decay = if super::decay::SelectiveDecay::of(config).is_some() { 0.0 } else { config.weight_decay };
+    let weight_decay = if super::decay::SelectiveDecay::of(config).is_some() {
+        0.0
+    } else {
+        config.weight_decay
+    };
     let decay = (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32));
     match config.optimizer {
         OptimizerKind::Adam => AdamConfig::new()

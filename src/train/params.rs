@@ -37,7 +37,8 @@ impl ModuleVisitor for Collect {
             return;
         }
         let n = tensor.shape().num_elements();
-        self.out.insert(param.id, tensor.without_autodiff().reshape([n]));
+        self.out
+            .insert(param.id, tensor.without_autodiff().reshape([n]));
     }
 }
 
@@ -69,7 +70,11 @@ impl<F: FnMut(Tensor<1>, Tensor<1>) -> Tensor<1>> ModuleMapper for Combine<'_, F
             let n = tensor.shape().num_elements();
             let out = f(tensor.without_autodiff().reshape([n]), other).reshape(dims);
             // A new leaf with the same training state as the tensor it replaces.
-            if autodiff { out.autodiff().set_require_grad(require_grad) } else { out }
+            if autodiff {
+                out.autodiff().set_require_grad(require_grad)
+            } else {
+                out
+            }
         })
     }
 }
@@ -100,14 +105,22 @@ pub(crate) mod tests {
         spec.options.widths = vec![4, 4, 8, 8];
         spec.options.hidden = vec![8, 8, 8];
         device.seed(seed);
-        network_config(&spec, 4, [3, 16, 16]).unwrap().init(device).unwrap()
+        network_config(&spec, 4, [3, 16, 16])
+            .unwrap()
+            .init(device)
+            .unwrap()
     }
 
     /// Every float tensor of `model`, flattened to host values, by id.
     pub(crate) fn values(model: &Network, which: Which) -> HashMap<ParamId, Vec<f32>> {
         flat(model, which)
             .into_iter()
-            .map(|(id, t)| (id, t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()))
+            .map(|(id, t)| {
+                (
+                    id,
+                    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap(),
+                )
+            })
             .collect()
     }
 
@@ -136,6 +149,9 @@ pub(crate) mod tests {
             let w = &after[id];
             assert!(v.iter().zip(w).all(|(a, b)| (2.0 * a - b).abs() < 1e-6));
         }
-        assert_eq!(flat(&out, Which::Trainable).len(), flat(&model, Which::Trainable).len());
+        assert_eq!(
+            flat(&out, Which::Trainable).len(),
+            flat(&model, Which::Trainable).len()
+        );
     }
 }

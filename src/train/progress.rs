@@ -63,11 +63,9 @@ impl Progress {
         }
         let bar = ProgressBar::new(steps as u64);
         bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}",
-            )
-            .expect("static template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ETA {eta}")
+                .expect("static template")
+                .progress_chars("=> "),
         );
         bar.set_prefix(format!("epoch {epoch}/{}", self.epochs));
         self.bar = Some(bar);
@@ -80,7 +78,10 @@ impl Progress {
         if let Some(bar) = &self.bar {
             let rate = self.images as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
             bar.inc(1);
-            bar.set_message(format!("loss {loss:.4}  acc {:.2}%  {rate:.0} img/s", 100.0 * accuracy));
+            bar.set_message(format!(
+                "loss {loss:.4}  acc {:.2}%  {rate:.0} img/s",
+                100.0 * accuracy
+            ));
         } else if let Some(line) = self.log_line(loss, accuracy) {
             println!("{line}");
         }
@@ -89,7 +90,11 @@ impl Progress {
     /// The plain in-epoch line, when one is due: no bar, not quiet, `line_every` since the last
     /// one, and steps left in the epoch.
     fn log_line(&mut self, loss: f64, accuracy: f64) -> Option<String> {
-        if self.quiet || self.bar.is_some() || self.steps_done >= self.steps || self.last_line.elapsed() < self.line_every {
+        if self.quiet
+            || self.bar.is_some()
+            || self.steps_done >= self.steps
+            || self.last_line.elapsed() < self.line_every
+        {
             return None;
         }
         self.last_line = Instant::now();
@@ -157,14 +162,20 @@ mod tests {
         p.images = 64;
         p.steps_done = 1;
         let line = p.log_line(1.5, 0.25).expect("a line is due");
-        assert!(line.contains("epoch 2/3") && line.contains("step 1/4") && line.contains("acc 25.00%"), "{line}");
+        assert!(
+            line.contains("epoch 2/3") && line.contains("step 1/4") && line.contains("acc 25.00%"),
+            "{line}"
+        );
         p.steps_done = 4; // the epoch's end line takes over
         assert!(p.log_line(1.5, 0.25).is_none());
 
         let mut slow = Progress::new(3, false).with_line_every(Duration::from_secs(3600));
         start_without_bar(&mut slow, 1, 4);
         slow.steps_done = 1;
-        assert!(slow.log_line(1.0, 0.5).is_none(), "no line before the interval");
+        assert!(
+            slow.log_line(1.0, 0.5).is_none(),
+            "no line before the interval"
+        );
 
         let mut quiet = Progress::new(3, true).with_line_every(Duration::ZERO);
         start_without_bar(&mut quiet, 1, 4);

@@ -29,14 +29,20 @@ impl StepHooks {
     pub fn fresh(config: &TrainConfig, model: &Network) -> Self {
         Self {
             decay: SelectiveDecay::of(config),
-            lookahead: (config.lookahead_k > 0).then(|| Lookahead::new(config.lookahead_k, config.lookahead_alpha, model)),
+            lookahead: (config.lookahead_k > 0)
+                .then(|| Lookahead::new(config.lookahead_k, config.lookahead_alpha, model)),
             ema: config.ema.map(|d| Ema::new(d, config.ema_warmup, model, 0)),
         }
     }
 
     /// The hooks of a run resumed from `checkpoint` after `step` optimizer steps (`None`: from
     /// the start, with the initial `model`).
-    pub fn resume(config: &TrainConfig, model: &Network, checkpoint: Option<&Path>, step: usize) -> Result<Self> {
+    pub fn resume(
+        config: &TrainConfig,
+        model: &Network,
+        checkpoint: Option<&Path>,
+        step: usize,
+    ) -> Result<Self> {
         let mut hooks = Self::fresh(config, model);
         let Some(ckpt) = checkpoint else {
             return Ok(hooks);
@@ -53,7 +59,12 @@ impl StepHooks {
     }
 
     /// Before the optimizer's update with learning rate `lr`.
-    pub fn before_step(&self, model: Network, grads: GradientsParams, lr: f64) -> (Network, GradientsParams) {
+    pub fn before_step(
+        &self,
+        model: Network,
+        grads: GradientsParams,
+        lr: f64,
+    ) -> (Network, GradientsParams) {
         match &self.decay {
             Some(decay) => decay.apply(model, grads, lr),
             None => (model, grads),

@@ -82,20 +82,39 @@ mod tests {
         // warm-up's end, and the decay starts there.
         for (warmup, peak_step) in [(0.1, 100usize), (0.3, 300)] {
             for kind in [ScheduleKind::Onecycle, ScheduleKind::Cosine] {
-                let s = Schedule { kind, peak: 0.1, total_steps: 1000, warmup };
+                let s = Schedule {
+                    kind,
+                    peak: 0.1,
+                    total_steps: 1000,
+                    warmup,
+                };
                 let lrs: Vec<f64> = (0..1000).map(|i| s.lr(i)).collect();
-                let top = (0..1000).max_by(|a, b| lrs[*a].total_cmp(&lrs[*b])).unwrap();
-                assert!((top as i64 - peak_step as i64).abs() <= 1, "{kind:?} {warmup}: peak at {top}");
+                let top = (0..1000)
+                    .max_by(|a, b| lrs[*a].total_cmp(&lrs[*b]))
+                    .unwrap();
+                assert!(
+                    (top as i64 - peak_step as i64).abs() <= 1,
+                    "{kind:?} {warmup}: peak at {top}"
+                );
                 // During warm-up, lr(step) = peak * (step + 0.5) / (warmup * total).
                 let mid = peak_step / 2;
                 let expected = 0.1 * (mid as f64 + 0.5) / (warmup * 1000.0);
-                assert!((lrs[mid] - expected).abs() < 1e-12, "{kind:?} {warmup}: {} != {expected}", lrs[mid]);
+                assert!(
+                    (lrs[mid] - expected).abs() < 1e-12,
+                    "{kind:?} {warmup}: {} != {expected}",
+                    lrs[mid]
+                );
                 assert!(lrs[..peak_step].windows(2).all(|w| w[1] > w[0]));
                 assert!(lrs[peak_step..].windows(2).all(|w| w[1] < w[0]));
             }
         }
         // Without warm-up the run starts at the peak and only decays.
-        let s = Schedule { kind: ScheduleKind::Onecycle, peak: 0.1, total_steps: 1000, warmup: 0.0 };
+        let s = Schedule {
+            kind: ScheduleKind::Onecycle,
+            peak: 0.1,
+            total_steps: 1000,
+            warmup: 0.0,
+        };
         assert!((s.lr(0) - 0.1).abs() < 1e-3);
         assert!((0..999).all(|i| s.lr(i + 1) < s.lr(i)));
     }

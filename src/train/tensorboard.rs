@@ -102,9 +102,13 @@ impl EventWriter {
         let len = (data.len() as u64).to_le_bytes();
         let path = self.path.clone();
         self.out.write_all(&len).at(&path)?;
-        self.out.write_all(&masked_crc(&len).to_le_bytes()).at(&path)?;
+        self.out
+            .write_all(&masked_crc(&len).to_le_bytes())
+            .at(&path)?;
         self.out.write_all(&data).at(&path)?;
-        self.out.write_all(&masked_crc(&data).to_le_bytes()).at(&path)?;
+        self.out
+            .write_all(&masked_crc(&data).to_le_bytes())
+            .at(&path)?;
         Ok(())
     }
 
@@ -173,19 +177,29 @@ mod tests {
         // crc32c("123456789") = 0xe3069283 (the CRC-32C check value).
         assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283);
         let crc: u32 = 0xe306_9283;
-        assert_eq!(masked_crc(b"123456789"), ((crc >> 15) | (crc << 17)).wrapping_add(0xa282_ead8));
+        assert_eq!(
+            masked_crc(b"123456789"),
+            ((crc >> 15) | (crc << 17)).wrapping_add(0xa282_ead8)
+        );
     }
 
     #[test]
     fn scalars_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let mut writer = EventWriter::create(dir.path()).unwrap();
-        writer.scalars(1, &[("train/loss", 2.5), ("val/accuracy", 0.25)]).unwrap();
+        writer
+            .scalars(1, &[("train/loss", 2.5), ("val/accuracy", 0.25)])
+            .unwrap();
         writer.scalars(2, &[("train/loss", 1.5)]).unwrap();
         let events = read_events(writer.path()).unwrap();
         assert_eq!(events.len(), 3);
-        assert_eq!(events[0].what, Some(EventKind::FileVersion("brain.Event:2".into())));
-        let Some(EventKind::Summary(s)) = &events[1].what else { panic!("not a summary") };
+        assert_eq!(
+            events[0].what,
+            Some(EventKind::FileVersion("brain.Event:2".into()))
+        );
+        let Some(EventKind::Summary(s)) = &events[1].what else {
+            panic!("not a summary")
+        };
         assert_eq!(events[1].step, 1);
         assert_eq!(s.value[1].tag, "val/accuracy");
         assert_eq!(s.value[1].simple_value, 0.25);

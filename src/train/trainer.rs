@@ -11,16 +11,16 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
 use super::checkpoint::{self, CheckpointMeta, PartialEpoch};
-use super::interrupt;
 use super::config::{Finetune, TrainConfig};
 use super::evaluate::{batch_tensors, evaluate, evaluate_flip_tta, evaluate_with};
 use super::features::{FeatureCache, Features};
+use super::interrupt;
 use super::manifest::{DataRecord, RunManifest, build_info};
 use super::metrics::{EpochMetrics, MetricsCsv, Summary, read_json, write_csv, write_json};
 use super::optimizer;
 use super::progress::Progress;
-use super::run_lock::{self, RunLock};
 use super::recipe::StepHooks;
+use super::run_lock::{self, RunLock};
 use super::schedule::Schedule;
 use super::tensorboard::EventWriter;
 use crate::data::batches::{epoch_order, mix_seed};
@@ -128,34 +128,61 @@ fn default_run_dir(model: &str) -> PathBuf {
 
 /// Loads and splits the data of `config`.
 fn load_splits(config: &TrainConfig) -> Result<(Dataset, Splits, Normalize)> {
-    let root = config.data.as_ref().ok_or_else(|| Error::invalid("--data", "a dataset folder is required"))?;
+    let root = config
+        .data
+        .as_ref()
+        .ok_or_else(|| Error::invalid("--data", "a dataset folder is required"))?;
     let data = Dataset::load(root, config.labels)?;
-    let splits = Splits::carve(&data, config.val_size, config.train_limit.map(|n| n as usize), config.seed)?;
+    let splits = Splits::carve(
+        &data,
+        config.val_size,
+        config.train_limit.map(|n| n as usize),
+        config.seed,
+    )?;
     let batch = config.batch_size as usize;
     if batch < 2 {
-        return Err(Error::invalid("--batch-size", "BatchNorm needs at least 2 images per step"));
+        return Err(Error::invalid(
+            "--batch-size",
+            "BatchNorm needs at least 2 images per step",
+        ));
     }
     let [_, h, w] = splits.train.shape;
     if config.cutout > h.min(w) {
-        return Err(Error::invalid("--cutout", format!("{} pixels is more than the {h}x{w} images", config.cutout)));
+        return Err(Error::invalid(
+            "--cutout",
+            format!("{} pixels is more than the {h}x{w} images", config.cutout),
+        ));
     }
     if batch > splits.train.len() {
         return Err(Error::invalid(
             "--batch-size",
-            format!("{batch} is more than the {} training images", splits.train.len()),
+            format!(
+                "{batch} is more than the {} training images",
+                splits.train.len()
+            ),
         ));
     }
     let pretrained_norm = match &config.pretrained {
-        Some(_) => import::input_normalization(&network_config(&config.model_spec(), splits.train.num_classes(), splits.train.shape)?),
+        Some(_) => import::input_normalization(&network_config(
+            &config.model_spec(),
+            splits.train.num_classes(),
+            splits.train.shape,
+        )?),
         None => None,
     };
     let norm = if let (true, Some((mean, std))) = (config.normalize, pretrained_norm) {
         // Pretrained weights expect the inputs they were trained on.
-        Normalize { mean: mean.to_vec(), std: std.to_vec() }
+        Normalize {
+            mean: mean.to_vec(),
+            std: std.to_vec(),
+        }
     } else if config.normalize {
         let (mean, std) = splits.train.channel_stats();
         if std.iter().any(|s| *s <= 0.0) {
-            return Err(Error::data(root, "a channel is constant over the training set: cannot normalise (use --normalize false)"));
+            return Err(Error::data(
+                root,
+                "a channel is constant over the training set: cannot normalise (use --normalize false)",
+            ));
         }
         Normalize { mean, std }
     } else {
@@ -184,9 +211,18 @@ fn data_record(data: &Dataset, splits: &Splits) -> DataRecord {
 /// Builds the model of `config` with seeded initialisation, then loads the `--pretrained`
 /// weights into its backbone (the head stays freshly initialised for this dataset's classes).
 fn init_model(config: &TrainConfig, splits: &Splits, device: &Device) -> Result<Network> {
-    let net = network_config(&config.model_spec(), splits.train.num_classes(), splits.train.shape)?;
+    let net = network_config(
+        &config.model_spec(),
+        splits.train.num_classes(),
+        splits.train.shape,
+    )?;
     net.check_naive_attention_memory(&config.model, config.batch_size as usize, 4, "--batch-size")?;
-    net.check_naive_attention_memory(&config.model, config.eval_batch_size as usize, 2, "--eval-batch-size")?;
+    net.check_naive_attention_memory(
+        &config.model,
+        config.eval_batch_size as usize,
+        2,
+        "--eval-batch-size",
+    )?;
     device.seed(mix_seed(&[config.seed, stream::INIT]));
     let model = net.init(device)?;
     model.visit(&mut Materialize);
@@ -205,7 +241,13 @@ fn apply_finetune(config: &TrainConfig, model: Network) -> Network {
 }
 
 /// With `--cache-features`, the pooled backbone features of every image, computed once.
-fn feature_cache(config: &TrainConfig, model: &Network, splits: &Splits, norm: &Normalize, progress: &Progress) -> Result<Option<FeatureCache>> {
+fn feature_cache(
+    config: &TrainConfig,
+    model: &Network,
+    splits: &Splits,
+    norm: &Normalize,
+    progress: &Progress,
+) -> Result<Option<FeatureCache>> {
     if !config.cache_features {
         return Ok(None);
     }
@@ -231,7 +273,10 @@ fn feature_cache(config: &TrainConfig, model: &Network, splits: &Splits, norm: &
 fn prepare_fresh(mut config: TrainConfig) -> Result<Prepared> {
     config.validate()?;
     let device = config.device.autodiff_device()?;
-    let run_dir = config.run_dir.clone().unwrap_or_else(|| default_run_dir(&config.model));
+    let run_dir = config
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| default_run_dir(&config.model));
     check_empty(&run_dir)?;
     crate::error::check_output_dir(&run_dir, "--run-dir")?;
     let (data, splits, norm) = load_splits(&config)?;
@@ -294,7 +339,10 @@ fn check_empty(run_dir: &Path) -> Result<()> {
 fn prepare_resume(run_dir: &Path) -> Result<Prepared> {
     let manifest_path = run_dir.join("run.json");
     if !manifest_path.is_file() {
-        return Err(Error::invalid("--resume", format!("{} holds no run (no run.json)", run_dir.display())));
+        return Err(Error::invalid(
+            "--resume",
+            format!("{} holds no run (no run.json)", run_dir.display()),
+        ));
     }
     let lock = run_lock::acquire(run_dir)?;
     let manifest: RunManifest = read_json(&manifest_path)?;
@@ -305,7 +353,10 @@ fn prepare_resume(run_dir: &Path) -> Result<Prepared> {
     if now.fingerprints != manifest.data.fingerprints {
         return Err(Error::data(
             &data.root,
-            format!("the data differ from those {} was trained on (fingerprints changed)", run_dir.display()),
+            format!(
+                "the data differ from those {} was trained on (fingerprints changed)",
+                run_dir.display()
+            ),
         ));
     }
     let mut model = init_model(&config, &splits, &device)?;
@@ -361,7 +412,9 @@ impl From<Error> for Halt {
 static RUN_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn exclusive<T>(f: impl FnOnce() -> T) -> T {
-    let _guard = RUN_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = RUN_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     f()
 }
 
@@ -386,7 +439,9 @@ fn evaluate_split(
     device: &Device,
 ) -> Result<(super::metrics::Evaluation, Vec<super::metrics::Prediction>)> {
     match cached {
-        Some(features) => evaluate_with(set, norm, batch_size, |b| model.classify(features.rows(&b.indices, device))),
+        Some(features) => evaluate_with(set, norm, batch_size, |b| {
+            model.classify(features.rows(&b.indices, device))
+        }),
         None => evaluate(model, set, norm, batch_size, device),
     }
 }
@@ -420,7 +475,9 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
         warmup: config.warmup,
     };
     let smoothing = (config.label_smoothing > 0.0).then_some(config.label_smoothing as f32);
-    let loss_fn = CrossEntropyLossConfig::new().with_smoothing(smoothing).init(&device);
+    let loss_fn = CrossEntropyLossConfig::new()
+        .with_smoothing(smoothing)
+        .init(&device);
     let inference_device = device.clone().inner();
     let meta = |epoch: usize, step: usize| CheckpointMeta {
         format_version: checkpoint::FORMAT_VERSION,
@@ -439,7 +496,10 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
     let mut events = EventWriter::create(&run_dir.join("tensorboard"))?;
     let mut progress = Progress::new(epochs, options.quiet);
     if start_epoch > 0 {
-        progress.line(&format!("resuming {} after epoch {start_epoch}", run_dir.display()));
+        progress.line(&format!(
+            "resuming {} after epoch {start_epoch}",
+            run_dir.display()
+        ));
     }
     let cache = feature_cache(&config, &model, &splits, &norm, &progress)?;
     let mut step = start_step;
@@ -460,62 +520,80 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
         // An epoch a signal interrupted continues from its next batch with its running sums.
         let resumed = partial.clone().filter(|_| epoch == start_epoch + 1);
         let first = resumed.as_ref().map_or(0, |p| p.batches);
-        let (mut loss_sum, mut correct, mut seen) = resumed.as_ref().map_or((0.0f64, 0i64, 0usize), |p| (p.loss_sum, p.correct, p.seen));
+        let (mut loss_sum, mut correct, mut seen) = resumed
+            .as_ref()
+            .map_or((0.0f64, 0i64, 0usize), |p| (p.loss_sum, p.correct, p.seen));
         let earlier_seconds = resumed.as_ref().map_or(0.0, |p| p.seconds);
         let mut lr = schedule.lr(step);
         let mut done = first;
-        let pass = plan.for_each_from(first, &splits.train, &norm, |b, batch| -> std::result::Result<(), Halt> {
-            // Dropout draws are seeded per batch, so a resumed epoch draws what a whole one does.
-            device.seed(mix_seed(&[config.seed, stream::DROPOUT, epoch as u64, b as u64]));
-            let n = batch.labels.len();
-            let model = slot.take().expect("the model is always put back");
-            let (logits, labels) = match &cache {
-                // Only the head runs on cached features: [n, dim] -> [n, classes].
-                Some(c) => {
-                    let labels = Tensor::<1, Int>::from_data(TensorData::new(batch.labels, [n]), &device);
-                    (model.classify(c.train.rows(&batch.indices, &device)), labels)
+        let pass = plan.for_each_from(
+            first,
+            &splits.train,
+            &norm,
+            |b, batch| -> std::result::Result<(), Halt> {
+                // Dropout draws are seeded per batch, so a resumed epoch draws what a whole one does.
+                device.seed(mix_seed(&[
+                    config.seed,
+                    stream::DROPOUT,
+                    epoch as u64,
+                    b as u64,
+                ]));
+                let n = batch.labels.len();
+                let model = slot.take().expect("the model is always put back");
+                let (logits, labels) = match &cache {
+                    // Only the head runs on cached features: [n, dim] -> [n, classes].
+                    Some(c) => {
+                        let labels = Tensor::<1, Int>::from_data(
+                            TensorData::new(batch.labels, [n]),
+                            &device,
+                        );
+                        (
+                            model.classify(c.train.rows(&batch.indices, &device)),
+                            labels,
+                        )
+                    }
+                    None => {
+                        let (images, labels) = batch_tensors(batch, &device);
+                        (model.forward(images), labels) // [n, classes]
+                    }
+                };
+                let loss = loss_fn.forward(logits.clone(), labels.clone());
+                let loss_value = loss.clone().into_scalar::<f64>();
+                if !loss_value.is_finite() {
+                    let last_good = checkpoint::latest(&run_dir)?
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "none (no epoch completed)".to_string());
+                    slot = Some(model);
+                    return Err(Halt::Failed(Error::Diverged {
+                        value: format!("{loss_value}"),
+                        epoch,
+                        step: b + 1,
+                        last_good,
+                    }));
                 }
-                None => {
-                    let (images, labels) = batch_tensors(batch, &device);
-                    (model.forward(images), labels) // [n, classes]
+                correct += logits
+                    .argmax(1)
+                    .squeeze_dim::<1>(1)
+                    .equal(labels)
+                    .int()
+                    .sum()
+                    .into_scalar::<i64>();
+                loss_sum += loss_value * n as f64;
+                seen += n;
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                lr = schedule.lr(step);
+                let (model, grads) = hooks.before_step(model, grads, lr);
+                let model = optimizer.step(lr, model, grads);
+                step += 1;
+                slot = Some(hooks.after_step(step, model));
+                done = b + 1;
+                progress.step(n, loss_sum / seen as f64, correct as f64 / seen as f64);
+                match interrupt::requested() {
+                    Some(signal) if done < plan.num_batches() => Err(Halt::Signal(signal)),
+                    _ => Ok(()),
                 }
-            };
-            let loss = loss_fn.forward(logits.clone(), labels.clone());
-            let loss_value = loss.clone().into_scalar::<f64>();
-            if !loss_value.is_finite() {
-                let last_good = checkpoint::latest(&run_dir)?
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "none (no epoch completed)".to_string());
-                slot = Some(model);
-                return Err(Halt::Failed(Error::Diverged {
-                    value: format!("{loss_value}"),
-                    epoch,
-                    step: b + 1,
-                    last_good,
-                }));
-            }
-            correct += logits
-                .argmax(1)
-                .squeeze_dim::<1>(1)
-                .equal(labels)
-                .int()
-                .sum()
-                .into_scalar::<i64>();
-            loss_sum += loss_value * n as f64;
-            seen += n;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            lr = schedule.lr(step);
-            let (model, grads) = hooks.before_step(model, grads, lr);
-            let model = optimizer.step(lr, model, grads);
-            step += 1;
-            slot = Some(hooks.after_step(step, model));
-            done = b + 1;
-            progress.step(n, loss_sum / seen as f64, correct as f64 / seen as f64);
-            match interrupt::requested() {
-                Some(signal) if done < plan.num_batches() => Err(Halt::Signal(signal)),
-                _ => Ok(()),
-            }
-        });
+            },
+        );
         match pass {
             Ok(()) => {}
             Err(Halt::Failed(e)) => return Err(e),
@@ -529,7 +607,14 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
                     seen,
                     seconds: earlier_seconds + started.elapsed().as_secs_f64(),
                 });
-                let dir = checkpoint::save(&run_dir, &m, model, &optimizer, &hooks.checkpoint_models(), options.keep_checkpoints)?;
+                let dir = checkpoint::save(
+                    &run_dir,
+                    &m,
+                    model,
+                    &optimizer,
+                    &hooks.checkpoint_models(),
+                    options.keep_checkpoints,
+                )?;
                 return Ok(TrainOutcome {
                     run_dir,
                     metrics,
@@ -544,9 +629,26 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
         let (val_loss, val_accuracy, val_accuracy_tta) = if splits.val.is_empty() {
             (None, None, None)
         } else {
-            let (val, _) = evaluate_split(&evaluated, &splits.val, cache.as_ref().map(|c| &c.val), &norm, config.eval_batch_size as usize, &inference_device)?;
+            let (val, _) = evaluate_split(
+                &evaluated,
+                &splits.val,
+                cache.as_ref().map(|c| &c.val),
+                &norm,
+                config.eval_batch_size as usize,
+                &inference_device,
+            )?;
             let tta = match config.tta_flip {
-                true => Some(evaluate_flip_tta(&evaluated, &splits.val, &norm, config.eval_batch_size as usize, &inference_device)?.0.accuracy),
+                true => Some(
+                    evaluate_flip_tta(
+                        &evaluated,
+                        &splits.val,
+                        &norm,
+                        config.eval_batch_size as usize,
+                        &inference_device,
+                    )?
+                    .0
+                    .accuracy,
+                ),
                 false => None,
             };
             (Some(val.loss), Some(val.accuracy), tta)
@@ -563,7 +665,14 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
             images_per_second: seen as f64 / train_seconds,
         };
         progress.end_epoch(&row);
-        checkpoint::save(&run_dir, &meta(epoch, step), model, &optimizer, &hooks.checkpoint_models(), options.keep_checkpoints)?;
+        checkpoint::save(
+            &run_dir,
+            &meta(epoch, step),
+            model,
+            &optimizer,
+            &hooks.checkpoint_models(),
+            options.keep_checkpoints,
+        )?;
         metrics.push(row.clone());
         metrics_csv.write(&metrics)?;
         let mut scalars = vec![
@@ -581,7 +690,15 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
         events.scalars(epoch as i64, &scalars)?;
         let signal = interrupt::requested().filter(|_| epoch < epochs);
         if (options.stop_after == Some(epoch) && epoch < epochs) || signal.is_some() {
-            let interrupted = signal.map(|s| (s, checkpoint::latest(&run_dir).ok().flatten().unwrap_or_default()));
+            let interrupted = signal.map(|s| {
+                (
+                    s,
+                    checkpoint::latest(&run_dir)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
+                )
+            });
             return Ok(TrainOutcome {
                 run_dir,
                 metrics,
@@ -592,11 +709,24 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
     }
 
     let model = hooks.evaluated(&slot.expect("the model is always put back"));
-    let (test, predictions) = evaluate_split(&model, &splits.test, cache.as_ref().map(|c| &c.test), &norm, config.eval_batch_size as usize, &inference_device)?;
+    let (test, predictions) = evaluate_split(
+        &model,
+        &splits.test,
+        cache.as_ref().map(|c| &c.test),
+        &norm,
+        config.eval_batch_size as usize,
+        &inference_device,
+    )?;
     write_csv(&run_dir.join("predictions.csv"), &predictions)?;
     let test_tta = match config.tta_flip {
         true => {
-            let (tta, predictions) = evaluate_flip_tta(&model, &splits.test, &norm, config.eval_batch_size as usize, &inference_device)?;
+            let (tta, predictions) = evaluate_flip_tta(
+                &model,
+                &splits.test,
+                &norm,
+                config.eval_batch_size as usize,
+                &inference_device,
+            )?;
             write_csv(&run_dir.join("predictions-tta.csv"), &predictions)?;
             Some(tta)
         }
@@ -623,7 +753,11 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
         images_per_second: speeds.get(speeds.len() / 2).copied().unwrap_or(0.0),
     };
     write_json(&run_dir.join("summary.json"), &summary)?;
-    let tta = summary.test_tta.as_ref().map(|t| format!(", with flip TTA {:.2}%", 100.0 * t.accuracy)).unwrap_or_default();
+    let tta = summary
+        .test_tta
+        .as_ref()
+        .map(|t| format!(", with flip TTA {:.2}%", 100.0 * t.accuracy))
+        .unwrap_or_default();
     progress.line(&format!(
         "test accuracy {:.2}% ({} images){tta}, loss {:.4}; run in {}",
         100.0 * summary.test.accuracy,

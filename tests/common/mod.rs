@@ -30,9 +30,13 @@ pub fn class_names(k: usize) -> Vec<String> {
 /// class plus noise), so a network can learn them; deterministic in `seed`.
 pub fn synthetic_set(n: usize, k: usize, side: usize, seed: u64) -> ImageSet {
     let mut set = ImageSet::empty([3, side, side], class_names(k));
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 33) as u32
     };
     for i in 0..n {
@@ -57,7 +61,18 @@ pub fn synthetic_set(n: usize, k: usize, side: usize, seed: u64) -> ImageSet {
 /// `dir`, with synthetic learnable images. Returns the training and test sets written.
 pub fn write_cifar10(dir: &Path) -> (ImageSet, ImageSet) {
     std::fs::create_dir_all(dir).unwrap();
-    let names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+    let names = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    ];
     std::fs::write(dir.join("batches.meta.txt"), names.join("\n") + "\n\n").unwrap();
     let mut train = ImageSet::empty([3, 32, 32], names.iter().map(|s| s.to_string()).collect());
     for (b, file) in CIFAR10_TRAIN_FILES.iter().enumerate() {
@@ -76,8 +91,16 @@ pub fn write_cifar10(dir: &Path) -> (ImageSet, ImageSet) {
 /// Writes an image folder dataset (PNG) with `per_class` training and `per_class / 2` test
 /// images per class.
 pub fn write_image_folder(root: &Path, k: usize, per_class: usize, side: usize) {
-    image_folder::write_split(&root.join("train"), &synthetic_set(k * per_class, k, side, 1)).unwrap();
-    image_folder::write_split(&root.join("test"), &synthetic_set(k * per_class / 2, k, side, 2)).unwrap();
+    image_folder::write_split(
+        &root.join("train"),
+        &synthetic_set(k * per_class, k, side, 1),
+    )
+    .unwrap();
+    image_folder::write_split(
+        &root.join("test"),
+        &synthetic_set(k * per_class / 2, k, side, 2),
+    )
+    .unwrap();
 }
 
 /// Runs the `visionnet` binary with `args`.
@@ -93,9 +116,16 @@ pub fn visionnet(args: &[&str]) -> Output {
 #[track_caller]
 pub fn assert_clean_failure(output: &Output, needles: &[&str]) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(!output.status.success(), "expected failure, got success; stderr: {stderr}");
+    assert!(
+        !output.status.success(),
+        "expected failure, got success; stderr: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "panicked: {stderr}");
-    assert_ne!(output.status.code(), Some(101), "exit code 101 is a panic: {stderr}");
+    assert_ne!(
+        output.status.code(),
+        Some(101),
+        "exit code 101 is a panic: {stderr}"
+    );
     for needle in needles {
         assert!(stderr.contains(needle), "stderr lacks '{needle}': {stderr}");
     }
@@ -137,7 +167,9 @@ pub fn uniform(len: usize, seed: u64) -> Vec<f32> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
     (0..len)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
         })
         .collect()
@@ -153,5 +185,9 @@ pub fn rel_err<const D: usize>(got: Tensor<D>, want: Tensor<D>) -> f32 {
     assert_eq!(got.dims(), want.dims());
     let (got, want) = (to_vec(got), to_vec(want));
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
-    got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale
+    got.iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max)
+        / scale
 }

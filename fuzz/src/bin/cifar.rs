@@ -10,7 +10,11 @@ fn main() {
     let names = "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n";
     std::fs::write(dir.join(cifar_binary::CIFAR10_META_FILE), names).expect("batches.meta.txt");
     let batch = dir.join("input.bin");
-    for file in cifar_binary::CIFAR10_TRAIN_FILES.iter().copied().chain(["test_batch.bin"]) {
+    for file in cifar_binary::CIFAR10_TRAIN_FILES
+        .iter()
+        .copied()
+        .chain(["test_batch.bin"])
+    {
         let link = dir.join(file);
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(&batch, &link).expect("a link to the input");

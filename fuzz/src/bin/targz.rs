@@ -14,7 +14,11 @@ fn main() {
             && let Ok(files) = fetch::unpack(&archive, &out)
         {
             for file in files {
-                assert!(file.starts_with(&out), "{} escaped the folder", file.display());
+                assert!(
+                    file.starts_with(&out),
+                    "{} escaped the folder",
+                    file.display()
+                );
             }
         }
     });

@@ -36,7 +36,17 @@ pub enum AttentionArch {
 }
 
 /// How pixel attention (arch 1 and 2) is computed. All three compute the same function.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AttentionImpl {
     /// Memory linear in the pixels: the backend's fastest lean kernel (CPU kernels on flex, the
@@ -53,7 +63,13 @@ pub enum AttentionImpl {
 ///
 /// # Shapes
 /// - `q`, `k`: `[g, dk, n]`; `v`: `[g, dv, n]`; output `[g, dv, n]`
-pub fn pixel_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, scale: f32, implementation: AttentionImpl) -> Tensor<3> {
+pub fn pixel_attention(
+    q: Tensor<3>,
+    k: Tensor<3>,
+    v: Tensor<3>,
+    scale: f32,
+    implementation: AttentionImpl,
+) -> Tensor<3> {
     match implementation {
         AttentionImpl::Lean => ops::attention(q, k, v, scale, Kernel::Native),
         AttentionImpl::Tiled => ops::attention(q, k, v, scale, Kernel::Tiled),
@@ -105,7 +121,10 @@ impl AttentionConfig {
             if c % self.heads != 0 {
                 return Err(Error::invalid(
                     flag,
-                    format!("{} heads do not divide the {c} {what} of conv layer {layer}", self.heads),
+                    format!(
+                        "{} heads do not divide the {c} {what} of conv layer {layer}",
+                        self.heads
+                    ),
                 ));
             }
             Ok(())
@@ -116,7 +135,10 @@ impl AttentionConfig {
         match self.arch {
             AttentionArch::Arch1 => {
                 if self.heads != 1 {
-                    return Err(Error::invalid("--heads", "arch 1 (attn1) has scalar q and k (d = 1): it has one head"));
+                    return Err(Error::invalid(
+                        "--heads",
+                        "arch 1 (attn1) has scalar q and k (d = 1): it has one head",
+                    ));
                 }
             }
             AttentionArch::Arch2 => {
@@ -124,21 +146,41 @@ impl AttentionConfig {
                     return Err(Error::invalid("--attn-reduction", "must be at least 1"));
                 }
                 if !self.gamma.is_finite() {
-                    return Err(Error::invalid("--attn-gamma", format!("{} is not a finite number", self.gamma)));
+                    return Err(Error::invalid(
+                        "--attn-gamma",
+                        format!("{} is not a finite number", self.gamma),
+                    ));
                 }
                 let layer_widths: Vec<(usize, usize)> = match self.shared_width {
-                    Some(0) => return Err(Error::invalid("--attn-shared-width", "must be at least 1")),
+                    Some(0) => {
+                        return Err(Error::invalid("--attn-shared-width", "must be at least 1"));
+                    }
                     Some(width) => vec![(width, 0)],
-                    None => widths.iter().enumerate().map(|(i, &c)| (c, i + 1)).collect(),
+                    None => widths
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &c)| (c, i + 1))
+                        .collect(),
                 };
                 for (c, layer) in layer_widths {
-                    let flag = if layer == 0 { "--attn-shared-width" } else { "--attn-reduction" };
+                    let flag = if layer == 0 {
+                        "--attn-shared-width"
+                    } else {
+                        "--attn-reduction"
+                    };
                     let dk = c / self.reduction;
                     if dk == 0 {
-                        let what = if layer == 0 { "the shared width".to_string() } else { format!("conv layer {layer}") };
+                        let what = if layer == 0 {
+                            "the shared width".to_string()
+                        } else {
+                            format!("conv layer {layer}")
+                        };
                         return Err(Error::invalid(
                             flag,
-                            format!("reduction {} leaves {what} ({c} channels) with no query/key channels", self.reduction),
+                            format!(
+                                "reduction {} leaves {what} ({c} channels) with no query/key channels",
+                                self.reduction
+                            ),
                         ));
                     }
                     let layer_name = layer.max(1);
@@ -151,7 +193,10 @@ impl AttentionConfig {
                     return Err(Error::invalid("--attn-dim", "must be at least 1"));
                 }
                 if self.dim % self.heads != 0 {
-                    return Err(Error::invalid("--heads", format!("{} heads do not divide --attn-dim {}", self.heads, self.dim)));
+                    return Err(Error::invalid(
+                        "--heads",
+                        format!("{} heads do not divide --attn-dim {}", self.heads, self.dim),
+                    ));
                 }
             }
         }
@@ -161,7 +206,9 @@ impl AttentionConfig {
     /// The block after a conv layer with `channels` outputs of `[h, w]` pixels.
     pub fn layer(&self, channels: usize, [h, w]: [usize; 2]) -> AttentionLayerConfig {
         match self.arch {
-            AttentionArch::Arch1 => AttentionLayerConfig::Arch1(ScalarAttentionConfig::new().with_implementation(self.implementation)),
+            AttentionArch::Arch1 => AttentionLayerConfig::Arch1(
+                ScalarAttentionConfig::new().with_implementation(self.implementation),
+            ),
             AttentionArch::Arch2 => AttentionLayerConfig::Arch2(
                 PixelAttentionConfig::new(channels)
                     .with_reduction(self.reduction)
@@ -170,9 +217,9 @@ impl AttentionConfig {
                     .with_shared_width(self.shared_width)
                     .with_implementation(self.implementation),
             ),
-            AttentionArch::Arch3 => {
-                AttentionLayerConfig::Arch3(ChannelAttentionConfig::new(channels, h * w, self.dim).with_heads(self.heads))
-            }
+            AttentionArch::Arch3 => AttentionLayerConfig::Arch3(
+                ChannelAttentionConfig::new(channels, h * w, self.dim).with_heads(self.heads),
+            ),
         }
     }
 
@@ -180,7 +227,9 @@ impl AttentionConfig {
     pub fn shared(&self) -> Option<SharedAttentionConfig> {
         match (self.arch, self.shared_width) {
             (AttentionArch::Arch1, _) => Some(SharedAttentionConfig::Arch1),
-            (AttentionArch::Arch2, Some(width)) => Some(SharedAttentionConfig::Arch2(QkvConvsConfig::new(width, self.reduction))),
+            (AttentionArch::Arch2, Some(width)) => Some(SharedAttentionConfig::Arch2(
+                QkvConvsConfig::new(width, self.reduction),
+            )),
             _ => None,
         }
     }
@@ -210,8 +259,12 @@ impl AttentionLayerConfig {
     pub fn naive_matrix_elements(&self, [c, h, w]: [usize; 3], batch: usize) -> u64 {
         let n2 = ((h * w) as u64).pow(2);
         match self {
-            AttentionLayerConfig::Arch1(a) if a.implementation == AttentionImpl::Naive => (batch * c) as u64 * n2,
-            AttentionLayerConfig::Arch2(a) if a.implementation == AttentionImpl::Naive => (batch * a.heads) as u64 * n2,
+            AttentionLayerConfig::Arch1(a) if a.implementation == AttentionImpl::Naive => {
+                (batch * c) as u64 * n2
+            }
+            AttentionLayerConfig::Arch2(a) if a.implementation == AttentionImpl::Naive => {
+                (batch * a.heads) as u64 * n2
+            }
             _ => 0,
         }
     }
@@ -275,7 +328,9 @@ impl Attention {
         match (self, shared) {
             (Attention::Arch1(block), Some(SharedAttention::Arch1(qkv))) => block.forward(x, qkv),
             (Attention::Arch2(block), None) => block.forward(x, None),
-            (Attention::Arch2(block), Some(SharedAttention::Arch2(qkv))) => block.forward(x, Some(qkv)),
+            (Attention::Arch2(block), Some(SharedAttention::Arch2(qkv))) => {
+                block.forward(x, Some(qkv))
+            }
             (Attention::Arch3(block), None) => block.forward(x),
             _ => unreachable!("the network builds each block with the shared parameters it needs"),
         }

@@ -57,7 +57,10 @@ pub struct ScalarQkv {
 impl ScalarQkv {
     /// Draws the six scalars from U(-1, 1) (PyTorch's initialisation of a 1x1x1 `Conv3d`).
     pub fn init(device: &Device) -> Self {
-        let uniform = Initializer::Uniform { min: -1.0, max: 1.0 };
+        let uniform = Initializer::Uniform {
+            min: -1.0,
+            max: 1.0,
+        };
         Self {
             weight: uniform.init([3], device),
             bias: uniform.init([3], device),

@@ -47,8 +47,8 @@
 //!   block: `gamma` is learnable and starts at `--attn-gamma` (default 1, the study).
 
 use burn::module::Param;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::Initializer;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 
 use super::attention::{AttentionImpl, pixel_attention};
@@ -94,14 +94,19 @@ impl QkvConvsConfig {
     /// Forward FLOPs at `[h, w]`.
     pub fn flops(&self, hw: [usize; 2]) -> u64 {
         let c = self.channels;
-        2 * cost::conv2d_flops(c, self.qk_channels(), [1, 1], 1, hw) + cost::conv2d_flops(c, c, [1, 1], 1, hw)
+        2 * cost::conv2d_flops(c, self.qk_channels(), [1, 1], 1, hw)
+            + cost::conv2d_flops(c, c, [1, 1], 1, hw)
     }
 }
 
 impl QkvConvs {
     /// `(q, k, v)` of a feature map.
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
-        (conv::forward(&self.query, x.clone()), conv::forward(&self.key, x.clone()), conv::forward(&self.value, x))
+        (
+            conv::forward(&self.query, x.clone()),
+            conv::forward(&self.key, x.clone()),
+            conv::forward(&self.value, x),
+        )
     }
 }
 
@@ -137,8 +142,16 @@ impl PixelAttentionConfig {
     pub fn init(&self, device: &Device) -> PixelAttention {
         let projection = |c_in, c_out| Conv2dConfig::new([c_in, c_out], [1, 1]).init(device);
         let (own, project_in, project_out) = match self.shared_width {
-            None => (Some(QkvConvsConfig::new(self.channels, self.reduction).init(device)), None, None),
-            Some(width) => (None, Some(projection(self.channels, width)), Some(projection(width, self.channels))),
+            None => (
+                Some(QkvConvsConfig::new(self.channels, self.reduction).init(device)),
+                None,
+                None,
+            ),
+            Some(width) => (
+                None,
+                Some(projection(self.channels, width)),
+                Some(projection(width, self.channels)),
+            ),
         };
         PixelAttention {
             own,
@@ -158,9 +171,11 @@ impl PixelAttentionConfig {
         let dk = width / self.reduction;
         let mut total = QkvConvsConfig::new(width, self.reduction).flops([h, w]);
         if self.shared_width.is_some() {
-            total += cost::conv2d_flops(c, width, [1, 1], 1, [h, w]) + cost::conv2d_flops(width, c, [1, 1], 1, [h, w]);
+            total += cost::conv2d_flops(c, width, [1, 1], 1, [h, w])
+                + cost::conv2d_flops(width, c, [1, 1], 1, [h, w]);
         }
-        let per_head = cost::matmul_flops(n, dk / self.heads, n) + cost::matmul_flops(width / self.heads, n, n);
+        let per_head = cost::matmul_flops(n, dk / self.heads, n)
+            + cost::matmul_flops(width / self.heads, n, n);
         total + self.heads as u64 * per_head
     }
 }
@@ -206,7 +221,9 @@ impl PixelAttention {
         let (q, k, v) = match (&self.own, shared, &self.project_in) {
             (Some(own), _, _) => own.forward(x), // [b, c/r, h, w] x2, [b, c, h, w]
             (None, Some(shared), Some(project_in)) => shared.forward(conv::forward(project_in, x)), // at width cs
-            _ => unreachable!("a block without its own q/k/v is built with a projection and given the shared ones"),
+            _ => unreachable!(
+                "a block without its own q/k/v is built with a projection and given the shared ones"
+            ),
         };
         let heads = self.heads;
         let [_, dk, _, _] = q.dims();

@@ -59,7 +59,11 @@ pub struct ChannelAttentionConfig {
 impl ChannelAttentionConfig {
     /// Builds the block on `device`.
     pub fn init(&self, device: &Device) -> ChannelAttention {
-        let projection = || LinearConfig::new(self.tokens, self.dim).with_bias(false).init(device);
+        let projection = || {
+            LinearConfig::new(self.tokens, self.dim)
+                .with_bias(false)
+                .init(device)
+        };
         ChannelAttention {
             query: projection(),
             key: projection(),
@@ -117,6 +121,8 @@ impl ChannelAttention {
     pub fn attend(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let weights = self.weights(x.clone()); // [b, c, c]
-        weights.matmul(x.reshape([b, c, h * w])).reshape([b, c, h, w]) // [b, c, h, w]
+        weights
+            .matmul(x.reshape([b, c, h * w]))
+            .reshape([b, c, h, w]) // [b, c, h, w]
     }
 }

@@ -96,7 +96,10 @@ impl ConvBnConfig {
     /// A `kernel` x `kernel` conv with PyTorch's symmetric padding `kernel / 2`.
     pub fn symmetric(c_in: usize, c_out: usize, kernel: usize, stride: usize) -> Self {
         let p = kernel / 2;
-        Self::new(c_in, c_out).with_kernel(kernel).with_stride(stride).with_padding([p, p, p, p])
+        Self::new(c_in, c_out)
+            .with_kernel(kernel)
+            .with_stride(stride)
+            .with_padding([p, p, p, p])
     }
 
     /// Builds the unit on `device`.
@@ -129,7 +132,13 @@ impl ConvBnConfig {
 
     /// Forward FLOPs for an input of `[h, w]`.
     pub fn flops(&self, hw: [usize; 2]) -> u64 {
-        cost::conv2d_flops(self.c_in, self.c_out, [self.kernel, self.kernel], self.groups, self.output_hw(hw))
+        cost::conv2d_flops(
+            self.c_in,
+            self.c_out,
+            [self.kernel, self.kernel],
+            self.groups,
+            self.output_hw(hw),
+        )
     }
 }
 

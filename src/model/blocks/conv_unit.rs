@@ -68,7 +68,9 @@ impl ConvUnitConfig {
         ConvUnit {
             conv: self.conv.init(self.c_in, self.c_out, device),
             attention: self.attention.as_ref().map(|a| a.init(device)),
-            channel_attn: self.channel_attn.map(|k| k.config(self.channels()).init(device)),
+            channel_attn: self
+                .channel_attn
+                .map(|k| k.config(self.channels()).init(device)),
             norm: BatchNormConfig::new(self.channels()).init(device),
             activation: Relu::new(),
             pool: self.pool.then(|| MaxPool2dConfig::new([2, 2]).init()),
@@ -87,8 +89,13 @@ impl ConvUnitConfig {
     /// Forward FLOPs for an input of `[c_in, h, w]`: the conv and the attention block.
     pub fn flops(&self, [_, h, w]: [usize; 3]) -> u64 {
         let conv = self.conv.flops(self.c_in, self.c_out, [h, w]);
-        let attention = self.attention.as_ref().map_or(0, |a| a.flops([self.c_out, h, w]));
-        let channel_attn = self.channel_attn.map_or(0, |k| k.config(self.channels()).flops([self.channels(), h, w]));
+        let attention = self
+            .attention
+            .as_ref()
+            .map_or(0, |a| a.flops([self.c_out, h, w]));
+        let channel_attn = self.channel_attn.map_or(0, |k| {
+            k.config(self.channels()).flops([self.channels(), h, w])
+        });
         conv + attention + channel_attn
     }
 }
@@ -97,7 +104,9 @@ impl ConvUnitConfig {
     /// Entries of the attention matrices a naive attention block materialises for `batch`
     /// inputs of `[c_in, h, w]` (0 without one, or when it is lean).
     pub fn naive_attention_elements(&self, [_, h, w]: [usize; 3], batch: usize) -> u64 {
-        self.attention.as_ref().map_or(0, |a| a.naive_matrix_elements([self.c_out, h, w], batch))
+        self.attention
+            .as_ref()
+            .map_or(0, |a| a.naive_matrix_elements([self.c_out, h, w], batch))
     }
 }
 

@@ -20,7 +20,17 @@ use burn::prelude::*;
 use super::conv_bn::{Activation, ConvBn, ConvBnConfig};
 
 /// How the units of a stage are connected.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LateralKind {
     /// A plain chain.
@@ -74,7 +84,9 @@ impl LateralConfig {
     }
 
     fn shortcut(&self, c_in: usize) -> Option<ConvBnConfig> {
-        (c_in != self.width).then(|| ConvBnConfig::symmetric(c_in, self.width, 1, 1).with_activation(Activation::Identity))
+        (c_in != self.width).then(|| {
+            ConvBnConfig::symmetric(c_in, self.width, 1, 1).with_activation(Activation::Identity)
+        })
     }
 
     fn transition(&self) -> ConvBnConfig {
@@ -86,7 +98,10 @@ impl LateralConfig {
         let (shortcuts, transition) = match self.kind {
             LateralKind::None => (Vec::new(), None),
             LateralKind::Residual => (
-                self.unit_inputs().into_iter().map(|c| self.shortcut(c).map(|s| s.init(device))).collect(),
+                self.unit_inputs()
+                    .into_iter()
+                    .map(|c| self.shortcut(c).map(|s| s.init(device)))
+                    .collect(),
                 None,
             ),
             LateralKind::Dense => (Vec::new(), Some(self.transition().init(device))),
@@ -102,7 +117,12 @@ impl LateralConfig {
     pub fn flops(&self, hw: [usize; 2]) -> u64 {
         match self.kind {
             LateralKind::None => 0,
-            LateralKind::Residual => self.unit_inputs().into_iter().filter_map(|c| self.shortcut(c)).map(|s| s.flops(hw)).sum(),
+            LateralKind::Residual => self
+                .unit_inputs()
+                .into_iter()
+                .filter_map(|c| self.shortcut(c))
+                .map(|s| s.flops(hw))
+                .sum(),
             LateralKind::Dense => self.transition().flops(hw),
         }
     }
@@ -110,7 +130,12 @@ impl LateralConfig {
 
 impl Lateral {
     /// Runs the stage: `unit(j, x)` applies unit `j` (which must keep the spatial size).
-    pub fn forward(&self, x: Tensor<4>, depth: usize, unit: impl Fn(usize, Tensor<4>) -> Tensor<4>) -> Tensor<4> {
+    pub fn forward(
+        &self,
+        x: Tensor<4>,
+        depth: usize,
+        unit: impl Fn(usize, Tensor<4>) -> Tensor<4>,
+    ) -> Tensor<4> {
         match self.kind {
             LateralKind::None => (0..depth).fold(x, |x, j| unit(j, x)),
             LateralKind::Residual => (0..depth).fold(x, |x, j| {
@@ -127,7 +152,10 @@ impl Lateral {
                     maps.push(unit(j, input));
                 }
                 let all = Tensor::cat(maps, 1); // [batch, c_in + depth * width, h, w]
-                self.transition.as_ref().expect("a dense stage has a transition").forward(all) // [batch, width, h, w]
+                self.transition
+                    .as_ref()
+                    .expect("a dense stage has a transition")
+                    .forward(all) // [batch, width, h, w]
             }
         }
     }

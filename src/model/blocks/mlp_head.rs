@@ -67,7 +67,9 @@ impl MlpHead {
     pub fn forward<const D: usize>(&self, features: Tensor<D>) -> Tensor<2> {
         let mut x: Tensor<2> = features.flatten(1, D - 1); // [batch, d_in]
         for layer in &self.hidden {
-            x = self.activation.forward(layer.forward(self.dropout.forward(x))); // [batch, width]
+            x = self
+                .activation
+                .forward(layer.forward(self.dropout.forward(x))); // [batch, width]
         }
         self.output.forward(self.dropout.forward(x)) // [batch, num_classes]
     }

@@ -32,7 +32,8 @@ pub mod resize;
 pub mod separable;
 
 pub use attention::{
-    Attention, AttentionArch, AttentionConfig, AttentionImpl, AttentionLayerConfig, SharedAttention, SharedAttentionConfig,
+    Attention, AttentionArch, AttentionConfig, AttentionImpl, AttentionLayerConfig,
+    SharedAttention, SharedAttentionConfig,
 };
 pub use attention_arch1::{ScalarAttention, ScalarAttentionConfig, ScalarQkv};
 pub use attention_arch2::{PixelAttention, PixelAttentionConfig, QkvConvs, QkvConvsConfig};

@@ -14,7 +14,17 @@ use super::separable::{SeparableConv, SeparableConvConfig};
 use crate::model::{cost, ops};
 
 /// Which conv a unit uses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ConvKind {
     /// A plain 3x3 conv.
@@ -51,8 +61,12 @@ impl ConvKind {
                     .with_bias(false)
                     .init(device),
             ),
-            ConvKind::Inception => FeatureConv::Inception(InceptionConfig::new(c_in, c_out).init(device)),
-            ConvKind::Separable => FeatureConv::Separable(SeparableConvConfig::new(c_in, c_out).init(device)),
+            ConvKind::Inception => {
+                FeatureConv::Inception(InceptionConfig::new(c_in, c_out).init(device))
+            }
+            ConvKind::Separable => {
+                FeatureConv::Separable(SeparableConvConfig::new(c_in, c_out).init(device))
+            }
         }
     }
 

@@ -71,8 +71,13 @@ impl SeparableConvConfig {
     /// Forward FLOPs for an input of `[h, w]`.
     pub fn flops(&self, hw: [usize; 2]) -> u64 {
         let out = self.output_hw(hw);
-        cost::conv2d_flops(self.c_in, self.c_in, [self.kernel, self.kernel], self.c_in, out)
-            + cost::conv2d_flops(self.c_in, self.c_out, [1, 1], 1, out)
+        cost::conv2d_flops(
+            self.c_in,
+            self.c_in,
+            [self.kernel, self.kernel],
+            self.c_in,
+            out,
+        ) + cost::conv2d_flops(self.c_in, self.c_out, [1, 1], 1, out)
     }
 }
 

@@ -18,10 +18,10 @@
 //! the load fails with one error listing every missing, unexpected and mis-shaped tensor.
 
 mod lukemelas;
-mod reference;
 pub mod pickle_scan;
 pub mod pretrained;
 pub mod reader;
+mod reference;
 mod timm;
 mod torchvision;
 
@@ -71,24 +71,50 @@ struct Layer {
 
 impl Layer {
     fn conv(file: impl Into<String>, module: impl Into<String>, bias: bool) -> Self {
-        Self { file: file.into(), module: module.into(), kind: Kind::Conv { bias }, head: false }
+        Self {
+            file: file.into(),
+            module: module.into(),
+            kind: Kind::Conv { bias },
+            head: false,
+        }
     }
 
     fn bn(file: impl Into<String>, module: impl Into<String>) -> Self {
-        Self { file: file.into(), module: module.into(), kind: Kind::BatchNorm, head: false }
+        Self {
+            file: file.into(),
+            module: module.into(),
+            kind: Kind::BatchNorm,
+            head: false,
+        }
     }
 
     fn linear(file: impl Into<String>, module: impl Into<String>) -> Self {
-        Self { file: file.into(), module: module.into(), kind: Kind::Linear { bias: true }, head: true }
+        Self {
+            file: file.into(),
+            module: module.into(),
+            kind: Kind::Linear { bias: true },
+            head: true,
+        }
     }
 
     fn tensor(file: impl Into<String>, module: impl Into<String>) -> Self {
-        Self { file: file.into(), module: module.into(), kind: Kind::Tensor, head: false }
+        Self {
+            file: file.into(),
+            module: module.into(),
+            kind: Kind::Tensor,
+            head: false,
+        }
     }
 
     /// `(file name, module path, is a Linear weight)` of each tensor.
     fn tensors(&self) -> Vec<(String, String, bool)> {
-        let pair = |f: &str, m: &str, t: bool| (format!("{}.{f}", self.file), format!("{}.{m}", self.module), t);
+        let pair = |f: &str, m: &str, t: bool| {
+            (
+                format!("{}.{f}", self.file),
+                format!("{}.{m}", self.module),
+                t,
+            )
+        };
         match self.kind {
             Kind::Conv { bias } => {
                 let mut v = vec![pair("weight", "weight", false)];
@@ -119,12 +145,19 @@ impl Layer {
 fn name_table(config: &NetworkConfig) -> Result<(&'static str, Vec<Layer>)> {
     Ok(match config {
         NetworkConfig::Vgg(c) => (
-            if c.batch_norm { "torchvision vgg16_bn" } else { "torchvision vgg16" },
+            if c.batch_norm {
+                "torchvision vgg16_bn"
+            } else {
+                "torchvision vgg16"
+            },
             torchvision::vgg(c),
         ),
         NetworkConfig::ResNet(c) => ("torchvision resnet50", torchvision::resnet(c)),
         NetworkConfig::Xception(c) => ("timm legacy_xception / xception", timm::xception(c)),
-        NetworkConfig::EfficientNetLite(c) => ("lukemelas EfficientNet-Lite0", lukemelas::efficientnet_lite(c)),
+        NetworkConfig::EfficientNetLite(c) => (
+            "lukemelas EfficientNet-Lite0",
+            lukemelas::efficientnet_lite(c),
+        ),
         NetworkConfig::Cnn(c) => ("bench/pytorch_reference.py Net", reference::cnn(c)?),
     })
 }
@@ -134,7 +167,9 @@ fn name_table(config: &NetworkConfig) -> Result<(&'static str, Vec<Layer>)> {
 /// preprocessing), `(x - 127) / 128` for the EfficientNet-Lite weights. `None` for the cnn.
 pub fn input_normalization(config: &NetworkConfig) -> Option<([f32; 3], [f32; 3])> {
     match config {
-        NetworkConfig::Vgg(_) | NetworkConfig::ResNet(_) => Some(([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])),
+        NetworkConfig::Vgg(_) | NetworkConfig::ResNet(_) => {
+            Some(([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))
+        }
         NetworkConfig::Xception(_) => Some(([0.5; 3], [0.5; 3])),
         NetworkConfig::EfficientNetLite(_) => Some(([127.0 / 255.0; 3], [128.0 / 255.0; 3])),
         NetworkConfig::Cnn(_) => None,
@@ -144,10 +179,20 @@ pub fn input_normalization(config: &NetworkConfig) -> Option<([f32; 3], [f32; 3]
 /// The tensors of `config`'s reference naming, as `(name in the file, module path, is a
 /// Linear weight)`, with the naming's description and its BatchNorm layers' names (PyTorch
 /// also keeps a `num_batches_tracked` counter for each): what an export writes.
-pub fn reference_names(config: &NetworkConfig) -> Result<(&'static str, Vec<(String, String, bool)>, Vec<String>)> {
+pub fn reference_names(
+    config: &NetworkConfig,
+) -> Result<(&'static str, Vec<(String, String, bool)>, Vec<String>)> {
     let (naming, layers) = name_table(config)?;
-    let norms = layers.iter().filter(|l| l.kind == Kind::BatchNorm).map(|l| l.file.clone()).collect();
-    Ok((naming, layers.iter().flat_map(|l| l.tensors()).collect(), norms))
+    let norms = layers
+        .iter()
+        .filter(|l| l.kind == Kind::BatchNorm)
+        .map(|l| l.file.clone())
+        .collect();
+    Ok((
+        naming,
+        layers.iter().flat_map(|l| l.tensors()).collect(),
+        norms,
+    ))
 }
 
 /// What a load did.
@@ -172,7 +217,16 @@ fn listing(title: &str, items: &[String]) -> Option<String> {
     if items.is_empty() {
         return None;
     }
-    let mut s = format!("{} {title}: {}", items.len(), items.iter().take(LISTED).cloned().collect::<Vec<_>>().join(", "));
+    let mut s = format!(
+        "{} {title}: {}",
+        items.len(),
+        items
+            .iter()
+            .take(LISTED)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     if items.len() > LISTED {
         s.push_str(&format!(", ... ({} more)", items.len() - LISTED));
     }
@@ -190,7 +244,12 @@ fn torch_shape(shape: &[usize], linear_weight: bool) -> Vec<usize> {
 
 /// Loads the weight file `path` into `network` (built from `config`), renaming from the
 /// reference implementation's names. Fails, listing every problem, unless the file fits.
-pub fn load(network: Network, config: &NetworkConfig, path: &Path, scope: Scope) -> Result<(Network, ImportReport)> {
+pub fn load(
+    network: Network,
+    config: &NetworkConfig,
+    path: &Path,
+    scope: Scope,
+) -> Result<(Network, ImportReport)> {
     let (naming, layers) = name_table(config)?;
     let (format, mut tensors) = read_tensors(path)?;
 
@@ -249,12 +308,21 @@ pub fn load(network: Network, config: &NetworkConfig, path: &Path, scope: Scope)
     if !uncovered.is_empty() {
         return Err(Error::invalid(
             "--pretrained",
-            format!("internal: the {naming} table does not cover {}", uncovered.join(", ")),
+            format!(
+                "internal: the {naming} table does not cover {}",
+                uncovered.join(", ")
+            ),
         ));
     }
     let problems: Vec<String> = [
-        listing("tensors the model needs are missing from the file", &missing),
-        listing("tensors in the file have no place in the model", &unexpected),
+        listing(
+            "tensors the model needs are missing from the file",
+            &missing,
+        ),
+        listing(
+            "tensors in the file have no place in the model",
+            &unexpected,
+        ),
         listing("tensors have the wrong shape", &mismatched),
     ]
     .into_iter()
@@ -263,17 +331,24 @@ pub fn load(network: Network, config: &NetworkConfig, path: &Path, scope: Scope)
     if !problems.is_empty() {
         return Err(Error::data(
             path,
-            format!("does not fit this model with {naming} names: {}", problems.join("; ")),
+            format!(
+                "does not fit this model with {naming} names: {}",
+                problems.join("; ")
+            ),
         ));
     }
 
     let loaded = to_apply.len();
-    let adapter: Box<dyn ModuleAdapter> = Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)));
+    let adapter: Box<dyn ModuleAdapter> =
+        Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)));
     let mut network = network;
     let result = network.apply(to_apply, None, Some(adapter), true);
     if !result.errors.is_empty() {
         let errors: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
-        return Err(Error::data(path, format!("could not be applied: {}", errors.join("; "))));
+        return Err(Error::data(
+            path,
+            format!("could not be applied: {}", errors.join("; ")),
+        ));
     }
     Ok((
         network,

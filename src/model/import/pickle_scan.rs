@@ -23,19 +23,36 @@ pub fn allowed_global(module: &str, name: &str) -> bool {
     match module {
         "torch._utils" => matches!(
             name,
-            "_rebuild_tensor" | "_rebuild_tensor_v2" | "_rebuild_tensor_v3" | "_rebuild_parameter" | "_rebuild_parameter_with_state"
+            "_rebuild_tensor"
+                | "_rebuild_tensor_v2"
+                | "_rebuild_tensor_v3"
+                | "_rebuild_parameter"
+                | "_rebuild_parameter_with_state"
         ),
         "torch._tensor" => name == "_rebuild_from_type_v2",
         "torch.nn.parameter" => name == "Parameter",
         "collections" => name == "OrderedDict",
         "builtins" | "__builtin__" => matches!(name, "set" | "frozenset"),
         "torch" => {
-            name.ends_with("Storage")
-                && name.chars().all(|c| c.is_ascii_alphanumeric())
+            name.ends_with("Storage") && name.chars().all(|c| c.is_ascii_alphanumeric())
                 || matches!(
                     name,
-                    "Size" | "float16" | "float32" | "float64" | "bfloat16" | "int8" | "int16" | "int32"
-                        | "int64" | "uint8" | "bool" | "half" | "float" | "double" | "long" | "int"
+                    "Size"
+                        | "float16"
+                        | "float32"
+                        | "float64"
+                        | "bfloat16"
+                        | "int8"
+                        | "int16"
+                        | "int32"
+                        | "int64"
+                        | "uint8"
+                        | "bool"
+                        | "half"
+                        | "float"
+                        | "double"
+                        | "long"
+                        | "int"
                         | "short"
                 )
         }
@@ -65,8 +82,13 @@ impl std::fmt::Display for Refusal {
                 "its pickle asks for the global '{g}', which is not one of the tensor-rebuild \
                  functions a state dict uses; refused (nothing in it was run)"
             ),
-            Refusal::SelfReference => write!(f, "its pickle holds a self-referencing container; refused"),
-            Refusal::TooDeep => write!(f, "its pickle nests containers deeper than {MAX_DEPTH} levels; refused"),
+            Refusal::SelfReference => {
+                write!(f, "its pickle holds a self-referencing container; refused")
+            }
+            Refusal::TooDeep => write!(
+                f,
+                "its pickle nests containers deeper than {MAX_DEPTH} levels; refused"
+            ),
             Refusal::Malformed(m) => write!(f, "is not a valid pickle: {m}"),
         }
     }
@@ -102,7 +124,9 @@ fn malformed<T>(m: impl Into<String>) -> R<T> {
 impl<'a> Scan<'a> {
     fn take(&mut self, n: usize) -> R<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
-        let Some(end) = end else { return malformed("truncated") };
+        let Some(end) = end else {
+            return malformed("truncated");
+        };
         let s = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -115,7 +139,9 @@ impl<'a> Scan<'a> {
 
     fn line(&mut self) -> R<String> {
         let rest = &self.bytes[self.pos..];
-        let Some(n) = rest.iter().position(|&b| b == b'\n') else { return malformed("unterminated line") };
+        let Some(n) = rest.iter().position(|&b| b == b'\n') else {
+            return malformed("unterminated line");
+        };
         let s = String::from_utf8_lossy(&rest[..n]).into_owned();
         self.pos += n + 1;
         Ok(s)
@@ -211,7 +237,9 @@ impl<'a> Scan<'a> {
                 b'(' => self.stack.push(Value::Mark),
                 b'.' => return Ok(()),
                 b'0' => {
-                    self.stack.pop().map_or_else(|| malformed("stack underflow"), |_| Ok(()))?;
+                    self.stack
+                        .pop()
+                        .map_or_else(|| malformed("stack underflow"), |_| Ok(()))?;
                 }
                 b'1' => {
                     self.pop_mark()?;
@@ -279,7 +307,8 @@ impl<'a> Scan<'a> {
                     self.stack.push(Value::Str(s));
                 }
                 0x8d => {
-                    let n = usize::try_from(self.uint(8)?).map_err(|_| Refusal::Malformed("length".into()))?;
+                    let n = usize::try_from(self.uint(8)?)
+                        .map_err(|_| Refusal::Malformed("length".into()))?;
                     let s = String::from_utf8_lossy(self.take(n)?).into_owned();
                     self.stack.push(Value::Str(s));
                 }
@@ -299,7 +328,8 @@ impl<'a> Scan<'a> {
                     self.stack.push(Value::Other);
                 }
                 0x8e | 0x96 => {
-                    let n = usize::try_from(self.uint(8)?).map_err(|_| Refusal::Malformed("length".into()))?;
+                    let n = usize::try_from(self.uint(8)?)
+                        .map_err(|_| Refusal::Malformed("length".into()))?;
                     self.take(n)?;
                     self.stack.push(Value::Other);
                 }
@@ -359,7 +389,11 @@ impl<'a> Scan<'a> {
                 }
                 0x82 | 0x83 | 0x84 => {
                     // The copyreg extension registry names globals by number.
-                    let n = self.uint(match op { 0x82 => 1, 0x83 => 2, _ => 4 })?;
+                    let n = self.uint(match op {
+                        0x82 => 1,
+                        0x83 => 2,
+                        _ => 4,
+                    })?;
                     return Err(Refusal::Global(format!("<copyreg extension {n}>")));
                 }
                 b'd' | b'l' | b't' | 0x91 => {
@@ -404,7 +438,10 @@ impl<'a> Scan<'a> {
                 }
                 b'g' => {
                     let l = self.line()?;
-                    let idx: u64 = l.trim().parse().map_err(|_| Refusal::Malformed("GET index".into()))?;
+                    let idx: u64 = l
+                        .trim()
+                        .parse()
+                        .map_err(|_| Refusal::Malformed("GET index".into()))?;
                     self.get(idx)?;
                 }
                 b'h' => {
@@ -417,7 +454,10 @@ impl<'a> Scan<'a> {
                 }
                 b'p' => {
                     let l = self.line()?;
-                    let idx: u64 = l.trim().parse().map_err(|_| Refusal::Malformed("PUT index".into()))?;
+                    let idx: u64 = l
+                        .trim()
+                        .parse()
+                        .map_err(|_| Refusal::Malformed("PUT index".into()))?;
                     self.put(idx)?;
                 }
                 b'q' => {
@@ -438,7 +478,12 @@ impl<'a> Scan<'a> {
                 0x95 => {
                     self.take(8)?;
                 }
-                other => return malformed(format!("unknown opcode 0x{other:02x} at byte {}", self.pos - 1)),
+                other => {
+                    return malformed(format!(
+                        "unknown opcode 0x{other:02x} at byte {}",
+                        self.pos - 1
+                    ));
+                }
             }
         }
     }

@@ -32,12 +32,19 @@ pub struct Preprocessing {
 /// `crop_pct` of 0.8975 (short side `floor(299 / 0.8975)` = 333). `None` for the cnn.
 pub fn reference_preprocessing(config: &NetworkConfig) -> Option<Preprocessing> {
     let (resize, crop) = match config {
-        NetworkConfig::Vgg(_) | NetworkConfig::ResNet(_) | NetworkConfig::EfficientNetLite(_) => (256, 224),
+        NetworkConfig::Vgg(_) | NetworkConfig::ResNet(_) | NetworkConfig::EfficientNetLite(_) => {
+            (256, 224)
+        }
         NetworkConfig::Xception(_) => (333, 299),
         NetworkConfig::Cnn(_) => return None,
     };
     let (mean, std) = input_normalization(config)?;
-    Some(Preprocessing { resize, crop, mean, std })
+    Some(Preprocessing {
+        resize,
+        crop,
+        mean,
+        std,
+    })
 }
 
 /// A network with the whole of a weight file loaded, its preprocessing and its class names.
@@ -78,7 +85,13 @@ pub fn read_labels(path: &Path) -> Result<Vec<String>> {
         labels.pop();
     }
     if let Some(i) = labels.iter().position(|l| l.is_empty()) {
-        return Err(Error::data(path, format!("line {} is empty: a labels file has one class name per line", i + 1)));
+        return Err(Error::data(
+            path,
+            format!(
+                "line {} is empty: a labels file has one class name per line",
+                i + 1
+            ),
+        ));
     }
     if labels.is_empty() {
         return Err(Error::data(path, "holds no class names (one per line)"));
@@ -89,7 +102,11 @@ pub fn read_labels(path: &Path) -> Result<Vec<String>> {
 /// The class count of the head stored in `path` under `config`'s reference names.
 fn head_classes(config: &NetworkConfig, path: &Path) -> Result<usize> {
     let (naming, layers) = name_table(config)?;
-    let head = layers.iter().rev().find(|l| l.head).expect("every name table ends in its head");
+    let head = layers
+        .iter()
+        .rev()
+        .find(|l| l.head)
+        .expect("every name table ends in its head");
     let name = format!("{}.weight", head.file);
     let (_, tensors) = read_tensors(path)?;
     let tensor = tensors
@@ -100,12 +117,23 @@ fn head_classes(config: &NetworkConfig, path: &Path) -> Result<usize> {
 
 /// Builds `model` with the head of the weight file `path`, loads the whole file and pairs it
 /// with the weights' preprocessing and the `labels` file's class names.
-pub fn load(model: &str, path: &Path, labels: Option<&Path>, device: &Device) -> Result<Pretrained> {
-    let spec = ModelSpec { name: model.to_string(), options: Default::default() };
+pub fn load(
+    model: &str,
+    path: &Path,
+    labels: Option<&Path>,
+    device: &Device,
+) -> Result<Pretrained> {
+    let spec = ModelSpec {
+        name: model.to_string(),
+        options: Default::default(),
+    };
     // The class count and crop size do not change the naming: probe with any.
     let probe = network_config(&spec, 1000, [3, 224, 224])?;
     let preprocessing = reference_preprocessing(&probe).ok_or_else(|| {
-        Error::invalid("--pretrained", format!("'{model}' has no published weights to predict with"))
+        Error::invalid(
+            "--pretrained",
+            format!("'{model}' has no published weights to predict with"),
+        )
     })?;
     let classes = head_classes(&probe, path)?;
     let crop = preprocessing.crop as usize;
@@ -117,14 +145,25 @@ pub fn load(model: &str, path: &Path, labels: Option<&Path>, device: &Device) ->
             if names.len() != classes {
                 return Err(Error::data(
                     file,
-                    format!("names {} classes; the head of {} has {classes}", names.len(), path.display()),
+                    format!(
+                        "names {} classes; the head of {} has {classes}",
+                        names.len(),
+                        path.display()
+                    ),
                 ));
             }
             (names, true)
         }
         None => ((0..classes).map(|i| i.to_string()).collect(), false),
     };
-    Ok(Pretrained { network, config, preprocessing, labels, named, report })
+    Ok(Pretrained {
+        network,
+        config,
+        preprocessing,
+        labels,
+        named,
+        report,
+    })
 }
 
 impl Pretrained {
@@ -157,7 +196,8 @@ impl Pretrained {
         for path in paths {
             x.extend(self.input(path)?);
         }
-        let images = Tensor::<4>::from_data(TensorData::new(x, [paths.len(), 3, crop, crop]), device);
+        let images =
+            Tensor::<4>::from_data(TensorData::new(x, [paths.len(), 3, crop, crop]), device);
         let probs = softmax(self.network.forward(images), 1);
         probs
             .into_data()
@@ -167,14 +207,26 @@ impl Pretrained {
     }
 
     /// The `top` most probable classes of each image file, in batches of `batch` images.
-    pub fn predict(&self, paths: &[PathBuf], top: usize, batch: usize, device: &Device) -> Result<Vec<Ranked>> {
+    pub fn predict(
+        &self,
+        paths: &[PathBuf],
+        top: usize,
+        batch: usize,
+        device: &Device,
+    ) -> Result<Vec<Ranked>> {
         let k = self.labels.len();
         let mut out = Vec::with_capacity(paths.len());
         for chunk in paths.chunks(batch.max(1)) {
             let probs = self.probabilities(chunk, device)?;
             for (path, row) in chunk.iter().zip(probs.chunks_exact(k)) {
-                let top = rank(row, top).into_iter().map(|(c, p)| (c, self.labels[c].clone(), p)).collect();
-                out.push(Ranked { path: path.clone(), top });
+                let top = rank(row, top)
+                    .into_iter()
+                    .map(|(c, p)| (c, self.labels[c].clone(), p))
+                    .collect();
+                out.push(Ranked {
+                    path: path.clone(),
+                    top,
+                });
             }
         }
         Ok(out)
@@ -182,11 +234,23 @@ impl Pretrained {
 
     /// Top-1 and top-5 accuracy on the image folder `dir` (`dir/<class>/<images>`, or
     /// `dir/test/<class>/...`), whose class folders are named as in the labels file.
-    pub fn evaluate(&self, dir: &Path, batch: usize, device: &Device) -> Result<PretrainedEvaluation> {
+    pub fn evaluate(
+        &self,
+        dir: &Path,
+        batch: usize,
+        device: &Device,
+    ) -> Result<PretrainedEvaluation> {
         if !self.named {
-            return Err(Error::invalid("--labels", "eval --pretrained needs the class names the folders carry"));
+            return Err(Error::invalid(
+                "--labels",
+                "eval --pretrained needs the class names the folders carry",
+            ));
         }
-        let root = if dir.join("test").is_dir() { dir.join("test") } else { dir.to_path_buf() };
+        let root = if dir.join("test").is_dir() {
+            dir.join("test")
+        } else {
+            dir.to_path_buf()
+        };
         let mut files = Vec::new();
         let mut per_class = Vec::new();
         for class in image_folder::class_dirs(&root)? {
@@ -221,7 +285,10 @@ impl Pretrained {
             images: n,
             top1: top1 as f64 / n as f64,
             top5: top5 as f64 / n as f64,
-            per_class: per_class.into_iter().map(|(c, m, r)| (c, m, r as f64 / m as f64)).collect(),
+            per_class: per_class
+                .into_iter()
+                .map(|(c, m, r)| (c, m, r as f64 / m as f64))
+                .collect(),
         })
     }
 }

@@ -66,7 +66,13 @@ pub fn detect(path: &Path) -> Result<FileFormat> {
 
 /// Prefixes that wrap a state dict in training checkpoints (`{"state_dict": ...}`,
 /// `{"model": ...}`) or in `nn.DataParallel` (`module.`); stripped when every key has one.
-const WRAPPERS: [&str; 5] = ["state_dict.", "model_state_dict.", "model.", "state_dict_ema.", "module."];
+const WRAPPERS: [&str; 5] = [
+    "state_dict.",
+    "model_state_dict.",
+    "model.",
+    "state_dict_ema.",
+    "module.",
+];
 
 /// Every tensor in `path`, by name, with its format. Names are the file's, less a wrapper
 /// prefix common to all of them.
@@ -86,7 +92,9 @@ pub fn read_tensors(path: &Path) -> Result<(FileFormat, BTreeMap<String, PackTen
         _ => {
             guard_pickles(path, format)?;
             PytorchReader::new(path)
-                .map_err(|e| Error::data(path, format!("cannot read as a PyTorch checkpoint: {e}")))?
+                .map_err(|e| {
+                    Error::data(path, format!("cannot read as a PyTorch checkpoint: {e}"))
+                })?
                 .into_tensors()
                 .into_iter()
                 .map(|(name, t)| (name, bridge::from_pytorch(t)))
@@ -97,7 +105,10 @@ pub fn read_tensors(path: &Path) -> Result<(FileFormat, BTreeMap<String, PackTen
         return Err(Error::data(path, "holds no tensors"));
     }
     loop {
-        let Some(prefix) = WRAPPERS.iter().find(|p| tensors.keys().all(|k| k.starts_with(*p))) else {
+        let Some(prefix) = WRAPPERS
+            .iter()
+            .find(|p| tensors.keys().all(|k| k.starts_with(*p)))
+        else {
             break;
         };
         tensors = tensors
@@ -122,7 +133,9 @@ fn guard_pickles(path: &Path, format: FileFormat) -> Result<()> {
             // The pickles come first; the limit keeps a large file's storage bytes unread.
             let file = std::fs::File::open(path).at(path)?;
             let mut bytes = Vec::new();
-            file.take(2 * MAX_PICKLE_BYTES).read_to_end(&mut bytes).at(path)?;
+            file.take(2 * MAX_PICKLE_BYTES)
+                .read_to_end(&mut bytes)
+                .at(path)?;
             // magic number, protocol, system info, the object, storage keys; raw storage
             // bytes follow the fifth. A plain pickle file ends after the first.
             let mut at = 0;
@@ -143,24 +156,37 @@ fn guard_pickles(path: &Path, format: FileFormat) -> Result<()> {
                 .filter(|n| n.ends_with("data.pkl"))
                 .collect();
             if names.is_empty() {
-                return Err(Error::data(path, "is a ZIP archive without a data.pkl: not a torch.save file"));
+                return Err(Error::data(
+                    path,
+                    "is a ZIP archive without a data.pkl: not a torch.save file",
+                ));
             }
             for name in names {
-                let entry = archive.by_name(&name).map_err(|e| Error::data(path, format!("{name}: {e}")))?;
+                let entry = archive
+                    .by_name(&name)
+                    .map_err(|e| Error::data(path, format!("{name}: {e}")))?;
                 let bytes = read_limited(entry, path, &name)?;
-                pickle_scan::check(&bytes).map_err(|r| Error::data(path, format!("{name}: {r}")))?;
+                pickle_scan::check(&bytes)
+                    .map_err(|r| Error::data(path, format!("{name}: {r}")))?;
             }
         }
         FileFormat::PytorchTar => {
             let file = std::fs::File::open(path).at(path)?;
             let mut archive = tar::Archive::new(std::io::BufReader::new(file));
-            let entries = archive.entries().map_err(|e| Error::data(path, format!("cannot read as a TAR archive: {e}")))?;
+            let entries = archive
+                .entries()
+                .map_err(|e| Error::data(path, format!("cannot read as a TAR archive: {e}")))?;
             for entry in entries {
-                let entry = entry.map_err(|e| Error::data(path, format!("cannot read as a TAR archive: {e}")))?;
-                let name = entry.path().map(|p| p.to_string_lossy().trim_start_matches("./").to_string()).unwrap_or_default();
+                let entry = entry
+                    .map_err(|e| Error::data(path, format!("cannot read as a TAR archive: {e}")))?;
+                let name = entry
+                    .path()
+                    .map(|p| p.to_string_lossy().trim_start_matches("./").to_string())
+                    .unwrap_or_default();
                 if name == "pickle" || name == "sys_info" {
                     let bytes = read_limited(entry, path, &name)?;
-                    pickle_scan::check(&bytes).map_err(|r| Error::data(path, format!("{name}: {r}")))?;
+                    pickle_scan::check(&bytes)
+                        .map_err(|r| Error::data(path, format!("{name}: {r}")))?;
                 }
             }
         }
@@ -174,9 +200,15 @@ const MAX_PICKLE_BYTES: u64 = 100 << 20;
 
 fn read_limited(entry: impl Read, path: &Path, name: &str) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    entry.take(MAX_PICKLE_BYTES + 1).read_to_end(&mut bytes).at(path)?;
+    entry
+        .take(MAX_PICKLE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .at(path)?;
     if bytes.len() as u64 > MAX_PICKLE_BYTES {
-        return Err(Error::data(path, format!("{name}: a pickle over {MAX_PICKLE_BYTES} bytes; refused")));
+        return Err(Error::data(
+            path,
+            format!("{name}: a pickle over {MAX_PICKLE_BYTES} bytes; refused"),
+        ));
     }
     Ok(bytes)
 }

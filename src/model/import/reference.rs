@@ -13,7 +13,9 @@ pub(super) fn cnn(c: &CnnConfig) -> Result<Vec<Layer>> {
     let refuse = |what: &str| {
         Err(Error::invalid(
             "--model",
-            format!("bench/pytorch_reference.py has no module for {what}; export and import cover the plain study CNN and attn1/2/3"),
+            format!(
+                "bench/pytorch_reference.py has no module for {what}; export and import cover the plain study CNN and attn1/2/3"
+            ),
         ))
     };
     if c.conv != ConvKind::Plain {
@@ -34,24 +36,41 @@ pub(super) fn cnn(c: &CnnConfig) -> Result<Vec<Layer>> {
         }
     }
     let mut layers = Vec::new();
-    if matches!(c.attention.as_ref().map(|a| a.arch), Some(AttentionArch::Arch1)) {
+    if matches!(
+        c.attention.as_ref().map(|a| a.arch),
+        Some(AttentionArch::Arch1)
+    ) {
         layers.push(Layer::tensor("shared.weight", "shared.weight"));
         layers.push(Layer::tensor("shared.bias", "shared.bias"));
     }
     for i in 0..c.widths.len() {
         let (file, module) = (format!("units.{i}"), format!("convs.{i}"));
-        layers.push(Layer::conv(format!("{file}.conv"), format!("{module}.conv"), false));
+        layers.push(Layer::conv(
+            format!("{file}.conv"),
+            format!("{module}.conv"),
+            false,
+        ));
         match c.attention.as_ref().map(|a| a.arch) {
             Some(AttentionArch::Arch2) => {
                 let own = format!("{module}.attention.own");
                 for (f, m) in [("q", "query"), ("k", "key"), ("v", "value")] {
-                    layers.push(Layer::conv(format!("{file}.attn.{f}"), format!("{own}.{m}"), true));
+                    layers.push(Layer::conv(
+                        format!("{file}.attn.{f}"),
+                        format!("{own}.{m}"),
+                        true,
+                    ));
                 }
-                layers.push(Layer::tensor(format!("{file}.attn.gamma"), format!("{module}.attention.gamma")));
+                layers.push(Layer::tensor(
+                    format!("{file}.attn.gamma"),
+                    format!("{module}.attention.gamma"),
+                ));
             }
             Some(AttentionArch::Arch3) => {
                 for (f, m) in [("q", "query"), ("k", "key")] {
-                    let mut l = Layer::linear(format!("{file}.attn.{f}"), format!("{module}.attention.{m}"));
+                    let mut l = Layer::linear(
+                        format!("{file}.attn.{f}"),
+                        format!("{module}.attention.{m}"),
+                    );
                     l.head = false;
                     l.kind = super::Kind::Linear { bias: false };
                     layers.push(l);

@@ -17,11 +17,11 @@ use burn::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::model::blocks::{
-    AttentionConfig, ChannelAttnKind, ConvKind, ConvUnit, ConvUnitConfig, Lateral, LateralConfig, LateralKind, MlpHead, MlpHeadConfig,
-    SharedAttention,
+    AttentionConfig, ChannelAttnKind, ConvKind, ConvUnit, ConvUnitConfig, Lateral, LateralConfig,
+    LateralKind, MlpHead, MlpHeadConfig, SharedAttention,
 };
-use crate::model::{cost, ops};
 use crate::model::tap::{LayerTap, NoTap};
+use crate::model::{cost, ops};
 
 /// Configuration of the study's CNN.
 #[derive(Config, Debug)]
@@ -94,28 +94,45 @@ impl CnnConfig {
     /// Checks that the layer lists agree and every feature map keeps at least one pixel.
     pub fn validate(&self) -> Result<()> {
         if self.widths.is_empty() || self.widths.contains(&0) {
-            return Err(Error::invalid("--widths", "needs at least one conv layer, each of width > 0"));
+            return Err(Error::invalid(
+                "--widths",
+                "needs at least one conv layer, each of width > 0",
+            ));
         }
         if self.pool.len() != self.widths.len() {
             return Err(Error::invalid(
                 "--pool",
-                format!("{} entries for {} conv layers", self.pool.len(), self.widths.len()),
+                format!(
+                    "{} entries for {} conv layers",
+                    self.pool.len(),
+                    self.widths.len()
+                ),
             ));
         }
         if self.hidden.contains(&0) {
             return Err(Error::invalid("--hidden", "hidden layers need a width > 0"));
         }
         if self.stage_depth == 0 {
-            return Err(Error::invalid("--stage-depth", "a stage needs at least one conv unit"));
+            return Err(Error::invalid(
+                "--stage-depth",
+                "a stage needs at least one conv unit",
+            ));
         }
         if let Some(w) = self.widths.iter().find(|&&w| w < self.conv.min_width()) {
             return Err(Error::invalid(
                 "--widths",
-                format!("{w} channels cannot be split over the {:?} conv's branches (at least {})", self.conv, self.conv.min_width()),
+                format!(
+                    "{w} channels cannot be split over the {:?} conv's branches (at least {})",
+                    self.conv,
+                    self.conv.min_width()
+                ),
             ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::invalid("--dropout", format!("{} is not in [0, 1)", self.dropout)));
+            return Err(Error::invalid(
+                "--dropout",
+                format!("{} is not in [0, 1)", self.dropout),
+            ));
         }
         if let Some(attention) = &self.attention {
             attention.validate(&self.widths)?;
@@ -124,7 +141,12 @@ impl CnnConfig {
         if h == 0 || w == 0 {
             return Err(Error::invalid(
                 "--pool",
-                format!("{} poolings shrink a {}x{} input to nothing", self.pool.iter().filter(|p| **p).count(), self.input[2], self.input[1]),
+                format!(
+                    "{} poolings shrink a {}x{} input to nothing",
+                    self.pool.iter().filter(|p| **p).count(),
+                    self.input[2],
+                    self.input[1]
+                ),
             ));
         }
         Ok(())
@@ -150,7 +172,11 @@ impl CnnConfig {
                 let c_out = unit(c_in).channels();
                 let lateral = LateralConfig::new(self.lateral, c_in, c_out, self.stage_depth);
                 let units = lateral.unit_inputs().into_iter().map(unit).collect();
-                let stage = Stage { lateral, units, hw: [h, w] };
+                let stage = Stage {
+                    lateral,
+                    units,
+                    hw: [h, w],
+                };
                 c_in = c_out;
                 if pool {
                     h = cost::pooled(h);
@@ -189,9 +215,16 @@ impl CnnConfig {
         self.validate()?;
         let stages = self.stages();
         Ok(Cnn {
-            convs: stages.iter().flat_map(|s| s.units.iter().map(|u| u.init(device))).collect(),
+            convs: stages
+                .iter()
+                .flat_map(|s| s.units.iter().map(|u| u.init(device)))
+                .collect(),
             laterals: stages.iter().map(|s| s.lateral.init(device)).collect(),
-            shared: self.attention.as_ref().and_then(|a| a.shared()).map(|s| s.init(device)),
+            shared: self
+                .attention
+                .as_ref()
+                .and_then(|a| a.shared())
+                .map(|s| s.init(device)),
             pool: MaxPool2dConfig::new([2, 2]).init(),
             pool_after: self.pool.clone(),
             stage_depth: self.stage_depth,
@@ -202,8 +235,14 @@ impl CnnConfig {
     /// Forward FLOPs per image: every unit (conv and attention), the lateral connections, the head.
     pub fn flops(&self) -> u64 {
         let mut total = 0;
-        for Stage { lateral, units, hw: [h, w] } in self.stages() {
-            total += units.iter().map(|u| u.flops([u.c_in, h, w])).sum::<u64>() + lateral.flops([h, w]);
+        for Stage {
+            lateral,
+            units,
+            hw: [h, w],
+        } in self.stages()
+        {
+            total +=
+                units.iter().map(|u| u.flops([u.c_in, h, w])).sum::<u64>() + lateral.flops([h, w]);
         }
         total + self.head().flops()
     }
@@ -212,8 +251,14 @@ impl CnnConfig {
     /// (0 for the plain CNN and lean attention).
     pub fn naive_attention_elements(&self, batch: usize) -> u64 {
         let mut total = 0;
-        for Stage { units, hw: [h, w], .. } in self.stages() {
-            total += units.iter().map(|u| u.naive_attention_elements([u.c_in, h, w], batch)).sum::<u64>();
+        for Stage {
+            units, hw: [h, w], ..
+        } in self.stages()
+        {
+            total += units
+                .iter()
+                .map(|u| u.naive_attention_elements([u.c_in, h, w], batch))
+                .sum::<u64>();
         }
         total
     }
@@ -248,7 +293,12 @@ impl Cnn {
         // [batch, 3, 32, 32] -> [batch, 32, 16, 16] -> ... -> [batch, 256, 2, 2] (defaults)
         let shared = self.shared.as_ref();
         let mut x = images;
-        for (s, (lateral, units)) in self.laterals.iter().zip(self.convs.chunks(self.stage_depth)).enumerate() {
+        for (s, (lateral, units)) in self
+            .laterals
+            .iter()
+            .zip(self.convs.chunks(self.stage_depth))
+            .enumerate()
+        {
             let stage = lateral.forward(x, self.stage_depth, |j, x| units[j].forward(x, shared)); // [batch, c, h, w]
             let stage = tap.layer(&layer_name(s + 1), stage);
             x = if self.pool_after[s] {

@@ -99,7 +99,9 @@ impl MbConv {
         }
         // One keep/drop draw per image, rescaled by 1 / keep; identity in inference.
         let [batch, ..] = x.dims();
-        let mask = self.drop_connect.forward(Tensor::<4>::ones([batch, 1, 1, 1], &x.device()));
+        let mask = self
+            .drop_connect
+            .forward(Tensor::<4>::ones([batch, 1, 1, 1], &x.device()));
         x * mask + input // [batch, c_out, h, w]
     }
 }
@@ -125,7 +127,15 @@ impl BlockSpec {
     }
 
     fn depthwise(&self) -> ConvBnConfig {
-        conv(self.hidden(), self.hidden(), self.kernel, self.stride, self.hw, Activation::Relu6).with_groups(self.hidden())
+        conv(
+            self.hidden(),
+            self.hidden(),
+            self.kernel,
+            self.stride,
+            self.hw,
+            Activation::Relu6,
+        )
+        .with_groups(self.hidden())
     }
 
     fn project(&self) -> ConvBnConfig {
@@ -139,7 +149,14 @@ impl BlockSpec {
 }
 
 /// A conv with BatchNorm (eps 1e-3) and SAME padding for an input of `hw`.
-fn conv(c_in: usize, c_out: usize, kernel: usize, stride: usize, hw: [usize; 2], act: Activation) -> ConvBnConfig {
+fn conv(
+    c_in: usize,
+    c_out: usize,
+    kernel: usize,
+    stride: usize,
+    hw: [usize; 2],
+    act: Activation,
+) -> ConvBnConfig {
     let (top, bottom) = same_padding(hw[0], kernel, stride);
     let (left, right) = same_padding(hw[1], kernel, stride);
     ConvBnConfig::new(c_in, c_out)
@@ -242,13 +259,19 @@ impl EfficientNetLiteConfig {
 
     /// Checks the configuration.
     pub fn validate(&self) -> Result<()> {
-        for (name, p) in [("--dropout", self.dropout), ("drop_connect", self.drop_connect)] {
+        for (name, p) in [
+            ("--dropout", self.dropout),
+            ("drop_connect", self.drop_connect),
+        ] {
             if !(0.0..1.0).contains(&p) {
                 return Err(Error::invalid(name, format!("{p} is not in [0, 1)")));
             }
         }
         if self.backbone_input()[1..].contains(&0) {
-            return Err(Error::invalid("--resize", "the input needs at least one pixel"));
+            return Err(Error::invalid(
+                "--resize",
+                "the input needs at least one pixel",
+            ));
         }
         Ok(())
     }

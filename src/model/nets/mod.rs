@@ -22,7 +22,17 @@ pub use vgg::{Vgg, VggConfig};
 pub use xception::{Xception, XceptionConfig};
 
 /// Which stem a baseline has.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Form {
     /// The reference definition, for ImageNet-sized inputs (and pretrained weights).

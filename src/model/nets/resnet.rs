@@ -8,8 +8,8 @@
 //! - `cifar`: the stem is a 3x3 stride-1 conv without the max-pool (as in He et al.'s CIFAR
 //!   experiments and common CIFAR ResNets), so 32x32 inputs leave a 4x4 map.
 
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::PaddingConfig2d;
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
@@ -17,8 +17,8 @@ use super::Form;
 use crate::error::{Error, Result};
 use crate::model::blocks::conv_bn::{Activation, ConvBn, ConvBnConfig};
 use crate::model::blocks::{PoolClassifier, PoolClassifierConfig, Resize, global_avg_pool};
-use crate::model::{cost, ops};
 use crate::model::tap::{LayerTap, NoTap};
+use crate::model::{cost, ops};
 
 /// Configuration of a [`ResNet`].
 #[derive(Config, Debug)]
@@ -90,13 +90,15 @@ impl BlockSpec {
         [
             ConvBnConfig::symmetric(self.c_in, self.width, 1, 1),
             ConvBnConfig::symmetric(self.width, self.width, 3, self.stride),
-            ConvBnConfig::symmetric(self.width, self.width * EXPANSION, 1, 1).with_activation(Activation::Identity),
+            ConvBnConfig::symmetric(self.width, self.width * EXPANSION, 1, 1)
+                .with_activation(Activation::Identity),
         ]
     }
 
     fn downsample(&self) -> Option<ConvBnConfig> {
         (self.stride != 1 || self.c_in != self.width * EXPANSION).then(|| {
-            ConvBnConfig::symmetric(self.c_in, self.width * EXPANSION, 1, self.stride).with_activation(Activation::Identity)
+            ConvBnConfig::symmetric(self.c_in, self.width * EXPANSION, 1, self.stride)
+                .with_activation(Activation::Identity)
         })
     }
 }
@@ -135,7 +137,11 @@ impl ResNetConfig {
             let mut blocks = Vec::new();
             for b in 0..depth {
                 let stride = if s > 0 && b == 0 { 2 } else { 1 };
-                blocks.push(BlockSpec { c_in, width, stride });
+                blocks.push(BlockSpec {
+                    c_in,
+                    width,
+                    stride,
+                });
                 c_in = width * EXPANSION;
             }
             stages.push(blocks);
@@ -185,13 +191,27 @@ impl ResNetConfig {
 
     /// Checks the configuration.
     pub fn validate(&self) -> Result<()> {
-        if self.widths.is_empty() || self.widths.len() != self.depths.len() || self.widths.contains(&0) || self.depths.contains(&0) || self.stem_width == 0 {
-            return Err(Error::invalid("resnet", "widths and depths need one non-zero entry per stage"));
+        if self.widths.is_empty()
+            || self.widths.len() != self.depths.len()
+            || self.widths.contains(&0)
+            || self.depths.contains(&0)
+            || self.stem_width == 0
+        {
+            return Err(Error::invalid(
+                "resnet",
+                "widths and depths need one non-zero entry per stage",
+            ));
         }
         let [_, h, w] = self.feature_shape();
         if h == 0 || w == 0 {
             let [_, ih, iw] = self.backbone_input();
-            return Err(Error::invalid("--resize", format!("a {ih}x{iw} input is too small for ResNet's {:?} form", self.form)));
+            return Err(Error::invalid(
+                "--resize",
+                format!(
+                    "a {ih}x{iw} input is too small for ResNet's {:?} form",
+                    self.form
+                ),
+            ));
         }
         Ok(())
     }

@@ -13,7 +13,10 @@
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear, LinearConfig,
+    PaddingConfig2d,
+};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
@@ -21,8 +24,8 @@ use super::Form;
 use crate::error::{Error, Result};
 use crate::model::blocks::Resize;
 use crate::model::blocks::conv_bn::KAIMING_FAN_OUT;
-use crate::model::{cost, ops};
 use crate::model::tap::{LayerTap, NoTap};
+use crate::model::{cost, ops};
 
 /// Configuration of a [`Vgg`].
 #[derive(Config, Debug)]
@@ -143,11 +146,21 @@ impl VggConfig {
 
     /// Checks the configuration.
     pub fn validate(&self) -> Result<()> {
-        if self.widths.is_empty() || self.widths.len() != self.depths.len() || self.widths.contains(&0) || self.depths.contains(&0) {
-            return Err(Error::invalid("vgg", "widths and depths need one non-zero entry per stage"));
+        if self.widths.is_empty()
+            || self.widths.len() != self.depths.len()
+            || self.widths.contains(&0)
+            || self.depths.contains(&0)
+        {
+            return Err(Error::invalid(
+                "vgg",
+                "widths and depths need one non-zero entry per stage",
+            ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::invalid("--dropout", format!("{} is not in [0, 1)", self.dropout)));
+            return Err(Error::invalid(
+                "--dropout",
+                format!("{} is not in [0, 1)", self.dropout),
+            ));
         }
         let [_, h, w] = self.feature_shape();
         if h == 0 || w == 0 {
@@ -173,7 +186,9 @@ impl VggConfig {
                         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                         .with_initializer(KAIMING_FAN_OUT)
                         .init(device),
-                    norm: self.batch_norm.then(|| BatchNormConfig::new(width).init(device)),
+                    norm: self
+                        .batch_norm
+                        .then(|| BatchNormConfig::new(width).init(device)),
                 });
                 c_in = width;
             }
@@ -183,7 +198,10 @@ impl VggConfig {
         // torchvision initialises the classifier with N(0, 0.01).
         let linear = |d_in, d_out| {
             LinearConfig::new(d_in, d_out)
-                .with_initializer(Initializer::Normal { mean: 0.0, std: 0.01 })
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: 0.01,
+                })
                 .init(device)
         };
         Ok(Vgg {
@@ -221,7 +239,9 @@ impl VggConfig {
 
     /// Names of the stages (`stage1` .. `stage5`).
     pub fn layer_names(&self) -> Vec<String> {
-        (1..=self.widths.len()).map(|i| format!("stage{i}")).collect()
+        (1..=self.widths.len())
+            .map(|i| format!("stage{i}"))
+            .collect()
     }
 }
 

@@ -15,19 +15,22 @@
 //! - `cifar`: `conv1` and `conv2` are 3x3 stride 1 with padding 1, so only the four
 //!   down-sampling blocks shrink the map (32x32 -> 2x2).
 
-use burn::nn::PaddingConfig2d;
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::BatchNorm;
 use burn::nn::BatchNormConfig;
+use burn::nn::PaddingConfig2d;
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use super::Form;
 use crate::error::{Error, Result};
 use crate::model::blocks::conv_bn::{Activation, ConvBn, ConvBnConfig};
-use crate::model::blocks::{PoolClassifier, PoolClassifierConfig, Resize, SeparableConv, SeparableConvConfig, global_avg_pool};
-use crate::model::{cost, ops};
+use crate::model::blocks::{
+    PoolClassifier, PoolClassifierConfig, Resize, SeparableConv, SeparableConvConfig,
+    global_avg_pool,
+};
 use crate::model::tap::{LayerTap, NoTap};
+use crate::model::{cost, ops};
 
 /// Configuration of an [`Xception`].
 #[derive(Config, Debug)]
@@ -128,7 +131,14 @@ impl BlockSpec {
                 if self.grow_first {
                     (if i == 0 { self.c_in } else { self.c_out }, self.c_out)
                 } else {
-                    (self.c_in, if i + 1 < self.reps { self.c_in } else { self.c_out })
+                    (
+                        self.c_in,
+                        if i + 1 < self.reps {
+                            self.c_in
+                        } else {
+                            self.c_out
+                        },
+                    )
                 }
             })
             .collect()
@@ -136,7 +146,8 @@ impl BlockSpec {
 
     fn skip(&self) -> Option<ConvBnConfig> {
         (self.c_out != self.c_in || self.stride != 1).then(|| {
-            ConvBnConfig::symmetric(self.c_in, self.c_out, 1, self.stride).with_activation(Activation::Identity)
+            ConvBnConfig::symmetric(self.c_in, self.c_out, 1, self.stride)
+                .with_activation(Activation::Identity)
         })
     }
 }
@@ -174,7 +185,10 @@ impl XceptionConfig {
                 ConvBnConfig::new(c, w1).with_stride(2).with_padding([0; 4]),
                 ConvBnConfig::new(w1, w2).with_padding([0; 4]),
             ],
-            Form::Cifar => [ConvBnConfig::symmetric(c, w1, 3, 1), ConvBnConfig::symmetric(w1, w2, 3, 1)],
+            Form::Cifar => [
+                ConvBnConfig::symmetric(c, w1, 3, 1),
+                ConvBnConfig::symmetric(w1, w2, 3, 1),
+            ],
         }
     }
 
@@ -219,14 +233,19 @@ impl XceptionConfig {
             for (c_in, c_out) in block.channels() {
                 flops += SeparableConvConfig::new(c_in, c_out).flops(hw);
             }
-            let out = if block.stride > 1 { hw.map(|s| cost::conv_out(s, 3, block.stride, 2)) } else { hw };
+            let out = if block.stride > 1 {
+                hw.map(|s| cost::conv_out(s, 3, block.stride, 2))
+            } else {
+                hw
+            };
             if let Some(skip) = block.skip() {
                 flops += skip.flops(hw);
             }
             hw = out;
         }
         let w = &self.widths;
-        flops += SeparableConvConfig::new(w[6], w[7]).flops(hw) + SeparableConvConfig::new(w[7], w[8]).flops(hw);
+        flops += SeparableConvConfig::new(w[6], w[7]).flops(hw)
+            + SeparableConvConfig::new(w[7], w[8]).flops(hw);
         ([w[8], hw[0], hw[1]], flops)
     }
 
@@ -251,7 +270,10 @@ impl XceptionConfig {
         if stem_out.contains(&0) {
             return Err(Error::invalid(
                 "--resize",
-                format!("a {h}x{w} input is too small for Xception's {:?} stem", self.form),
+                format!(
+                    "a {h}x{w} input is too small for Xception's {:?} stem",
+                    self.form
+                ),
             ));
         }
         Ok(())
@@ -270,7 +292,11 @@ impl XceptionConfig {
                 .blocks()
                 .iter()
                 .map(|b| XceptionBlock {
-                    reps: b.channels().into_iter().map(|(i, o)| SeparableBn::new(i, o, device)).collect(),
+                    reps: b
+                        .channels()
+                        .into_iter()
+                        .map(|(i, o)| SeparableBn::new(i, o, device))
+                        .collect(),
                     pool: (b.stride > 1).then(|| {
                         MaxPool2dConfig::new([3, 3])
                             .with_strides([b.stride, b.stride])

@@ -6,12 +6,12 @@
 //! [`pixel_attention_backward`](super::AttentionOps::pixel_attention_backward), which recomputes
 //! the attention weights block by block.
 
+use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::Autodiff;
 
 use super::AttentionOps;
 
@@ -20,12 +20,25 @@ use super::AttentionOps;
 struct PixelAttentionBackward;
 
 /// What the backward step needs: `q`, `k`, `v`, `y`, `lse`, scale, tiled.
-type State<B> = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, f32, bool);
+type State<B> = (
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    f32,
+    bool,
+);
 
 impl<B: AttentionOps> Backward<B, 3> for PixelAttentionBackward {
     type State = State<B>;
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let [node_q, node_k, node_v] = ops.parents;
         let dy = grads.consume::<B>(&ops.node);
         let (q, k, v, y, lse, scale, tiled) = ops.state;
@@ -57,11 +70,18 @@ impl<B: AttentionOps, C: CheckpointStrategy> AttentionOps for Autodiff<B, C> {
         {
             OpsKind::Tracked(prep) => {
                 let (q, k, v) = (q.into_primitive(), k.into_primitive(), v.into_primitive());
-                let (y, lse) = B::pixel_attention_forward(q.clone(), k.clone(), v.clone(), scale, tiled);
+                let (y, lse) =
+                    B::pixel_attention_forward(q.clone(), k.clone(), v.clone(), scale, tiled);
                 prep.finish((q, k, v, y.clone(), lse, scale, tiled), y)
             }
             OpsKind::UnTracked(prep) => {
-                let (y, _) = B::pixel_attention_forward(q.into_primitive(), k.into_primitive(), v.into_primitive(), scale, tiled);
+                let (y, _) = B::pixel_attention_forward(
+                    q.into_primitive(),
+                    k.into_primitive(),
+                    v.into_primitive(),
+                    scale,
+                    tiled,
+                );
                 prep.finish(y)
             }
         }

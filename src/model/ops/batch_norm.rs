@@ -29,7 +29,9 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, AutodiffBackend, DType, Dispatch, TensorMetadata, backend_extension};
+use burn::backend::{
+    Autodiff, AutodiffBackend, DType, Dispatch, TensorMetadata, backend_extension,
+};
 use burn::nn::BatchNorm;
 use burn::prelude::*;
 use rayon::prelude::*;
@@ -83,7 +85,14 @@ pub trait BatchNormOps: burn::backend::Backend {
         dy: FloatTensor<Self>,
         output: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        Self::batch_norm_train_grads(x, gamma, mean, variance, epsilon, Self::relu_backward(output, dy))
+        Self::batch_norm_train_grads(
+            x,
+            gamma,
+            mean,
+            variance,
+            epsilon,
+            Self::relu_backward(output, dy),
+        )
     }
 }
 
@@ -97,7 +106,11 @@ fn burns_train<B: burn::backend::Backend>(
     relu: bool,
 ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
     let r = B::batch_norm_train(x, gamma, beta, epsilon);
-    (if relu { B::relu(r.output) } else { r.output }, r.mean, r.variance)
+    (
+        if relu { B::relu(r.output) } else { r.output },
+        r.mean,
+        r.variance,
+    )
 }
 
 /// burn's `batch_norm_train_backward` as `(dx, dgamma, dbeta)`.
@@ -134,7 +147,12 @@ const LANES: usize = 32;
 fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     let mut acc = [0f32; LANES];
     let (a_body, b_body) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = a_body.remainder().iter().zip(b_body.remainder()).map(|(&x, &y)| f(x, y)).sum();
+    let tail: f32 = a_body
+        .remainder()
+        .iter()
+        .zip(b_body.remainder())
+        .map(|(&x, &y)| f(x, y))
+        .sum();
     for (a, b) in a_body.zip(b_body) {
         for l in 0..LANES {
             acc[l] += f(a[l], b[l]);
@@ -178,15 +196,29 @@ fn relu_mask(masked: &mut [f32], y: &[f32], dy: &[f32]) {
 
 /// Per channel, `f(channel, plane)` summed over the batch's planes of that channel, in f64
 /// (each plane's own sum in f32).
-fn channel_sums(x: &[f32], [b, c, n]: [usize; 3], f: impl Fn(usize, &[f32]) -> f32 + Sync) -> Vec<f64> {
+fn channel_sums(
+    x: &[f32],
+    [b, c, n]: [usize; 3],
+    f: impl Fn(usize, &[f32]) -> f32 + Sync,
+) -> Vec<f64> {
     (0..c)
         .into_par_iter()
-        .map(|ch| (0..b).map(|i| f(ch, &x[(i * c + ch) * n..(i * c + ch + 1) * n]) as f64).sum())
+        .map(|ch| {
+            (0..b)
+                .map(|i| f(ch, &x[(i * c + ch) * n..(i * c + ch + 1) * n]) as f64)
+                .sum()
+        })
         .collect()
 }
 
 impl BatchNormOps for burn::backend::Flex {
-    fn batch_norm_train_lean(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64, relu: bool) -> (FlexTensor, FlexTensor, FlexTensor) {
+    fn batch_norm_train_lean(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+        relu: bool,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
         if !cpu_takes(&[&x, &gamma, &beta]) {
             return burns_train::<Self>(x, gamma, beta, epsilon, relu);
         }
@@ -197,7 +229,10 @@ impl BatchNormOps for burn::backend::Flex {
         let (xs, gs, bs) = (values(&x), values(&gamma), values(&beta));
         let count = (b * n) as f64;
         let simd = Simd::detect();
-        let mean: Vec<f64> = channel_sums(xs, dims, |_, p| simd.run(|| lane_sum(p, p, |v, _| v))).into_iter().map(|s| s / count).collect();
+        let mean: Vec<f64> = channel_sums(xs, dims, |_, p| simd.run(|| lane_sum(p, p, |v, _| v)))
+            .into_iter()
+            .map(|s| s / count)
+            .collect();
         let var: Vec<f64> = channel_sums(xs, dims, |ch, p| {
             let m = mean[ch] as f32;
             simd.run(|| lane_sum(p, p, |v, _| (v - m) * (v - m)))
@@ -206,13 +241,20 @@ impl BatchNormOps for burn::backend::Flex {
         .map(|s| s / count)
         .collect();
         // y = x * scale + shift per channel
-        let scale: Vec<f32> = (0..c).map(|ch| (gs[ch] as f64 / (var[ch] + epsilon).sqrt()) as f32).collect();
-        let shift: Vec<f32> = (0..c).map(|ch| bs[ch] - (mean[ch] * scale[ch] as f64) as f32).collect();
+        let scale: Vec<f32> = (0..c)
+            .map(|ch| (gs[ch] as f64 / (var[ch] + epsilon).sqrt()) as f32)
+            .collect();
+        let shift: Vec<f32> = (0..c)
+            .map(|ch| bs[ch] - (mean[ch] * scale[ch] as f64) as f32)
+            .collect();
         let mut y = vec![0f32; xs.len()];
-        y.par_chunks_mut(n.max(1)).zip(xs.par_chunks(n.max(1))).enumerate().for_each(|(plane, (y, x))| {
-            let (a, s) = (scale[plane % c], shift[plane % c]);
-            simd.run(|| normalize(y, x, a, s, relu));
-        });
+        y.par_chunks_mut(n.max(1))
+            .zip(xs.par_chunks(n.max(1)))
+            .enumerate()
+            .for_each(|(plane, (y, x))| {
+                let (a, s) = (scale[plane % c], shift[plane % c]);
+                simd.run(|| normalize(y, x, a, s, relu));
+            });
         let stats = |v: Vec<f64>| tensor(v.into_iter().map(|v| v as f32).collect(), vec![c]);
         (tensor(y, shape), stats(mean), stats(var))
     }
@@ -231,9 +273,24 @@ impl BatchNormOps for burn::backend::Flex {
         let dims = planes(&x);
         let [b, c, n] = dims;
         let shape = x.shape().to_vec();
-        let (x, gamma, mean, variance, dy) = (contiguous(x), contiguous(gamma), contiguous(mean), contiguous(variance), contiguous(dy));
-        let (xs, gs, ms, vs, dys) = (values(&x), values(&gamma), values(&mean), values(&variance), values(&dy));
-        let inv_std: Vec<f32> = vs.iter().map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32).collect();
+        let (x, gamma, mean, variance, dy) = (
+            contiguous(x),
+            contiguous(gamma),
+            contiguous(mean),
+            contiguous(variance),
+            contiguous(dy),
+        );
+        let (xs, gs, ms, vs, dys) = (
+            values(&x),
+            values(&gamma),
+            values(&mean),
+            values(&variance),
+            values(&dy),
+        );
+        let inv_std: Vec<f32> = vs
+            .iter()
+            .map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32)
+            .collect();
         let plane = |i: usize, ch: usize| (i * c + ch) * n..(i * c + ch + 1) * n;
         let simd = Simd::detect();
         // dbeta = sum(dy), dgamma = sum(dy xhat) per channel
@@ -252,16 +309,23 @@ impl BatchNormOps for burn::backend::Flex {
             .collect();
         let count = (b * n) as f64;
         let mut dx = vec![0f32; xs.len()];
-        dx.par_chunks_mut(n.max(1)).zip(xs.par_chunks(n.max(1)).zip(dys.par_chunks(n.max(1)))).enumerate().for_each(|(p, (dx, (x, dy)))| {
-            let ch = p % c;
-            let (m, s) = (ms[ch], inv_std[ch]);
-            let k = gs[ch] * s;
-            let (mean_db, mean_dg) = ((sums[ch].0 / count) as f32, (sums[ch].1 / count) as f32);
-            simd.run(|| input_grad(dx, x, dy, [k, m, s, mean_db, mean_dg]));
-        });
+        dx.par_chunks_mut(n.max(1))
+            .zip(xs.par_chunks(n.max(1)).zip(dys.par_chunks(n.max(1))))
+            .enumerate()
+            .for_each(|(p, (dx, (x, dy)))| {
+                let ch = p % c;
+                let (m, s) = (ms[ch], inv_std[ch]);
+                let k = gs[ch] * s;
+                let (mean_db, mean_dg) = ((sums[ch].0 / count) as f32, (sums[ch].1 / count) as f32);
+                simd.run(|| input_grad(dx, x, dy, [k, m, s, mean_db, mean_dg]));
+            });
         let dgamma = sums.iter().map(|s| s.1 as f32).collect();
         let dbeta = sums.iter().map(|s| s.0 as f32).collect();
-        (tensor(dx, shape), tensor(dgamma, vec![c]), tensor(dbeta, vec![c]))
+        (
+            tensor(dx, shape),
+            tensor(dgamma, vec![c]),
+            tensor(dbeta, vec![c]),
+        )
     }
 
     fn batch_norm_relu_train_grads(
@@ -283,9 +347,16 @@ impl BatchNormOps for burn::backend::Flex {
         let mut masked = vec![0f32; values(&dy).len()];
         let chunk = (1 << 16).min(masked.len()).max(1);
         let simd = Simd::detect();
-        masked.par_chunks_mut(chunk).zip(values(&output).par_chunks(chunk).zip(values(&dy).par_chunks(chunk))).for_each(|(m, (y, g))| {
-            simd.run(|| relu_mask(m, y, g));
-        });
+        masked
+            .par_chunks_mut(chunk)
+            .zip(
+                values(&output)
+                    .par_chunks(chunk)
+                    .zip(values(&dy).par_chunks(chunk)),
+            )
+            .for_each(|(m, (y, g))| {
+                simd.run(|| relu_mask(m, y, g));
+            });
         let dy = tensor(masked, dy.shape().to_vec());
         Self::batch_norm_train_grads(x, gamma, mean, variance, epsilon, dy)
     }
@@ -303,14 +374,28 @@ struct BatchNormBackward;
 impl<B: BatchNormOps> Backward<B, 3> for BatchNormBackward {
     /// `x`, `gamma`, the batch mean and variance, epsilon, and the output where the op applied
     /// the ReLU.
-    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, f64, Option<FloatTensor<B>>);
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        f64,
+        Option<FloatTensor<B>>,
+    );
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let [node_x, node_gamma, node_beta] = ops.parents;
         let dy = grads.consume::<B>(&ops.node);
         let (x, gamma, mean, variance, epsilon, relu_output) = ops.state;
         let (dx, dgamma, dbeta) = match relu_output {
-            Some(output) => B::batch_norm_relu_train_grads(x, gamma, mean, variance, epsilon, dy, output),
+            Some(output) => {
+                B::batch_norm_relu_train_grads(x, gamma, mean, variance, epsilon, dy, output)
+            }
             None => B::batch_norm_train_grads(x, gamma, mean, variance, epsilon, dy),
         };
         if let Some(node) = node_x {
@@ -333,18 +418,46 @@ impl<B: BatchNormOps, C: CheckpointStrategy> BatchNormOps for Autodiff<B, C> {
         epsilon: f64,
         relu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        match BatchNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+        match BatchNormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
-                let (x, gamma, beta) = (x.into_primitive(), gamma.into_primitive(), beta.into_primitive());
-                let (y, mean, variance) = B::batch_norm_train_lean(x.clone(), gamma.clone(), beta, epsilon, relu);
+                let (x, gamma, beta) = (
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                );
+                let (y, mean, variance) =
+                    B::batch_norm_train_lean(x.clone(), gamma.clone(), beta, epsilon, relu);
                 let relu_output = relu.then(|| y.clone());
-                let y = prep.finish((x, gamma, mean.clone(), variance.clone(), epsilon, relu_output), y);
+                let y = prep.finish(
+                    (
+                        x,
+                        gamma,
+                        mean.clone(),
+                        variance.clone(),
+                        epsilon,
+                        relu_output,
+                    ),
+                    y,
+                );
                 (y, Self::from_inner(mean), Self::from_inner(variance))
             }
             OpsKind::UnTracked(prep) => {
-                let (y, mean, variance) =
-                    B::batch_norm_train_lean(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), epsilon, relu);
-                (prep.finish(y), Self::from_inner(mean), Self::from_inner(variance))
+                let (y, mean, variance) = B::batch_norm_train_lean(
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                    epsilon,
+                    relu,
+                );
+                (
+                    prep.finish(y),
+                    Self::from_inner(mean),
+                    Self::from_inner(variance),
+                )
             }
         }
     }
@@ -372,7 +485,11 @@ pub fn forward_relu<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D>
 fn train_or_infer<const D: usize>(norm: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
     if !(x.device().is_autodiff() && norm.training.is_enabled()) {
         let y = norm.forward(x);
-        return if relu { burn::tensor::activation::relu(y) } else { y };
+        return if relu {
+            burn::tensor::activation::relu(y)
+        } else {
+            y
+        };
     }
     let device = x.device();
     let (y, mean, variance) = <Dispatch as BatchNormOps>::batch_norm_train_lean(
@@ -382,12 +499,19 @@ fn train_or_infer<const D: usize>(norm: &BatchNorm, x: Tensor<D>, relu: bool) ->
         norm.epsilon,
         relu,
     );
-    let (mean, variance) = (Tensor::<1>::from_dispatch(mean), Tensor::<1>::from_dispatch(variance));
+    let (mean, variance) = (
+        Tensor::<1>::from_dispatch(mean),
+        Tensor::<1>::from_dispatch(variance),
+    );
     let momentum = norm.momentum;
     let running_mean = norm.running_mean.value_sync().to_device(&device);
     let running_var = norm.running_var.value_sync().to_device(&device);
-    let running_mean = running_mean.mul_scalar(1.0 - momentum).add(mean.detach().mul_scalar(momentum));
-    let running_var = running_var.mul_scalar(1.0 - momentum).add(variance.detach().mul_scalar(momentum));
+    let running_mean = running_mean
+        .mul_scalar(1.0 - momentum)
+        .add(mean.detach().mul_scalar(momentum));
+    let running_var = running_var
+        .mul_scalar(1.0 - momentum)
+        .add(variance.detach().mul_scalar(momentum));
     norm.running_mean.update(running_mean.detach());
     norm.running_var.update(running_var.detach());
     Tensor::from_dispatch(y)
@@ -417,12 +541,17 @@ mod tests {
 
     #[test]
     fn every_simd_path_computes_the_portable_bits() {
-        let same = |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+        let same = |a: &[f32], b: &[f32]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits())
+        };
         for simd in report_paths("batch norm kernels") {
             // lengths around the 16-lane registers and the 32 partial sums
             for n in [1, 7, 15, 16, 17, 31, 32, 33, 64, 100, 1024] {
                 let (x, dy) = (tricky(n, n as u32), tricky(n, 7 * n as u32 + 1));
-                let finite: Vec<f32> = x.iter().map(|v| if v.is_finite() { *v } else { 0.5 }).collect();
+                let finite: Vec<f32> = x
+                    .iter()
+                    .map(|v| if v.is_finite() { *v } else { 0.5 })
+                    .collect();
                 for relu in [false, true] {
                     let (mut y, mut want) = (vec![0f32; n], vec![0f32; n]);
                     simd.run(|| normalize(&mut y, &x, 1.25, -0.5, relu));
@@ -439,7 +568,10 @@ mod tests {
                 assert!(same(&dx, &want), "{simd:?} relu mask n {n}");
                 let got = simd.run(|| lane_sum(&finite, &dy, |a, b| a * b));
                 let want = lane_sum(&finite, &dy, |a, b| a * b);
-                assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{simd:?} lane sum n {n}: {got} vs {want}");
+                assert!(
+                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                    "{simd:?} lane sum n {n}: {got} vs {want}"
+                );
             }
         }
     }

@@ -35,8 +35,8 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
 use super::conv_cpu::{self, ConvShape};
-use super::winograd;
 use super::cpu::{contiguous, tensor, values};
+use super::winograd;
 
 /// Conv2d whose backward pass a backend may implement itself. The default bodies are burn's own
 /// conv ops, so every backend runs it.
@@ -48,7 +48,11 @@ use super::cpu::{contiguous, tensor, values};
 )]
 pub trait ConvOps: burn::backend::Backend {
     /// The differentiable conv (no bias).
-    fn conv2d_lean(x: FloatTensor<Self>, weight: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
+    fn conv2d_lean(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
         Self::conv2d(x, weight, None, options)
     }
 
@@ -98,7 +102,12 @@ impl ConvOps for burn::backend::Flex {
         tensor(y, vec![shape.batch, shape.c_out, shape.ho, shape.wo])
     }
 
-    fn conv2d_input_grad(x: FlexTensor, weight: FlexTensor, dy: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+    fn conv2d_input_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        dy: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
         if !cpu_takes(&[&x, &weight, &dy], &options) {
             return Self::conv2d_x_backward(x, weight, dy, options);
         }
@@ -112,7 +121,12 @@ impl ConvOps for burn::backend::Flex {
         tensor(dx, dims4(&x).to_vec())
     }
 
-    fn conv2d_weight_grad(x: FlexTensor, weight: FlexTensor, dy: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+    fn conv2d_weight_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        dy: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
         if !cpu_takes(&[&x, &weight, &dy], &options) {
             return Self::conv2d_weight_backward(x, weight, dy, options);
         }
@@ -139,13 +153,21 @@ struct Conv2dBackward;
 impl<B: ConvOps> Backward<B, 2> for Conv2dBackward {
     type State = (FloatTensor<B>, FloatTensor<B>, ConvOptions<2>);
 
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let [node_x, node_w] = ops.parents;
         let dy = grads.consume::<B>(&ops.node);
         let (x, weight, options) = ops.state;
         // The input gradient only where the input needs one (not for the network's input).
         if let Some(node) = node_x {
-            grads.register::<B>(node.id, B::conv2d_input_grad(x.clone(), weight.clone(), dy.clone(), options.clone()));
+            grads.register::<B>(
+                node.id,
+                B::conv2d_input_grad(x.clone(), weight.clone(), dy.clone(), options.clone()),
+            );
         }
         if let Some(node) = node_w {
             grads.register::<B>(node.id, B::conv2d_weight_grad(x, weight, dy, options));
@@ -154,14 +176,26 @@ impl<B: ConvOps> Backward<B, 2> for Conv2dBackward {
 }
 
 impl<B: ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
-    fn conv2d_lean(x: FloatTensor<Self>, weight: FloatTensor<Self>, options: ConvOptions<2>) -> FloatTensor<Self> {
-        match Conv2dBackward.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
+    fn conv2d_lean(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        match Conv2dBackward
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let (x, weight) = (x.into_primitive(), weight.into_primitive());
                 let y = B::conv2d_lean(x.clone(), weight.clone(), options.clone());
                 prep.finish((x, weight, options), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::conv2d_lean(x.into_primitive(), weight.into_primitive(), options)),
+            OpsKind::UnTracked(prep) => prep.finish(B::conv2d_lean(
+                x.into_primitive(),
+                weight.into_primitive(),
+                options,
+            )),
         }
     }
 }
@@ -172,13 +206,21 @@ impl<B: ConvOps, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
 /// # Shapes
 /// - `x`: `[batch, c_in, h, w]`; `weight`: `[c_out, c_in / groups, kh, kw]`; `bias`: `[c_out]`
 /// - output: `[batch, c_out, ho, wo]`
-pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Tensor<4> {
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
     if options.groups != 1 {
         return burn::tensor::module::conv2d(x, weight, bias, options);
     }
     let [_, c_in, _, _] = x.dims();
     let [c_out, c_in_w, _, _] = weight.dims();
-    assert_eq!(c_in, c_in_w, "conv2d: input has {c_in} channels, the kernel expects {c_in_w}");
+    assert_eq!(
+        c_in, c_in_w,
+        "conv2d: input has {c_in} channels, the kernel expects {c_in_w}"
+    );
     let y: Tensor<4> = Tensor::from_dispatch(<Dispatch as ConvOps>::conv2d_lean(
         x.into_dispatch(),
         weight.into_dispatch(),
@@ -204,5 +246,10 @@ pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         PaddingConfig2d::Same => return conv.forward(x),
     };
     let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
-    conv2d(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), options)
+    conv2d(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        options,
+    )
 }

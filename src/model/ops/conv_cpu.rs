@@ -75,7 +75,12 @@ impl ConvShape {
     /// A 1x1, stride-1, unpadded conv (attention's q, k, v projections): its im2col matrix is
     /// the image itself (`[ci, h * w]`), so the products read the image in place.
     fn is_pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0] && self.ho == self.h && self.wo == self.w
+        self.kh == 1
+            && self.kw == 1
+            && self.stride == [1, 1]
+            && self.pad == [0, 0]
+            && self.ho == self.h
+            && self.wo == self.w
     }
 
     /// Rows of the im2col matrix: `ci * kh * kw`.
@@ -91,20 +96,42 @@ impl ConvShape {
     /// For kernel offset `j` along a row, the output columns `ox` whose input column
     /// `ox * s + j * d - pad` lies inside the image, as a range.
     fn valid_cols(&self, j: usize) -> std::ops::Range<usize> {
-        valid_range(self.wo, self.w, self.stride[1], j * self.dilation[1], self.pad[1])
+        valid_range(
+            self.wo,
+            self.w,
+            self.stride[1],
+            j * self.dilation[1],
+            self.pad[1],
+        )
     }
 
     fn valid_rows(&self, i: usize) -> std::ops::Range<usize> {
-        valid_range(self.ho, self.h, self.stride[0], i * self.dilation[0], self.pad[0])
+        valid_range(
+            self.ho,
+            self.h,
+            self.stride[0],
+            i * self.dilation[0],
+            self.pad[0],
+        )
     }
 }
 
 /// The outputs `o < n_out` with `0 <= o * s + offset - pad < n_in`.
-fn valid_range(n_out: usize, n_in: usize, s: usize, offset: usize, pad: usize) -> std::ops::Range<usize> {
+fn valid_range(
+    n_out: usize,
+    n_in: usize,
+    s: usize,
+    offset: usize,
+    pad: usize,
+) -> std::ops::Range<usize> {
     // o * s + offset >= pad  <=>  o >= ceil((pad - offset) / s)
     let start = pad.saturating_sub(offset).div_ceil(s);
     // o * s + offset - pad <= n_in - 1  <=>  o <= (n_in - 1 + pad - offset) / s
-    let end = if n_in + pad > offset { ((n_in - 1 + pad - offset) / s + 1).min(n_out) } else { 0 };
+    let end = if n_in + pad > offset {
+        ((n_in - 1 + pad - offset) / s + 1).min(n_out)
+    } else {
+        0
+    };
     start.min(end)..end
 }
 
@@ -192,7 +219,11 @@ thread_local! {
 /// Runs `f` on two scratch slices of `a` and `b` floats from this thread's reusable buffer.
 /// Their contents are unspecified (left over from earlier calls): every user writes before it
 /// reads.
-pub(super) fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+pub(super) fn with_scratch<R>(
+    a: usize,
+    b: usize,
+    f: impl FnOnce(&mut [f32], &mut [f32]) -> R,
+) -> R {
     SCRATCH.with(|cell| {
         let mut buffer = cell.take();
         if buffer.len() < a + b {
@@ -210,7 +241,8 @@ pub(super) fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mu
 fn images_to_block(images: &[f32], n: usize, rows: usize, p: usize, block: &mut [f32], ld: usize) {
     for j in 0..n {
         for r in 0..rows {
-            block[r * ld + j * p..r * ld + (j + 1) * p].copy_from_slice(&images[(j * rows + r) * p..(j * rows + r + 1) * p]);
+            block[r * ld + j * p..r * ld + (j + 1) * p]
+                .copy_from_slice(&images[(j * rows + r) * p..(j * rows + r + 1) * p]);
         }
     }
 }
@@ -220,7 +252,8 @@ fn images_to_block(images: &[f32], n: usize, rows: usize, p: usize, block: &mut 
 fn block_to_images(block: &[f32], ld: usize, n: usize, rows: usize, p: usize, images: &mut [f32]) {
     for j in 0..n {
         for r in 0..rows {
-            images[(j * rows + r) * p..(j * rows + r + 1) * p].copy_from_slice(&block[r * ld + j * p..r * ld + (j + 1) * p]);
+            images[(j * rows + r) * p..(j * rows + r + 1) * p]
+                .copy_from_slice(&block[r * ld + j * p..r * ld + (j + 1) * p]);
         }
     }
 }
@@ -244,7 +277,11 @@ const WIDE_IMAGE: usize = 256;
 /// Images side by side per matrix product: one where the image is wide enough alone, else as
 /// many as fit in [`BLOCK_ELEMENTS`] (at most a task's `chunk`).
 fn images_per_block(k: usize, p: usize, chunk: usize) -> usize {
-    if p >= WIDE_IMAGE { 1 } else { (BLOCK_ELEMENTS / (k * p).max(1)).clamp(1, chunk) }
+    if p >= WIDE_IMAGE {
+        1
+    } else {
+        (BLOCK_ELEMENTS / (k * p).max(1)).clamp(1, chunk)
+    }
 }
 
 /// The conv's output `[b, co, ho, wo]` (flat): `y_block [co, n P] = W [co, K] x col_block`, a
@@ -253,36 +290,75 @@ pub fn forward(x: &[f32], weight: &[f32], s: &ConvShape) -> Vec<f32> {
     let simd = Simd::detect();
     let (k, p) = (s.k(), s.p());
     let (x_len, y_len) = (s.c_in * s.h * s.w, s.c_out * p);
-    assert_eq!(x.len(), s.batch * x_len, "conv forward: x has the wrong size");
-    assert_eq!(weight.len(), s.c_out * k, "conv forward: weight has the wrong size");
+    assert_eq!(
+        x.len(),
+        s.batch * x_len,
+        "conv forward: x has the wrong size"
+    );
+    assert_eq!(
+        weight.len(),
+        s.c_out * k,
+        "conv forward: weight has the wrong size"
+    );
     let mut y = vec![0f32; s.batch * y_len];
     let chunk = images_per_task(s.batch);
     let block = images_per_block(k, p, chunk);
-    y.par_chunks_mut(chunk * y_len).zip(x.par_chunks(chunk * x_len)).for_each(|(ys, xs)| {
-        let ld = block * p;
-        with_scratch(k * ld, s.c_out * ld, |col, yc| {
-            for (yb, xb) in ys.chunks_mut(block * y_len).zip(xs.chunks(block * x_len)) {
-                let n = xb.len() / x_len;
-                let w = View::new(0, s.c_out, k, k, 1);
-                if n == 1 && s.is_pointwise() {
-                    // the image is its own im2col matrix
-                    matmul(yb, View::new(0, s.c_out, p, p, 1), false, weight, w, xb, View::new(0, k, p, p, 1), 1.0);
-                    continue;
+    y.par_chunks_mut(chunk * y_len)
+        .zip(x.par_chunks(chunk * x_len))
+        .for_each(|(ys, xs)| {
+            let ld = block * p;
+            with_scratch(k * ld, s.c_out * ld, |col, yc| {
+                for (yb, xb) in ys.chunks_mut(block * y_len).zip(xs.chunks(block * x_len)) {
+                    let n = xb.len() / x_len;
+                    let w = View::new(0, s.c_out, k, k, 1);
+                    if n == 1 && s.is_pointwise() {
+                        // the image is its own im2col matrix
+                        matmul(
+                            yb,
+                            View::new(0, s.c_out, p, p, 1),
+                            false,
+                            weight,
+                            w,
+                            xb,
+                            View::new(0, k, p, p, 1),
+                            1.0,
+                        );
+                        continue;
+                    }
+                    for j in 0..n {
+                        simd.run(|| {
+                            im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld)
+                        });
+                    }
+                    // y_block [co, n P] = W [co, K] x col_block [K, n P]; one image: straight into y
+                    let cols = View::new(0, k, n * p, ld, 1);
+                    if n == 1 {
+                        matmul(
+                            yb,
+                            View::new(0, s.c_out, p, p, 1),
+                            false,
+                            weight,
+                            w,
+                            col,
+                            cols,
+                            1.0,
+                        );
+                    } else {
+                        matmul(
+                            yc,
+                            View::new(0, s.c_out, n * p, ld, 1),
+                            false,
+                            weight,
+                            w,
+                            col,
+                            cols,
+                            1.0,
+                        );
+                        block_to_images(yc, ld, n, s.c_out, p, yb);
+                    }
                 }
-                for j in 0..n {
-                    simd.run(|| im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld));
-                }
-                // y_block [co, n P] = W [co, K] x col_block [K, n P]; one image: straight into y
-                let cols = View::new(0, k, n * p, ld, 1);
-                if n == 1 {
-                    matmul(yb, View::new(0, s.c_out, p, p, 1), false, weight, w, col, cols, 1.0);
-                } else {
-                    matmul(yc, View::new(0, s.c_out, n * p, ld, 1), false, weight, w, col, cols, 1.0);
-                    block_to_images(yc, ld, n, s.c_out, p, yb);
-                }
-            }
+            });
         });
-    });
     y
 }
 
@@ -295,8 +371,16 @@ pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
     let simd = Simd::detect();
     let (k, p) = (s.k(), s.p());
     let (x_len, dy_len) = (s.c_in * s.h * s.w, s.c_out * p);
-    assert_eq!(x.len(), s.batch * x_len, "conv weight grad: x has the wrong size");
-    assert_eq!(dy.len(), s.batch * dy_len, "conv weight grad: dy has the wrong size");
+    assert_eq!(
+        x.len(),
+        s.batch * x_len,
+        "conv weight grad: x has the wrong size"
+    );
+    assert_eq!(
+        dy.len(),
+        s.batch * dy_len,
+        "conv weight grad: dy has the wrong size"
+    );
     let chunk = images_per_task(s.batch);
     let block = images_per_block(k, p, chunk);
     // One partial [co, K] per task, summed in task order: the result does not depend on which
@@ -308,15 +392,30 @@ pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
             let mut dw = vec![0f32; s.c_out * k];
             let ld = block * p;
             with_scratch(k * ld, s.c_out * ld, |col, dyc| {
-                for (b, (xb, dyb)) in xs.chunks(block * x_len).zip(dys.chunks(block * dy_len)).enumerate() {
+                for (b, (xb, dyb)) in xs
+                    .chunks(block * x_len)
+                    .zip(dys.chunks(block * dy_len))
+                    .enumerate()
+                {
                     let n = xb.len() / x_len;
                     if n == 1 && s.is_pointwise() {
                         // dW [co, ci] += dy_b [co, P] x x_b^T [P, ci]: the image is its own im2col matrix
-                        matmul(&mut dw, View::new(0, s.c_out, k, k, 1), b > 0, dyb, View::new(0, s.c_out, p, p, 1), xb, View::new(0, p, k, 1, p), 1.0);
+                        matmul(
+                            &mut dw,
+                            View::new(0, s.c_out, k, k, 1),
+                            b > 0,
+                            dyb,
+                            View::new(0, s.c_out, p, p, 1),
+                            xb,
+                            View::new(0, p, k, 1, p),
+                            1.0,
+                        );
                         continue;
                     }
                     for j in 0..n {
-                        simd.run(|| im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld));
+                        simd.run(|| {
+                            im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld)
+                        });
                     }
                     // dW [co, K] += dy_block [co, n P] x col_block^T [n P, K]; one image: its own dy
                     let (dy_block, dy_ld) = if n == 1 {
@@ -325,7 +424,16 @@ pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
                         images_to_block(dyb, n, s.c_out, p, dyc, ld);
                         (&dyc[..], ld)
                     };
-                    matmul(&mut dw, View::new(0, s.c_out, k, k, 1), b > 0, dy_block, View::new(0, s.c_out, n * p, dy_ld, 1), col, View::new(0, n * p, k, 1, ld), 1.0);
+                    matmul(
+                        &mut dw,
+                        View::new(0, s.c_out, k, k, 1),
+                        b > 0,
+                        dy_block,
+                        View::new(0, s.c_out, n * p, dy_ld, 1),
+                        col,
+                        View::new(0, n * p, k, 1, ld),
+                        1.0,
+                    );
                 }
             });
             dw
@@ -353,36 +461,69 @@ pub fn input_grad(weight: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
     let simd = Simd::detect();
     let (k, p) = (s.k(), s.p());
     let (x_len, dy_len) = (s.c_in * s.h * s.w, s.c_out * p);
-    assert_eq!(weight.len(), s.c_out * k, "conv input grad: weight has the wrong size");
-    assert_eq!(dy.len(), s.batch * dy_len, "conv input grad: dy has the wrong size");
+    assert_eq!(
+        weight.len(),
+        s.c_out * k,
+        "conv input grad: weight has the wrong size"
+    );
+    assert_eq!(
+        dy.len(),
+        s.batch * dy_len,
+        "conv input grad: dy has the wrong size"
+    );
     // Zeroed here, once: col2im adds onto it.
     let mut dx = vec![0f32; s.batch * x_len];
     let chunk = images_per_task(s.batch);
     let block = images_per_block(k, p, chunk);
-    dx.par_chunks_mut(chunk * x_len).zip(dy.par_chunks(chunk * dy_len)).for_each(|(dxs, dys)| {
-        let ld = block * p;
-        with_scratch(k * ld, s.c_out * ld, |dcol, dyc| {
-            for (dxb, dyb) in dxs.chunks_mut(block * x_len).zip(dys.chunks(block * dy_len)) {
-                let n = dyb.len() / dy_len;
-                if n == 1 && s.is_pointwise() {
-                    // dx_b [ci, P] = W^T [ci, co] x dy_b [co, P]: col2im of a 1x1 conv is the identity
-                    matmul(dxb, View::new(0, k, p, p, 1), false, weight, View::new(0, k, s.c_out, 1, k), dyb, View::new(0, s.c_out, p, p, 1), 1.0);
-                    continue;
+    dx.par_chunks_mut(chunk * x_len)
+        .zip(dy.par_chunks(chunk * dy_len))
+        .for_each(|(dxs, dys)| {
+            let ld = block * p;
+            with_scratch(k * ld, s.c_out * ld, |dcol, dyc| {
+                for (dxb, dyb) in dxs
+                    .chunks_mut(block * x_len)
+                    .zip(dys.chunks(block * dy_len))
+                {
+                    let n = dyb.len() / dy_len;
+                    if n == 1 && s.is_pointwise() {
+                        // dx_b [ci, P] = W^T [ci, co] x dy_b [co, P]: col2im of a 1x1 conv is the identity
+                        matmul(
+                            dxb,
+                            View::new(0, k, p, p, 1),
+                            false,
+                            weight,
+                            View::new(0, k, s.c_out, 1, k),
+                            dyb,
+                            View::new(0, s.c_out, p, p, 1),
+                            1.0,
+                        );
+                        continue;
+                    }
+                    // dcol [K, n P] = W^T [K, co] x dy_block [co, n P]; one image: its own dy
+                    let (dy_block, dy_ld) = if n == 1 {
+                        (dyb, p)
+                    } else {
+                        images_to_block(dyb, n, s.c_out, p, dyc, ld);
+                        (&dyc[..], ld)
+                    };
+                    matmul(
+                        dcol,
+                        View::new(0, k, n * p, ld, 1),
+                        false,
+                        weight,
+                        View::new(0, k, s.c_out, 1, k),
+                        dy_block,
+                        View::new(0, s.c_out, n * p, dy_ld, 1),
+                        1.0,
+                    );
+                    for j in 0..n {
+                        simd.run(|| {
+                            col2im(&dcol[j * p..], s, &mut dxb[j * x_len..(j + 1) * x_len], ld)
+                        });
+                    }
                 }
-                // dcol [K, n P] = W^T [K, co] x dy_block [co, n P]; one image: its own dy
-                let (dy_block, dy_ld) = if n == 1 {
-                    (dyb, p)
-                } else {
-                    images_to_block(dyb, n, s.c_out, p, dyc, ld);
-                    (&dyc[..], ld)
-                };
-                matmul(dcol, View::new(0, k, n * p, ld, 1), false, weight, View::new(0, k, s.c_out, 1, k), dy_block, View::new(0, s.c_out, n * p, dy_ld, 1), 1.0);
-                for j in 0..n {
-                    simd.run(|| col2im(&dcol[j * p..], s, &mut dxb[j * x_len..(j + 1) * x_len], ld));
-                }
-            }
+            });
         });
-    });
     dx
 }
 
@@ -415,17 +556,26 @@ mod tests {
     fn im2col_and_col2im_compute_the_portable_bits_on_every_path() {
         // (c_in, h, w, kernel, stride, padding): 3x3 and 1x1, strides 1 and 2, widths that
         // leave tails after 16- and 8-lane registers
-        let cases = [(3, 9, 17, 3, 1, 1), (5, 8, 8, 3, 2, 1), (2, 5, 33, 1, 1, 0), (4, 7, 19, 5, 1, 2)];
+        let cases = [
+            (3, 9, 17, 3, 1, 1),
+            (5, 8, 8, 3, 2, 1),
+            (2, 5, 33, 1, 1, 0),
+            (4, 7, 19, 5, 1, 2),
+        ];
         for simd in crate::model::ops::simd::report_paths("im2col / col2im") {
             for (i, &(c_in, h, w, k, stride, pad)) in cases.iter().enumerate() {
-                let options = ConvOptions::new_with_padding([stride; 2], [(pad, pad); 2], [1, 1], 1);
+                let options =
+                    ConvOptions::new_with_padding([stride; 2], [(pad, pad); 2], [1, 1], 1);
                 let s = ConvShape::new([1, c_in, h, w], [4, c_in, k, k], &options);
                 let (rows, p) = (s.k(), s.p());
-                let x: Vec<f32> = (0..c_in * h * w).map(|v| (v * 37 % 101) as f32 * 0.013 - 0.6).collect();
+                let x: Vec<f32> = (0..c_in * h * w)
+                    .map(|v| (v * 37 % 101) as f32 * 0.013 - 0.6)
+                    .collect();
                 let (mut col, mut want) = (vec![f32::NAN; rows * p], vec![f32::NAN; rows * p]);
                 simd.run(|| im2col(&x, &s, &mut col, p));
                 im2col(&x, &s, &mut want, p);
-                let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+                let same =
+                    |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
                 assert!(same(&col, &want), "{simd:?} case {i}: im2col");
                 let (mut dx, mut dx_want) = (vec![0f32; x.len()], vec![0f32; x.len()]);
                 simd.run(|| col2im(&col, &s, &mut dx, p));

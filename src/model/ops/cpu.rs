@@ -47,7 +47,11 @@ fn dims3(t: &FlexTensor) -> [usize; 3] {
 /// A contiguous copy (or the tensor itself when already contiguous). Shared by the flex kernels
 /// of this module's siblings (conv, BatchNorm).
 pub(super) fn contiguous(t: FlexTensor) -> FlexTensor {
-    if t.is_contiguous() { t } else { t.to_contiguous() }
+    if t.is_contiguous() {
+        t
+    } else {
+        t.to_contiguous()
+    }
 }
 
 pub(super) fn values(t: &FlexTensor) -> &[f32] {
@@ -64,7 +68,12 @@ fn groups_per_task(n: usize) -> usize {
 }
 
 /// Forward: `(y [g, dv, n], lse [g, n])`.
-pub fn forward(q: FlexTensor, k: FlexTensor, v: FlexTensor, scale: f32) -> (FlexTensor, FlexTensor) {
+pub fn forward(
+    q: FlexTensor,
+    k: FlexTensor,
+    v: FlexTensor,
+    scale: f32,
+) -> (FlexTensor, FlexTensor) {
     let [g, dk, n] = dims3(&q);
     let dv = dims3(&v)[1];
     let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
@@ -127,7 +136,11 @@ pub fn backward(
                 dense_backward(simd, q, k, v, y, lse, dy, dk, dv, n, scale, dq, dk_g, dv_g);
             }
         });
-    (tensor(dq, vec![g, dk, n]), tensor(dk_out, vec![g, dk, n]), tensor(dv_out, vec![g, dv, n]))
+    (
+        tensor(dq, vec![g, dk, n]),
+        tensor(dk_out, vec![g, dk, n]),
+        tensor(dv_out, vec![g, dv, n]),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -139,8 +152,20 @@ pub fn backward(
 ///
 /// # Panics
 /// If the CPU cannot run `simd`.
-pub fn outer_forward(simd: Simd, q: &[f32], k: &[f32], v: &[f32], scale: f32, y: &mut [f32], lse: &mut [f32]) {
-    assert!(simd.is_supported(), "the {} kernels on a CPU without them", simd.name());
+pub fn outer_forward(
+    simd: Simd,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    scale: f32,
+    y: &mut [f32],
+    lse: &mut [f32],
+) {
+    assert!(
+        simd.is_supported(),
+        "the {} kernels on a CPU without them",
+        simd.name()
+    );
     #[cfg(target_arch = "x86_64")]
     match simd {
         // SAFETY: the CPU supports the path (asserted above).
@@ -169,12 +194,20 @@ pub fn outer_backward(
     dk: &mut [f32],
     dv: &mut [f32],
 ) {
-    assert!(simd.is_supported(), "the {} kernels on a CPU without them", simd.name());
+    assert!(
+        simd.is_supported(),
+        "the {} kernels on a CPU without them",
+        simd.name()
+    );
     #[cfg(target_arch = "x86_64")]
     match simd {
         // SAFETY: the CPU supports the path (asserted above).
-        Simd::Avx512 => return unsafe { avx512::outer_backward(q, k, v, y, lse, dy, scale, dq, dk, dv) },
-        Simd::Avx2 => return unsafe { avx2::outer_backward(q, k, v, y, lse, dy, scale, dq, dk, dv) },
+        Simd::Avx512 => {
+            return unsafe { avx512::outer_backward(q, k, v, y, lse, dy, scale, dq, dk, dv) };
+        }
+        Simd::Avx2 => {
+            return unsafe { avx2::outer_backward(q, k, v, y, lse, dy, scale, dq, dk, dv) };
+        }
         Simd::Portable => {}
     }
     portable::outer_backward(q, k, v, y, lse, dy, scale, dq, dk, dv)
@@ -185,7 +218,11 @@ pub fn outer_backward(
 /// # Panics
 /// If the CPU cannot run `simd`.
 pub fn softmax_rows(simd: Simd, p: &mut [f32], n: usize, lse: &mut [f32], inv_sum: &mut [f32]) {
-    assert!(simd.is_supported(), "the {} kernels on a CPU without them", simd.name());
+    assert!(
+        simd.is_supported(),
+        "the {} kernels on a CPU without them",
+        simd.name()
+    );
     #[cfg(target_arch = "x86_64")]
     match simd {
         // SAFETY: the CPU supports the path (asserted above).
@@ -200,8 +237,20 @@ pub fn softmax_rows(simd: Simd, p: &mut [f32], n: usize, lse: &mut [f32], inv_su
 ///
 /// # Panics
 /// If the CPU cannot run `simd`.
-pub fn softmax_grad_rows(simd: Simd, p: &mut [f32], ds: &mut [f32], n: usize, lse: &[f32], d: &[f32], scale: f32) {
-    assert!(simd.is_supported(), "the {} kernels on a CPU without them", simd.name());
+pub fn softmax_grad_rows(
+    simd: Simd,
+    p: &mut [f32],
+    ds: &mut [f32],
+    n: usize,
+    lse: &[f32],
+    d: &[f32],
+    scale: f32,
+) {
+    assert!(
+        simd.is_supported(),
+        "the {} kernels on a CPU without them",
+        simd.name()
+    );
     #[cfg(target_arch = "x86_64")]
     match simd {
         // SAFETY: the CPU supports the path (asserted above).
@@ -217,7 +266,14 @@ const LN2: f32 = std::f32::consts::LN_2;
 /// 1.5 * 2^23: adding it to a float rounds it to an integer held in the low mantissa bits.
 const ROUND: f32 = 12_582_912.0;
 /// Cephes' `exp2f` polynomial on `[-1/2, 1/2]`, highest degree first: `2^r ~ 1 + r p(r)`.
-const EXP2_POLY: [f32; 6] = [1.535_336_2e-4, 1.339_887_4e-3, 9.618_437e-3, 5.550_332_5e-2, 2.402_264_8e-1, 6.931_472e-1];
+const EXP2_POLY: [f32; 6] = [
+    1.535_336_2e-4,
+    1.339_887_4e-3,
+    9.618_437e-3,
+    5.550_332_5e-2,
+    2.402_264_8e-1,
+    6.931_472e-1,
+];
 /// Exponents are clamped to `[-100, 100]`: `2^-100` (~1e-30) stands for anything smaller, which
 /// no `f32` sum next to the row's largest term (1) can tell apart, and no denormals arise.
 const EXP2_MIN: f32 = -100.0;
@@ -243,11 +299,21 @@ pub mod portable {
 
     /// The smallest and largest of `k`.
     pub fn min_max(k: &[f32]) -> (f32, f32) {
-        k.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)))
+        k.iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+                (lo.min(x), hi.max(x))
+            })
     }
 
     /// Outer-kernel forward: `y_i = sum_j A_ij v_j`, `lse_i`, `A_i = softmax_j(scale q_i k_j)`.
-    pub fn outer_forward(q: &[f32], k: &[f32], v: &[f32], scale: f32, y: &mut [f32], lse: &mut [f32]) {
+    pub fn outer_forward(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        scale: f32,
+        y: &mut [f32],
+        lse: &mut [f32],
+    ) {
         let (k_min, k_max) = min_max(k);
         for i in 0..k.len() {
             let qi = q[i] * scale * LOG2E; // base-2 scores q_i k_j
@@ -308,7 +374,11 @@ pub mod portable {
     /// `1 / l` instead of the `n` weights); `lse` gets each row's log-sum-exp in natural units,
     /// `inv_sum` its `1 / l`.
     pub fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32], inv_sum: &mut [f32]) {
-        for ((row, lse), inv) in p.chunks_exact_mut(n).zip(lse.iter_mut()).zip(inv_sum.iter_mut()) {
+        for ((row, lse), inv) in p
+            .chunks_exact_mut(n)
+            .zip(lse.iter_mut())
+            .zip(inv_sum.iter_mut())
+        {
             let m = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
             let mut l = 0f32;
             for s in row.iter_mut() {
@@ -323,8 +393,20 @@ pub mod portable {
     /// The softmax's backward on a block of rows, in one pass: row `i` of `p` (`n` base-2
     /// scores on entry) becomes the softmax `P = 2^(s - lse_i log2 e)`, and row `i` of `ds`
     /// (`dP` on entry) becomes `dS = scale * P * (dP - d_i)`.
-    pub fn softmax_grad_rows(p: &mut [f32], ds: &mut [f32], n: usize, lse: &[f32], d: &[f32], scale: f32) {
-        for (((row, grad), &l), &di) in p.chunks_exact_mut(n).zip(ds.chunks_exact_mut(n)).zip(lse).zip(d) {
+    pub fn softmax_grad_rows(
+        p: &mut [f32],
+        ds: &mut [f32],
+        n: usize,
+        lse: &[f32],
+        d: &[f32],
+        scale: f32,
+    ) {
+        for (((row, grad), &l), &di) in p
+            .chunks_exact_mut(n)
+            .zip(ds.chunks_exact_mut(n))
+            .zip(lse)
+            .zip(d)
+        {
             let l2 = l * LOG2E;
             for (s, g) in row.iter_mut().zip(grad.iter_mut()) {
                 *s = exp2(*s - l2);
@@ -349,7 +431,10 @@ pub mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     fn exp2(x: __m256) -> __m256 {
-        let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP2_MIN)), _mm256_set1_ps(EXP2_MAX));
+        let x = _mm256_min_ps(
+            _mm256_max_ps(x, _mm256_set1_ps(EXP2_MIN)),
+            _mm256_set1_ps(EXP2_MAX),
+        );
         let round = _mm256_set1_ps(ROUND);
         let t = _mm256_add_ps(x, round);
         let r = _mm256_sub_ps(x, _mm256_sub_ps(t, round));
@@ -398,7 +483,14 @@ pub mod avx2 {
 
     /// [`super::portable::outer_forward`].
     #[target_feature(enable = "avx2,fma")]
-    pub fn outer_forward(q: &[f32], k: &[f32], v: &[f32], scale: f32, y: &mut [f32], lse: &mut [f32]) {
+    pub fn outer_forward(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        scale: f32,
+        y: &mut [f32],
+        lse: &mut [f32],
+    ) {
         let n = k.len();
         let body = n - n % LANES;
         let (k_min, k_max) = min_max(k);
@@ -407,7 +499,10 @@ pub mod avx2 {
             let m = if qi >= 0.0 { qi * k_max } else { qi * k_min }; // the row's largest score
             let (qv, mv) = (_mm256_set1_ps(qi), _mm256_set1_ps(m));
             let (mut l, mut o) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-            for (kc, vc) in k[..body].chunks_exact(LANES).zip(v[..body].chunks_exact(LANES)) {
+            for (kc, vc) in k[..body]
+                .chunks_exact(LANES)
+                .zip(v[..body].chunks_exact(LANES))
+            {
                 let e = exp2(_mm256_fmsub_ps(qv, load(kc), mv));
                 l = _mm256_add_ps(l, e);
                 o = _mm256_fmadd_ps(e, load(vc), o);
@@ -489,14 +584,32 @@ pub mod avx2 {
     /// 8: per row, the `dk` query values broadcast and 8 keys per multiply-add.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
-    pub fn thin_scores(p: &mut [f32], q: &[f32], start: usize, t: usize, k: &[f32], dk: usize, n: usize, alpha: f32) {
+    pub fn thin_scores(
+        p: &mut [f32],
+        q: &[f32],
+        start: usize,
+        t: usize,
+        k: &[f32],
+        dk: usize,
+        n: usize,
+        alpha: f32,
+    ) {
         assert!((1..=8).contains(&dk), "thin scores: dk {dk} outside 1..=8");
-        assert!(p.len() >= t * n && q.len() >= dk * n && k.len() >= dk * n && start + t <= n, "thin scores: slices too short");
+        assert!(
+            p.len() >= t * n && q.len() >= dk * n && k.len() >= dk * n && start + t <= n,
+            "thin scores: slices too short"
+        );
         // 4 registers of keys at a time: independent chains of multiply-adds
         const STEP: usize = 4 * LANES;
         let body = n - n % STEP;
         for (i, row) in p[..t * n].chunks_exact_mut(n).enumerate() {
-            let qi: [f32; 8] = std::array::from_fn(|d| if d < dk { alpha * q[d * n + start + i] } else { 0.0 });
+            let qi: [f32; 8] = std::array::from_fn(|d| {
+                if d < dk {
+                    alpha * q[d * n + start + i]
+                } else {
+                    0.0
+                }
+            });
             for j in (0..body).step_by(STEP) {
                 // SAFETY: `d * n + j + 32 <= dk * n <= k.len()` for `d < dk`, `j + 32 <= body <= n`.
                 unsafe {
@@ -522,7 +635,11 @@ pub mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32], inv_sum: &mut [f32]) {
         let body = n - n % LANES;
-        for ((row, lse), inv) in p.chunks_exact_mut(n).zip(lse.iter_mut()).zip(inv_sum.iter_mut()) {
+        for ((row, lse), inv) in p
+            .chunks_exact_mut(n)
+            .zip(lse.iter_mut())
+            .zip(inv_sum.iter_mut())
+        {
             let mut mv = _mm256_set1_ps(f32::NEG_INFINITY);
             for c in row[..body].chunks_exact(LANES) {
                 mv = _mm256_max_ps(mv, load(c));
@@ -547,16 +664,34 @@ pub mod avx2 {
 
     /// [`super::portable::softmax_grad_rows`].
     #[target_feature(enable = "avx2,fma")]
-    pub fn softmax_grad_rows(p: &mut [f32], ds: &mut [f32], n: usize, lse: &[f32], d: &[f32], scale: f32) {
+    pub fn softmax_grad_rows(
+        p: &mut [f32],
+        ds: &mut [f32],
+        n: usize,
+        lse: &[f32],
+        d: &[f32],
+        scale: f32,
+    ) {
         let body = n - n % LANES;
         let sv = _mm256_set1_ps(scale);
-        for (((row, grad), &l), &di) in p.chunks_exact_mut(n).zip(ds.chunks_exact_mut(n)).zip(lse).zip(d) {
+        for (((row, grad), &l), &di) in p
+            .chunks_exact_mut(n)
+            .zip(ds.chunks_exact_mut(n))
+            .zip(lse)
+            .zip(d)
+        {
             let l2 = l * LOG2E;
             let (lv, dv) = (_mm256_set1_ps(l2), _mm256_set1_ps(di));
-            for (c, g) in row[..body].chunks_exact_mut(LANES).zip(grad[..body].chunks_exact_mut(LANES)) {
+            for (c, g) in row[..body]
+                .chunks_exact_mut(LANES)
+                .zip(grad[..body].chunks_exact_mut(LANES))
+            {
                 let e = exp2(_mm256_sub_ps(load(c), lv));
                 store(c, e);
-                store(g, _mm256_mul_ps(_mm256_mul_ps(sv, e), _mm256_sub_ps(load(g), dv)));
+                store(
+                    g,
+                    _mm256_mul_ps(_mm256_mul_ps(sv, e), _mm256_sub_ps(load(g), dv)),
+                );
             }
             for (s, g) in row[body..].iter_mut().zip(&mut grad[body..]) {
                 *s = exp2_1(*s - l2);
@@ -581,7 +716,10 @@ pub mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn exp2(x: __m512) -> __m512 {
-        let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP2_MIN)), _mm512_set1_ps(EXP2_MAX));
+        let x = _mm512_min_ps(
+            _mm512_max_ps(x, _mm512_set1_ps(EXP2_MIN)),
+            _mm512_set1_ps(EXP2_MAX),
+        );
         let round = _mm512_set1_ps(ROUND);
         let t = _mm512_add_ps(x, round);
         let r = _mm512_sub_ps(x, _mm512_sub_ps(t, round));
@@ -614,7 +752,14 @@ pub mod avx512 {
 
     /// [`super::portable::outer_forward`].
     #[target_feature(enable = "avx512f")]
-    pub fn outer_forward(q: &[f32], k: &[f32], v: &[f32], scale: f32, y: &mut [f32], lse: &mut [f32]) {
+    pub fn outer_forward(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        scale: f32,
+        y: &mut [f32],
+        lse: &mut [f32],
+    ) {
         let n = k.len();
         let body = n - n % LANES;
         let (k_min, k_max) = min_max(k);
@@ -623,7 +768,10 @@ pub mod avx512 {
             let m = if qi >= 0.0 { qi * k_max } else { qi * k_min }; // the row's largest score
             let (qv, mv) = (_mm512_set1_ps(qi), _mm512_set1_ps(m));
             let (mut l, mut o) = (_mm512_setzero_ps(), _mm512_setzero_ps());
-            for (kc, vc) in k[..body].chunks_exact(LANES).zip(v[..body].chunks_exact(LANES)) {
+            for (kc, vc) in k[..body]
+                .chunks_exact(LANES)
+                .zip(v[..body].chunks_exact(LANES))
+            {
                 let e = exp2(_mm512_fmsub_ps(qv, load(kc), mv));
                 l = _mm512_add_ps(l, e);
                 o = _mm512_fmadd_ps(e, load(vc), o);
@@ -705,13 +853,31 @@ pub mod avx512 {
     /// broadcast and 16 keys per multiply-add, 4 registers at a time, then one at a time.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    pub fn thin_scores(p: &mut [f32], q: &[f32], start: usize, t: usize, k: &[f32], dk: usize, n: usize, alpha: f32) {
+    pub fn thin_scores(
+        p: &mut [f32],
+        q: &[f32],
+        start: usize,
+        t: usize,
+        k: &[f32],
+        dk: usize,
+        n: usize,
+        alpha: f32,
+    ) {
         assert!((1..=8).contains(&dk), "thin scores: dk {dk} outside 1..=8");
-        assert!(p.len() >= t * n && q.len() >= dk * n && k.len() >= dk * n && start + t <= n, "thin scores: slices too short");
+        assert!(
+            p.len() >= t * n && q.len() >= dk * n && k.len() >= dk * n && start + t <= n,
+            "thin scores: slices too short"
+        );
         const STEP: usize = 4 * LANES;
         let (wide, body) = (n - n % STEP, n - n % LANES);
         for (i, row) in p[..t * n].chunks_exact_mut(n).enumerate() {
-            let qi: [f32; 8] = std::array::from_fn(|d| if d < dk { alpha * q[d * n + start + i] } else { 0.0 });
+            let qi: [f32; 8] = std::array::from_fn(|d| {
+                if d < dk {
+                    alpha * q[d * n + start + i]
+                } else {
+                    0.0
+                }
+            });
             for j in (0..wide).step_by(STEP) {
                 // SAFETY: `d * n + j + 64 <= dk * n <= k.len()` for `d < dk`, `j + 64 <= wide <= n`.
                 unsafe {
@@ -732,7 +898,11 @@ pub mod avx512 {
                 unsafe {
                     let mut acc = _mm512_setzero_ps();
                     for (d, &qd) in qi.iter().enumerate().take(dk) {
-                        acc = _mm512_fmadd_ps(_mm512_set1_ps(qd), _mm512_loadu_ps(k.as_ptr().add(d * n + j)), acc);
+                        acc = _mm512_fmadd_ps(
+                            _mm512_set1_ps(qd),
+                            _mm512_loadu_ps(k.as_ptr().add(d * n + j)),
+                            acc,
+                        );
                     }
                     _mm512_storeu_ps(row.as_mut_ptr().add(j), acc);
                 }
@@ -747,12 +917,18 @@ pub mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32], inv_sum: &mut [f32]) {
         let body = n - n % LANES;
-        for ((row, lse), inv) in p.chunks_exact_mut(n).zip(lse.iter_mut()).zip(inv_sum.iter_mut()) {
+        for ((row, lse), inv) in p
+            .chunks_exact_mut(n)
+            .zip(lse.iter_mut())
+            .zip(inv_sum.iter_mut())
+        {
             let mut mv = _mm512_set1_ps(f32::NEG_INFINITY);
             for c in row[..body].chunks_exact(LANES) {
                 mv = _mm512_max_ps(mv, load(c));
             }
-            let m = row[body..].iter().fold(_mm512_reduce_max_ps(mv), |m, &s| m.max(s));
+            let m = row[body..]
+                .iter()
+                .fold(_mm512_reduce_max_ps(mv), |m, &s| m.max(s));
             let mv = _mm512_set1_ps(m);
             let mut lv = _mm512_setzero_ps();
             for c in row[..body].chunks_exact_mut(LANES) {
@@ -772,16 +948,34 @@ pub mod avx512 {
 
     /// [`super::portable::softmax_grad_rows`].
     #[target_feature(enable = "avx512f")]
-    pub fn softmax_grad_rows(p: &mut [f32], ds: &mut [f32], n: usize, lse: &[f32], d: &[f32], scale: f32) {
+    pub fn softmax_grad_rows(
+        p: &mut [f32],
+        ds: &mut [f32],
+        n: usize,
+        lse: &[f32],
+        d: &[f32],
+        scale: f32,
+    ) {
         let body = n - n % LANES;
         let sv = _mm512_set1_ps(scale);
-        for (((row, grad), &l), &di) in p.chunks_exact_mut(n).zip(ds.chunks_exact_mut(n)).zip(lse).zip(d) {
+        for (((row, grad), &l), &di) in p
+            .chunks_exact_mut(n)
+            .zip(ds.chunks_exact_mut(n))
+            .zip(lse)
+            .zip(d)
+        {
             let l2 = l * LOG2E;
             let (lv, dv) = (_mm512_set1_ps(l2), _mm512_set1_ps(di));
-            for (c, g) in row[..body].chunks_exact_mut(LANES).zip(grad[..body].chunks_exact_mut(LANES)) {
+            for (c, g) in row[..body]
+                .chunks_exact_mut(LANES)
+                .zip(grad[..body].chunks_exact_mut(LANES))
+            {
                 let e = exp2(_mm512_sub_ps(load(c), lv));
                 store(c, e);
-                store(g, _mm512_mul_ps(_mm512_mul_ps(sv, e), _mm512_sub_ps(load(g), dv)));
+                store(
+                    g,
+                    _mm512_mul_ps(_mm512_mul_ps(sv, e), _mm512_sub_ps(load(g), dv)),
+                );
             }
             for (s, g) in row[body..].iter_mut().zip(&mut grad[body..]) {
                 *s = exp2_1(*s - l2);
@@ -806,20 +1000,43 @@ pub(super) struct View {
 
 impl View {
     pub(super) fn new(offset: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
-        Self { offset, rows, cols, rs, cs }
+        Self {
+            offset,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
     }
 
     /// Whether every element lies in a slice of `len` values.
     fn fits(&self, len: usize) -> bool {
-        self.rows == 0 || self.cols == 0 || self.offset + (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < len
+        self.rows == 0
+            || self.cols == 0
+            || self.offset + (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < len
     }
 }
 
 /// `dst = (accumulate ? dst : 0) + alpha * lhs rhs`, single-threaded (groups, or images, are
 /// the parallel unit).
-pub(super) fn matmul(dst: &mut [f32], d: View, accumulate: bool, lhs: &[f32], l: View, rhs: &[f32], r: View, alpha: f32) {
-    assert!(l.rows == d.rows && r.cols == d.cols && l.cols == r.rows, "matmul shapes");
-    assert!(d.fits(dst.len()) && l.fits(lhs.len()) && r.fits(rhs.len()), "matmul views out of bounds");
+pub(super) fn matmul(
+    dst: &mut [f32],
+    d: View,
+    accumulate: bool,
+    lhs: &[f32],
+    l: View,
+    rhs: &[f32],
+    r: View,
+    alpha: f32,
+) {
+    assert!(
+        l.rows == d.rows && r.cols == d.cols && l.cols == r.rows,
+        "matmul shapes"
+    );
+    assert!(
+        d.fits(dst.len()) && l.fits(lhs.len()) && r.fits(rhs.len()),
+        "matmul views out of bounds"
+    );
     if d.rows == 0 || d.cols == 0 {
         return;
     }
@@ -871,8 +1088,22 @@ const THIN_SCORES: usize = 8;
 /// # Panics
 /// If the CPU cannot run `simd`.
 #[allow(clippy::too_many_arguments)]
-pub fn scores(simd: Simd, p: &mut [f32], q: &[f32], start: usize, t: usize, k: &[f32], dk: usize, n: usize, alpha: f32) {
-    assert!(simd.is_supported(), "the {} kernels on a CPU without them", simd.name());
+pub fn scores(
+    simd: Simd,
+    p: &mut [f32],
+    q: &[f32],
+    start: usize,
+    t: usize,
+    k: &[f32],
+    dk: usize,
+    n: usize,
+    alpha: f32,
+) {
+    assert!(
+        simd.is_supported(),
+        "the {} kernels on a CPU without them",
+        simd.name()
+    );
     #[cfg(target_arch = "x86_64")]
     if dk <= THIN_SCORES {
         match simd {
@@ -882,12 +1113,32 @@ pub fn scores(simd: Simd, p: &mut [f32], q: &[f32], start: usize, t: usize, k: &
             Simd::Portable => {}
         }
     }
-    matmul(p, View::new(0, t, n, n, 1), false, q, View::new(start, t, dk, 1, n), k, View::new(0, dk, n, n, 1), alpha);
+    matmul(
+        p,
+        View::new(0, t, n, n, 1),
+        false,
+        q,
+        View::new(start, t, dk, 1, n),
+        k,
+        View::new(0, dk, n, n, 1),
+        alpha,
+    );
 }
 
 /// Dense forward of one group: `q`, `k` `[dk, n]`, `v` `[dv, n]` -> `y` `[dv, n]`, `lse` `[n]`.
 #[allow(clippy::too_many_arguments)]
-fn dense_forward(simd: Simd, q: &[f32], k: &[f32], v: &[f32], dk: usize, dv: usize, n: usize, scale: f32, y: &mut [f32], lse: &mut [f32]) {
+fn dense_forward(
+    simd: Simd,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    dk: usize,
+    dv: usize,
+    n: usize,
+    scale: f32,
+    y: &mut [f32],
+    lse: &mut [f32],
+) {
     let mut p = vec![0f32; BLOCK_ROWS.min(n) * n];
     let mut inv_sum = [0f32; BLOCK_ROWS];
     for start in (0..n).step_by(BLOCK_ROWS) {
@@ -898,7 +1149,16 @@ fn dense_forward(simd: Simd, q: &[f32], k: &[f32], v: &[f32], dk: usize, dv: usi
         // the softmax's numerators; the division by each row's sum comes after the product
         softmax_rows(simd, p, n, &mut lse[start..start + t], &mut inv_sum[..t]);
         // y[:, block] = v P^T: [dv, t], each column then divided by its row's sum
-        matmul(y, View::new(start, dv, t, n, 1), false, v, View::new(0, dv, n, n, 1), p, View::new(0, n, t, 1, n), 1.0);
+        matmul(
+            y,
+            View::new(start, dv, t, n, 1),
+            false,
+            v,
+            View::new(0, dv, n, n, 1),
+            p,
+            View::new(0, n, t, 1, n),
+            1.0,
+        );
         for row in y.chunks_exact_mut(n) {
             for (value, &inv) in row[start..start + t].iter_mut().zip(&inv_sum[..t]) {
                 *value *= inv;
@@ -928,7 +1188,11 @@ fn dense_backward(
     // D_i = sum_c dy[c, i] y[c, i]
     let mut d = vec![0f32; n];
     for c in 0..dv {
-        for ((d, &g), &o) in d.iter_mut().zip(&dy[c * n..(c + 1) * n]).zip(&y[c * n..(c + 1) * n]) {
+        for ((d, &g), &o) in d
+            .iter_mut()
+            .zip(&dy[c * n..(c + 1) * n])
+            .zip(&y[c * n..(c + 1) * n])
+        {
             *d += g * o;
         }
     }
@@ -943,14 +1207,58 @@ fn dense_backward(
         let block = View::new(0, t, n, n, 1); // a [t, n] scratch block
         // base-2 scores as in the forward pass, and dP = dy_t^T v: [t, n] each
         scores(simd, p, q, start, t, k, dk, n, scale * LOG2E);
-        matmul(ds, block, false, dy, View::new(start, t, dv, 1, n), v, View::new(0, dv, n, n, 1), 1.0);
+        matmul(
+            ds,
+            block,
+            false,
+            dy,
+            View::new(start, t, dv, 1, n),
+            v,
+            View::new(0, dv, n, n, 1),
+            1.0,
+        );
         // one pass: P = exp(scale * q_t^T k - lse), dS = scale * P * (dP - D)
-        softmax_grad_rows(simd, p, ds, n, &lse[start..start + t], &d[start..start + t], scale);
+        softmax_grad_rows(
+            simd,
+            p,
+            ds,
+            n,
+            &lse[start..start + t],
+            &d[start..start + t],
+            scale,
+        );
         // dq[:, block] = k dS^T: [dk, t]
-        matmul(dq_out, View::new(start, dk, t, n, 1), false, k, View::new(0, dk, n, n, 1), ds, View::new(0, n, t, 1, n), 1.0);
+        matmul(
+            dq_out,
+            View::new(start, dk, t, n, 1),
+            false,
+            k,
+            View::new(0, dk, n, n, 1),
+            ds,
+            View::new(0, n, t, 1, n),
+            1.0,
+        );
         // dk += q_t dS: [dk, n]
-        matmul(dk_out, View::new(0, dk, n, n, 1), true, q, View::new(start, dk, t, n, 1), ds, block, 1.0);
+        matmul(
+            dk_out,
+            View::new(0, dk, n, n, 1),
+            true,
+            q,
+            View::new(start, dk, t, n, 1),
+            ds,
+            block,
+            1.0,
+        );
         // dv += dy_t P: [dv, n]
-        matmul(dv_out, View::new(0, dv, n, n, 1), true, dy, View::new(start, dv, t, n, 1), p, block, 1.0);
+        matmul(
+            dv_out,
+            View::new(0, dv, n, n, 1),
+            true,
+            dy,
+            View::new(start, dv, t, n, 1),
+            p,
+            block,
+            1.0,
+        );
     }
 }

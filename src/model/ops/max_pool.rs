@@ -50,13 +50,22 @@ pub struct PoolWindow {
 impl PoolWindow {
     /// Output `[ho, wo]` for an input of `[h, w]` (floor mode).
     pub fn output(&self, h: usize, w: usize) -> [usize; 2] {
-        let side = |n: usize, a: usize| (n + 2 * self.padding[a] - self.dilation[a] * (self.kernel[a] - 1) - 1) / self.stride[a] + 1;
+        let side = |n: usize, a: usize| {
+            (n + 2 * self.padding[a] - self.dilation[a] * (self.kernel[a] - 1) - 1) / self.stride[a]
+                + 1
+        };
         [side(h, 0), side(w, 1)]
     }
 
     /// The plain 2x2, stride-2 window without padding (the study's CNN and VGG).
     fn is_2x2(&self) -> bool {
-        *self == PoolWindow { kernel: [2, 2], stride: [2, 2], padding: [0, 0], dilation: [1, 1] }
+        *self
+            == PoolWindow {
+                kernel: [2, 2],
+                stride: [2, 2],
+                padding: [0, 0],
+                dilation: [1, 1],
+            }
     }
 }
 
@@ -75,7 +84,11 @@ pub trait MaxPoolOps: burn::backend::Backend {
     }
 
     /// The gradient of the input `x` for the output gradient `dy`.
-    fn max_pool2d_input_grad(x: FloatTensor<Self>, window: PoolWindow, dy: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn max_pool2d_input_grad(
+        x: FloatTensor<Self>,
+        window: PoolWindow,
+        dy: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         burns_input_grad::<Self>(x, window, dy)
     }
 }
@@ -86,7 +99,11 @@ fn burns_forward<B: burn::backend::Backend>(x: FloatTensor<B>, w: PoolWindow) ->
 }
 
 /// burn's own max-pool backward, through the indices of a second forward pass.
-fn burns_input_grad<B: burn::backend::Backend>(x: FloatTensor<B>, w: PoolWindow, dy: FloatTensor<B>) -> FloatTensor<B> {
+fn burns_input_grad<B: burn::backend::Backend>(
+    x: FloatTensor<B>,
+    w: PoolWindow,
+    dy: FloatTensor<B>,
+) -> FloatTensor<B> {
     let (k, s, p, d) = (w.kernel, w.stride, w.padding, w.dilation);
     let indices = B::max_pool2d_with_indices(x.clone(), k, s, p, d, false, IntDType::I64).indices;
     B::max_pool2d_with_indices_backward(x, k, s, p, d, false, dy, indices).x_grad
@@ -143,13 +160,19 @@ fn pool_2x2(x: &[f32], w: usize, wo: usize, y: &mut [f32], simd: Simd) {
             }
             if simd.avx2() {
                 // SAFETY: `simd` is AVX2 or better only where the CPU has AVX2.
-                done += unsafe { avx2::pool_row(&top[2 * done..], &bottom[2 * done..], &mut y_row[done..]) };
+                done += unsafe {
+                    avx2::pool_row(&top[2 * done..], &bottom[2 * done..], &mut y_row[done..])
+                };
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = simd;
         let (top, bottom) = (&top[2 * done..], &bottom[2 * done..]);
-        for ((y, t), b) in y_row[done..].iter_mut().zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)) {
+        for ((y, t), b) in y_row[done..]
+            .iter_mut()
+            .zip(top.chunks_exact(2))
+            .zip(bottom.chunks_exact(2))
+        {
             let v = [t[0], t[1], b[0], b[1]];
             *y = v[argmax4(v)];
         }
@@ -169,19 +192,37 @@ fn pool_2x2_grad(x: &[f32], dy: &[f32], w: usize, wo: usize, dx: &mut [f32], sim
         {
             if simd == Simd::Avx512 {
                 // SAFETY: `Simd::Avx512` is only chosen where the CPU has AVX-512 F.
-                done = unsafe { avx512::pool_grad_row(top, bottom, dy_row, &mut dtop[..2 * wo], &mut dbottom[..2 * wo]) };
+                done = unsafe {
+                    avx512::pool_grad_row(
+                        top,
+                        bottom,
+                        dy_row,
+                        &mut dtop[..2 * wo],
+                        &mut dbottom[..2 * wo],
+                    )
+                };
             }
             if simd.avx2() {
                 let (t, b, g) = (&top[2 * done..], &bottom[2 * done..], &dy_row[done..]);
                 // SAFETY: `simd` is AVX2 or better only where the CPU has AVX2.
-                done += unsafe { avx2::pool_grad_row(t, b, g, &mut dtop[2 * done..2 * wo], &mut dbottom[2 * done..2 * wo]) };
+                done += unsafe {
+                    avx2::pool_grad_row(
+                        t,
+                        b,
+                        g,
+                        &mut dtop[2 * done..2 * wo],
+                        &mut dbottom[2 * done..2 * wo],
+                    )
+                };
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = simd;
         let (top, bottom, dy_row) = (&top[2 * done..], &bottom[2 * done..], &dy_row[done..]);
         let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
-        let grads = dtop[2 * done..2 * wo].chunks_exact_mut(2).zip(dbottom[2 * done..2 * wo].chunks_exact_mut(2));
+        let grads = dtop[2 * done..2 * wo]
+            .chunks_exact_mut(2)
+            .zip(dbottom[2 * done..2 * wo].chunks_exact_mut(2));
         for ((&g, (t, b)), (dt, db)) in dy_row.iter().zip(windows).zip(grads) {
             let best = argmax4([t[0], t[1], b[0], b[1]]);
             dt[0] = if best == 0 { g } else { 0.0 };
@@ -220,7 +261,10 @@ mod avx2 {
     unsafe fn split(at: *const f32) -> (__m256, __m256) {
         // SAFETY: the caller guarantees 16 floats at `at`.
         let (a, b) = unsafe { (_mm256_loadu_ps(at), _mm256_loadu_ps(at.add(8))) };
-        (_mm256_shuffle_ps::<0x88>(a, b), _mm256_shuffle_ps::<0xDD>(a, b))
+        (
+            _mm256_shuffle_ps::<0x88>(a, b),
+            _mm256_shuffle_ps::<0xDD>(a, b),
+        )
     }
 
     /// Windows `[0, 1, 4, 5, 2, 3, 6, 7]` back to `[0..8]` (and, being its own inverse, the
@@ -235,7 +279,8 @@ mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2")]
     fn argmax(values: [__m256; 4]) -> (__m256, __m256i) {
-        let (mut best, mut best_key, mut index) = (values[0], keys(values[0]), _mm256_setzero_si256());
+        let (mut best, mut best_key, mut index) =
+            (values[0], keys(values[0]), _mm256_setzero_si256());
         for (i, &v) in values.iter().enumerate().skip(1) {
             let key = keys(v);
             let wins = _mm256_cmpgt_epi32(key, best_key);
@@ -251,7 +296,10 @@ mod avx2 {
     #[target_feature(enable = "avx2")]
     pub fn pool_row(top: &[f32], bottom: &[f32], y: &mut [f32]) -> usize {
         let body = y.len() - y.len() % 8;
-        assert!(top.len() >= 2 * body && bottom.len() >= 2 * body, "pool row: rows too short");
+        assert!(
+            top.len() >= 2 * body && bottom.len() >= 2 * body,
+            "pool row: rows too short"
+        );
         for o in (0..body).step_by(8) {
             // SAFETY: `2 * o + 16 <= 2 * body` floats of each row, `o + 8 <= body` outputs.
             unsafe {
@@ -268,10 +316,20 @@ mod avx2 {
     /// writes `dtop` and `dbottom` (the rows' gradients) for those windows; returns how many
     /// windows it did.
     #[target_feature(enable = "avx2")]
-    pub fn pool_grad_row(top: &[f32], bottom: &[f32], dy: &[f32], dtop: &mut [f32], dbottom: &mut [f32]) -> usize {
+    pub fn pool_grad_row(
+        top: &[f32],
+        bottom: &[f32],
+        dy: &[f32],
+        dtop: &mut [f32],
+        dbottom: &mut [f32],
+    ) -> usize {
         let body = dy.len() - dy.len() % 8;
         assert!(
-            top.len().min(bottom.len()).min(dtop.len()).min(dbottom.len()) >= 2 * body,
+            top.len()
+                .min(bottom.len())
+                .min(dtop.len())
+                .min(dbottom.len())
+                >= 2 * body,
             "pool grad row: rows too short"
         );
         for o in (0..body).step_by(8) {
@@ -281,13 +339,21 @@ mod avx2 {
                 let (b0, b1) = split(bottom.as_ptr().add(2 * o));
                 let (_, index) = argmax([t0, t1, b0, b1]);
                 let g = unshuffle(_mm256_loadu_ps(dy.as_ptr().add(o)));
-                let to = |i: i32| _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(index, _mm256_set1_epi32(i))));
+                let to = |i: i32| {
+                    _mm256_and_ps(
+                        g,
+                        _mm256_castsi256_ps(_mm256_cmpeq_epi32(index, _mm256_set1_epi32(i))),
+                    )
+                };
                 let (g0, g1, g2, g3) = (to(0), to(1), to(2), to(3));
                 // unpacking a pair of shuffled registers gives the row's own order back
                 _mm256_storeu_ps(dtop.as_mut_ptr().add(2 * o), _mm256_unpacklo_ps(g0, g1));
                 _mm256_storeu_ps(dtop.as_mut_ptr().add(2 * o + 8), _mm256_unpackhi_ps(g0, g1));
                 _mm256_storeu_ps(dbottom.as_mut_ptr().add(2 * o), _mm256_unpacklo_ps(g2, g3));
-                _mm256_storeu_ps(dbottom.as_mut_ptr().add(2 * o + 8), _mm256_unpackhi_ps(g2, g3));
+                _mm256_storeu_ps(
+                    dbottom.as_mut_ptr().add(2 * o + 8),
+                    _mm256_unpackhi_ps(g2, g3),
+                );
             }
         }
         body
@@ -309,7 +375,11 @@ mod avx512 {
         let bits = _mm512_castps_si512(_mm512_add_ps(v, _mm512_setzero_ps()));
         let flip = _mm512_srli_epi32::<1>(_mm512_srai_epi32::<31>(bits));
         let key = _mm512_xor_si512(bits, flip);
-        _mm512_mask_blend_epi32(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v), key, _mm512_set1_epi32(i32::MAX))
+        _mm512_mask_blend_epi32(
+            _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v),
+            key,
+            _mm512_set1_epi32(i32::MAX),
+        )
     }
 
     /// Lane indices into a pair of registers: the even floats, the odd ones.
@@ -330,14 +400,18 @@ mod avx512 {
         // SAFETY: the caller guarantees 32 floats at `at`.
         let (a, b) = unsafe { (_mm512_loadu_ps(at), _mm512_loadu_ps(at.add(16))) };
         let (even, odd) = halves();
-        (_mm512_permutex2var_ps(a, even, b), _mm512_permutex2var_ps(a, odd, b))
+        (
+            _mm512_permutex2var_ps(a, even, b),
+            _mm512_permutex2var_ps(a, odd, b),
+        )
     }
 
     /// The windows' maximum so far, and which of the window's values (0..4) holds it.
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn argmax(values: [__m512; 4]) -> (__m512, __m512i) {
-        let (mut best, mut best_key, mut index) = (values[0], keys(values[0]), _mm512_setzero_si512());
+        let (mut best, mut best_key, mut index) =
+            (values[0], keys(values[0]), _mm512_setzero_si512());
         for (i, &v) in values.iter().enumerate().skip(1) {
             let key = keys(v);
             let wins = _mm512_cmpgt_epi32_mask(key, best_key);
@@ -353,7 +427,10 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub fn pool_row(top: &[f32], bottom: &[f32], y: &mut [f32]) -> usize {
         let body = y.len() - y.len() % 16;
-        assert!(top.len() >= 2 * body && bottom.len() >= 2 * body, "pool row: rows too short");
+        assert!(
+            top.len() >= 2 * body && bottom.len() >= 2 * body,
+            "pool row: rows too short"
+        );
         for o in (0..body).step_by(16) {
             // SAFETY: `2 * o + 32 <= 2 * body` floats of each row, `o + 16 <= body` outputs.
             unsafe {
@@ -369,10 +446,20 @@ mod avx512 {
     /// [`super::pool_2x2_grad`] of one row pair for the outputs that fill whole registers:
     /// writes `dtop` and `dbottom` for those windows; returns how many windows it did.
     #[target_feature(enable = "avx512f")]
-    pub fn pool_grad_row(top: &[f32], bottom: &[f32], dy: &[f32], dtop: &mut [f32], dbottom: &mut [f32]) -> usize {
+    pub fn pool_grad_row(
+        top: &[f32],
+        bottom: &[f32],
+        dy: &[f32],
+        dtop: &mut [f32],
+        dbottom: &mut [f32],
+    ) -> usize {
         let body = dy.len() - dy.len() % 16;
         assert!(
-            top.len().min(bottom.len()).min(dtop.len()).min(dbottom.len()) >= 2 * body,
+            top.len()
+                .min(bottom.len())
+                .min(dtop.len())
+                .min(dbottom.len())
+                >= 2 * body,
             "pool grad row: rows too short"
         );
         // lanes 0..8 of the left values interleaved with the right ones, then lanes 8..16
@@ -385,12 +472,26 @@ mod avx512 {
                 let (b0, b1) = split(bottom.as_ptr().add(2 * o));
                 let (_, index) = argmax([t0, t1, b0, b1]);
                 let g = _mm512_loadu_ps(dy.as_ptr().add(o));
-                let to = |i: i32| _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(index, _mm512_set1_epi32(i)), g);
+                let to = |i: i32| {
+                    _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(index, _mm512_set1_epi32(i)), g)
+                };
                 let (g0, g1, g2, g3) = (to(0), to(1), to(2), to(3));
-                _mm512_storeu_ps(dtop.as_mut_ptr().add(2 * o), _mm512_permutex2var_ps(g0, low, g1));
-                _mm512_storeu_ps(dtop.as_mut_ptr().add(2 * o + 16), _mm512_permutex2var_ps(g0, high, g1));
-                _mm512_storeu_ps(dbottom.as_mut_ptr().add(2 * o), _mm512_permutex2var_ps(g2, low, g3));
-                _mm512_storeu_ps(dbottom.as_mut_ptr().add(2 * o + 16), _mm512_permutex2var_ps(g2, high, g3));
+                _mm512_storeu_ps(
+                    dtop.as_mut_ptr().add(2 * o),
+                    _mm512_permutex2var_ps(g0, low, g1),
+                );
+                _mm512_storeu_ps(
+                    dtop.as_mut_ptr().add(2 * o + 16),
+                    _mm512_permutex2var_ps(g0, high, g1),
+                );
+                _mm512_storeu_ps(
+                    dbottom.as_mut_ptr().add(2 * o),
+                    _mm512_permutex2var_ps(g2, low, g3),
+                );
+                _mm512_storeu_ps(
+                    dbottom.as_mut_ptr().add(2 * o + 16),
+                    _mm512_permutex2var_ps(g2, high, g3),
+                );
             }
         }
         body
@@ -400,15 +501,25 @@ mod avx512 {
 /// Where each output value's window has its maximum: `f(oy, ox, index into the plane)`, in
 /// row-major order of outputs, for any window ([`pool_2x2`] takes the plain 2x2 one). The first
 /// maximum wins; a NaN wins over any number.
-fn for_each_argmax(x: &[f32], [h, w]: [usize; 2], [ho, wo]: [usize; 2], win: &PoolWindow, mut f: impl FnMut(usize, usize, usize)) {
+fn for_each_argmax(
+    x: &[f32],
+    [h, w]: [usize; 2],
+    [ho, wo]: [usize; 2],
+    win: &PoolWindow,
+    mut f: impl FnMut(usize, usize, usize),
+) {
     for oy in 0..ho {
         for ox in 0..wo {
             let mut best: Option<usize> = None;
             for i in 0..win.kernel[0] {
-                let y = (oy * win.stride[0] + i * win.dilation[0]).checked_sub(win.padding[0]).filter(|&y| y < h);
+                let y = (oy * win.stride[0] + i * win.dilation[0])
+                    .checked_sub(win.padding[0])
+                    .filter(|&y| y < h);
                 let Some(y) = y else { continue };
                 for j in 0..win.kernel[1] {
-                    let xx = (ox * win.stride[1] + j * win.dilation[1]).checked_sub(win.padding[1]).filter(|&xx| xx < w);
+                    let xx = (ox * win.stride[1] + j * win.dilation[1])
+                        .checked_sub(win.padding[1])
+                        .filter(|&xx| xx < w);
                     let Some(xx) = xx else { continue };
                     let at = y * w + xx;
                     if best.is_none_or(|b| beats(x[at], x[b])) {
@@ -418,14 +529,22 @@ fn for_each_argmax(x: &[f32], [h, w]: [usize; 2], [ho, wo]: [usize; 2], win: &Po
             }
             // Padding of at most half the kernel (as burn and PyTorch require) leaves every
             // window at least one input value.
-            f(oy, ox, best.expect("a pooling window with no input value (padding larger than half the kernel)"));
+            f(
+                oy,
+                ox,
+                best.expect(
+                    "a pooling window with no input value (padding larger than half the kernel)",
+                ),
+            );
         }
     }
 }
 
 /// Whether the CPU kernels take this pool: an `f32` 4D input, padding at most half the kernel.
 fn cpu_takes(tensors: &[&FlexTensor], window: &PoolWindow) -> bool {
-    tensors.iter().all(|t| t.dtype() == DType::F32 && t.shape().num_dims() == 4)
+    tensors
+        .iter()
+        .all(|t| t.dtype() == DType::F32 && t.shape().num_dims() == 4)
         && (0..2).all(|a| window.padding[a] <= window.kernel[a] / 2)
 }
 
@@ -440,13 +559,17 @@ impl MaxPoolOps for burn::backend::Flex {
         let xs = values(&x);
         let mut y = vec![0f32; b * c * ho * wo];
         let simd = Simd::detect();
-        y.par_chunks_mut((ho * wo).max(1)).zip(xs.par_chunks((h * w).max(1))).for_each(|(y, x)| {
-            if window.is_2x2() && wo > 0 {
-                pool_2x2(x, w, wo, y, simd);
-            } else {
-                for_each_argmax(x, [h, w], [ho, wo], &window, |oy, ox, at| y[oy * wo + ox] = x[at]);
-            }
-        });
+        y.par_chunks_mut((ho * wo).max(1))
+            .zip(xs.par_chunks((h * w).max(1)))
+            .for_each(|(y, x)| {
+                if window.is_2x2() && wo > 0 {
+                    pool_2x2(x, w, wo, y, simd);
+                } else {
+                    for_each_argmax(x, [h, w], [ho, wo], &window, |oy, ox, at| {
+                        y[oy * wo + ox] = x[at]
+                    });
+                }
+            });
         tensor(y, vec![b, c, ho, wo])
     }
 
@@ -461,13 +584,18 @@ impl MaxPoolOps for burn::backend::Flex {
         let mut dx = vec![0f32; xs.len()];
         let simd = Simd::detect();
         dx.par_chunks_mut((h * w).max(1))
-            .zip(xs.par_chunks((h * w).max(1)).zip(dys.par_chunks((ho * wo).max(1))))
+            .zip(
+                xs.par_chunks((h * w).max(1))
+                    .zip(dys.par_chunks((ho * wo).max(1))),
+            )
             .for_each(|(dx, (x, dy))| {
                 if window.is_2x2() && wo > 0 {
                     pool_2x2_grad(x, dy, w, wo, dx, simd);
                 } else {
                     // Overlapping windows may share a maximum: accumulate.
-                    for_each_argmax(x, [h, w], [ho, wo], &window, |oy, ox, at| dx[at] += dy[oy * wo + ox]);
+                    for_each_argmax(x, [h, w], [ho, wo], &window, |oy, ox, at| {
+                        dx[at] += dy[oy * wo + ox]
+                    });
                 }
             });
         tensor(dx, vec![b, c, h, w])
@@ -486,7 +614,12 @@ struct MaxPoolBackward;
 impl<B: MaxPoolOps> Backward<B, 1> for MaxPoolBackward {
     type State = (FloatTensor<B>, PoolWindow);
 
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let [node_x] = ops.parents;
         let dy = grads.consume::<B>(&ops.node);
         let (x, window) = ops.state;
@@ -498,7 +631,11 @@ impl<B: MaxPoolOps> Backward<B, 1> for MaxPoolBackward {
 
 impl<B: MaxPoolOps, C: CheckpointStrategy> MaxPoolOps for Autodiff<B, C> {
     fn max_pool2d_lean(x: FloatTensor<Self>, window: PoolWindow) -> FloatTensor<Self> {
-        match MaxPoolBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+        match MaxPoolBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let x = x.into_primitive();
                 let y = B::max_pool2d_lean(x.clone(), window);
@@ -514,7 +651,10 @@ impl<B: MaxPoolOps, C: CheckpointStrategy> MaxPoolOps for Autodiff<B, C> {
 /// # Shapes
 /// - `x`: `[batch, channels, h, w]`; output: `[batch, channels, ho, wo]` (`PoolWindow::output`)
 pub fn max_pool2d(x: Tensor<4>, window: PoolWindow) -> Tensor<4> {
-    Tensor::from_dispatch(<Dispatch as MaxPoolOps>::max_pool2d_lean(x.into_dispatch(), window))
+    Tensor::from_dispatch(<Dispatch as MaxPoolOps>::max_pool2d_lean(
+        x.into_dispatch(),
+        window,
+    ))
 }
 
 /// `pool.forward(x)` through [`max_pool2d`] where the module's padding is symmetric (or none) and
@@ -525,13 +665,20 @@ pub fn max_pool2d(x: Tensor<4>, window: PoolWindow) -> Tensor<4> {
 pub fn forward(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     let padding = match pool.padding {
         PaddingConfig2d::Valid => [0, 0],
-        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => [top, left],
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            [top, left]
+        }
         _ => return pool.forward(x),
     };
     if pool.ceil_mode {
         return pool.forward(x);
     }
-    let window = PoolWindow { kernel: pool.kernel_size, stride: pool.stride, padding, dilation: pool.dilation };
+    let window = PoolWindow {
+        kernel: pool.kernel_size,
+        stride: pool.stride,
+        padding,
+        dilation: pool.dilation,
+    };
     max_pool2d(x, window)
 }
 
@@ -563,19 +710,36 @@ mod tests {
         for simd in crate::model::ops::simd::report_paths("2x2 max-pool") {
             // widths around the 8- and 16-window registers: an AVX2 tail after AVX-512, scalar
             // tails after both
-            for (wo, seed) in [(8, 1), (19, 2), (32, 3), (7, 4), (64, 5), (16, 6), (24, 7), (31, 8), (47, 9)] {
+            for (wo, seed) in [
+                (8, 1),
+                (19, 2),
+                (32, 3),
+                (7, 4),
+                (64, 5),
+                (16, 6),
+                (24, 7),
+                (31, 8),
+                (47, 9),
+            ] {
                 let (h, w) = (4, 2 * wo + 1); // an odd last column the pool drops
                 let x = tricky(h * w, seed);
                 let dy: Vec<f32> = (0..2 * wo).map(|i| i as f32 + 1.0).collect();
                 let (mut y, mut y_ref) = (vec![0f32; 2 * wo], vec![0f32; 2 * wo]);
                 pool_2x2(&x, w, wo, &mut y, simd);
                 pool_2x2(&x, w, wo, &mut y_ref, Simd::Portable);
-                let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
-                assert!(same(&y, &y_ref), "{simd:?} wo {wo}: outputs differ: {y:?} vs {y_ref:?}");
+                let same =
+                    |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(
+                    same(&y, &y_ref),
+                    "{simd:?} wo {wo}: outputs differ: {y:?} vs {y_ref:?}"
+                );
                 let (mut dx, mut dx_ref) = (vec![0f32; h * w], vec![0f32; h * w]);
                 pool_2x2_grad(&x, &dy, w, wo, &mut dx, simd);
                 pool_2x2_grad(&x, &dy, w, wo, &mut dx_ref, Simd::Portable);
-                assert!(same(&dx, &dx_ref), "{simd:?} wo {wo}: gradients differ: {dx:?} vs {dx_ref:?}");
+                assert!(
+                    same(&dx, &dx_ref),
+                    "{simd:?} wo {wo}: gradients differ: {dx:?} vs {dx_ref:?}"
+                );
             }
         }
     }

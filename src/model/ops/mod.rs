@@ -163,9 +163,17 @@ impl AttentionOps for burn::backend::LibTorch {}
 
 fn check_shapes(q: &Tensor<3>, k: &Tensor<3>, v: &Tensor<3>) {
     let [g, dk, n] = q.dims();
-    assert_eq!(k.dims(), [g, dk, n], "pixel attention: k must have q's shape [g, dk, n]");
+    assert_eq!(
+        k.dims(),
+        [g, dk, n],
+        "pixel attention: k must have q's shape [g, dk, n]"
+    );
     let [gv, _, nv] = v.dims();
-    assert_eq!([gv, nv], [g, n], "pixel attention: v must be [g, dv, n] with q's g and n");
+    assert_eq!(
+        [gv, nv],
+        [g, n],
+        "pixel attention: v must be [g, dv, n] with q's g and n"
+    );
 }
 
 /// Lean, differentiable pixel attention: `y = v softmax(scale * q^T k)^T`.
@@ -173,7 +181,13 @@ fn check_shapes(q: &Tensor<3>, k: &Tensor<3>, v: &Tensor<3>) {
 /// # Shapes
 /// - `q`, `k`: `[g, dk, n]`; `v`: `[g, dv, n]`
 /// - output: `[g, dv, n]`
-pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, scale: f32, kernel: Kernel) -> Tensor<3> {
+pub fn attention(
+    q: Tensor<3>,
+    k: Tensor<3>,
+    v: Tensor<3>,
+    scale: f32,
+    kernel: Kernel,
+) -> Tensor<3> {
     check_shapes(&q, &k, &v);
     Tensor::from_dispatch(<Dispatch as AttentionOps>::pixel_attention(
         q.into_dispatch(),
@@ -185,7 +199,13 @@ pub fn attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, scale: f32, kernel: K
 }
 
 /// The lean forward pass alone: `(y [g, dv, n], lse [g, n])`.
-pub fn attention_forward(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, scale: f32, kernel: Kernel) -> (Tensor<3>, Tensor<2>) {
+pub fn attention_forward(
+    q: Tensor<3>,
+    k: Tensor<3>,
+    v: Tensor<3>,
+    scale: f32,
+    kernel: Kernel,
+) -> (Tensor<3>, Tensor<2>) {
     check_shapes(&q, &k, &v);
     let (y, lse) = <Dispatch as AttentionOps>::pixel_attention_forward(
         q.into_dispatch(),
@@ -220,7 +240,11 @@ pub fn attention_backward(
         scale,
         kernel.tiled(),
     );
-    (Tensor::from_dispatch(dq), Tensor::from_dispatch(dk), Tensor::from_dispatch(dv))
+    (
+        Tensor::from_dispatch(dq),
+        Tensor::from_dispatch(dk),
+        Tensor::from_dispatch(dv),
+    )
 }
 
 /// The naive reference: the same function as [`attention`] from tensor operations; autodiff

@@ -24,7 +24,10 @@ fn dims3<B: Backend>(t: &FloatTensor<B>) -> [usize; 3] {
 
 /// `t[:, :, start..end]`.
 fn columns<B: Backend>(t: FloatTensor<B>, start: usize, end: usize) -> FloatTensor<B> {
-    B::float_slice(t, &[Slice::from(..), Slice::from(..), Slice::from(start..end)])
+    B::float_slice(
+        t,
+        &[Slice::from(..), Slice::from(..), Slice::from(start..end)],
+    )
 }
 
 /// Scaled scores of the query block `q_t` against all keys: `[g, t, n]`.
@@ -34,7 +37,12 @@ fn scores<B: Backend>(q_t: FloatTensor<B>, k: FloatTensor<B>, scale: f32) -> Flo
 }
 
 /// Forward: `(y [g, dv, n], lse [g, n])`.
-pub fn forward<B: Backend>(q: FloatTensor<B>, k: FloatTensor<B>, v: FloatTensor<B>, scale: f32) -> (FloatTensor<B>, FloatTensor<B>) {
+pub fn forward<B: Backend>(
+    q: FloatTensor<B>,
+    k: FloatTensor<B>,
+    v: FloatTensor<B>,
+    scale: f32,
+) -> (FloatTensor<B>, FloatTensor<B>) {
     let [g, _, n] = dims3::<B>(&q);
     forward_blocks::<B>(q, k, v, scale, block_rows(g, n))
 }
@@ -110,11 +118,17 @@ pub fn backward_blocks<B: Backend>(
         let dy_t = columns::<B>(dy.clone(), start, end); // [g, dv, t]
         let lse_t = B::float_swap_dims(columns::<B>(lse.clone(), start, end), 1, 2); // [g, t, 1]
         let d_t = B::float_swap_dims(columns::<B>(d.clone(), start, end), 1, 2); // [g, t, 1]
-        let p = B::float_exp(B::float_sub(scores::<B>(q_t.clone(), k.clone(), scale), lse_t)); // [g, t, n]
+        let p = B::float_exp(B::float_sub(
+            scores::<B>(q_t.clone(), k.clone(), scale),
+            lse_t,
+        )); // [g, t, n]
         let dp = B::float_matmul(B::float_swap_dims(dy_t.clone(), 1, 2), v.clone()); // [g, t, n]
         let ds = B::float_mul(p.clone(), B::float_sub(dp, d_t)); // [g, t, n]
         let ds = B::float_mul_scalar(ds, Scalar::from(scale)); // the score scale, folded in once
-        dq_blocks.push(B::float_matmul(k.clone(), B::float_swap_dims(ds.clone(), 1, 2))); // [g, dk, t]
+        dq_blocks.push(B::float_matmul(
+            k.clone(),
+            B::float_swap_dims(ds.clone(), 1, 2),
+        )); // [g, dk, t]
         dk = B::float_add(dk, B::float_matmul(q_t, ds)); // [g, dk, n]
         dv = B::float_add(dv, B::float_matmul(dy_t, p)); // [g, dv, n]
     }

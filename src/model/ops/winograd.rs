@@ -51,7 +51,9 @@
 
 use rayon::prelude::*;
 
-use super::conv_cpu::{BLOCK_ELEMENTS, ConvShape, images_per_task, sum_in_task_order, with_scratch};
+use super::conv_cpu::{
+    BLOCK_ELEMENTS, ConvShape, images_per_task, sum_in_task_order, with_scratch,
+};
 use super::cpu::{View, matmul};
 use super::simd::Simd;
 
@@ -92,8 +94,16 @@ pub fn forward(x: &[f32], weight: &[f32], s: &ConvShape) -> Vec<f32> {
 
 /// [`forward`] on the kernel path `simd` (one the CPU supports).
 fn forward_with(x: &[f32], weight: &[f32], s: &ConvShape, simd: Simd) -> Vec<f32> {
-    assert_eq!(x.len(), s.batch * s.c_in * s.h * s.w, "winograd forward: x has the wrong size");
-    assert_eq!(weight.len(), s.c_out * s.c_in * 9, "winograd forward: weight has the wrong size");
+    assert_eq!(
+        x.len(),
+        s.batch * s.c_in * s.h * s.w,
+        "winograd forward: x has the wrong size"
+    );
+    assert_eq!(
+        weight.len(),
+        s.c_out * s.c_in * 9,
+        "winograd forward: weight has the wrong size"
+    );
     let u = transform_kernels(weight, s.c_out, s.c_in, false, simd);
     Plan::of(s).run(x, &u, simd)
 }
@@ -106,8 +116,16 @@ pub fn input_grad(weight: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
 
 /// [`input_grad`] on the kernel path `simd` (one the CPU supports).
 fn input_grad_with(weight: &[f32], dy: &[f32], s: &ConvShape, simd: Simd) -> Vec<f32> {
-    assert_eq!(dy.len(), s.batch * s.c_out * s.ho * s.wo, "winograd input grad: dy has the wrong size");
-    assert_eq!(weight.len(), s.c_out * s.c_in * 9, "winograd input grad: weight has the wrong size");
+    assert_eq!(
+        dy.len(),
+        s.batch * s.c_out * s.ho * s.wo,
+        "winograd input grad: dy has the wrong size"
+    );
+    assert_eq!(
+        weight.len(),
+        s.c_out * s.c_in * 9,
+        "winograd input grad: weight has the wrong size"
+    );
     let u = transform_kernels(weight, s.c_out, s.c_in, true, simd);
     // dx[c, y, x] = sum_{o, i, j} dy[o, y + i' - (2 - pad), x + j' - (2 - pad)] W[o, c, 2 - i', 2 - j']
     let plan = Plan {
@@ -132,35 +150,52 @@ pub fn weight_grad(x: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
 
 /// [`weight_grad`] on the kernel path `simd` (one the CPU supports).
 fn weight_grad_with(x: &[f32], dy: &[f32], s: &ConvShape, simd: Simd) -> Vec<f32> {
-    assert_eq!(x.len(), s.batch * s.c_in * s.h * s.w, "winograd weight grad: x has the wrong size");
-    assert_eq!(dy.len(), s.batch * s.c_out * s.ho * s.wo, "winograd weight grad: dy has the wrong size");
+    assert_eq!(
+        x.len(),
+        s.batch * s.c_in * s.h * s.w,
+        "winograd weight grad: x has the wrong size"
+    );
+    assert_eq!(
+        dy.len(),
+        s.batch * s.c_out * s.ho * s.wo,
+        "winograd weight grad: dy has the wrong size"
+    );
     let du = Plan::of(s).kernel_grad(x, dy, simd);
     let pairs = s.c_out * s.c_in;
     let mut dw = vec![0f32; pairs * 9];
-    dw.par_chunks_mut(9 * 64).enumerate().for_each(|(chunk, out)| {
-        for (q, dg) in out.chunks_exact_mut(9).enumerate() {
-            let pair = chunk * 64 + q;
-            // G^T dU: [3, 6], a column at a time
-            let mut gu = [[0f32; ALPHA]; 3];
-            for col in 0..ALPHA {
-                let v: [f32; ALPHA] = std::array::from_fn(|row| du[(ALPHA * row + col) * pairs + pair]);
-                for (i, value) in kernel_transpose(v).into_iter().enumerate() {
-                    gu[i][col] = value;
+    dw.par_chunks_mut(9 * 64)
+        .enumerate()
+        .for_each(|(chunk, out)| {
+            for (q, dg) in out.chunks_exact_mut(9).enumerate() {
+                let pair = chunk * 64 + q;
+                // G^T dU: [3, 6], a column at a time
+                let mut gu = [[0f32; ALPHA]; 3];
+                for col in 0..ALPHA {
+                    let v: [f32; ALPHA] =
+                        std::array::from_fn(|row| du[(ALPHA * row + col) * pairs + pair]);
+                    for (i, value) in kernel_transpose(v).into_iter().enumerate() {
+                        gu[i][col] = value;
+                    }
+                }
+                // (G^T dU) G: [3, 3]
+                for (i, row) in gu.into_iter().enumerate() {
+                    dg[3 * i..3 * i + 3].copy_from_slice(&kernel_transpose(row));
                 }
             }
-            // (G^T dU) G: [3, 3]
-            for (i, row) in gu.into_iter().enumerate() {
-                dg[3 * i..3 * i + 3].copy_from_slice(&kernel_transpose(row));
-            }
-        }
-    });
+        });
     dw
 }
 
 /// `U = G g G^T` of every kernel, as 36 matrices `[XI, rows, cols]`: `[co, ci]` each for the
 /// forward conv, or (`flip`) `[ci, co]` each of the flipped kernels `W[o, c, 2 - i, 2 - j]` for
 /// the input gradient.
-fn transform_kernels(weight: &[f32], c_out: usize, c_in: usize, flip: bool, simd: Simd) -> Vec<f32> {
+fn transform_kernels(
+    weight: &[f32],
+    c_out: usize,
+    c_in: usize,
+    flip: bool,
+    simd: Simd,
+) -> Vec<f32> {
     let (rows, cols) = if flip { (c_in, c_out) } else { (c_out, c_in) };
     let len = rows * cols;
     // The taps first, tap-major ([9, rows, cols]), so that 8 kernels side by side are 8
@@ -177,33 +212,44 @@ fn transform_kernels(weight: &[f32], c_out: usize, c_in: usize, flip: bool, simd
     let mut u = vec![0f32; XI * len];
     // The kernels split over the threads (whole registers each): each task writes its part of
     // all 36 matrices.
-    let per_task = len.div_ceil(rayon::current_num_threads().max(1)).next_multiple_of(WIDE).max(WIDE);
-    let mut tasks: Vec<Vec<&mut [f32]>> = (0..len.div_ceil(per_task)).map(|_| Vec::with_capacity(XI)).collect();
+    let per_task = len
+        .div_ceil(rayon::current_num_threads().max(1))
+        .next_multiple_of(WIDE)
+        .max(WIDE);
+    let mut tasks: Vec<Vec<&mut [f32]>> = (0..len.div_ceil(per_task))
+        .map(|_| Vec::with_capacity(XI))
+        .collect();
     for matrix in u.chunks_mut(len) {
         for (task, part) in matrix.chunks_mut(per_task).enumerate() {
             tasks[task].push(part);
         }
     }
-    tasks.into_par_iter().enumerate().for_each(|(task, mut matrices)| {
-        let start = task * per_task;
-        let mut from = 0;
-        #[cfg(target_arch = "x86_64")]
-        {
-            if simd == Simd::Avx512 {
-                // SAFETY: `Simd::Avx512` is only chosen where the CPU has AVX-512 F.
-                from = unsafe { avx512::kernel_tiles(&taps, len, start, &mut matrices, from) };
+    tasks
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(task, mut matrices)| {
+            let start = task * per_task;
+            let mut from = 0;
+            #[cfg(target_arch = "x86_64")]
+            {
+                if simd == Simd::Avx512 {
+                    // SAFETY: `Simd::Avx512` is only chosen where the CPU has AVX-512 F.
+                    from = unsafe { avx512::kernel_tiles(&taps, len, start, &mut matrices, from) };
+                }
+                if simd.avx2() {
+                    // SAFETY: `simd` is AVX2 or better only where the CPU has AVX2.
+                    from = unsafe { avx2::kernel_tiles(&taps, len, start, &mut matrices, from) };
+                }
             }
-            if simd.avx2() {
-                // SAFETY: `simd` is AVX2 or better only where the CPU has AVX2.
-                from = unsafe { avx2::kernel_tiles(&taps, len, start, &mut matrices, from) };
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = simd;
+            for q in from..matrices[0].len() {
+                scalar::kernel_tile_with(
+                    |tap| taps[tap * len + start + q],
+                    |xi, value| matrices[xi][q] = value,
+                );
             }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = simd;
-        for q in from..matrices[0].len() {
-            scalar::kernel_tile_with(|tap| taps[tap * len + start + q], |xi, value| matrices[xi][q] = value);
-        }
-    });
+        });
     u
 }
 
@@ -224,7 +270,16 @@ struct Plan {
 impl Plan {
     /// The forward conv of shape `s` (whose weight gradient runs on the same tiles).
     fn of(s: &ConvShape) -> Self {
-        Plan { batch: s.batch, c_in: s.c_in, h: s.h, w: s.w, c_out: s.c_out, ho: s.ho, wo: s.wo, pad: s.pad }
+        Plan {
+            batch: s.batch,
+            c_in: s.c_in,
+            h: s.h,
+            w: s.w,
+            c_out: s.c_out,
+            ho: s.ho,
+            wo: s.wo,
+            pad: s.pad,
+        }
     }
 
     /// Tile rows and columns: 4x4 output tiles covering `[ho, wo]`.
@@ -246,8 +301,12 @@ impl Plan {
             for ty in 0..th {
                 for tx in 0..tw {
                     let pixel = |i: usize, k: usize| -> &[f32] {
-                        let r = (TILE * ty + i).checked_sub(self.pad[0]).filter(|&r| r < self.h);
-                        let c = (TILE * tx + k).checked_sub(self.pad[1]).filter(|&c| c < self.w);
+                        let r = (TILE * ty + i)
+                            .checked_sub(self.pad[0])
+                            .filter(|&r| r < self.h);
+                        let c = (TILE * tx + k)
+                            .checked_sub(self.pad[1])
+                            .filter(|&c| c < self.w);
                         match (r, c) {
                             (Some(r), Some(c)) => &image[(r * self.w + c) * c_in..][..c_in],
                             _ => &zeros,
@@ -276,9 +335,14 @@ impl Plan {
                 for tx in 0..tw {
                     let pixel = |r: usize, c: usize| -> &[f32] {
                         let (r, c) = (TILE * ty + r, TILE * tx + c);
-                        if r < self.ho && c < self.wo { &image[(r * self.wo + c) * c_out..][..c_out] } else { &zeros }
+                        if r < self.ho && c < self.wo {
+                            &image[(r * self.wo + c) * c_out..][..c_out]
+                        } else {
+                            &zeros
+                        }
                     };
-                    let d: [&[f32]; TILE * TILE] = std::array::from_fn(|e| pixel(e / TILE, e % TILE));
+                    let d: [&[f32]; TILE * TILE] =
+                        std::array::from_fn(|e| pixel(e / TILE, e % TILE));
                     grad_tile(&d, z, n * c_out, (j * t + ty * tw + tx) * c_out, simd);
                 }
             }
@@ -304,7 +368,11 @@ impl Plan {
                 let n_max = block * t;
                 with_scratch(XI * c_in * n_max, XI * c_out * n_max, |v, z| {
                     let mut image = vec![0f32; x_len.max(y_len)];
-                    for (b, (xb, dyb)) in xs.chunks(block * x_len).zip(dys.chunks(block * y_len)).enumerate() {
+                    for (b, (xb, dyb)) in xs
+                        .chunks(block * x_len)
+                        .zip(dys.chunks(block * y_len))
+                        .enumerate()
+                    {
                         let n = xb.len() / x_len * t;
                         self.input_tiles(xb, v, &mut image, simd);
                         self.grad_tiles(dyb, z, &mut image, simd);
@@ -340,57 +408,66 @@ impl Plan {
         let step = if simd == Simd::Avx512 { WIDE } else { 8 };
         // as many images as keep `V` and `M` within the im2col blocks' bound
         let block = (BLOCK_ELEMENTS / (XI * (c_in + c_out) * t)).clamp(1, chunk);
-        y.par_chunks_mut(chunk * y_len).zip(x.par_chunks(chunk * x_len)).for_each(|(ys, xs)| {
-            let n_max = block * t; // tiles of a full block
-            with_scratch(XI * c_in * n_max, XI * c_out * n_max, |v, m| {
-                // one image channels-last, [h * w, c_in]
-                let mut image = vec![0f32; x_len];
-                for (yb, xb) in ys.chunks_mut(block * y_len).zip(xs.chunks(block * x_len)) {
-                    let images = xb.len() / x_len;
-                    let n = images * t; // tiles of this block
-                    self.input_tiles(xb, v, &mut image, simd);
-                    // M[xi] [c_out, n] (stored [n, c_out]) = U[xi] [c_out, c_in] x V[xi] [c_in, n]
-                    for xi in 0..XI {
-                        matmul(
-                            m,
-                            View::new(xi * n * c_out, c_out, n, 1, c_out),
-                            false,
-                            u,
-                            View::new(xi * c_out * c_in, c_out, c_in, c_in, 1),
-                            v,
-                            View::new(xi * n * c_in, c_in, n, 1, c_in),
-                            1.0,
-                        );
-                    }
-                    let mut out = [[0f32; WIDE]; TILE * TILE];
-                    for j in 0..images {
-                        let planes = &mut yb[j * y_len..(j + 1) * y_len];
-                        for ty in 0..th {
-                            for tx in 0..tw {
-                                let tile = j * t + ty * tw + tx;
-                                // the tile's 4x4 outputs that lie inside [ho, wo]
-                                let rows = (self.ho - TILE * ty).min(TILE);
-                                let cols = (self.wo - TILE * tx).min(TILE);
-                                for o in (0..c_out).step_by(step) {
-                                    let lanes = step.min(c_out - o);
-                                    output_tile(m, n * c_out, tile * c_out + o, lanes, &mut out, simd);
-                                    for (e, values) in out.iter().enumerate() {
-                                        let (r, c) = (e / TILE, e % TILE);
-                                        if r >= rows || c >= cols {
-                                            continue;
-                                        }
-                                        let at = (TILE * ty + r) * self.wo + TILE * tx + c;
-                                        for (l, &value) in values[..lanes].iter().enumerate() {
-                                            planes[(o + l) * self.ho * self.wo + at] = value;
+        y.par_chunks_mut(chunk * y_len)
+            .zip(x.par_chunks(chunk * x_len))
+            .for_each(|(ys, xs)| {
+                let n_max = block * t; // tiles of a full block
+                with_scratch(XI * c_in * n_max, XI * c_out * n_max, |v, m| {
+                    // one image channels-last, [h * w, c_in]
+                    let mut image = vec![0f32; x_len];
+                    for (yb, xb) in ys.chunks_mut(block * y_len).zip(xs.chunks(block * x_len)) {
+                        let images = xb.len() / x_len;
+                        let n = images * t; // tiles of this block
+                        self.input_tiles(xb, v, &mut image, simd);
+                        // M[xi] [c_out, n] (stored [n, c_out]) = U[xi] [c_out, c_in] x V[xi] [c_in, n]
+                        for xi in 0..XI {
+                            matmul(
+                                m,
+                                View::new(xi * n * c_out, c_out, n, 1, c_out),
+                                false,
+                                u,
+                                View::new(xi * c_out * c_in, c_out, c_in, c_in, 1),
+                                v,
+                                View::new(xi * n * c_in, c_in, n, 1, c_in),
+                                1.0,
+                            );
+                        }
+                        let mut out = [[0f32; WIDE]; TILE * TILE];
+                        for j in 0..images {
+                            let planes = &mut yb[j * y_len..(j + 1) * y_len];
+                            for ty in 0..th {
+                                for tx in 0..tw {
+                                    let tile = j * t + ty * tw + tx;
+                                    // the tile's 4x4 outputs that lie inside [ho, wo]
+                                    let rows = (self.ho - TILE * ty).min(TILE);
+                                    let cols = (self.wo - TILE * tx).min(TILE);
+                                    for o in (0..c_out).step_by(step) {
+                                        let lanes = step.min(c_out - o);
+                                        output_tile(
+                                            m,
+                                            n * c_out,
+                                            tile * c_out + o,
+                                            lanes,
+                                            &mut out,
+                                            simd,
+                                        );
+                                        for (e, values) in out.iter().enumerate() {
+                                            let (r, c) = (e / TILE, e % TILE);
+                                            if r >= rows || c >= cols {
+                                                continue;
+                                            }
+                                            let at = (TILE * ty + r) * self.wo + TILE * tx + c;
+                                            for (l, &value) in values[..lanes].iter().enumerate() {
+                                                planes[(o + l) * self.ho * self.wo + at] = value;
+                                            }
                                         }
                                     }
                                 }
                             }
                         }
                     }
-                }
+                });
             });
-        });
         y
     }
 }
@@ -401,7 +478,10 @@ const WIDE: usize = 16;
 /// `dst [p, c] = src [c, p]` (one image, channels-first to channels-last). The AVX-512 path
 /// takes AVX2's 8x8 blocks too: the copy is bound by memory, not by register width.
 fn transpose(src: &[f32], c: usize, p: usize, dst: &mut [f32], simd: Simd) {
-    assert!(src.len() >= c * p && dst.len() >= c * p, "transpose: slices too short");
+    assert!(
+        src.len() >= c * p && dst.len() >= c * p,
+        "transpose: slices too short"
+    );
     // blocks of 8 channels x 8 pixels keep both sides' cache lines in use
     for c0 in (0..c).step_by(8) {
         for p0 in (0..p).step_by(8) {
@@ -428,7 +508,11 @@ fn transpose(src: &[f32], c: usize, p: usize, dst: &mut [f32], simd: Simd) {
 fn kernel_transpose([v0, v1, v2, v3, v4, v5]: [f32; ALPHA]) -> [f32; 3] {
     const SIXTH: f32 = 1.0 / 6.0;
     let (s12, s34) = (v1 + v2, v3 + v4);
-    [0.25 * v0 - SIXTH * s12 + s34 * (1.0 / 24.0), SIXTH * (v2 - v1) + (v3 - v4) * (1.0 / 12.0), SIXTH * (s34 - s12) + v5]
+    [
+        0.25 * v0 - SIXTH * s12 + s34 * (1.0 / 24.0),
+        SIXTH * (v2 - v1) + (v3 - v4) * (1.0 / 12.0),
+        SIXTH * (s34 - s12) + v5,
+    ]
 }
 
 /// The tile transforms, written once over a lane type `T` and its `add`, `sub` and `scale`
@@ -609,7 +693,14 @@ fn input_tile(d: &[&[f32]; XI], v: &mut [f32], stride: usize, at: usize, simd: S
 /// `A^T M A` of one tile for `lanes` (at most 16) output channels: element `xi` of the tile is
 /// `m[xi * stride + at..][..lanes]`; `out[4 * r + c]` is output pixel (row `r`, column `c`).
 #[inline]
-fn output_tile(m: &[f32], stride: usize, at: usize, lanes: usize, out: &mut [[f32; WIDE]; TILE * TILE], simd: Simd) {
+fn output_tile(
+    m: &[f32],
+    stride: usize,
+    at: usize,
+    lanes: usize,
+    out: &mut [[f32; WIDE]; TILE * TILE],
+    simd: Simd,
+) {
     let mut from = 0;
     #[cfg(target_arch = "x86_64")]
     {
@@ -791,10 +882,18 @@ mod avx2 {
     /// # Safety
     /// `c0 + 8 <= c`, `p0 + 8 <= p`, and both slices hold at least `c * p` floats.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn transpose_8x8(src: &[f32], p: usize, c0: usize, p0: usize, dst: &mut [f32], c: usize) {
+    pub unsafe fn transpose_8x8(
+        src: &[f32],
+        p: usize,
+        c0: usize,
+        p0: usize,
+        dst: &mut [f32],
+        c: usize,
+    ) {
         // SAFETY: the caller guarantees the block lies inside both slices.
         unsafe {
-            let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.as_ptr().add((c0 + i) * p + p0)));
+            let r: [__m256; 8] =
+                std::array::from_fn(|i| _mm256_loadu_ps(src.as_ptr().add((c0 + i) * p + p0)));
             // pairs of rows interleaved, then quads: columns k and k + 4 in the two halves
             let t = [
                 _mm256_unpacklo_ps(r[0], r[1]),
@@ -818,8 +917,14 @@ mod avx2 {
             ];
             let out = dst.as_mut_ptr();
             for k in 0..4 {
-                _mm256_storeu_ps(out.add((p0 + k) * c + c0), _mm256_permute2f128_ps::<0x20>(q[k], q[k + 4]));
-                _mm256_storeu_ps(out.add((p0 + k + 4) * c + c0), _mm256_permute2f128_ps::<0x31>(q[k], q[k + 4]));
+                _mm256_storeu_ps(
+                    out.add((p0 + k) * c + c0),
+                    _mm256_permute2f128_ps::<0x20>(q[k], q[k + 4]),
+                );
+                _mm256_storeu_ps(
+                    out.add((p0 + k + 4) * c + c0),
+                    _mm256_permute2f128_ps::<0x31>(q[k], q[k + 4]),
+                );
             }
         }
     }
@@ -903,13 +1008,13 @@ mod tests {
     fn forward_and_gradients_equal_im2col() {
         // (batch, c_in, h, w, c_out, padding (before, after) per dim)
         let cases = [
-            (2, 16, 8, 8, 16, [(1, 1), (1, 1)]),   // the CNN's late layers, even sizes
-            (3, 17, 7, 5, 20, [(1, 1), (1, 1)]),   // odd sizes: a half tile at the edges
-            (1, 16, 9, 6, 16, [(0, 0), (0, 0)]),   // no padding
-            (2, 16, 6, 7, 18, [(2, 2), (2, 2)]),   // padding 2 (the input gradient pads 0)
-            (2, 16, 8, 9, 16, [(1, 0), (2, 1)]),   // asymmetric
-            (1, 16, 4, 4, 16, [(1, 1), (1, 1)]),   // a single tile (the CNN's fourth conv)
-            (2, 16, 5, 5, 16, [(1, 1), (1, 1)]),   // one whole tile and a 1-wide edge
+            (2, 16, 8, 8, 16, [(1, 1), (1, 1)]), // the CNN's late layers, even sizes
+            (3, 17, 7, 5, 20, [(1, 1), (1, 1)]), // odd sizes: a half tile at the edges
+            (1, 16, 9, 6, 16, [(0, 0), (0, 0)]), // no padding
+            (2, 16, 6, 7, 18, [(2, 2), (2, 2)]), // padding 2 (the input gradient pads 0)
+            (2, 16, 8, 9, 16, [(1, 0), (2, 1)]), // asymmetric
+            (1, 16, 4, 4, 16, [(1, 1), (1, 1)]), // a single tile (the CNN's fourth conv)
+            (2, 16, 5, 5, 16, [(1, 1), (1, 1)]), // one whole tile and a 1-wide edge
             (5, 32, 16, 16, 64, [(1, 1), (1, 1)]), // the CNN's second conv, batch over threads
         ];
         for (i, &(batch, c_in, h, w, c_out, padding)) in cases.iter().enumerate() {
@@ -919,12 +1024,27 @@ mod tests {
             let x = values(batch * c_in * h * w, 3 * i as u32);
             let weight = values(c_out * c_in * 9, 3 * i as u32 + 1);
             let dy = values(batch * c_out * s.ho * s.wo, 3 * i as u32 + 2);
-            let err = max_rel_err(&forward(&x, &weight, &s), &conv_cpu::forward(&x, &weight, &s));
+            let err = max_rel_err(
+                &forward(&x, &weight, &s),
+                &conv_cpu::forward(&x, &weight, &s),
+            );
             assert!(err < 1e-5, "case {i}: forward differs from im2col by {err}");
-            let err = max_rel_err(&input_grad(&weight, &dy, &s), &conv_cpu::input_grad(&weight, &dy, &s));
-            assert!(err < 1e-5, "case {i}: input gradient differs from im2col by {err}");
-            let err = max_rel_err(&weight_grad(&x, &dy, &s), &conv_cpu::weight_grad(&x, &dy, &s));
-            assert!(err < 1e-5, "case {i}: weight gradient differs from im2col by {err}");
+            let err = max_rel_err(
+                &input_grad(&weight, &dy, &s),
+                &conv_cpu::input_grad(&weight, &dy, &s),
+            );
+            assert!(
+                err < 1e-5,
+                "case {i}: input gradient differs from im2col by {err}"
+            );
+            let err = max_rel_err(
+                &weight_grad(&x, &dy, &s),
+                &conv_cpu::weight_grad(&x, &dy, &s),
+            );
+            assert!(
+                err < 1e-5,
+                "case {i}: weight gradient differs from im2col by {err}"
+            );
         }
     }
 
@@ -933,7 +1053,12 @@ mod tests {
         // The transforms do the same operations in the same order on every path (no fused
         // multiply-adds), and the products are the same gemm calls: results are bit-identical.
         // Channels: 16-lane registers only, an AVX2 register after them, scalar tails.
-        let cases = [(2, 16, 8, 8, 32), (1, 24, 7, 9, 40), (2, 19, 6, 5, 17), (1, 33, 5, 6, 25)];
+        let cases = [
+            (2, 16, 8, 8, 32),
+            (1, 24, 7, 9, 40),
+            (2, 19, 6, 5, 17),
+            (1, 33, 5, 6, 25),
+        ];
         for simd in crate::model::ops::simd::report_paths("winograd transforms") {
             for (i, &(batch, c_in, h, w, c_out)) in cases.iter().enumerate() {
                 let options = ConvOptions::new_with_padding([1, 1], [(1, 1), (1, 1)], [1, 1], 1);
@@ -941,11 +1066,31 @@ mod tests {
                 let x = values(batch * c_in * h * w, 7 * i as u32);
                 let weight = values(c_out * c_in * 9, 7 * i as u32 + 1);
                 let dy = values(batch * c_out * s.ho * s.wo, 7 * i as u32 + 2);
-                let same = |a: Vec<f32>, b: Vec<f32>| a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits());
+                let same = |a: Vec<f32>, b: Vec<f32>| {
+                    a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits())
+                };
                 let p = Simd::Portable;
-                assert!(same(forward_with(&x, &weight, &s, simd), forward_with(&x, &weight, &s, p)), "{simd:?} case {i}: forward");
-                assert!(same(input_grad_with(&weight, &dy, &s, simd), input_grad_with(&weight, &dy, &s, p)), "{simd:?} case {i}: input grad");
-                assert!(same(weight_grad_with(&x, &dy, &s, simd), weight_grad_with(&x, &dy, &s, p)), "{simd:?} case {i}: weight grad");
+                assert!(
+                    same(
+                        forward_with(&x, &weight, &s, simd),
+                        forward_with(&x, &weight, &s, p)
+                    ),
+                    "{simd:?} case {i}: forward"
+                );
+                assert!(
+                    same(
+                        input_grad_with(&weight, &dy, &s, simd),
+                        input_grad_with(&weight, &dy, &s, p)
+                    ),
+                    "{simd:?} case {i}: input grad"
+                );
+                assert!(
+                    same(
+                        weight_grad_with(&x, &dy, &s, simd),
+                        weight_grad_with(&x, &dy, &s, p)
+                    ),
+                    "{simd:?} case {i}: weight grad"
+                );
             }
         }
     }
@@ -959,7 +1104,11 @@ mod tests {
                 transpose(&src, c, p, &mut dst, simd);
                 for ch in 0..c {
                     for px in 0..p {
-                        assert_eq!(dst[px * c + ch].to_bits(), src[ch * p + px].to_bits(), "{simd:?} c {c} p {p}: [{ch}, {px}]");
+                        assert_eq!(
+                            dst[px * c + ch].to_bits(),
+                            src[ch * p + px].to_bits(),
+                            "{simd:?} c {c} p {p}: [{ch}, {px}]"
+                        );
                     }
                 }
             }
@@ -973,12 +1122,19 @@ mod tests {
             ConvShape::new([1, c_in, 8, 8], [c_out, c_in, k, k], &options)
         };
         assert!(applies(&shape(32, 64, 3, 1, 1)));
-        assert!(!applies(&shape(3, 32, 3, 1, 1)), "a first layer's 3 channels");
+        assert!(
+            !applies(&shape(3, 32, 3, 1, 1)),
+            "a first layer's 3 channels"
+        );
         assert!(!applies(&shape(32, 8, 3, 1, 1)), "8 output channels");
         assert!(!applies(&shape(32, 64, 3, 2, 1)), "stride 2");
         assert!(!applies(&shape(32, 64, 5, 1, 2)), "5x5");
         assert!(!applies(&shape(32, 64, 3, 1, 3)), "padding 3");
-        let small = ConvShape::new([1, 32, 2, 2], [64, 32, 3, 3], &ConvOptions::new_with_padding([1, 1], [(1, 1); 2], [1, 1], 1));
+        let small = ConvShape::new(
+            [1, 32, 2, 2],
+            [64, 32, 3, 3],
+            &ConvOptions::new_with_padding([1, 1], [(1, 1); 2], [1, 1], 1),
+        );
         assert!(!applies(&small), "a 2x2 map: smaller than a tile");
     }
 }

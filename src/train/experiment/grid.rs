@@ -203,19 +203,28 @@ impl Problems {
     }
 
     fn is_empty(&self) -> bool {
-        self.list.is_empty() && self.unknown_flags.is_empty() && self.unknown_models.is_empty() && self.missing.is_empty()
+        self.list.is_empty()
+            && self.unknown_flags.is_empty()
+            && self.unknown_models.is_empty()
+            && self.missing.is_empty()
     }
 
     /// Adds `other`'s problems (each once).
     fn merge(&mut self, other: &Problems) {
-        for (to, from) in [(&mut self.list, &other.list), (&mut self.missing, &other.missing)] {
+        for (to, from) in [
+            (&mut self.list, &other.list),
+            (&mut self.missing, &other.missing),
+        ] {
             for p in from {
                 if !to.contains(p) {
                     to.push(p.clone());
                 }
             }
         }
-        for (to, from) in [(&mut self.unknown_flags, &other.unknown_flags), (&mut self.unknown_models, &other.unknown_models)] {
+        for (to, from) in [
+            (&mut self.unknown_flags, &other.unknown_flags),
+            (&mut self.unknown_models, &other.unknown_models),
+        ] {
             for (name, sections) in from {
                 for section in sections {
                     if !to.iter().any(|(n, s)| n == name && s.contains(section)) {
@@ -232,7 +241,11 @@ impl Problems {
             if sections.len() <= 4 {
                 sections.join(", ")
             } else {
-                format!("{} and {} more", sections[..3].join(", "), sections.len() - 3)
+                format!(
+                    "{} and {} more",
+                    sections[..3].join(", "),
+                    sections.len() - 3
+                )
             }
         };
         let mut lines = self.list;
@@ -247,7 +260,11 @@ impl Problems {
         for (key, sections) in &self.unknown_flags {
             lines.push(format!("'{key}' is not a train flag of this visionnet (one a later version adds, or a typo), in {}", where_(sections)));
         }
-        let mut message = format!("{} problem{} in the grid:", lines.len(), if lines.len() == 1 { "" } else { "s" });
+        let mut message = format!(
+            "{} problem{} in the grid:",
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" }
+        );
         for e in &lines {
             message.push_str("\n  - ");
             message.push_str(e);
@@ -270,18 +287,26 @@ fn check_label(label: &str) -> std::result::Result<(), String> {
     let ok = !label.is_empty()
         && label != "."
         && label != ".."
-        && label.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        && label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(format!("label '{label}' must be letters, digits, '.', '_' or '-' (it names a folder)"))
+        Err(format!(
+            "label '{label}' must be letters, digits, '.', '_' or '-' (it names a folder)"
+        ))
     }
 }
 
 /// `base/path` unless `path` is absolute, made absolute and without `.` or `..`, so the same
 /// file reads the same whichever directory the grid is run from.
 fn resolve(base: &Path, path: &Path) -> PathBuf {
-    let joined = if path.is_absolute() { path.to_path_buf() } else { base.join(path) };
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    };
     if let Ok(real) = joined.canonicalize() {
         return real;
     }
@@ -302,7 +327,15 @@ fn resolve(base: &Path, path: &Path) -> PathBuf {
 
 /// Reads a set of flags from a TOML table, skipping `reserved` keys (returned separately).
 /// Problems go to the set's own list.
-fn flag_set(label: &str, section: &str, table: &toml::Table, reserved: &[&str], base: &Path, known: &[String], paths: &HashSet<String>) -> (FlagSet, BTreeMap<String, toml::Value>) {
+fn flag_set(
+    label: &str,
+    section: &str,
+    table: &toml::Table,
+    reserved: &[&str],
+    base: &Path,
+    known: &[String],
+    paths: &HashSet<String>,
+) -> (FlagSet, BTreeMap<String, toml::Value>) {
     let mut set = FlagSet {
         label: label.to_string(),
         section: section.to_string(),
@@ -317,19 +350,27 @@ fn flag_set(label: &str, section: &str, table: &toml::Table, reserved: &[&str], 
             continue;
         }
         if OWNED.contains(&key.as_str()) {
-            errors.push(format!("{section}: '{key}' is set by the grid itself (seeds = [...], the output folder)"));
+            errors.push(format!(
+                "{section}: '{key}' is set by the grid itself (seeds = [...], the output folder)"
+            ));
             continue;
         }
         if !known.contains(key) {
             if known.contains(&key.replace('_', "-")) {
-                errors.push(format!("{section}: '{key}' is not a train flag; write it '{}'", key.replace('_', "-")));
+                errors.push(format!(
+                    "{section}: '{key}' is not a train flag; write it '{}'",
+                    key.replace('_', "-")
+                ));
             } else {
                 errors.unknown_flag(key, section);
             }
             continue;
         }
         let Some(mut text) = flags::toml_flag_value(value) else {
-            errors.push(format!("{section}: '{key}' has a {} value; expected a string, number, boolean or list", value.type_str()));
+            errors.push(format!(
+                "{section}: '{key}' has a {} value; expected a string, number, boolean or list",
+                value.type_str()
+            ));
             continue;
         };
         if paths.contains(key) {
@@ -342,7 +383,13 @@ fn flag_set(label: &str, section: &str, table: &toml::Table, reserved: &[&str], 
 
 /// Reads a recipe's config file: a TOML table of train flags, like `train --config`.
 /// Problems go to `errors`.
-fn config_file(path: &Path, section: &str, known: &[String], paths: &HashSet<String>, errors: &mut Problems) -> Vec<(String, String)> {
+fn config_file(
+    path: &Path,
+    section: &str,
+    known: &[String],
+    paths: &HashSet<String>,
+    errors: &mut Problems,
+) -> Vec<(String, String)> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -353,7 +400,10 @@ fn config_file(path: &Path, section: &str, known: &[String], paths: &HashSet<Str
     let table: toml::Table = match toml::from_str(&text) {
         Ok(t) => t,
         Err(e) => {
-            errors.push(format!("{section}: config {}: not valid TOML: {e}", path.display()));
+            errors.push(format!(
+                "{section}: config {}: not valid TOML: {e}",
+                path.display()
+            ));
             return Vec::new();
         }
     };
@@ -371,14 +421,22 @@ impl Grid {
     /// flag values too.
     pub fn load(path: &Path) -> Result<Grid> {
         let text = std::fs::read_to_string(path).at(path)?;
-        let file: GridFile = toml::from_str(&text).map_err(|e| Error::data(path, format!("not a valid grid file: {e}")))?;
+        let file: GridFile = toml::from_str(&text)
+            .map_err(|e| Error::data(path, format!("not a valid grid file: {e}")))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
         let known = flags::known_flags();
         let paths: HashSet<String> = flags::path_flags().into_iter().collect();
         let mut errors = Problems::default();
 
-        let tables = |kind: &str, table: &toml::Table, errors: &mut Problems| -> Vec<(String, toml::Table)> {
+        let tables = |kind: &str,
+                      table: &toml::Table,
+                      errors: &mut Problems|
+         -> Vec<(String, toml::Table)> {
             if table.is_empty() {
                 errors.push(format!("[{kind}] names none; a grid needs at least one"));
             }
@@ -389,27 +447,41 @@ impl Grid {
                 }
                 match value {
                     toml::Value::Table(t) => out.push((label.clone(), t.clone())),
-                    other => errors.push(format!("[{kind}] '{label}' must be a table of flags, not a {}", other.type_str())),
+                    other => errors.push(format!(
+                        "[{kind}] '{label}' must be a table of flags, not a {}",
+                        other.type_str()
+                    )),
                 }
             }
             out
         };
 
         // Every run uses the defaults: all their problems count now.
-        let (mut defaults, _) = flag_set("defaults", "[defaults]", &file.defaults, &[], &base, &known, &paths);
+        let (mut defaults, _) = flag_set(
+            "defaults",
+            "[defaults]",
+            &file.defaults,
+            &[],
+            &base,
+            &known,
+            &paths,
+        );
         errors.merge(&std::mem::take(&mut defaults.problems));
         // Mistakes in a section count now; what it needs that is not here, once a run uses it.
-        let structural = |set: &mut FlagSet, errors: &mut Problems| errors.list.append(&mut set.problems.list);
+        let structural =
+            |set: &mut FlagSet, errors: &mut Problems| errors.list.append(&mut set.problems.list);
 
         let mut datasets = Vec::new();
         for (label, table) in tables("datasets", &file.datasets, &mut errors) {
             let section = format!("[datasets.{label}]");
             let (mut set, _) = flag_set(&label, &section, &table, &[], &base, &known, &paths);
             match set.flags.iter().find(|(k, _)| k == "data") {
-                None => errors.push(format!("{section}: 'data' (the dataset folder) is required")),
-                Some((_, dir)) if !Path::new(dir).is_dir() => {
-                    set.problems.missing.push(format!("{section}: data folder {dir} does not exist (see `visionnet data fetch`)"))
-                }
+                None => errors.push(format!(
+                    "{section}: 'data' (the dataset folder) is required"
+                )),
+                Some((_, dir)) if !Path::new(dir).is_dir() => set.problems.missing.push(format!(
+                    "{section}: data folder {dir} does not exist (see `visionnet data fetch`)"
+                )),
                 Some(_) => {}
             }
             structural(&mut set, &mut errors);
@@ -419,11 +491,25 @@ impl Grid {
         let mut models = Vec::new();
         for (label, table) in tables("models", &file.models, &mut errors) {
             let section = format!("[models.{label}]");
-            let (mut set, extra) = flag_set(&label, &section, &table, &["twin", "match"], &base, &known, &paths);
+            let (mut set, extra) = flag_set(
+                &label,
+                &section,
+                &table,
+                &["twin", "match"],
+                &base,
+                &known,
+                &paths,
+            );
             if !set.flags.iter().any(|(k, _)| k == "model") {
                 set.flags.insert(0, ("model".to_string(), label.clone()));
             }
-            let name = set.flags.iter().find(|(k, _)| k == "model").expect("inserted above").1.clone();
+            let name = set
+                .flags
+                .iter()
+                .find(|(k, _)| k == "model")
+                .expect("inserted above")
+                .1
+                .clone();
             if registry::entry(&name).is_err() {
                 set.problems.unknown_model(&name, &section);
             }
@@ -432,20 +518,33 @@ impl Grid {
                 None => None,
                 Some(toml::Value::String(t)) => Some(t.clone()),
                 Some(other) => {
-                    errors.push(format!("{section}: 'twin' must be a model label, not a {}", other.type_str()));
+                    errors.push(format!(
+                        "{section}: 'twin' must be a model label, not a {}",
+                        other.type_str()
+                    ));
                     None
                 }
             };
             let by = match extra.get("match") {
                 None => None,
-                Some(toml::Value::String(m)) => MatchBy::parse(m).map_err(|e| errors.push(format!("{section}: match: {e}"))).ok(),
+                Some(toml::Value::String(m)) => MatchBy::parse(m)
+                    .map_err(|e| errors.push(format!("{section}: match: {e}")))
+                    .ok(),
                 Some(other) => {
-                    errors.push(format!("{section}: 'match' must be \"params\" or \"flops\", not a {}", other.type_str()));
+                    errors.push(format!(
+                        "{section}: 'match' must be \"params\" or \"flops\", not a {}",
+                        other.type_str()
+                    ));
                     None
                 }
             };
             let twin_label = by.map(|by| format!("{label}-twin-{}", by.as_str()));
-            models.push(GridModel { set, twin, matched: twin_label.clone(), matches: None });
+            models.push(GridModel {
+                set,
+                twin,
+                matched: twin_label.clone(),
+                matches: None,
+            });
             if let (Some(by), Some(twin_label)) = (by, twin_label) {
                 // The matched twin: its flags are made per run from the model's (`configure`).
                 let set = FlagSet {
@@ -454,16 +553,28 @@ impl Grid {
                     flags: vec![("model".to_string(), "cnn".to_string())],
                     problems: Problems::default(),
                 };
-                models.push(GridModel { set, twin: None, matched: None, matches: Some((label.clone(), by)) });
+                models.push(GridModel {
+                    set,
+                    twin: None,
+                    matched: None,
+                    matches: Some((label.clone(), by)),
+                });
             }
         }
         let labels: Vec<&str> = models.iter().map(|m| m.set.label.as_str()).collect();
         for m in &models {
             if let Some(t) = &m.twin {
                 if !labels.contains(&t.as_str()) {
-                    errors.push(format!("[models.{}]: twin '{t}' is not a model of this grid ({})", m.set.label, labels.join(", ")));
+                    errors.push(format!(
+                        "[models.{}]: twin '{t}' is not a model of this grid ({})",
+                        m.set.label,
+                        labels.join(", ")
+                    ));
                 } else if t == &m.set.label {
-                    errors.push(format!("[models.{}]: a model cannot be its own twin", m.set.label));
+                    errors.push(format!(
+                        "[models.{}]: a model cannot be its own twin",
+                        m.set.label
+                    ));
                 }
             }
         }
@@ -471,12 +582,22 @@ impl Grid {
         let mut recipes = Vec::new();
         for (label, table) in tables("recipes", &file.recipes, &mut errors) {
             let section = format!("[recipes.{label}]");
-            let (mut set, extra) = flag_set(&label, &section, &table, &["config"], &base, &known, &paths);
+            let (mut set, extra) =
+                flag_set(&label, &section, &table, &["config"], &base, &known, &paths);
             let mut flags = match extra.get("config") {
                 None => Vec::new(),
-                Some(toml::Value::String(file)) => config_file(&resolve(&base, Path::new(file)), &section, &known, &paths, &mut set.problems),
+                Some(toml::Value::String(file)) => config_file(
+                    &resolve(&base, Path::new(file)),
+                    &section,
+                    &known,
+                    &paths,
+                    &mut set.problems,
+                ),
                 Some(other) => {
-                    errors.push(format!("{section}: 'config' must be a file path, not a {}", other.type_str()));
+                    errors.push(format!(
+                        "{section}: 'config' must be a file path, not a {}",
+                        other.type_str()
+                    ));
                     Vec::new()
                 }
             };
@@ -498,21 +619,46 @@ impl Grid {
         }
         for (i, p) in file.products.iter().enumerate() {
             let at = format!("[[product]] #{}", i + 1);
-            let check = |kind: &str, names: &Option<Vec<String>>, have: Vec<&str>, errors: &mut Problems| {
+            let check = |kind: &str,
+                         names: &Option<Vec<String>>,
+                         have: Vec<&str>,
+                         errors: &mut Problems| {
                 for n in names.iter().flatten() {
                     if !have.contains(&n.as_str()) {
-                        errors.push(format!("{at}: {kind} '{n}' is not in [{kind}s] ({})", have.join(", ")));
+                        errors.push(format!(
+                            "{at}: {kind} '{n}' is not in [{kind}s] ({})",
+                            have.join(", ")
+                        ));
                     }
                 }
             };
-            check("model", &p.models, models.iter().map(|m| m.set.label.as_str()).collect(), &mut errors);
-            check("dataset", &p.datasets, datasets.iter().map(|d| d.label.as_str()).collect(), &mut errors);
-            check("recipe", &p.recipes, recipes.iter().map(|r| r.label.as_str()).collect(), &mut errors);
+            check(
+                "model",
+                &p.models,
+                models.iter().map(|m| m.set.label.as_str()).collect(),
+                &mut errors,
+            );
+            check(
+                "dataset",
+                &p.datasets,
+                datasets.iter().map(|d| d.label.as_str()).collect(),
+                &mut errors,
+            );
+            check(
+                "recipe",
+                &p.recipes,
+                recipes.iter().map(|r| r.label.as_str()).collect(),
+                &mut errors,
+            );
         }
 
         if !errors.is_empty() {
             // The file needs fixing: name everything else it asks for that is not here too.
-            for set in datasets.iter().chain(models.iter().map(|m| &m.set)).chain(&recipes) {
+            for set in datasets
+                .iter()
+                .chain(models.iter().map(|m| &m.set))
+                .chain(&recipes)
+            {
                 errors.merge(&set.problems);
             }
             return Err(errors.into_error(path, &known));
@@ -539,57 +685,101 @@ impl Grid {
     /// them: a grid can name the models of a later build).
     pub fn plan(&self, out: &Path, selection: &Selection) -> Result<Vec<PlannedRun>> {
         let mut errors = Problems::default();
-        let select = |kind: &str, names: &Option<Vec<String>>, have: Vec<&str>, errors: &mut Problems| {
-            for n in names.iter().flatten() {
-                if !have.contains(&n.as_str()) {
-                    errors.push(format!("--{kind}s: '{n}' is not a {kind} of this grid ({})", have.join(", ")));
+        let select =
+            |kind: &str, names: &Option<Vec<String>>, have: Vec<&str>, errors: &mut Problems| {
+                for n in names.iter().flatten() {
+                    if !have.contains(&n.as_str()) {
+                        errors.push(format!(
+                            "--{kind}s: '{n}' is not a {kind} of this grid ({})",
+                            have.join(", ")
+                        ));
+                    }
                 }
-            }
-        };
-        select("model", &selection.models, self.models.iter().map(|m| m.set.label.as_str()).collect(), &mut errors);
-        select("dataset", &selection.datasets, self.datasets.iter().map(|d| d.label.as_str()).collect(), &mut errors);
-        select("recipe", &selection.recipes, self.recipes.iter().map(|r| r.label.as_str()).collect(), &mut errors);
+            };
+        select(
+            "model",
+            &selection.models,
+            self.models.iter().map(|m| m.set.label.as_str()).collect(),
+            &mut errors,
+        );
+        select(
+            "dataset",
+            &selection.datasets,
+            self.datasets.iter().map(|d| d.label.as_str()).collect(),
+            &mut errors,
+        );
+        select(
+            "recipe",
+            &selection.recipes,
+            self.recipes.iter().map(|r| r.label.as_str()).collect(),
+            &mut errors,
+        );
         if !errors.is_empty() {
             return Err(errors.into_error(&self.path, &[]));
         }
-        let keep = |names: &Option<Vec<String>>, label: &str| names.as_ref().is_none_or(|n| n.iter().any(|x| x == label));
+        let keep = |names: &Option<Vec<String>>, label: &str| {
+            names.as_ref().is_none_or(|n| n.iter().any(|x| x == label))
+        };
 
         let everything = [Product::default()];
-        let products: &[Product] = if self.products.is_empty() { &everything } else { &self.products };
+        let products: &[Product] = if self.products.is_empty() {
+            &everything
+        } else {
+            &self.products
+        };
         let mut runs = Vec::new();
         let mut ids = HashSet::new();
         // One message per (dataset, recipe, model) combination, not per seed.
         let mut reported = HashSet::new();
         for product in products {
-            let pick = |names: &Option<Vec<String>>, label: &str| names.as_ref().is_none_or(|n| n.iter().any(|x| x == label));
+            let pick = |names: &Option<Vec<String>>, label: &str| {
+                names.as_ref().is_none_or(|n| n.iter().any(|x| x == label))
+            };
             let seeds = product.seeds.clone().unwrap_or_else(|| self.seeds.clone());
             for &seed in &seeds {
                 if selection.seeds.as_ref().is_some_and(|s| !s.contains(&seed)) {
                     continue;
                 }
-                for dataset in self.datasets.iter().filter(|d| pick(&product.datasets, &d.label) && keep(&selection.datasets, &d.label)) {
-                    for recipe in self.recipes.iter().filter(|r| pick(&product.recipes, &r.label) && keep(&selection.recipes, &r.label)) {
+                for dataset in self.datasets.iter().filter(|d| {
+                    pick(&product.datasets, &d.label) && keep(&selection.datasets, &d.label)
+                }) {
+                    for recipe in self.recipes.iter().filter(|r| {
+                        pick(&product.recipes, &r.label) && keep(&selection.recipes, &r.label)
+                    }) {
                         // A matched twin goes wherever its model goes.
-                        let source = |m: &GridModel| m.matches.as_ref().map_or(m.set.label.clone(), |(s, _)| s.clone());
+                        let source = |m: &GridModel| {
+                            m.matches
+                                .as_ref()
+                                .map_or(m.set.label.clone(), |(s, _)| s.clone())
+                        };
                         let chosen = |m: &GridModel| {
                             let (own, from) = (&m.set.label, source(m));
                             (pick(&product.models, own) || pick(&product.models, &from))
                                 && (keep(&selection.models, own) || keep(&selection.models, &from))
                         };
                         for model in self.models.iter().filter(|m| chosen(m)) {
-                            let id = format!("{}/{}/{}/seed-{seed}", dataset.label, recipe.label, model.set.label);
+                            let id = format!(
+                                "{}/{}/{}/seed-{seed}",
+                                dataset.label, recipe.label, model.set.label
+                            );
                             if !ids.insert(id.clone()) {
                                 continue;
                             }
                             // A section this build or machine cannot run: named below, not parsed.
-                            let of = |m: &GridModel| self.models.iter().find(|x| Some(&x.set.label) == m.matches.as_ref().map(|(s, _)| s));
-                            let problems = of(model).map_or(&model.set.problems, |m| &m.set.problems);
+                            let of = |m: &GridModel| {
+                                self.models.iter().find(|x| {
+                                    Some(&x.set.label) == m.matches.as_ref().map(|(s, _)| s)
+                                })
+                            };
+                            let problems =
+                                of(model).map_or(&model.set.problems, |m| &m.set.problems);
                             let sections = [&dataset.problems, &recipe.problems, problems];
                             if sections.iter().any(|p| !p.is_empty()) {
                                 sections.iter().for_each(|p| errors.merge(p));
                                 continue;
                             }
-                            let combination = format!("{}/{}/{}", dataset.label, recipe.label, model.set.label);
+                            let combination =
+                                format!("{}/{}/{}", dataset.label, recipe.label, model.set.label);
                             match self.configure(&id, out, seed, dataset, recipe, model) {
                                 Ok(run) => runs.push(run),
                                 Err(e) => {
@@ -610,9 +800,21 @@ impl Grid {
     }
 
     /// The flags of one run, later ones overriding earlier ones.
-    fn merged(&self, dataset: &FlagSet, recipe: &FlagSet, model: &FlagSet) -> Vec<(String, String)> {
+    fn merged(
+        &self,
+        dataset: &FlagSet,
+        recipe: &FlagSet,
+        model: &FlagSet,
+    ) -> Vec<(String, String)> {
         let mut merged: Vec<(String, String)> = Vec::new();
-        for (key, value) in self.defaults.flags.iter().chain(&recipe.flags).chain(&dataset.flags).chain(&model.flags) {
+        for (key, value) in self
+            .defaults
+            .flags
+            .iter()
+            .chain(&recipe.flags)
+            .chain(&dataset.flags)
+            .chain(&model.flags)
+        {
             match merged.iter_mut().find(|(k, _)| *k == *key) {
                 Some(slot) => slot.1 = value.clone(),
                 None => merged.push((key.clone(), value.clone())),
@@ -623,22 +825,55 @@ impl Grid {
 
     /// A matched twin's flags: the model's, with the plain cnn's model options and the
     /// matched widths.
-    fn matched_flags(&self, source: &str, by: MatchBy, dataset: &FlagSet, recipe: &FlagSet) -> std::result::Result<Vec<(String, String)>, String> {
-        let model = self.models.iter().find(|m| m.set.label == source).ok_or_else(|| format!("no model '{source}' to match"))?;
+    fn matched_flags(
+        &self,
+        source: &str,
+        by: MatchBy,
+        dataset: &FlagSet,
+        recipe: &FlagSet,
+    ) -> std::result::Result<Vec<(String, String)>, String> {
+        let model = self
+            .models
+            .iter()
+            .find(|m| m.set.label == source)
+            .ok_or_else(|| format!("no model '{source}' to match"))?;
         let merged = self.merged(dataset, recipe, &model.set);
-        let mut tokens: Vec<String> = merged.iter().flat_map(|(k, v)| [format!("--{k}"), v.clone()]).collect();
+        let mut tokens: Vec<String> = merged
+            .iter()
+            .flat_map(|(k, v)| [format!("--{k}"), v.clone()])
+            .collect();
         tokens.extend(["--run-dir".to_string(), "unused".to_string()]);
         let spec = flags::parse(&tokens)?.model_spec();
-        let found = matched::match_twin(&spec, by, 10, [3, 32, 32], &burn::tensor::Device::flex()).map_err(|e| format!("match = \"{}\" of {source}: {e}", by.as_str()))?;
+        let found = matched::match_twin(&spec, by, 10, [3, 32, 32], &burn::tensor::Device::flex())
+            .map_err(|e| format!("match = \"{}\" of {source}: {e}", by.as_str()))?;
         let options = matched::twin_options(&spec.options, found.widths.clone());
-        let mut out: Vec<(String, String)> = merged.into_iter().filter(|(k, _)| !matched::DROPPED_FLAGS.contains(&k.as_str())).collect();
+        let mut out: Vec<(String, String)> = merged
+            .into_iter()
+            .filter(|(k, _)| !matched::DROPPED_FLAGS.contains(&k.as_str()))
+            .collect();
         out.push(("model".to_string(), "cnn".to_string()));
-        out.push(("widths".to_string(), options.widths.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(",")));
+        out.push((
+            "widths".to_string(),
+            options
+                .widths
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        ));
         Ok(out)
     }
 
     /// Merges the flags of one run and parses them.
-    fn configure(&self, id: &str, out: &Path, seed: u64, dataset: &FlagSet, recipe: &FlagSet, model: &GridModel) -> std::result::Result<PlannedRun, String> {
+    fn configure(
+        &self,
+        id: &str,
+        out: &Path,
+        seed: u64,
+        dataset: &FlagSet,
+        recipe: &FlagSet,
+        model: &GridModel,
+    ) -> std::result::Result<PlannedRun, String> {
         let merged = match &model.matches {
             Some((source, by)) => self.matched_flags(source, *by, dataset, recipe)?,
             None => self.merged(dataset, recipe, &model.set),
@@ -649,7 +884,12 @@ impl Grid {
             tokens.push(format!("--{key}"));
             tokens.push(value);
         }
-        tokens.extend(["--seed".to_string(), seed.to_string(), "--run-dir".to_string(), dir.display().to_string()]);
+        tokens.extend([
+            "--seed".to_string(),
+            seed.to_string(),
+            "--run-dir".to_string(),
+            dir.display().to_string(),
+        ]);
         let config = flags::parse(&tokens)?;
         config.validate().map_err(|e| e.to_string())?;
         Ok(PlannedRun {

@@ -183,16 +183,25 @@ pub struct ExperimentOutcome {
 impl ExperimentOutcome {
     /// The runs that failed.
     pub fn failures(&self) -> Vec<&(PlannedRun, RunOutcome)> {
-        self.runs.iter().filter(|(_, o)| matches!(o, RunOutcome::Failed { .. })).collect()
+        self.runs
+            .iter()
+            .filter(|(_, o)| matches!(o, RunOutcome::Failed { .. }))
+            .collect()
     }
 }
 
 /// The output folder of a grid: `--out`, else the grid's `out`, else `runs/<file stem>`.
 pub fn output_folder(grid: &Grid, out: Option<&Path>) -> PathBuf {
-    out.map(Path::to_path_buf).or_else(|| grid.out.clone()).unwrap_or_else(|| {
-        let stem = grid.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "grid".into());
-        PathBuf::from("runs").join(stem)
-    })
+    out.map(Path::to_path_buf)
+        .or_else(|| grid.out.clone())
+        .unwrap_or_else(|| {
+            let stem = grid
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "grid".into());
+            PathBuf::from("runs").join(stem)
+        })
 }
 
 /// Writes `experiment.json`, keeping the entries of runs planned before but not now. Under
@@ -200,7 +209,12 @@ pub fn output_folder(grid: &Grid, out: Option<&Path>) -> PathBuf {
 /// output folder never interleave their read-merge-writes.
 pub(crate) fn write_manifest(out: &Path, grid: &Grid, runs: &[PlannedRun]) -> Result<()> {
     let lock_path = out.join(".experiment.lock");
-    let lock = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).at(&lock_path)?;
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .at(&lock_path)?;
     match lock.lock() {
         Ok(()) => {}
         // No flock on this file system: the write is still atomic, only not serialised.
@@ -221,7 +235,11 @@ pub(crate) fn write_manifest(out: &Path, grid: &Grid, runs: &[PlannedRun]) -> Re
     if path.is_file() {
         let before: ExperimentManifest = read_json(&path)?;
         let now: Vec<String> = labels.iter().map(|l| l.id.clone()).collect();
-        let kept: Vec<RunLabel> = before.runs.into_iter().filter(|l| !now.contains(&l.id)).collect();
+        let kept: Vec<RunLabel> = before
+            .runs
+            .into_iter()
+            .filter(|l| !now.contains(&l.id))
+            .collect();
         labels.splice(0..0, kept);
     }
     let manifest = ExperimentManifest {
@@ -235,7 +253,13 @@ pub(crate) fn write_manifest(out: &Path, grid: &Grid, runs: &[PlannedRun]) -> Re
             .iter()
             .map(|m| ModelLabel {
                 label: m.set.label.clone(),
-                model: m.set.flags.iter().find(|(k, _)| k == "model").map(|(_, v)| v.clone()).unwrap_or_default(),
+                model: m
+                    .set
+                    .flags
+                    .iter()
+                    .find(|(k, _)| k == "model")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default(),
                 twin: m.twin.clone(),
                 matched: m.matched.clone(),
             })
@@ -262,7 +286,11 @@ pub(crate) fn inspect_all(planned: &[PlannedRun], out: &Path) -> Result<Vec<RunS
     if !errors.is_empty() {
         return Err(Error::invalid(
             "--out",
-            format!("run directories in {} do not fit the grid:\n  - {}", out.display(), errors.join("\n  - ")),
+            format!(
+                "run directories in {} do not fit the grid:\n  - {}",
+                out.display(),
+                errors.join("\n  - ")
+            ),
         ));
     }
     Ok(states)
@@ -277,12 +305,18 @@ fn check_devices(devices: &[DeviceSlot], jobs: usize, planned: &[PlannedRun]) ->
     if devices.len() != jobs {
         return Err(Error::invalid(
             "--devices",
-            format!("{} devices for {jobs} jobs: give one device per job (--jobs {0})", devices.len()),
+            format!(
+                "{} devices for {jobs} jobs: give one device per job (--jobs {0})",
+                devices.len()
+            ),
         ));
     }
     for (i, d) in devices.iter().enumerate() {
         if devices[..i].contains(d) {
-            return Err(Error::invalid("--devices", format!("{d} is listed twice; each job gets its own device")));
+            return Err(Error::invalid(
+                "--devices",
+                format!("{d} is listed twice; each job gets its own device"),
+            ));
         }
     }
     for run in planned {
@@ -323,13 +357,19 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
     let out = output_folder(&grid, options.out.as_deref());
     let planned = grid.plan(&out, &options.selection)?;
     if planned.is_empty() {
-        return Err(Error::invalid("--models/--datasets/--recipes/--seeds", "the selection keeps no run of the grid"));
+        return Err(Error::invalid(
+            "--models/--datasets/--recipes/--seeds",
+            "the selection keeps no run of the grid",
+        ));
     }
     // Every run's directory is checked before anything trains.
     let states = inspect_all(&planned, &out)?;
     let jobs = options.jobs.max(1);
     if jobs > 1 && options.executable.is_none() && !options.dry_run {
-        return Err(Error::invalid("--jobs", "parallel runs need the visionnet executable"));
+        return Err(Error::invalid(
+            "--jobs",
+            "parallel runs need the visionnet executable",
+        ));
     }
     check_devices(&options.devices, jobs, &planned)?;
     let todo = states.iter().filter(|s| **s != RunState::Finished).count();
@@ -340,13 +380,26 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
         out.display(),
         planned.len() - todo,
         todo,
-        if jobs > 1 { format!(", {jobs} at a time") } else { String::new() }
+        if jobs > 1 {
+            format!(", {jobs} at a time")
+        } else {
+            String::new()
+        }
     ));
     if options.dry_run {
         let runs = planned
             .into_iter()
             .zip(states)
-            .map(|(r, s)| (r, if s == RunState::Finished { RunOutcome::AlreadyFinished } else { RunOutcome::NotRun { state: s } }))
+            .map(|(r, s)| {
+                (
+                    r,
+                    if s == RunState::Finished {
+                        RunOutcome::AlreadyFinished
+                    } else {
+                        RunOutcome::NotRun { state: s }
+                    },
+                )
+            })
             .collect();
         return Ok(ExperimentOutcome { out, runs });
     }
@@ -360,7 +413,12 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
     }
 
     let total = planned.len();
-    let work: Vec<(usize, PlannedRun, RunState)> = planned.into_iter().zip(states).enumerate().map(|(i, (r, s))| (i, r, s)).collect();
+    let work: Vec<(usize, PlannedRun, RunState)> = planned
+        .into_iter()
+        .zip(states)
+        .enumerate()
+        .map(|(i, (r, s))| (i, r, s))
+        .collect();
     let results: Mutex<Vec<Option<RunOutcome>>> = Mutex::new(vec![None; total]);
     let queue: Mutex<VecDeque<&(usize, PlannedRun, RunState)>> = Mutex::new(work.iter().collect());
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -373,7 +431,8 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
             if stop.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }
-            let Some((i, run, state)) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
+            let Some((i, run, state)) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+            else {
                 return;
             };
             let at = format!("[{}/{total}] {}", i + 1, run.id);
@@ -381,7 +440,9 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
                 Err(outcome) => {
                     match &outcome {
                         RunOutcome::AlreadyFinished => say(&format!("{at}: already finished")),
-                        RunOutcome::Busy { holder } => say(&format!("{at}: trained by {holder}: left to it")),
+                        RunOutcome::Busy { holder } => {
+                            say(&format!("{at}: trained by {holder}: left to it"))
+                        }
                         RunOutcome::Failed { message } => eprintln!("{at}: FAILED: {message}"),
                         _ => {}
                     }
@@ -395,17 +456,28 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
                     let started = Instant::now();
                     let outcome = if jobs > 1 {
                         let exe = options.executable.as_deref().expect("checked above");
-                        run_child(exe, threads, device.map(|d| d.index), &out, run, state, options)
+                        run_child(
+                            exe,
+                            threads,
+                            device.map(|d| d.index),
+                            &out,
+                            run,
+                            state,
+                            options,
+                        )
                     } else {
                         run_here(run, state, options)
                     };
                     drop(lock);
                     let took = started.elapsed().as_secs_f64();
                     match &outcome {
-                        RunOutcome::Finished { test_accuracy, .. } => {
-                            say(&format!("{at}: test accuracy {:.2}% ({took:.0} s)", 100.0 * test_accuracy))
+                        RunOutcome::Finished { test_accuracy, .. } => say(&format!(
+                            "{at}: test accuracy {:.2}% ({took:.0} s)",
+                            100.0 * test_accuracy
+                        )),
+                        RunOutcome::Stopped { epoch } => {
+                            say(&format!("{at}: stopped after epoch {epoch}"))
                         }
-                        RunOutcome::Stopped { epoch } => say(&format!("{at}: stopped after epoch {epoch}")),
                         RunOutcome::Failed { message } => {
                             eprintln!("{at}: FAILED: {message}");
                             if options.fail_fast {
@@ -448,13 +520,20 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
 /// the scheduler's variable ([`cluster::task_index`]). Every check (the index, the run folder
 /// against the grid) comes before anything is written; a run another process holds is refused,
 /// naming that process.
-pub fn run_task(grid_path: &Path, options: &ExperimentOptions, index: Option<usize>) -> Result<ExperimentOutcome> {
+pub fn run_task(
+    grid_path: &Path,
+    options: &ExperimentOptions,
+    index: Option<usize>,
+) -> Result<ExperimentOutcome> {
     let index = cluster::task_index(index, |k| std::env::var(k).ok())?;
     let grid = Grid::load(grid_path)?;
     let out = output_folder(&grid, options.out.as_deref());
     let planned = grid.plan(&out, &options.selection)?;
     if planned.is_empty() {
-        return Err(Error::invalid("--models/--datasets/--recipes/--seeds", "the selection keeps no run of the grid"));
+        return Err(Error::invalid(
+            "--models/--datasets/--recipes/--seeds",
+            "the selection keeps no run of the grid",
+        ));
     }
     if index >= planned.len() {
         return Err(Error::invalid(
@@ -471,11 +550,23 @@ pub fn run_task(grid_path: &Path, options: &ExperimentOptions, index: Option<usi
     // The folder must hold this run (a grid edited since submission would train another).
     state::inspect(&run)?;
     check_devices(&options.devices, 1, std::slice::from_ref(&run))?;
-    say(&format!("task {index} of {} runs in {}: {}", planned.len(), out.display(), run.id));
+    say(&format!(
+        "task {index} of {} runs in {}: {}",
+        planned.len(),
+        out.display(),
+        run.id
+    ));
     if options.dry_run {
         let s = state::inspect(&run)?;
-        let o = if s == RunState::Finished { RunOutcome::AlreadyFinished } else { RunOutcome::NotRun { state: s } };
-        return Ok(ExperimentOutcome { out, runs: vec![(run, o)] });
+        let o = if s == RunState::Finished {
+            RunOutcome::AlreadyFinished
+        } else {
+            RunOutcome::NotRun { state: s }
+        };
+        return Ok(ExperimentOutcome {
+            out,
+            runs: vec![(run, o)],
+        });
     }
     if let Some(d) = options.devices.first() {
         crate::device::use_index(d.index)?;
@@ -512,24 +603,34 @@ pub fn run_task(grid_path: &Path, options: &ExperimentOptions, index: Option<usi
         RunOutcome::Stopped { epoch } => say(&format!("{}: stopped after epoch {epoch}", run.id)),
         _ => {}
     }
-    Ok(ExperimentOutcome { out, runs: vec![(run, outcome)] })
+    Ok(ExperimentOutcome {
+        out,
+        runs: vec![(run, outcome)],
+    })
 }
 
 /// Takes `run`'s lock (held while it trains, here or in a child) and reads its state again
 /// under it, since another process may have trained it after the grid was planned: the lock
 /// and the state, or the outcome when there is nothing for this process to do.
-fn claim(run: &PlannedRun, planned: RunState) -> std::result::Result<(run_lock::RunLock, RunState), RunOutcome> {
+fn claim(
+    run: &PlannedRun,
+    planned: RunState,
+) -> std::result::Result<(run_lock::RunLock, RunState), RunOutcome> {
     if planned == RunState::Finished {
         return Err(RunOutcome::AlreadyFinished);
     }
-    let failed = |e: Error| RunOutcome::Failed { message: e.to_string() };
+    let failed = |e: Error| RunOutcome::Failed {
+        message: e.to_string(),
+    };
     match run_lock::try_acquire(&run.dir).map_err(failed)? {
         Acquired::Held(lock) => match state::inspect(run).map_err(failed)? {
             RunState::Finished => Err(RunOutcome::AlreadyFinished),
             now => Ok((lock, now)),
         },
         Acquired::Busy(found) => Err(RunOutcome::Busy {
-            holder: found.holder.map_or_else(|| "another process".to_string(), |h| h.describe()),
+            holder: found
+                .holder
+                .map_or_else(|| "another process".to_string(), |h| h.describe()),
         }),
     }
 }
@@ -543,7 +644,10 @@ fn run_here(run: &PlannedRun, state: RunState, options: &ExperimentOptions) -> R
     };
     let (from, result) = match state {
         RunState::Partial { epoch } => (epoch, resume(&run.dir, &run_options)),
-        _ => (0, state::clear_leftovers(&run.dir).and_then(|()| train(run.config.clone(), &run_options))),
+        _ => (
+            0,
+            state::clear_leftovers(&run.dir).and_then(|()| train(run.config.clone(), &run_options)),
+        ),
     };
     match result {
         Ok(outcome) => match outcome.end {
@@ -553,22 +657,37 @@ fn run_here(run: &PlannedRun, state: RunState, options: &ExperimentOptions) -> R
             },
             RunEnd::Stopped(epoch) => RunOutcome::Stopped { epoch },
         },
-        Err(e) => RunOutcome::Failed { message: e.to_string() },
+        Err(e) => RunOutcome::Failed {
+            message: e.to_string(),
+        },
     }
 }
 
 /// The log of a run trained in a child process: `OUT/logs/<id with / as __>.log`.
 pub fn log_path(out: &Path, run: &PlannedRun) -> PathBuf {
-    out.join("logs").join(format!("{}.log", run.id.replace('/', "__")))
+    out.join("logs")
+        .join(format!("{}.log", run.id.replace('/', "__")))
 }
 
 /// Trains or resumes `run` in a `visionnet train` child process, its output in its log.
-fn run_child(exe: &Path, threads: usize, device_index: Option<usize>, out: &Path, run: &PlannedRun, state: RunState, options: &ExperimentOptions) -> RunOutcome {
+fn run_child(
+    exe: &Path,
+    threads: usize,
+    device_index: Option<usize>,
+    out: &Path,
+    run: &PlannedRun,
+    state: RunState,
+    options: &ExperimentOptions,
+) -> RunOutcome {
     let attempt = || -> Result<RunOutcome> {
         let log = log_path(out, run);
         let logs = log.parent().expect("a file in logs/");
         fs::create_dir_all(logs).at(logs)?;
-        let mut file = fs::OpenOptions::new().create(true).append(true).open(&log).at(&log)?;
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .at(&log)?;
         let mut command = Command::new(exe);
         command.args(["--threads", &threads.to_string(), "train", "--quiet"]);
         command.args(["--keep-checkpoints", &options.keep_checkpoints.to_string()]);
@@ -589,7 +708,17 @@ fn run_child(exe: &Path, threads: usize, device_index: Option<usize>, out: &Path
                 0
             }
         };
-        writeln!(file, "$ {} {}", exe.display(), command.get_args().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")).at(&log)?;
+        writeln!(
+            file,
+            "$ {} {}",
+            exe.display(),
+            command
+                .get_args()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+        .at(&log)?;
         let status = command
             .stdin(Stdio::null())
             .stdout(file.try_clone().at(&log)?)
@@ -598,7 +727,12 @@ fn run_child(exe: &Path, threads: usize, device_index: Option<usize>, out: &Path
             .map_err(|e| Error::io(exe, e))?;
         if !status.success() {
             let text = fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().filter(|l| !l.trim().is_empty()).take(3).collect();
+            let tail: Vec<&str> = text
+                .lines()
+                .rev()
+                .filter(|l| !l.trim().is_empty())
+                .take(3)
+                .collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             return Ok(RunOutcome::Failed {
                 message: format!("{status}; {}: {}", log.display(), tail.join(" | ")),
@@ -618,5 +752,7 @@ fn run_child(exe: &Path, threads: usize, device_index: Option<usize>, out: &Path
             Ok(RunOutcome::Stopped { epoch })
         }
     };
-    attempt().unwrap_or_else(|e| RunOutcome::Failed { message: e.to_string() })
+    attempt().unwrap_or_else(|e| RunOutcome::Failed {
+        message: e.to_string(),
+    })
 }

@@ -39,7 +39,10 @@ pub fn inspect(run: &PlannedRun) -> Result<RunState> {
         return Ok(RunState::New);
     }
     if !dir.is_dir() {
-        return Err(Error::data(dir, "is a file where the grid puts a run directory"));
+        return Err(Error::data(
+            dir,
+            "is a file where the grid puts a run directory",
+        ));
     }
     let manifest_path = dir.join("run.json");
     if !manifest_path.is_file() {
@@ -55,7 +58,10 @@ pub fn inspect(run: &PlannedRun) -> Result<RunState> {
         }
         return Err(Error::data(
             dir,
-            format!("holds {} but no run.json: not a run this grid can continue; move it away", others.join(", ")),
+            format!(
+                "holds {} but no run.json: not a run this grid can continue; move it away",
+                others.join(", ")
+            ),
         ));
     }
     let manifest: RunManifest = read_json(&manifest_path)?;
@@ -94,7 +100,9 @@ fn config_differences(manifest: &RunManifest, run: &PlannedRun) -> Vec<String> {
         .filter_map(|k| {
             let (a, b) = (stored.get(k), wanted.get(k));
             (a != b).then(|| {
-                let show = |v: Option<&serde_json::Value>| v.map_or("unset".to_string(), |v| v.to_string());
+                let show = |v: Option<&serde_json::Value>| {
+                    v.map_or("unset".to_string(), |v| v.to_string())
+                };
                 format!("{k}: {} there, {} in the grid", show(a), show(b))
             })
         })
