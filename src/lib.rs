@@ -15,6 +15,7 @@ pub mod cli;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod io;
 pub mod explain;
 pub mod model;
 pub mod report;

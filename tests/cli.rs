@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::*;
 use visionnet::train::manifest::RunManifest;
-use visionnet::train::metrics::read_json;
+use visionnet::io::read_json;
 
 /// Flags of a small, fast training run on `data` into `run_dir`.
 fn tiny_run<'a>(data: &'a str, run_dir: &'a str) -> Vec<&'a str> {

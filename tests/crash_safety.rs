@@ -215,6 +215,13 @@ fn mount_tmpfs(dir: &Path, size: &str, options: &str) -> bool {
         .args(["-t", "tmpfs", "-o", &o, "tmpfs", dir.to_str().unwrap()])
         .status();
     if !matches!(ok, Ok(s) if s.success()) {
+        // CI (root) sets VISIONNET_REQUIRE_TMPFS=1: there an unmountable tmpfs is a failure,
+        // never a silent pass.
+        assert!(
+            std::env::var_os("VISIONNET_REQUIRE_TMPFS").is_none(),
+            "cannot mount a tmpfs on {} and VISIONNET_REQUIRE_TMPFS is set",
+            dir.display()
+        );
         eprintln!(
             "skipped: cannot mount a tmpfs on {} (needs root)",
             dir.display()

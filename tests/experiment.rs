@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use visionnet::train::experiment::{ExperimentOptions, RunOutcome, Selection, run_grid};
-use visionnet::train::metrics::{EpochMetrics, Prediction, read_csv};
+use visionnet::train::metrics::{EpochMetrics, Prediction};
+use visionnet::io::read_csv;
 
 /// A grid of two tiny CNNs x one synthetic dataset x one recipe x two seeds, 2 epochs each.
 fn write_grid(dir: &Path, lr: &str) -> PathBuf {

@@ -19,7 +19,7 @@ use common::*;
 use visionnet::model::import::{self, Scope};
 use visionnet::train::checkpoint;
 use visionnet::train::export::ExportSidecar;
-use visionnet::train::metrics::read_json;
+use visionnet::io::read_json;
 
 fn python() -> Option<PathBuf> {
     let p = std::env::var_os("VISIONNET_TEST_PYTHON").map(PathBuf::from)?;

@@ -11,7 +11,8 @@ use visionnet::data::{cifar_binary, fetch};
 use visionnet::model::import::{pickle_scan, read_tensors};
 use visionnet::train::checkpoint::CheckpointMeta;
 use visionnet::train::experiment::Grid;
-use visionnet::train::metrics::{EpochMetrics, Prediction, Summary, read_csv, read_json};
+use visionnet::train::metrics::{EpochMetrics, Prediction, Summary};
+use visionnet::io::{read_csv, read_json};
 
 fn corpus(target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -11,7 +11,8 @@ use burn::prelude::*;
 use clap::Parser;
 use common::*;
 use visionnet::train::checkpoint;
-use visionnet::train::metrics::{EpochMetrics, Prediction, Summary, read_csv, read_json};
+use visionnet::train::metrics::{EpochMetrics, Prediction, Summary};
+use visionnet::io::{read_csv, read_json};
 use visionnet::train::{RunEnd, RunOptions, TrainConfig, resume, train};
 
 #[derive(Parser)]

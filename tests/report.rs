@@ -9,7 +9,8 @@ use std::path::Path;
 use common::*;
 use visionnet::report::{ReportOptions, StatsOptions, build};
 use visionnet::train::experiment::{ExperimentOptions, Selection, run_grid};
-use visionnet::train::metrics::{EpochMetrics, Prediction, Summary, read_csv, read_json};
+use visionnet::train::metrics::{EpochMetrics, Prediction, Summary};
+use visionnet::io::{read_csv, read_json};
 
 const GRID: &str = r#"
 description = "report fixture"

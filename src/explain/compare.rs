@@ -37,9 +37,10 @@ use super::stability::{MethodStability, PerImage, stability};
 use crate::data::batches::mix_seed;
 use crate::data::{Cifar100Labels, Dataset};
 use crate::error::{Error, IoContext, Result};
-use crate::stats::{McNemar, mcnemar};
+use crate::stats::{McNemar, format_p, mcnemar};
 use crate::train::evaluate::evaluate;
-use crate::train::metrics::{Prediction, write_json};
+use crate::train::metrics::Prediction;
+use crate::io::write_json;
 
 /// What `visionnet compare` does.
 #[derive(Clone, Debug)]
@@ -816,14 +817,3 @@ fn caption(
 /// Test images of the seed-aware comparison's sample when `--stability` is not given.
 pub const DEFAULT_STABILITY: usize = 500;
 
-/// A p-value for reading: `p = 0.0433`, `p = 1.23e-5`, or `p < 1e-16` (below what a double
-/// near 1 can resolve, so no digits are claimed).
-pub fn format_p(p: f64) -> String {
-    if p < 1e-16 {
-        "p < 1e-16".to_string()
-    } else if p < 1e-3 {
-        format!("p = {p:.2e}")
-    } else {
-        format!("p = {p:.4}")
-    }
-}

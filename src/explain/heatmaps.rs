@@ -34,7 +34,7 @@ use crate::data::image_file::SizePolicy;
 use crate::data::{Cifar100Labels, Dataset};
 use crate::error::{Error, IoContext, Result};
 use crate::stats::bootstrap::{MeanInterval, REPLICATES, mean_interval};
-use crate::train::metrics::write_json;
+use crate::io::write_json;
 
 /// The images to explain.
 #[derive(Clone, Debug)]

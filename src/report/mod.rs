@@ -18,7 +18,7 @@ pub use analysis::{Analysis, StatsOptions};
 
 use crate::error::{IoContext, Result};
 use crate::train::experiment::{self, ExperimentOptions, ExperimentOutcome};
-use crate::train::metrics::{write_atomic, write_json};
+use crate::io::{write_atomic, write_json};
 
 /// Where and how to build the report.
 #[derive(Clone, Debug, Default)]

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::analysis::{Analysis, Comparison, CostRow, Factorial};
 use super::runs::Collection;
-use crate::stats::MeanStd;
+use crate::stats::{MeanStd, p_cell};
 
 /// `71.28 ± 0.45 (n=3)`.
 pub fn cell(ms: &MeanStd) -> String {
@@ -19,15 +19,6 @@ pub fn cell(ms: &MeanStd) -> String {
 /// `+1.23` in percentage points from a fraction.
 fn pp(x: f64) -> String {
     format!("{:+.2}", 100.0 * x)
-}
-
-/// A p-value, with small ones as a bound.
-fn p_value(p: f64) -> String {
-    if p < 1e-4 {
-        "< 0.0001".to_string()
-    } else {
-        format!("{p:.4}")
-    }
 }
 
 /// `1.08 M`, `31.5 M`, `4.1 G`.
@@ -131,13 +122,13 @@ fn comparison_row(c: &Comparison) -> Vec<String> {
         format!("[{}, {}]", pp(c.difference.low), pp(c.difference.high)),
         format!(
             "{} (min {})",
-            p_value(c.seed_test.p_value),
-            p_value(c.seed_test.min_p_value)
+            p_cell(c.seed_test.p_value),
+            p_cell(c.seed_test.min_p_value)
         ),
         c.discordant.b.to_string(),
         c.discordant.c.to_string(),
         format!("{}/{}", c.seeds_won, c.seeds.len()),
-        p_value(c.holm_p),
+        p_cell(c.holm_p),
         c.holm_verdict.as_str().to_string(),
         verdict(c).to_string(),
     ]

@@ -12,10 +12,12 @@
 //! - [`bootstrap`]: the bootstrap interval of a mean over items.
 //! - [`rank`]: fractional ranks, Pearson's and Spearman's correlations.
 //! - [`eigen`]: the leading eigenpair of a small symmetric matrix.
+//! - [`format`]: how a p-value is printed.
 
 pub mod bootstrap;
 pub mod eigen;
 pub mod factorial;
+pub mod format;
 pub mod multiplicity;
 pub mod paired;
 pub mod power;
@@ -26,3 +28,4 @@ pub use paired::{
     BootstrapCi, EXACT_BELOW, McNemar, MeanStd, discordant, mcnemar, mean_std, paired_bootstrap,
     quantile,
 };
+pub use format::{format_p, p_cell};

@@ -16,7 +16,7 @@ use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
 use burn::tensor::Device;
 
-use super::metrics::{read_json, write_json};
+use crate::io::{read_json, write_json};
 use crate::data::Normalize;
 use crate::error::{Error, IoContext, Result};
 use crate::model::registry::network_config;

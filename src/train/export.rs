@@ -15,7 +15,7 @@ use burn::store::{ModuleSnapshot, bridge};
 use burn::tensor::Device;
 
 use super::checkpoint;
-use super::metrics::{write_atomic, write_json};
+use crate::io::{write_atomic, write_json};
 use crate::data::Normalize;
 use crate::error::{Error, Result};
 use crate::model::ModelSpec;

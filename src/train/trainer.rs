@@ -16,7 +16,8 @@ use super::evaluate::{batch_tensors, evaluate, evaluate_flip_tta, evaluate_with}
 use super::features::{FeatureCache, Features};
 use super::interrupt;
 use super::manifest::{DataRecord, RunManifest, build_info};
-use super::metrics::{EpochMetrics, MetricsCsv, Summary, read_json, write_csv, write_json};
+use super::metrics::{EpochMetrics, MetricsCsv, Summary};
+use crate::io::{read_json, write_csv, write_json};
 use super::optimizer;
 use super::progress::Progress;
 use super::recipe::StepHooks;

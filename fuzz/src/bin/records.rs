@@ -2,7 +2,8 @@
 //! `predictions.csv`, `summary.json` and a checkpoint's `meta.json`.
 
 use visionnet::train::checkpoint::CheckpointMeta;
-use visionnet::train::metrics::{EpochMetrics, Prediction, Summary, read_csv, read_json};
+use visionnet::train::metrics::{EpochMetrics, Prediction, Summary};
+use visionnet::io::{read_csv, read_json};
 
 fn main() {
     afl::fuzz!(|data: &[u8]| {

@@ -12,7 +12,7 @@ use std::process::Command;
 use super::grid::{Grid, PlannedRun, Selection};
 use super::{ExperimentOptions, RunState, output_folder, write_manifest};
 use crate::error::{Error, IoContext, Result};
-use crate::train::metrics::write_atomic;
+use crate::io::write_atomic;
 
 /// The scheduler to submit to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -33,7 +33,7 @@ use std::time::Instant;
 pub use grid::{Grid, PlannedRun, Selection};
 pub use state::RunState;
 
-use super::metrics::{read_json, write_json};
+use crate::io::{read_json, write_json};
 use super::run_lock::{self, Acquired};
 use super::trainer::{RunEnd, RunOptions, resume, train};
 use crate::device::DeviceSlot;

@@ -8,7 +8,7 @@ use super::grid::PlannedRun;
 use crate::error::{Error, IoContext, Result};
 use crate::train::checkpoint;
 use crate::train::manifest::RunManifest;
-use crate::train::metrics::read_json;
+use crate::io::read_json;
 
 /// The state of a run directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
