@@ -3,6 +3,8 @@
 //! against finite differences, arch 1's shared scalars, arch 3's channel equivariance, costs,
 //! bad options, and training from the command line.
 
+#![allow(clippy::needless_range_loop)] // hand computations index as their formulas do
+
 mod common;
 
 use burn::module::{Module, ModuleVisitor, Param};

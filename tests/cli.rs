@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::Path;
 
 use common::*;
-use visionnet::train::manifest::RunManifest;
 use visionnet::io::read_json;
+use visionnet::train::manifest::RunManifest;
 
 /// Flags of a small, fast training run on `data` into `run_dir`.
 fn tiny_run<'a>(data: &'a str, run_dir: &'a str) -> Vec<&'a str> {

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
+use visionnet::io::read_csv;
 use visionnet::train::experiment::{ExperimentOptions, RunOutcome, Selection, run_grid};
 use visionnet::train::metrics::{EpochMetrics, Prediction};
-use visionnet::io::read_csv;
 
 /// A grid of two tiny CNNs x one synthetic dataset x one recipe x two seeds, 2 epochs each.
 fn write_grid(dir: &Path, lr: &str) -> PathBuf {
@@ -558,7 +558,5 @@ fn the_shipped_grids_are_well_formed() {
             .skip(1)
             .all(|m| m.twin.as_deref() == Some("adam-1e-3"))
     );
-    for g in ["smoke.toml"] {
-        load(g);
-    }
+    load("smoke.toml");
 }

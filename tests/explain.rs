@@ -3,6 +3,8 @@
 //! constant-output model gives zero maps, every model shows its layers to a tap; McNemar's test,
 //! upsampling and the figure's text.
 
+#![allow(clippy::needless_range_loop)] // hand computations index as their formulas do
+
 use std::collections::HashMap;
 
 use burn::module::{Module, ModuleMapper, Param};

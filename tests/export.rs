@@ -16,10 +16,10 @@ use std::process::Command;
 use burn::prelude::*;
 use burn::store::{ModuleStore, SafetensorsStore};
 use common::*;
+use visionnet::io::read_json;
 use visionnet::model::import::{self, Scope};
 use visionnet::train::checkpoint;
 use visionnet::train::export::ExportSidecar;
-use visionnet::io::read_json;
 
 fn python() -> Option<PathBuf> {
     let p = std::env::var_os("VISIONNET_TEST_PYTHON").map(PathBuf::from)?;

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use visionnet::data::image_file::{SizePolicy, read_rgb};
 use visionnet::data::{cifar_binary, fetch};
+use visionnet::io::{read_csv, read_json};
 use visionnet::model::import::{pickle_scan, read_tensors};
 use visionnet::train::checkpoint::CheckpointMeta;
 use visionnet::train::experiment::Grid;
 use visionnet::train::metrics::{EpochMetrics, Prediction, Summary};
-use visionnet::io::{read_csv, read_json};
 
 fn corpus(target: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

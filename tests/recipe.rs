@@ -10,9 +10,9 @@ use std::path::Path;
 use burn::prelude::*;
 use clap::Parser;
 use common::*;
+use visionnet::io::{read_csv, read_json};
 use visionnet::train::checkpoint;
 use visionnet::train::metrics::{EpochMetrics, Prediction, Summary};
-use visionnet::io::{read_csv, read_json};
 use visionnet::train::{RunEnd, RunOptions, TrainConfig, resume, train};
 
 #[derive(Parser)]

@@ -7,10 +7,10 @@ use std::fs;
 use std::path::Path;
 
 use common::*;
+use visionnet::io::{read_csv, read_json};
 use visionnet::report::{ReportOptions, StatsOptions, build};
 use visionnet::train::experiment::{ExperimentOptions, Selection, run_grid};
 use visionnet::train::metrics::{EpochMetrics, Prediction, Summary};
-use visionnet::io::{read_csv, read_json};
 
 const GRID: &str = r#"
 description = "report fixture"

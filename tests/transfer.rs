@@ -12,12 +12,12 @@ use burn::optim::{GradientsParams, SgdConfig};
 use burn::prelude::*;
 use burn::store::ModuleSnapshot;
 use common::*;
+use visionnet::io::read_json;
 use visionnet::model::import::{self, Scope};
 use visionnet::model::nets::{Form, ResNetConfig};
 use visionnet::model::{Network, NetworkConfig};
 use visionnet::train::checkpoint;
 use visionnet::train::metrics::Summary;
-use visionnet::io::read_json;
 
 fn lite0_weights() -> PathBuf {
     shared_dir().join("weights/efficientnet-lite0/efficientnet-lite0-57934424.pth")

@@ -6,12 +6,12 @@ use crate::data::Cifar100Labels;
 use crate::data::image_file::SizePolicy;
 use crate::device::DeviceKind;
 use crate::explain::compare::{self, CompareRequest};
-use crate::stats::format_p;
 use crate::explain::faithfulness::Metric;
 use crate::explain::heatmaps::{self, HeatmapRequest, Inputs, MethodMetrics, MetricsReport};
 use crate::explain::sanity::SanityReport;
 use crate::explain::{CamMethod, Colormap, OverlayStyle};
 use crate::stats::bootstrap::MeanInterval;
+use crate::stats::format_p;
 use clap::ValueEnum;
 
 /// How maps are computed and drawn (shared by both commands).

@@ -250,8 +250,8 @@ pub fn write_cifar100_records(path: &Path, set: &ImageSet, coarse: &[u8]) -> Res
         ));
     }
     let mut bytes = Vec::with_capacity(set.len() * Record::Cifar100.len());
-    for i in 0..set.len() {
-        bytes.push(coarse[i]);
+    for (i, &c) in coarse.iter().enumerate() {
+        bytes.push(c);
         bytes.push(set.labels[i] as u8);
         bytes.extend_from_slice(set.image(i));
     }

@@ -37,10 +37,10 @@ use super::stability::{MethodStability, PerImage, stability};
 use crate::data::batches::mix_seed;
 use crate::data::{Cifar100Labels, Dataset};
 use crate::error::{Error, IoContext, Result};
+use crate::io::write_json;
 use crate::stats::{McNemar, format_p, mcnemar};
 use crate::train::evaluate::evaluate;
 use crate::train::metrics::Prediction;
-use crate::io::write_json;
 
 /// What `visionnet compare` does.
 #[derive(Clone, Debug)]
@@ -816,4 +816,3 @@ fn caption(
 
 /// Test images of the seed-aware comparison's sample when `--stability` is not given.
 pub const DEFAULT_STABILITY: usize = 500;
-

@@ -33,8 +33,8 @@ use crate::data::batches::mix_seed;
 use crate::data::image_file::SizePolicy;
 use crate::data::{Cifar100Labels, Dataset};
 use crate::error::{Error, IoContext, Result};
-use crate::stats::bootstrap::{MeanInterval, REPLICATES, mean_interval};
 use crate::io::write_json;
+use crate::stats::bootstrap::{MeanInterval, REPLICATES, mean_interval};
 
 /// The images to explain.
 #[derive(Clone, Debug)]

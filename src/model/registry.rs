@@ -506,6 +506,7 @@ const GIB: f64 = (1u64 << 30) as f64;
 /// (`pool_features`) and the trainable classifier (`classify`), so pooled features can be
 /// computed once and cached for a linear probe.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // a layer choice, built once per network: boxing saves nothing that matters
 pub enum Network {
     /// The study's CNN.
     Cnn(Cnn),

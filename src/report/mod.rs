@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 pub use analysis::{Analysis, StatsOptions};
 
 use crate::error::{IoContext, Result};
-use crate::train::experiment::{self, ExperimentOptions, ExperimentOutcome};
 use crate::io::{write_atomic, write_json};
+use crate::train::experiment::{self, ExperimentOptions, ExperimentOutcome};
 
 /// Where and how to build the report.
 #[derive(Clone, Debug, Default)]

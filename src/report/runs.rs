@@ -6,11 +6,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
+use crate::io::{read_csv, read_json};
 use crate::model::ModelOptions;
 use crate::train::experiment::{ExperimentManifest, MANIFEST, ModelLabel};
 use crate::train::manifest::RunManifest;
 use crate::train::metrics::{EpochMetrics, MetricsCsv, Prediction, Summary};
-use crate::io::{read_csv, read_json};
 
 /// One run directory and what it holds.
 #[derive(Clone, Debug)]

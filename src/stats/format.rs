@@ -16,7 +16,11 @@ pub fn p_cell(p: f64) -> String {
 /// The p-value in a sentence: `p = 0.0433`, `p = 4.97e-5`, `p < 1e-16`.
 pub fn format_p(p: f64) -> String {
     let cell = p_cell(p);
-    if cell.starts_with('<') { format!("p {cell}") } else { format!("p = {cell}") }
+    if cell.starts_with('<') {
+        format!("p {cell}")
+    } else {
+        format!("p = {cell}")
+    }
 }
 
 #[cfg(test)]

@@ -24,8 +24,8 @@ pub mod power;
 pub mod rank;
 pub mod seed_test;
 
+pub use format::{format_p, p_cell};
 pub use paired::{
     BootstrapCi, EXACT_BELOW, McNemar, MeanStd, discordant, mcnemar, mean_std, paired_bootstrap,
     quantile,
 };
-pub use format::{format_p, p_cell};

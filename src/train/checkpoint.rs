@@ -16,9 +16,9 @@ use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
 use burn::tensor::Device;
 
-use crate::io::{read_json, write_json};
 use crate::data::Normalize;
 use crate::error::{Error, IoContext, Result};
+use crate::io::{read_json, write_json};
 use crate::model::registry::network_config;
 use crate::model::{ModelSpec, Network};
 

@@ -15,9 +15,9 @@ use burn::store::{ModuleSnapshot, bridge};
 use burn::tensor::Device;
 
 use super::checkpoint;
-use crate::io::{write_atomic, write_json};
 use crate::data::Normalize;
 use crate::error::{Error, Result};
+use crate::io::{write_atomic, write_json};
 use crate::model::ModelSpec;
 use crate::model::import::reference_names;
 use crate::model::registry::network_config;
@@ -145,7 +145,7 @@ fn safetensors_bytes(entries: &BTreeMap<String, Entry>) -> Vec<u8> {
     }
     let mut json = serde_json::Value::Object(header).to_string().into_bytes();
     // The header is padded with spaces to a multiple of 8 bytes, as the reference writer does.
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + json.len() + offset);

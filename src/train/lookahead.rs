@@ -35,7 +35,7 @@ impl Lookahead {
     /// `k`-th step, moves the slow weights and returns the fast ones reset to them; otherwise
     /// returns `fast` as it is.
     pub fn after_step(&mut self, step: u64, fast: Network) -> Network {
-        if step % self.k != 0 {
+        if !step.is_multiple_of(self.k) {
             return fast;
         }
         let alpha = self.alpha;

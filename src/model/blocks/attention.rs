@@ -118,7 +118,7 @@ impl AttentionConfig {
     /// Checks the options against the conv layers' widths, naming the flag at fault.
     pub fn validate(&self, widths: &[usize]) -> Result<()> {
         let divides = |flag: &str, what: &str, c: usize, layer: usize| -> Result<()> {
-            if c % self.heads != 0 {
+            if !c.is_multiple_of(self.heads) {
                 return Err(Error::invalid(
                     flag,
                     format!(
@@ -192,7 +192,7 @@ impl AttentionConfig {
                 if self.dim == 0 {
                     return Err(Error::invalid("--attn-dim", "must be at least 1"));
                 }
-                if self.dim % self.heads != 0 {
+                if !self.dim.is_multiple_of(self.heads) {
                     return Err(Error::invalid(
                         "--heads",
                         format!("{} heads do not divide --attn-dim {}", self.heads, self.dim),
@@ -300,6 +300,7 @@ impl SharedAttentionConfig {
 
 /// Parameters shared by the attention blocks of every layer.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // a layer choice, built once per network: boxing saves nothing that matters
 pub enum SharedAttention {
     /// Arch 1: the six scalars of q, k, v.
     Arch1(ScalarQkv),
@@ -309,6 +310,7 @@ pub enum SharedAttention {
 
 /// One layer's attention block.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // a layer choice, built once per network: boxing saves nothing that matters
 pub enum Attention {
     /// Arch 1.
     Arch1(ScalarAttention),

@@ -156,6 +156,7 @@ impl ChannelAttnConfig {
 /// - input: `[batch, C, h, w]`
 /// - output: `[batch, C, h, w]`
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // a layer choice, built once per network: boxing saves nothing that matters
 pub enum ChannelAttn {
     /// Squeeze-and-excitation.
     Se(SqueezeExcite),

@@ -42,6 +42,7 @@ pub enum ConvKind {
 /// - input: `[batch, c_in, h, w]`
 /// - output: `[batch, c_out, h, w]`
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // a layer choice, built once per network: boxing saves nothing that matters
 pub enum FeatureConv {
     /// A plain 3x3 conv, padding 1, no bias.
     Plain(Conv2d),

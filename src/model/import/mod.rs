@@ -176,12 +176,14 @@ pub fn input_normalization(config: &NetworkConfig) -> Option<([f32; 3], [f32; 3]
     }
 }
 
+/// What [`reference_names`] gives: the naming's description, each tensor as `(name in the file,
+/// module path, is a Linear weight)`, and the BatchNorm layers' names.
+pub type ReferenceNames = (&'static str, Vec<(String, String, bool)>, Vec<String>);
+
 /// The tensors of `config`'s reference naming, as `(name in the file, module path, is a
 /// Linear weight)`, with the naming's description and its BatchNorm layers' names (PyTorch
 /// also keeps a `num_batches_tracked` counter for each): what an export writes.
-pub fn reference_names(
-    config: &NetworkConfig,
-) -> Result<(&'static str, Vec<(String, String, bool)>, Vec<String>)> {
+pub fn reference_names(config: &NetworkConfig) -> Result<ReferenceNames> {
     let (naming, layers) = name_table(config)?;
     let norms = layers
         .iter()

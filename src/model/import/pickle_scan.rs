@@ -387,7 +387,7 @@ impl<'a> Scan<'a> {
                         _ => return Err(Refusal::Global("<a name computed by the pickle>".into())),
                     }
                 }
-                0x82 | 0x83 | 0x84 => {
+                0x82..=0x84 => {
                     // The copyreg extension registry names globals by number.
                     let n = self.uint(match op {
                         0x82 => 1,
@@ -413,7 +413,7 @@ impl<'a> Scan<'a> {
                     let v = self.new_node(&[])?;
                     self.stack.push(v);
                 }
-                0x85 | 0x86 | 0x87 => {
+                0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
                     let mut items = Vec::with_capacity(n);
                     for _ in 0..n {

@@ -104,13 +104,10 @@ pub fn read_tensors(path: &Path) -> Result<(FileFormat, BTreeMap<String, PackTen
     if tensors.is_empty() {
         return Err(Error::data(path, "holds no tensors"));
     }
-    loop {
-        let Some(prefix) = WRAPPERS
-            .iter()
-            .find(|p| tensors.keys().all(|k| k.starts_with(*p)))
-        else {
-            break;
-        };
+    while let Some(prefix) = WRAPPERS
+        .iter()
+        .find(|p| tensors.keys().all(|k| k.starts_with(*p)))
+    {
         tensors = tensors
             .into_iter()
             .map(|(k, mut t)| {

@@ -482,6 +482,9 @@ pub mod avx2 {
     }
 
     /// [`super::portable::outer_forward`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA: callers check at run time (`ops::simd`).
     #[target_feature(enable = "avx2,fma")]
     pub fn outer_forward(
         q: &[f32],
@@ -519,6 +522,9 @@ pub mod avx2 {
     }
 
     /// [`super::portable::outer_backward`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA: callers check at run time (`ops::simd`).
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
     pub fn outer_backward(
@@ -582,6 +588,9 @@ pub mod avx2 {
 
     /// `p [t, n] = alpha * q[:, start..start + t]^T k` for `q`, `k` `[dk, n]` with `dk` at most
     /// 8: per row, the `dk` query values broadcast and 8 keys per multiply-add.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA: callers check at run time (`ops::simd`).
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
     pub fn thin_scores(
@@ -632,6 +641,9 @@ pub mod avx2 {
     }
 
     /// [`super::portable::softmax_rows`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA: callers check at run time (`ops::simd`).
     #[target_feature(enable = "avx2,fma")]
     pub fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32], inv_sum: &mut [f32]) {
         let body = n - n % LANES;
@@ -663,6 +675,9 @@ pub mod avx2 {
     }
 
     /// [`super::portable::softmax_grad_rows`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA: callers check at run time (`ops::simd`).
     #[target_feature(enable = "avx2,fma")]
     pub fn softmax_grad_rows(
         p: &mut [f32],
@@ -751,6 +766,9 @@ pub mod avx512 {
     }
 
     /// [`super::portable::outer_forward`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F: callers check at run time (`ops::simd`).
     #[target_feature(enable = "avx512f")]
     pub fn outer_forward(
         q: &[f32],
@@ -788,6 +806,9 @@ pub mod avx512 {
     }
 
     /// [`super::portable::outer_backward`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F: callers check at run time (`ops::simd`).
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     pub fn outer_backward(
@@ -851,6 +872,9 @@ pub mod avx512 {
 
     /// [`super::avx2::thin_scores`] on 16 lanes: per row, the `dk` (at most 8) query values
     /// broadcast and 16 keys per multiply-add, 4 registers at a time, then one at a time.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F: callers check at run time (`ops::simd`).
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     pub fn thin_scores(
@@ -914,6 +938,9 @@ pub mod avx512 {
     }
 
     /// [`super::portable::softmax_rows`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F: callers check at run time (`ops::simd`).
     #[target_feature(enable = "avx512f")]
     pub fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32], inv_sum: &mut [f32]) {
         let body = n - n % LANES;
@@ -947,6 +974,9 @@ pub mod avx512 {
     }
 
     /// [`super::portable::softmax_grad_rows`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F: callers check at run time (`ops::simd`).
     #[target_feature(enable = "avx512f")]
     pub fn softmax_grad_rows(
         p: &mut [f32],
@@ -1019,6 +1049,7 @@ impl View {
 
 /// `dst = (accumulate ? dst : 0) + alpha * lhs rhs`, single-threaded (groups, or images, are
 /// the parallel unit).
+#[allow(clippy::too_many_arguments)] // BLAS-style: two operand views, the output's, and the scalings
 pub(super) fn matmul(
     dst: &mut [f32],
     d: View,

@@ -33,11 +33,11 @@ use std::time::Instant;
 pub use grid::{Grid, PlannedRun, Selection};
 pub use state::RunState;
 
-use crate::io::{read_json, write_json};
 use super::run_lock::{self, Acquired};
 use super::trainer::{RunEnd, RunOptions, resume, train};
 use crate::device::DeviceSlot;
 use crate::error::{Error, IoContext, Result};
+use crate::io::{read_json, write_json};
 
 /// Name of the manifest in the output folder.
 pub const MANIFEST: &str = "experiment.json";

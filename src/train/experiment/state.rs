@@ -6,9 +6,9 @@ use std::path::Path;
 
 use super::grid::PlannedRun;
 use crate::error::{Error, IoContext, Result};
+use crate::io::read_json;
 use crate::train::checkpoint;
 use crate::train::manifest::RunManifest;
-use crate::io::read_json;
 
 /// The state of a run directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
