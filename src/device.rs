@@ -159,3 +159,17 @@ impl DeviceKind {
         Ok(self.device()?.autodiff())
     }
 }
+
+/// Bytes of memory the system can still give (`MemAvailable` of `/proc/meminfo`), if known.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kb * 1024)
+}

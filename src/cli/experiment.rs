@@ -368,7 +368,9 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
             out: None,
             stats: args.stats.options(),
         };
-        let (outcome, files) = report::run_and_report(&args.grid, &options, &report_options)?;
+        // The report is built even if some runs failed.
+        let outcome = crate::train::experiment::run_grid(&args.grid, &options)?;
+        let files = report::build(&outcome.out, &report_options)?;
         print_report(&files);
         print_outcome(&outcome, false)
     } else {

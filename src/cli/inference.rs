@@ -10,7 +10,7 @@ use crate::data::{Cifar100Labels, Dataset, HostBatch, ImageSet, augment};
 use crate::device::DeviceKind;
 use crate::model::import::pretrained;
 use crate::train::checkpoint;
-use crate::train::evaluate::{batch_tensors, evaluate};
+use crate::train::evaluate::evaluate;
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
@@ -219,7 +219,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         &meta.normalize,
         0,
     );
-    let (images, _) = batch_tensors(batch, &device);
+    let (images, _) = batch.into_tensors(&device);
     let probs = softmax(model.forward(images), 1); // [n, classes]
     let k = meta.classes.len();
     let values = probs

@@ -5,6 +5,7 @@
 
 use std::sync::mpsc::sync_channel;
 
+use burn::prelude::*;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -23,6 +24,17 @@ pub struct HostBatch {
     pub shape: [usize; 4],
     /// Index of each image in its set.
     pub indices: Vec<usize>,
+}
+
+impl HostBatch {
+    /// The host-to-tensor boundary: `(images [n, c, h, w], labels [n])` on `device`, what the
+    /// model and the loss take.
+    pub fn into_tensors(self, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+        let n = self.labels.len();
+        let images = Tensor::<4>::from_data(TensorData::new(self.images, self.shape), device);
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(self.labels, [n]), device);
+        (images, labels)
+    }
 }
 
 /// Mixes several numbers into one well-spread 64-bit seed (splitmix64 steps).

@@ -17,7 +17,6 @@ use crate::error::{Error, Result};
 use crate::model::registry::network_config;
 use crate::model::{Network, NetworkConfig};
 use crate::train::checkpoint::{self, CheckpointMeta};
-use crate::train::evaluate::batch_tensors;
 
 /// One image to explain.
 #[derive(Clone, Debug, PartialEq)]
@@ -197,7 +196,9 @@ pub fn normalised_tensor(
     norm: &Normalize,
     device: &Device,
 ) -> Tensor<4> {
-    batch_tensors(normalised_batch(samples, shape, norm), device).0
+    normalised_batch(samples, shape, norm)
+        .into_tensors(device)
+        .0
 }
 
 /// `samples` normalised on the host.

@@ -35,20 +35,6 @@ pub fn pooled(side: usize) -> usize {
     side / 2
 }
 
-/// Bytes of memory the system can still give (`MemAvailable` of `/proc/meminfo`), if known.
-pub fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb = text
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))?
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse::<u64>()
-        .ok()?;
-    Some(kb * 1024)
-}
-
 /// Output side of a convolution or pooling window: `(side + padding - kernel) / stride + 1`,
 /// 0 when the window does not fit.
 pub fn conv_out(side: usize, kernel: usize, stride: usize, padding: usize) -> usize {

@@ -434,7 +434,7 @@ impl NetworkConfig {
         flag: &str,
     ) -> Result<()> {
         let bytes = copies * 4 * self.naive_attention_elements(batch);
-        match super::cost::available_memory() {
+        match crate::device::available_memory() {
             Some(available) if bytes > available / 2 => Err(Error::invalid(
                 flag,
                 format!(

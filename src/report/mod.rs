@@ -18,7 +18,6 @@ pub use analysis::{Analysis, StatsOptions};
 
 use crate::error::{IoContext, Result};
 use crate::io::{write_atomic, write_json};
-use crate::train::experiment::{self, ExperimentOptions, ExperimentOutcome};
 
 /// Where and how to build the report.
 #[derive(Clone, Debug, Default)]
@@ -93,16 +92,4 @@ pub fn build(runs_dir: &Path, options: &ReportOptions) -> Result<ReportFiles> {
             collection.runs.iter().filter(|r| r.finished()).count(),
         ),
     })
-}
-
-/// Runs (or continues) the grid in `grid`, then reports on its output folder: the whole
-/// experiment in one call. The report is built even if some runs failed.
-pub fn run_and_report(
-    grid: &Path,
-    experiment: &ExperimentOptions,
-    report: &ReportOptions,
-) -> Result<(ExperimentOutcome, ReportFiles)> {
-    let outcome = experiment::run_grid(grid, experiment)?;
-    let files = build(&outcome.out, report)?;
-    Ok((outcome, files))
 }

@@ -9,14 +9,6 @@ use crate::data::{Augment, EpochPlan, HostBatch, ImageSet, Normalize};
 use crate::error::Result;
 use crate::model::Network;
 
-/// Turns a host batch into `(images, labels)` tensors on `device`.
-pub fn batch_tensors(batch: HostBatch, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
-    let n = batch.labels.len();
-    let images = Tensor::<4>::from_data(TensorData::new(batch.images, batch.shape), device);
-    let labels = Tensor::<1, Int>::from_data(TensorData::new(batch.labels, [n]), device);
-    (images, labels)
-}
-
 /// Per-image log-probabilities of a batch: `(loss sum, predictions, confidences)`.
 fn score(logits: Tensor<2>, labels: Tensor<1, Int>) -> (f64, Vec<u16>, Vec<f32>) {
     let [n, _] = logits.dims();
@@ -46,7 +38,7 @@ pub fn evaluate(
     device: &Device,
 ) -> Result<(Evaluation, Vec<Prediction>)> {
     evaluate_with(set, norm, batch_size, |batch| {
-        let (images, _) = batch_tensors(batch, device);
+        let (images, _) = batch.into_tensors(device);
         model.forward(images)
     })
 }
@@ -71,7 +63,7 @@ pub fn evaluate_flip_tta(
     device: &Device,
 ) -> Result<(Evaluation, Vec<Prediction>)> {
     evaluate_with(set, norm, batch_size, |batch| {
-        let (images, _) = batch_tensors(batch, device);
+        let (images, _) = batch.into_tensors(device);
         flip_tta_logits(model, images)
     })
 }

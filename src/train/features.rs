@@ -11,8 +11,6 @@ use crate::data::{Augment, EpochPlan, ImageSet, Normalize};
 use crate::error::{Error, Result};
 use crate::model::Network;
 
-use super::evaluate::batch_tensors;
-
 /// Pooled backbone features of every image of a set, row-major `[images, dim]`, on the host.
 #[derive(Clone, Debug)]
 pub struct Features {
@@ -41,7 +39,7 @@ impl Features {
         let mut values = Vec::new();
         let mut dim = 0;
         plan.for_each(set, norm, |_, batch| -> Result<()> {
-            let (images, _) = batch_tensors(batch, device);
+            let (images, _) = batch.into_tensors(device);
             let pooled = model.pool_features(model.forward_features(images)); // [n, dim]
             dim = pooled.dims()[1];
             let data = pooled.into_data().try_into_vec::<f32>().map_err(|e| {

@@ -12,7 +12,7 @@ use burn::prelude::*;
 
 use super::checkpoint::{self, CheckpointMeta, PartialEpoch};
 use super::config::{Finetune, TrainConfig};
-use super::evaluate::{batch_tensors, evaluate, evaluate_flip_tta, evaluate_with};
+use super::evaluate::{evaluate, evaluate_flip_tta, evaluate_with};
 use super::features::{FeatureCache, Features};
 use super::interrupt;
 use super::manifest::{DataRecord, RunManifest, build_info};
@@ -554,7 +554,7 @@ fn run(p: Prepared, options: &RunOptions) -> Result<TrainOutcome> {
                         )
                     }
                     None => {
-                        let (images, labels) = batch_tensors(batch, &device);
+                        let (images, labels) = batch.into_tensors(&device);
                         (model.forward(images), labels) // [n, classes]
                     }
                 };
