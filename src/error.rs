@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file or directory could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {source}{}", disk_full_hint(source))]
     Io {
         path: PathBuf,
         #[source]
@@ -67,10 +67,27 @@ impl Error {
 
     /// A checkpoint error on `path`.
     pub fn checkpoint(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        // burn's record writer reports a full disk inside its own message (os error 28).
+        if message.contains("os error 28") {
+            message += DISK_FULL;
+        }
         Error::Checkpoint {
             path: path.as_ref().to_path_buf(),
-            message: message.into(),
+            message,
         }
+    }
+}
+
+/// What a full disk adds to its error: what happened and what to do, in words.
+const DISK_FULL: &str = ": the disk is full; files written before are intact (a run keeps its \
+     previous checkpoint): free some space, then continue (`visionnet train --resume RUN`)";
+
+fn disk_full_hint(source: &std::io::Error) -> &'static str {
+    if source.kind() == std::io::ErrorKind::StorageFull {
+        DISK_FULL
+    } else {
+        ""
     }
 }
 

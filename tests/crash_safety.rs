@@ -295,6 +295,7 @@ fn a_full_disk_during_a_checkpoint_write_is_a_clear_error_and_resume_works_after
         &out,
         &[
             "No space left on device",
+            "the disk is full",
             run.join("checkpoints").to_str().unwrap(),
         ],
     );
