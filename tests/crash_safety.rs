@@ -103,7 +103,7 @@ fn start(args: &[String], run_dir: &Path) -> Child {
                 break s;
             }
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(2));
     };
     std::thread::sleep(Duration::from_secs_f64(first_epoch / 2.0));
     child
