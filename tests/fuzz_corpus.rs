@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use visionnet::data::cifar_binary::Cifar100Labels;
 use visionnet::data::image_file::{SizePolicy, read_rgb};
 use visionnet::data::{cifar_binary, fetch};
 use visionnet::io::{read_csv, read_json};
@@ -122,6 +123,20 @@ fn archives_and_cifar_batches() {
         }
         staged(dir.path(), f, "test_batch.bin");
         let _ = cifar_binary::load_cifar10(dir.path());
+        // The same bytes as CIFAR-100's two files (any record count: the records are parsed).
+        let hundred = tempfile::tempdir().unwrap();
+        for (file, count) in [
+            ("fine_label_names.txt", 100),
+            ("coarse_label_names.txt", 20),
+        ] {
+            let text: String = (0..count).map(|i| format!("class{i}\n")).collect();
+            std::fs::write(hundred.path().join(file), text).unwrap();
+        }
+        staged(hundred.path(), f, "train.bin");
+        staged(hundred.path(), f, "test.bin");
+        for labels in [Cifar100Labels::Fine, Cifar100Labels::Coarse] {
+            let _ = cifar_binary::load_cifar100(hundred.path(), labels);
+        }
     });
     eprintln!("{n} archive and {m} CIFAR inputs");
 }

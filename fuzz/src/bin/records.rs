@@ -1,9 +1,9 @@
 //! A run's records as `report`, `--resume` and the grid runner read them: `metrics.csv`,
 //! `predictions.csv`, `summary.json` and a checkpoint's `meta.json`.
 
+use visionnet::io::{read_csv, read_json};
 use visionnet::train::checkpoint::CheckpointMeta;
 use visionnet::train::metrics::{EpochMetrics, Prediction, Summary};
-use visionnet::io::{read_csv, read_json};
 
 fn main() {
     afl::fuzz!(|data: &[u8]| {
