@@ -67,14 +67,9 @@ impl Error {
 
     /// A checkpoint error on `path`.
     pub fn checkpoint(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
-        let mut message = message.into();
-        // burn's record writer reports a full disk inside its own message (os error 28).
-        if message.contains("os error 28") {
-            message += DISK_FULL;
-        }
         Error::Checkpoint {
             path: path.as_ref().to_path_buf(),
-            message,
+            message: message.into(),
         }
     }
 }

@@ -31,6 +31,28 @@ pub fn write_csv<T: serde::Serialize>(path: &Path, rows: &[T]) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
+/// Writes a CSV file atomically: `header`, then one record per row (a struct, or a list of
+/// fields), so that a file with no rows still names its columns.
+pub fn write_rows<H, R>(path: &Path, header: H, rows: impl IntoIterator<Item = R>) -> Result<()>
+where
+    H: IntoIterator,
+    H::Item: AsRef<[u8]>,
+    R: serde::Serialize,
+{
+    let bad = |e: csv::Error| Error::data(path, e.to_string());
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    writer.write_record(header).map_err(bad)?;
+    for row in rows {
+        writer.serialize(row).map_err(bad)?;
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| Error::data(path, e.to_string()))?;
+    write_atomic(path, &bytes)
+}
+
 /// Writes `value` as pretty JSON to `path` atomically.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::data(path, e.to_string()))?;

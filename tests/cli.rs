@@ -42,18 +42,17 @@ fn config_file_keys_are_flags_and_the_command_line_overrides_them() {
     fs::write(
         &config,
         "optimizer = \"adam\"\nlr = 0.002\nepochs = 5\nwidths = [8, 8, 8, 8]\nhidden = [8, 8, 8]\n\
-         crop-padding = 0\nflip = false\npool = [true, true, true, true]\n",
+         crop-padding = 0\nflip = false\npool = [true, true, true, true]\ndata = \"data\"\n",
     )
     .unwrap();
     let run_dir = tmp.path().join("run");
+    // `data` is relative to the file's folder (as in a grid recipe), not the working directory.
     let out = visionnet(&[
         "train",
         "--config",
         config.to_str().unwrap(),
         "--epochs",
         "1",
-        "--data",
-        data.to_str().unwrap(),
         "--run-dir",
         run_dir.to_str().unwrap(),
         "--val-size",
@@ -71,6 +70,10 @@ fn config_file_keys_are_flags_and_the_command_line_overrides_them() {
     );
     assert_eq!(format!("{:?}", c.optimizer), "Adam");
     assert_eq!(c.model_options.widths, vec![8, 8, 8, 8]);
+    assert_eq!(
+        c.data.as_deref(),
+        Some(data.canonicalize().unwrap().as_path())
+    );
 
     // A key that is no flag, and a bad value, are blamed on the file.
     fs::write(&config, "learning_rate = 0.1\n").unwrap();

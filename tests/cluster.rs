@@ -18,39 +18,13 @@ use visionnet::train::experiment::{ExperimentOptions, RunOutcome, run_grid};
 use visionnet::train::run_lock::{self, Acquired, Holder};
 
 /// Four tiny runs: two CNNs x two seeds, `epochs` each, on a synthetic image folder.
-fn write_grid(dir: &Path, lr: &str, epochs: usize) -> PathBuf {
-    let data = dir.join("data");
-    if !data.exists() {
-        write_image_folder(&data, 3, 16, 16);
+fn write_grid(dir: &Path, lr: f64, epochs: usize) -> PathBuf {
+    TinyGrid {
+        lr,
+        epochs,
+        ..Default::default()
     }
-    let grid = dir.join("grid.toml");
-    fs::write(
-        &grid,
-        format!(
-            r#"
-out = "out"
-seeds = [0, 1]
-[defaults]
-val-size = 6
-batch-size = 8
-hidden = [8, 8, 8]
-[datasets.synth]
-data = "data"
-[models.cnn]
-widths = [8, 8, 8, 8]
-[models.cnn-b]
-model = "cnn"
-widths = [4, 8, 8, 8]
-[recipes.adam]
-optimizer = "adam"
-lr = {lr}
-schedule = "constant"
-epochs = {epochs}
-"#
-        ),
-    )
-    .unwrap();
-    grid
+    .write(dir)
 }
 
 const IDS: [&str; 4] = [
@@ -131,7 +105,7 @@ fn the_task_index_comes_from_the_flag_then_slurm_then_kubernetes() {
 #[test]
 fn a_task_trains_exactly_its_run_and_a_second_time_skips_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let grid = write_grid(tmp.path(), "0.01", 1);
+    let grid = write_grid(tmp.path(), 0.01, 1);
     let out = tmp.path().join("out");
 
     // The listing shows the indices.
@@ -231,7 +205,7 @@ fn a_task_trains_exactly_its_run_and_a_second_time_skips_it() {
 #[test]
 fn the_sbatch_script_lists_the_unfinished_runs_and_without_sbatch_is_left_written() {
     let tmp = tempfile::tempdir().unwrap();
-    let grid = write_grid(tmp.path(), "0.01", 1);
+    let grid = write_grid(tmp.path(), 0.01, 1);
     let out = tmp.path().join("out");
     assert_success(&visionnet_env(
         &[
@@ -346,7 +320,7 @@ fn the_sbatch_script_lists_the_unfinished_runs_and_without_sbatch_is_left_writte
 #[test]
 fn the_kubernetes_manifest_is_an_indexed_job_naming_every_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let grid = write_grid(tmp.path(), "0.01", 1);
+    let grid = write_grid(tmp.path(), 0.01, 1);
     let out = tmp.path().join("out");
     let printed = assert_success(&visionnet(&[
         "experiment",
@@ -642,7 +616,7 @@ fn locks_of_other_hosts_and_dead_processes() {
 #[test]
 fn status_tells_finished_running_interrupted_and_pending() {
     let tmp = tempfile::tempdir().unwrap();
-    let grid = write_grid(tmp.path(), "0.01", 2);
+    let grid = write_grid(tmp.path(), 0.01, 2);
     let out = tmp.path().join("out");
     // 0: finished. 1: stopped after an epoch (run.json, no summary). 2: a live lock of another
     // process. 3: nothing.
@@ -739,7 +713,7 @@ fn status_tells_finished_running_interrupted_and_pending() {
 #[test]
 fn bad_input_is_refused_and_no_run_folder_touched() {
     let tmp = tempfile::tempdir().unwrap();
-    let grid = write_grid(tmp.path(), "0.01", 1);
+    let grid = write_grid(tmp.path(), 0.01, 1);
     let out = tmp.path().join("out");
     assert_success(&visionnet(&[
         "experiment",
@@ -819,7 +793,7 @@ fn bad_input_is_refused_and_no_run_folder_touched() {
     }
 
     // The grid changed since submission: the task's run.json differs, the keys are named.
-    let grid = write_grid(tmp.path(), "0.02", 1);
+    let grid = write_grid(tmp.path(), 0.02, 1);
     let changed = visionnet_env(
         &["experiment", "--grid", s(&grid), "--task-index"],
         &[("SLURM_ARRAY_TASK_ID", "0")],
@@ -831,7 +805,7 @@ fn bad_input_is_refused_and_no_run_folder_touched() {
 #[test]
 fn each_job_gets_its_own_device() {
     let tmp = tempfile::tempdir().unwrap();
-    let grid = write_grid(tmp.path(), "0.01", 1);
+    let grid = write_grid(tmp.path(), 0.01, 1);
     // The runs compute on wgpu (which this build need not have: the children are stand-ins
     // that record the device they were given and when).
     let text = fs::read_to_string(&grid)

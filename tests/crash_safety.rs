@@ -1,6 +1,7 @@
 //! Crash safety of `train`: SIGINT / SIGTERM stop after the step with a checkpoint that
 //! `--resume` continues from exactly; a second signal exits at once keeping the last good
-//! checkpoint; a full disk during a checkpoint write is a clear error that keeps the previous
+//! checkpoint; a signal stops a grid (its runs in this process and in `--jobs` children) with
+//! their checkpoints and no lock left behind; a full disk during a checkpoint write is a clear error that keeps the previous
 //! checkpoint; read-only output folders are refused before any work.
 //!
 //! The disk tests mount small tmpfs file systems, which needs root (CI runs as root); without
@@ -10,7 +11,7 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -109,6 +110,30 @@ fn start(args: &[String], run_dir: &Path) -> Child {
     child
 }
 
+/// `visionnet train --resume RUN` (2 threads, quiet), its output.
+fn resume(run: &Path) -> Output {
+    bin()
+        .args([
+            "--threads",
+            "2",
+            "train",
+            "--resume",
+            run.to_str().unwrap(),
+            "--quiet",
+        ])
+        .output()
+        .unwrap()
+}
+
+/// Asserts `run` ended as `whole` did: the same predictions, byte for byte.
+fn assert_same_predictions(run: &Path, whole: &Path, what: &str) {
+    assert_eq!(
+        fs::read(run.join("predictions.csv")).unwrap(),
+        fs::read(whole.join("predictions.csv")).unwrap(),
+        "{what}: predictions differ from the uninterrupted run's"
+    );
+}
+
 #[test]
 fn sigint_and_sigterm_stop_after_the_step_and_resume_exactly() {
     let tmp = tempfile::tempdir().unwrap();
@@ -144,24 +169,8 @@ fn sigint_and_sigterm_stop_after_the_step_and_resume_exactly() {
             "{stderr}"
         );
         assert!(!run.join("summary.json").exists());
-        assert_success(
-            &bin()
-                .args([
-                    "--threads",
-                    "2",
-                    "train",
-                    "--resume",
-                    run.to_str().unwrap(),
-                    "--quiet",
-                ])
-                .output()
-                .unwrap(),
-        );
-        assert_eq!(
-            fs::read_to_string(run.join("predictions.csv")).unwrap(),
-            fs::read_to_string(whole.join("predictions.csv")).unwrap(),
-            "SIG{sig}: predictions differ from the uninterrupted run's"
-        );
+        assert_success(&resume(&run));
+        assert_same_predictions(&run, &whole, &format!("SIG{sig}"));
         assert_eq!(
             summary_without_timing(&run),
             summary_without_timing(&whole),
@@ -187,24 +196,111 @@ fn sigint_and_sigterm_stop_after_the_step_and_resume_exactly() {
                 .collect()
         })
         .unwrap_or_default();
-    assert_success(
-        &bin()
-            .args([
-                "--threads",
-                "2",
-                "train",
-                "--resume",
-                run.to_str().unwrap(),
-                "--quiet",
-            ])
-            .output()
-            .unwrap(),
+    assert_success(&resume(&run));
+    assert_same_predictions(
+        &run,
+        &whole,
+        &format!("after two signals (checkpoints then: {leftovers:?})"),
     );
-    assert_eq!(
-        fs::read(run.join("predictions.csv")).unwrap(),
-        fs::read(whole.join("predictions.csv")).unwrap(),
-        "after two signals (checkpoints then: {leftovers:?})"
-    );
+}
+
+/// The tiny grid's four runs below `out`.
+fn grid_runs(out: &Path) -> Vec<PathBuf> {
+    let mut runs = Vec::new();
+    for model in ["cnn", "cnn-b"] {
+        for seed in 0..2 {
+            runs.push(out.join(format!("synth/adam/{model}/seed-{seed}")));
+        }
+    }
+    runs
+}
+
+/// Whether any run below `out` has a checkpoint.
+fn any_checkpoint(out: &Path) -> bool {
+    grid_runs(out).iter().any(|run| {
+        fs::read_dir(run.join("checkpoints"))
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("epoch-"))
+            })
+            .unwrap_or(false)
+    })
+}
+
+#[test]
+fn a_signal_stops_a_grid_with_its_checkpoints_and_running_it_again_finishes_it() {
+    // In this process (`--jobs 1`, as a SLURM task runs) and in `visionnet train` children
+    // (`--jobs 2`), which only the grid's forwarding reaches (their own process groups).
+    for (jobs, sig, code) in [("1", "TERM", 143), ("2", "TERM", 143), ("1", "INT", 130)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let grid = TinyGrid {
+            epochs: 40,
+            per_class: 40,
+            ..Default::default()
+        }
+        .write(tmp.path());
+        let out = tmp.path().join("out");
+        let args = [
+            "--threads",
+            "2",
+            "experiment",
+            "--grid",
+            grid.to_str().unwrap(),
+            "--quiet",
+        ];
+        let child = bin()
+            .args(args)
+            .args(["--jobs", jobs])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !any_checkpoint(&out) {
+            assert!(Instant::now() < deadline, "no checkpoint after 120 s");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        signal(&child, sig);
+        let stopped = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&stopped.stderr);
+        let case = format!("--jobs {jobs}, SIG{sig}");
+        assert_eq!(stopped.status.code(), Some(code), "{case}: {stderr}");
+        assert!(
+            stderr.contains(&format!("SIG{sig}: the grid stopped")),
+            "{case}: {stderr}"
+        );
+        let runs = grid_runs(&out);
+        let finished = runs
+            .iter()
+            .filter(|r| r.join("summary.json").is_file())
+            .count();
+        assert!(finished < runs.len(), "{case}: the grid ran to its end");
+        for run in &runs {
+            assert!(
+                !run.join(".lock").exists(),
+                "{case}: {} kept its lock",
+                run.display()
+            );
+        }
+        if jobs == "2" {
+            // The children checkpointed on the forwarded signal, they were not killed.
+            let logs = fs::read_dir(out.join("logs")).unwrap();
+            let said: String = logs
+                .flatten()
+                .map(|e| fs::read_to_string(e.path()).unwrap())
+                .collect();
+            assert!(
+                said.contains(&format!("SIG{sig}: stopped after the current step")),
+                "{case}: {said}"
+            );
+        }
+        let again = bin().args(args).output().unwrap();
+        assert_success(&again);
+        assert!(
+            runs.iter().all(|r| r.join("summary.json").is_file()),
+            "{case}: not finished after running the grid again"
+        );
+    }
 }
 
 /// Mounts a tmpfs of `size` (e.g. "2m") on `dir`, with `options`; false without root.
@@ -280,17 +376,7 @@ fn a_full_disk_during_a_checkpoint_write_is_a_clear_error_and_resume_works_after
     let filler = mnt.join("filler");
     let fill = free_bytes(&mnt).saturating_sub(checkpoint_size / 2);
     fs::write(&filler, vec![0u8; fill as usize]).unwrap();
-    let out = bin()
-        .args([
-            "--threads",
-            "2",
-            "train",
-            "--resume",
-            run.to_str().unwrap(),
-            "--quiet",
-        ])
-        .output()
-        .unwrap();
+    let out = resume(&run);
     let stderr = assert_clean_failure(
         &out,
         &[
@@ -313,27 +399,12 @@ fn a_full_disk_during_a_checkpoint_write_is_a_clear_error_and_resume_works_after
         .unwrap();
     assert_success(&eval);
     fs::remove_file(&filler).unwrap();
-    assert_success(
-        &bin()
-            .args([
-                "--threads",
-                "2",
-                "train",
-                "--resume",
-                run.to_str().unwrap(),
-                "--quiet",
-            ])
-            .output()
-            .unwrap(),
-    );
+    assert_success(&resume(&run));
     assert!(run.join("summary.json").is_file());
     // Equal to an uninterrupted run.
     let whole = tmp.path().join("whole");
     assert_success(&bin().args(run_args(&data, &whole, "3")).output().unwrap());
-    assert_eq!(
-        fs::read(run.join("predictions.csv")).unwrap(),
-        fs::read(whole.join("predictions.csv")).unwrap()
-    );
+    assert_same_predictions(&run, &whole, "after a full disk");
 }
 
 #[test]

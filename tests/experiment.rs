@@ -13,47 +13,14 @@ use visionnet::io::read_csv;
 use visionnet::train::experiment::{ExperimentOptions, RunOutcome, Selection, run_grid};
 use visionnet::train::metrics::{EpochMetrics, Prediction};
 
-/// A grid of two tiny CNNs x one synthetic dataset x one recipe x two seeds, 2 epochs each.
-fn write_grid(dir: &Path, lr: &str) -> PathBuf {
-    let data = dir.join("data");
-    if !data.exists() {
-        write_image_folder(&data, 3, 16, 16);
+/// The tiny grid (two CNNs x one synthetic dataset x one recipe x two seeds, 2 epochs each) at
+/// learning rate `lr`.
+fn write_grid(dir: &Path, lr: f64) -> PathBuf {
+    TinyGrid {
+        lr,
+        ..Default::default()
     }
-    let grid = dir.join("grid.toml");
-    fs::write(
-        &grid,
-        format!(
-            r#"
-description = "tiny"
-out = "out"
-seeds = [0, 1]
-
-[defaults]
-val-size = 6
-batch-size = 8
-hidden = [8, 8, 8]
-
-[datasets.synth]
-data = "data"
-
-[models.cnn]
-widths = [8, 8, 8, 8]
-
-[models.cnn-b]
-model = "cnn"
-widths = [4, 8, 8, 8]
-twin = "cnn"
-
-[recipes.adam]
-optimizer = "adam"
-lr = {lr}
-schedule = "constant"
-epochs = 2
-"#
-        ),
-    )
-    .unwrap();
-    grid
+    .write(dir)
 }
 
 fn quiet() -> ExperimentOptions {
@@ -122,12 +89,12 @@ seed = 3
     assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
 
     // A bad value is caught per run before any run starts, naming the combination and flag.
-    let grid = write_grid(tmp.path(), "-1");
+    let grid = write_grid(tmp.path(), -1.0);
     let out = visionnet(&["experiment", "--grid", grid.to_str().unwrap()]);
     assert_clean_failure(&out, &["synth/adam/cnn:", "--lr", "synth/adam/cnn-b:"]);
     assert!(!tmp.path().join("out").exists());
     // An unknown label in a selection.
-    let grid = write_grid(tmp.path(), "0.01");
+    let grid = write_grid(tmp.path(), 0.01);
     let out = visionnet(&[
         "experiment",
         "--grid",
@@ -240,7 +207,7 @@ epochs = 1
 #[test]
 fn an_interrupted_grid_resumes_without_redoing_finished_runs() {
     let tmp = tempfile::tempdir().unwrap();
-    let grid = write_grid(tmp.path(), "0.01");
+    let grid = write_grid(tmp.path(), 0.01);
     let out = tmp.path().join("out");
 
     // Seed 0 of both models, to the end.
@@ -349,7 +316,7 @@ fn an_interrupted_grid_resumes_without_redoing_finished_runs() {
 #[test]
 fn a_killed_grid_continues_where_it_died() {
     let tmp = tempfile::tempdir().unwrap();
-    let grid = write_grid(tmp.path(), "0.01");
+    let grid = write_grid(tmp.path(), 0.01);
     let out = tmp.path().join("out");
     let first_run = out.join("synth/adam/cnn/seed-0");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_visionnet"))
@@ -390,7 +357,7 @@ fn a_killed_grid_continues_where_it_died() {
 #[test]
 fn parallel_processes_give_the_runs_of_one_process() {
     let tmp = tempfile::tempdir().unwrap();
-    let grid = write_grid(tmp.path(), "0.01");
+    let grid = write_grid(tmp.path(), 0.01);
     let serial = tmp.path().join("serial");
     let parallel = tmp.path().join("parallel");
     // One thread per run both ways, so the float reductions are the same.
@@ -457,7 +424,7 @@ fn parallel_processes_give_the_runs_of_one_process() {
 #[test]
 fn a_changed_grid_is_refused_before_anything_runs() {
     let tmp = tempfile::tempdir().unwrap();
-    let grid = write_grid(tmp.path(), "0.01");
+    let grid = write_grid(tmp.path(), 0.01);
     run_grid(
         &grid,
         &ExperimentOptions {
@@ -471,7 +438,7 @@ fn a_changed_grid_is_refused_before_anything_runs() {
     )
     .unwrap();
     let before = snapshot(&tmp.path().join("out"));
-    let grid = write_grid(tmp.path(), "0.02");
+    let grid = write_grid(tmp.path(), 0.02);
     let out = visionnet(&["experiment", "--grid", grid.to_str().unwrap(), "--quiet"]);
     assert_clean_failure(
         &out,

@@ -12,34 +12,6 @@ use visionnet::report::{ReportOptions, StatsOptions, build};
 use visionnet::train::experiment::{ExperimentOptions, Selection, run_grid};
 use visionnet::train::metrics::{EpochMetrics, Prediction, Summary};
 
-const GRID: &str = r#"
-description = "report fixture"
-out = "runs"
-seeds = [0, 1, 2]
-
-[defaults]
-val-size = 6
-batch-size = 8
-hidden = [8, 8, 8]
-
-[datasets.synth]
-data = "data"
-
-[models.cnn]
-widths = [8, 8, 8, 8]
-
-[models.cnn-b]
-model = "cnn"
-widths = [4, 4, 8, 8]
-twin = "cnn"
-
-[recipes.adam]
-optimizer = "adam"
-lr = 0.01
-schedule = "constant"
-epochs = 3
-"#;
-
 fn quiet() -> ExperimentOptions {
     ExperimentOptions {
         quiet: true,
@@ -60,9 +32,16 @@ fn correct(run: &Path) -> Vec<bool> {
 
 /// Fixture: seeds 0 and 1 of both models finished, seed 2 of cnn stopped after one epoch.
 fn fixture(dir: &Path) -> std::path::PathBuf {
-    write_image_folder(&dir.join("data"), 3, 20, 16);
-    let grid = dir.join("grid.toml");
-    fs::write(&grid, GRID).unwrap();
+    let grid = TinyGrid {
+        description: "report fixture",
+        out: "runs",
+        seeds: vec![0, 1, 2],
+        epochs: 3,
+        narrow: [4, 4, 8, 8],
+        per_class: 20,
+        ..Default::default()
+    }
+    .write(dir);
     let seeds = |s: Vec<u64>| Selection {
         seeds: Some(s),
         ..Default::default()

@@ -1,65 +1,54 @@
 //! `train --config FILE`: a TOML file whose keys are the train flags (without `--`).
 //!
 //! The file's entries become flags placed before the command line's own, so flags given on the
-//! command line override the file, and both go through the same parsing and checks.
+//! command line override the file, and both go through the same parsing and checks. Keys and
+//! values are read by [`flags::table_entry`], as a grid reads its recipes' config files, so one
+//! file means the same in both places (paths in it are relative to the file's folder).
 
+use std::collections::HashSet;
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::CommandFactory;
 
 use super::Cli;
+use crate::train::flags::{self, FlagProblem};
 
-/// Turns one TOML value into a flag value: lists become comma-separated.
-fn flag_value(path: &Path, key: &str, value: &toml::Value) -> anyhow::Result<String> {
-    Ok(match value {
-        toml::Value::String(s) => s.clone(),
-        toml::Value::Integer(i) => i.to_string(),
-        toml::Value::Float(f) => f.to_string(),
-        toml::Value::Boolean(b) => b.to_string(),
-        toml::Value::Array(items) => items
-            .iter()
-            .map(|v| flag_value(path, key, v))
-            .collect::<anyhow::Result<Vec<_>>>()?
-            .join(","),
-        other => bail!(
-            "{}: key '{key}' has a {} value; expected a string, number, boolean or list",
-            path.display(),
-            other.type_str()
-        ),
-    })
-}
-
-/// The train flags `file` sets, as command-line tokens.
-pub fn tokens(file: &Path) -> anyhow::Result<Vec<String>> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("--config {}", file.display()))?;
-    let table: toml::Table =
-        toml::from_str(&text).with_context(|| format!("{}: not valid TOML", file.display()))?;
+/// The long flags of `visionnet train` a file may set: the run's configuration and how it is
+/// carried out, not the file itself or `--resume`.
+fn train_flags() -> Vec<String> {
     let command = Cli::command();
     let train = command
         .find_subcommand("train")
         .expect("train is a subcommand");
-    let known: Vec<String> = train
+    train
         .get_arguments()
         .filter_map(|a| a.get_long().map(str::to_string))
         .filter(|l| !["config", "resume", "help"].contains(&l.as_str()))
-        .collect();
+        .collect()
+}
+
+/// The train flags `file` sets, as command-line tokens.
+pub fn tokens(file: &Path) -> anyhow::Result<Vec<String>> {
+    let table = flags::read_table(file).map_err(|e| anyhow::anyhow!("--config {e}"))?;
+    let known = train_flags();
+    let paths: HashSet<String> = flags::path_flags().into_iter().collect();
+    let base = flags::folder_of(file);
+    let where_ = file.display().to_string();
     let mut out = Vec::new();
     for (key, value) in &table {
-        if !known.contains(key) {
-            bail!(
-                "{}: unknown key '{key}'; the keys are the train flags: {}",
-                file.display(),
+        match flags::table_entry(key, value, &known, &paths, &base) {
+            Ok((flag, text)) => out.extend([format!("--{flag}"), text]),
+            Err(FlagProblem::Unknown) => bail!(
+                "{}; the keys are the train flags: {}",
+                FlagProblem::Unknown.describe(&where_, key),
                 known.join(", ")
-            );
+            ),
+            Err(problem) => bail!("{}", problem.describe(&where_, key)),
         }
-        out.push(format!("--{key}"));
-        out.push(flag_value(file, key, value)?);
     }
     Ok(out)
 }
-
 /// If the command is `train --config FILE`, inserts FILE's flags right after `train`, and checks
 /// them on their own first so a bad value is blamed on the file.
 pub fn splice(argv: Vec<String>) -> anyhow::Result<Vec<String>> {

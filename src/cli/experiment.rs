@@ -1,6 +1,6 @@
 //! `visionnet experiment` and `visionnet report`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
@@ -9,6 +9,7 @@ use crate::report::{self, ReportFiles, ReportOptions, StatsOptions};
 use crate::train::experiment::cluster::{self, Scheduler, Submission, SubmitOptions};
 use crate::train::experiment::status::{self, GridStatus, RunStatus};
 use crate::train::experiment::{self, ExperimentOptions, ExperimentOutcome, RunOutcome, Selection};
+use crate::train::interrupt;
 
 /// Flags of the statistics in the report.
 #[derive(Debug, clap::Args)]
@@ -355,27 +356,43 @@ pub fn run(args: ExperimentArgs) -> anyhow::Result<()> {
         print_submission(&submission, scheduler, args.dry_run);
         return Ok(());
     }
+    // SIGINT / SIGTERM (Ctrl-C, a scheduler's stop): the runs under way checkpoint after their
+    // current step and stop, and no new run starts.
+    interrupt::install();
     if let Some(index) = args.task_index {
         let index = match index {
             TaskIndex::Given(i) => Some(i),
             TaskIndex::FromEnv => None,
         };
         let outcome = experiment::run_task(&args.grid, &options, index)?;
+        exit_if_signalled(&args.grid);
         return print_outcome(&outcome, args.dry_run);
     }
+    let outcome = experiment::run_grid(&args.grid, &options)?;
+    exit_if_signalled(&args.grid);
     if args.report && !args.dry_run {
+        // The report is built even if some runs failed.
         let report_options = ReportOptions {
             out: None,
             stats: args.stats.options(),
         };
-        // The report is built even if some runs failed.
-        let outcome = crate::train::experiment::run_grid(&args.grid, &options)?;
         let files = report::build(&outcome.out, &report_options)?;
         print_report(&files);
-        print_outcome(&outcome, false)
-    } else {
-        let outcome = experiment::run_grid(&args.grid, &options)?;
-        print_outcome(&outcome, args.dry_run)
+    }
+    print_outcome(&outcome, args.dry_run)
+}
+
+/// After a grid a signal stopped: says so, and how to continue, and exits with 128 + the
+/// signal's number (130, 143) as `train` does.
+fn exit_if_signalled(grid: &Path) {
+    if let Some(signal) = interrupt::requested() {
+        eprintln!(
+            "{}: the grid stopped; its runs under way checkpointed after their current step\n\
+             continue with the same command (visionnet experiment --grid {} ...)",
+            interrupt::name(signal),
+            grid.display()
+        );
+        std::process::exit(interrupt::exit_code(signal));
     }
 }
 

@@ -29,7 +29,7 @@ use super::cam::CamMethod;
 use super::faithfulness::{self, ImageScores, Metric, MetricOptions};
 use super::figure::{BLACK, Figure, GREEN, GREY, Line, RED, Tile};
 use super::gradcam::{CamMap, ClassTarget};
-use super::heatmaps::{MethodMetrics, summarise};
+use super::heatmaps::{MethodMetrics, metrics_header, metrics_row, summarise};
 use super::output::{MapFiles, prepare_out, write_map, write_png};
 use super::overlay::{OverlayStyle, overlay, rgb_image, upscale};
 use super::samples::{self, LoadedModel, Sample};
@@ -37,7 +37,7 @@ use super::stability::{MethodStability, PerImage, stability};
 use crate::data::batches::mix_seed;
 use crate::data::{Cifar100Labels, Dataset};
 use crate::error::{Error, IoContext, Result};
-use crate::io::write_json;
+use crate::io::{write_json, write_rows};
 use crate::stats::{McNemar, format_p, mcnemar};
 use crate::train::evaluate::evaluate;
 use crate::train::metrics::Prediction;
@@ -638,9 +638,6 @@ pub fn run(request: &CompareRequest, device: &Device) -> Result<CompareReport> {
 
 /// Writes `disagreements.csv`, with its header even when there is no row.
 fn write_disagreements(path: &std::path::Path, rows: &[Disagreement]) -> Result<()> {
-    let mut writer = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(Vec::new());
     let header = [
         "index",
         "kind",
@@ -650,18 +647,7 @@ fn write_disagreements(path: &std::path::Path, rows: &[Disagreement]) -> Result<
         "b_predicted",
         "b_confidence",
     ];
-    writer
-        .write_record(header)
-        .map_err(|e| Error::data(path, e.to_string()))?;
-    for row in rows {
-        writer
-            .serialize(row)
-            .map_err(|e| Error::data(path, e.to_string()))?;
-    }
-    let bytes = writer
-        .into_inner()
-        .map_err(|e| Error::data(path, e.to_string()))?;
-    fs::write(path, bytes).at(path)
+    write_rows(path, header, rows)
 }
 
 /// Refuses checkpoints of different classes or input sizes, naming two that differ.
@@ -699,7 +685,6 @@ fn write_stability(
     path: &std::path::Path,
     rows: &[(CamMethod, &str, &Sample, [PerImage; 3])],
 ) -> Result<()> {
-    let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
     let mut header = vec![
         "method".to_string(),
         "images".to_string(),
@@ -710,10 +695,7 @@ fn write_stability(
             header.push(format!("{pair}_{measure}"));
         }
     }
-    writer
-        .write_record(&header)
-        .map_err(|e| Error::data(path, e.to_string()))?;
-    for (method, set, sample, per) in rows {
+    let records = rows.iter().map(|(method, set, sample, per)| {
         let mut row = vec![
             method.name().to_string(),
             set.to_string(),
@@ -722,14 +704,9 @@ fn write_stability(
         for pair in per {
             row.extend(pair[0].iter().map(|v| format!("{v}")));
         }
-        writer
-            .write_record(&row)
-            .map_err(|e| Error::data(path, e.to_string()))?;
-    }
-    let bytes = writer
-        .into_inner()
-        .map_err(|e| Error::data(path, e.to_string()))?;
-    fs::write(path, bytes).at(path)
+        row
+    });
+    write_rows(path, &header, records)
 }
 
 /// `metrics.csv` of compare: one row per side, method and image.
@@ -739,44 +716,18 @@ fn write_metrics(
     values: &[(usize, CamMethod, Vec<CamMap>, Vec<ImageScores>)],
     classes: &[String],
 ) -> Result<()> {
-    let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
-    let mut header = vec![
-        "side",
-        "test_index",
-        "method",
-        "label",
-        "target",
-        "target_probability",
-    ];
-    header.extend(ImageScores::NAMES);
-    writer
-        .write_record(&header)
-        .map_err(|e| Error::data(path, e.to_string()))?;
-    for (side, method, maps, scores) in values {
-        for ((s, map), score) in sample.iter().zip(maps).zip(scores) {
-            let mut row = vec![
-                ["a", "b"][*side].to_string(),
-                s.test_index.map(|i| i.to_string()).unwrap_or_default(),
-                method.name().to_string(),
-                s.label.map(|l| classes[l].clone()).unwrap_or_default(),
-                classes[map.target].clone(),
-                format!("{}", map.target_probability),
-            ];
-            row.extend(
-                score
-                    .values()
-                    .iter()
-                    .map(|v| v.map(|v| format!("{v}")).unwrap_or_default()),
-            );
-            writer
-                .write_record(&row)
-                .map_err(|e| Error::data(path, e.to_string()))?;
-        }
-    }
-    let bytes = writer
-        .into_inner()
-        .map_err(|e| Error::data(path, e.to_string()))?;
-    fs::write(path, bytes).at(path)
+    let records = values.iter().flat_map(|(side, method, maps, scores)| {
+        sample
+            .iter()
+            .zip(maps)
+            .zip(scores)
+            .map(|((s, map), score)| {
+                let mut row = vec![["a", "b"][*side].to_string()];
+                row.extend(metrics_row(s, *method, map, score, classes));
+                row
+            })
+    });
+    write_rows(path, metrics_header("side"), records)
 }
 
 /// Up to `count` of `indices`, drawn at random with `seed`, in index order.

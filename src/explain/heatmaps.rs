@@ -15,7 +15,6 @@
 //! Maps, overlays and the grid are written for the first `show` samples only, so a
 //! thousand-image measurement does not write thousands of pictures.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -32,8 +31,8 @@ use super::sanity::{self, SanityMaps, SanityReport};
 use crate::data::batches::mix_seed;
 use crate::data::image_file::SizePolicy;
 use crate::data::{Cifar100Labels, Dataset};
-use crate::error::{Error, IoContext, Result};
-use crate::io::write_json;
+use crate::error::{Error, Result};
+use crate::io::{write_json, write_rows};
 use crate::stats::bootstrap::{MeanInterval, REPLICATES, mean_interval};
 
 /// The images to explain.
@@ -504,6 +503,46 @@ pub fn summarise(
     }
 }
 
+/// The columns of a `metrics.csv`: `first` (the image's id, or compare's side), then those of
+/// [`metrics_row`].
+pub(super) fn metrics_header(first: &'static str) -> Vec<&'static str> {
+    let mut header = vec![
+        first,
+        "test_index",
+        "method",
+        "label",
+        "target",
+        "target_probability",
+    ];
+    header.extend(ImageScores::NAMES);
+    header
+}
+
+/// One image's columns of a `metrics.csv` after the first: where it comes from, the map's target, and its scores
+/// (empty where a metric was not computed).
+pub(super) fn metrics_row(
+    sample: &Sample,
+    method: CamMethod,
+    map: &CamMap,
+    scores: &ImageScores,
+    classes: &[String],
+) -> Vec<String> {
+    let mut row = vec![
+        sample.test_index.map(|i| i.to_string()).unwrap_or_default(),
+        method.name().to_string(),
+        sample.label.map(|l| classes[l].clone()).unwrap_or_default(),
+        classes[map.target].clone(),
+        format!("{}", map.target_probability),
+    ];
+    row.extend(
+        scores
+            .values()
+            .iter()
+            .map(|v| v.map(|v| format!("{v}")).unwrap_or_default()),
+    );
+    row
+}
+
 /// `metrics.csv`: one row per image and method.
 fn write_metrics_csv(
     path: &Path,
@@ -513,45 +552,20 @@ fn write_metrics_csv(
     scores: &[Vec<ImageScores>],
     classes: &[String],
 ) -> Result<()> {
-    let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
-    let mut header = vec![
-        "id",
-        "test_index",
-        "method",
-        "label",
-        "target",
-        "target_probability",
-    ];
-    header.extend(ImageScores::NAMES);
-    writer
-        .write_record(&header)
-        .map_err(|e| Error::data(path, e.to_string()))?;
-    for (m, method) in methods.iter().enumerate() {
-        for (s, sample) in samples.iter().enumerate() {
-            let map = &maps[m][s];
-            let mut row = vec![
-                sample.id.clone(),
-                sample.test_index.map(|i| i.to_string()).unwrap_or_default(),
-                method.name().to_string(),
-                sample.label.map(|l| classes[l].clone()).unwrap_or_default(),
-                classes[map.target].clone(),
-                format!("{}", map.target_probability),
-            ];
-            row.extend(
-                scores[m][s]
-                    .values()
-                    .iter()
-                    .map(|v| v.map(|v| format!("{v}")).unwrap_or_default()),
-            );
-            writer
-                .write_record(&row)
-                .map_err(|e| Error::data(path, e.to_string()))?;
-        }
-    }
-    let bytes = writer
-        .into_inner()
-        .map_err(|e| Error::data(path, e.to_string()))?;
-    fs::write(path, bytes).at(path)
+    let records = methods.iter().enumerate().flat_map(|(m, &method)| {
+        samples.iter().enumerate().map(move |(s, sample)| {
+            let mut row = vec![sample.id.clone()];
+            row.extend(metrics_row(
+                sample,
+                method,
+                &maps[m][s],
+                &scores[m][s],
+                classes,
+            ));
+            row
+        })
+    });
+    write_rows(path, metrics_header("id"), records)
 }
 
 /// `sanity.csv`: one row per method, depth and image.
@@ -561,39 +575,38 @@ fn write_sanity_csv(
     maps: &SanityMaps,
     samples: &[Sample],
 ) -> Result<()> {
-    let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
-    writer
-        .write_record([
-            "method",
-            "depth",
-            "group",
-            "above_layer",
-            "id",
-            "spearman",
-            "ssim",
-        ])
-        .map_err(|e| Error::data(path, e.to_string()))?;
-    for (m, method) in report.methods.iter().enumerate() {
-        for (d, depth) in method.depths.iter().enumerate() {
-            for (i, &(rho, ssim)) in maps.values[m][d].iter().enumerate() {
-                writer
-                    .write_record([
-                        method.method.name().to_string(),
-                        depth.depth.to_string(),
-                        depth.group.clone(),
-                        depth.above_layer.to_string(),
-                        samples[i].id.clone(),
-                        format!("{rho}"),
-                        format!("{ssim}"),
-                    ])
-                    .map_err(|e| Error::data(path, e.to_string()))?;
-            }
-        }
-    }
-    let bytes = writer
-        .into_inner()
-        .map_err(|e| Error::data(path, e.to_string()))?;
-    fs::write(path, bytes).at(path)
+    let header = [
+        "method",
+        "depth",
+        "group",
+        "above_layer",
+        "id",
+        "spearman",
+        "ssim",
+    ];
+    let records = report.methods.iter().enumerate().flat_map(|(m, method)| {
+        method
+            .depths
+            .iter()
+            .enumerate()
+            .flat_map(move |(d, depth)| {
+                maps.values[m][d]
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, &(rho, ssim))| {
+                        [
+                            method.method.name().to_string(),
+                            depth.depth.to_string(),
+                            depth.group.clone(),
+                            depth.above_layer.to_string(),
+                            samples[i].id.clone(),
+                            format!("{rho}"),
+                            format!("{ssim}"),
+                        ]
+                    })
+            })
+    });
+    write_rows(path, header, records)
 }
 
 /// The sanity figure: one row per method, one column per depth (the trained model first), the

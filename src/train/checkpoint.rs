@@ -121,6 +121,17 @@ pub const EMA_FILE: &str = "ema.bpk";
 /// Lookahead's slow weights in a checkpoint.
 pub const LOOKAHEAD_FILE: &str = "lookahead.bpk";
 
+/// Writes a record, serialised by burn in memory, to `path` with std's own I/O: a full disk is
+/// then an I/O error of its kind (`StorageFull`, worded by [`Error::Io`]), where burn's file
+/// writer would only have put "os error 28" inside its message.
+fn write_record<E: std::fmt::Display>(
+    path: &Path,
+    bytes: std::result::Result<burn::tensor::Bytes, E>,
+) -> Result<()> {
+    let bytes = bytes.map_err(|e| Error::checkpoint(path, e.to_string()))?;
+    fs::write(path, &bytes[..]).at(path)
+}
+
 /// Writes a checkpoint of `model` and `optimizer` for `meta.epoch`, with the further models of
 /// `extra` (`(file name, model)`: [`EMA_FILE`], [`LOOKAHEAD_FILE`]), then keeps only the newest
 /// `keep` checkpoints. Returns the checkpoint folder.
@@ -144,24 +155,17 @@ pub fn save(
     // two steps (a signal mid-epoch) would lose the last step's update, and the resumed run's
     // statistics would differ. `valid()` syncs the shared state; its copy is dropped.
     drop(model.valid());
-    let model_path = tmp.join("model.bpk");
-    model
-        .clone()
-        .into_record()
-        .save(&model_path)
-        .map_err(|e| Error::checkpoint(&model_path, e.to_string()))?;
+    write_record(
+        &tmp.join("model.bpk"),
+        model.clone().into_record().into_bytes(),
+    )?;
     for (file, extra_model) in extra {
-        let path = tmp.join(file);
-        (*extra_model)
-            .clone()
-            .into_record()
-            .save(&path)
-            .map_err(|e| Error::checkpoint(&path, e.to_string()))?;
+        write_record(
+            &tmp.join(file),
+            (*extra_model).clone().into_record().into_bytes(),
+        )?;
     }
-    let optim_path = tmp.join("optimizer.bpk");
-    optimizer
-        .save(&optim_path)
-        .map_err(|e| Error::checkpoint(&optim_path, e.to_string()))?;
+    write_record(&tmp.join("optimizer.bpk"), optimizer.into_bytes())?;
     write_json(&tmp.join("meta.json"), meta)?;
     let files = ["model.bpk", "optimizer.bpk"]
         .into_iter()

@@ -1,6 +1,12 @@
-//! Train flags as data: TOML values turned into command-line tokens, and tokens parsed into a
+//! Train flags as data: TOML tables of flags (a `train --config` file, a grid's sections and its
+//! recipes' config files) turned into command-line tokens, and tokens parsed into a
 //! [`TrainConfig`] by the same clap definitions as `visionnet train`, so a config file, a grid
-//! file and the command line are checked by one set of rules.
+//! file and the command line are checked by one set of rules. This is the one place a TOML key
+//! becomes a flag: its spelling is checked, its value turned into flag text and a path value
+//! resolved against the file's folder.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use clap::{CommandFactory, Parser};
 
@@ -55,7 +61,7 @@ pub fn parse(tokens: &[String]) -> Result<TrainConfig, String> {
 
 /// Turns one TOML value into a flag value: lists become comma-separated. `None` for tables and
 /// dates, which no flag takes.
-pub fn toml_flag_value(value: &toml::Value) -> Option<String> {
+fn toml_flag_value(value: &toml::Value) -> Option<String> {
     Some(match value {
         toml::Value::String(s) => s.clone(),
         toml::Value::Integer(i) => i.to_string(),
@@ -68,4 +74,145 @@ pub fn toml_flag_value(value: &toml::Value) -> Option<String> {
             .join(","),
         toml::Value::Table(_) | toml::Value::Datetime(_) => return None,
     })
+}
+
+/// Why one key of a flag table is not a flag setting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlagProblem {
+    /// No flag has this name.
+    Unknown,
+    /// The name with `_` for `-` (`val_size`): the flag it means.
+    Spelling(String),
+    /// The value is a table or a date (its TOML type), which no flag takes.
+    Value(&'static str),
+}
+
+impl FlagProblem {
+    /// The problem in words, for `key` in `section` (a file, a grid section). [`Unknown`] is
+    /// worded by the caller, which knows whether to list the flags.
+    ///
+    /// [`Unknown`]: FlagProblem::Unknown
+    pub fn describe(&self, section: &str, key: &str) -> String {
+        match self {
+            FlagProblem::Unknown => format!("{section}: unknown key '{key}'"),
+            FlagProblem::Spelling(flag) => {
+                format!("{section}: '{key}' is not a train flag; write it '{flag}'")
+            }
+            FlagProblem::Value(kind) => format!(
+                "{section}: '{key}' has a {kind} value; expected a string, number, boolean or list"
+            ),
+        }
+    }
+}
+
+/// One entry of a TOML flag table as a `(flag, value)` pair: `key` checked against `known` (long
+/// names without `--`), the value as flag text, and, for the flags in `paths`, a relative path
+/// resolved against `base` (the folder of the file it was written in).
+pub fn table_entry(
+    key: &str,
+    value: &toml::Value,
+    known: &[String],
+    paths: &HashSet<String>,
+    base: &Path,
+) -> Result<(String, String), FlagProblem> {
+    if !known.iter().any(|k| k == key) {
+        let dashed = key.replace('_', "-");
+        return Err(if known.contains(&dashed) {
+            FlagProblem::Spelling(dashed)
+        } else {
+            FlagProblem::Unknown
+        });
+    }
+    let mut text = toml_flag_value(value).ok_or(FlagProblem::Value(value.type_str()))?;
+    if paths.contains(key) {
+        text = resolve(base, Path::new(&text)).display().to_string();
+    }
+    Ok((key.to_string(), text))
+}
+
+/// Reads a TOML file of flags (`train --config`, a grid recipe's `config`) as a table. The
+/// error names the file.
+pub fn read_table(path: &Path) -> Result<toml::Table, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: not valid TOML: {e}", path.display()))
+}
+
+/// `base/path` unless `path` is absolute, made absolute and without `.` or `..`, so the same
+/// file reads the same whichever directory it is used from.
+pub fn resolve(base: &Path, path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    };
+    if let Ok(real) = joined.canonicalize() {
+        return real;
+    }
+    // Not there (yet): fold `..` lexically.
+    let absolute = std::path::absolute(&joined).unwrap_or(joined);
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The folder a file's relative paths are read against (`.` for a bare file name).
+pub fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, value: toml::Value) -> Result<(String, String), FlagProblem> {
+        let known = known_flags();
+        let paths: HashSet<String> = path_flags().into_iter().collect();
+        table_entry(key, &value, &known, &paths, Path::new("/grids/sub"))
+    }
+
+    #[test]
+    fn keys_are_checked_values_become_flag_text_and_paths_follow_the_file() {
+        assert_eq!(
+            entry("lr", toml::Value::Float(0.002)),
+            Ok(("lr".into(), "0.002".into()))
+        );
+        let widths = toml::Value::Array(vec![8.into(), 16.into()]);
+        assert_eq!(
+            entry("widths", widths),
+            Ok(("widths".into(), "8,16".into()))
+        );
+        assert_eq!(
+            entry("val_size", 10.into()),
+            Err(FlagProblem::Spelling("val-size".into()))
+        );
+        assert_eq!(entry("learning-rate", 1.into()), Err(FlagProblem::Unknown));
+        let table = toml::Value::Table(toml::Table::new());
+        assert_eq!(entry("lr", table), Err(FlagProblem::Value("table")));
+        // `data` is a path flag: relative to the file's folder, `..` folded.
+        assert_eq!(
+            entry("data", "../cifar".into()),
+            Ok(("data".into(), "/grids/cifar".into()))
+        );
+        assert_eq!(
+            entry("data", "/abs/cifar".into()),
+            Ok(("data".into(), "/abs/cifar".into()))
+        );
+    }
+
+    #[test]
+    fn a_bare_file_name_is_read_against_the_working_directory() {
+        assert_eq!(folder_of(Path::new("recipe.toml")), PathBuf::from("."));
+        assert_eq!(folder_of(Path::new("a/recipe.toml")), PathBuf::from("a"));
+    }
 }

@@ -71,3 +71,14 @@ pub fn name(signal: i32) -> &'static str {
         _ => "a signal",
     }
 }
+
+/// Sends `signal` to the process `pid` (a child this process started); a process already gone
+/// is no error.
+pub fn send(pid: u32, signal: i32) {
+    #[cfg(unix)]
+    // SAFETY: kill(2) with a pid this process spawned and a valid signal number has no
+    // memory-safety effect.
+    unsafe {
+        libc::kill(pid as libc::pid_t, signal);
+    }
+}

@@ -191,3 +191,89 @@ pub fn rel_err<const D: usize>(got: Tensor<D>, want: Tensor<D>) -> f32 {
         .fold(0f32, f32::max)
         / scale
 }
+
+/// The grid of the grid, report and cluster tests: two tiny CNNs (`cnn`, and `cnn-b`, narrower,
+/// with `cnn` as its twin) on one synthetic image folder (`data`: 3 classes of 16x16 images)
+/// and one constant-rate Adam recipe, so its runs are `synth/adam/<model>/seed-<s>`.
+pub struct TinyGrid {
+    pub description: &'static str,
+    /// The output folder, relative to the grid file.
+    pub out: &'static str,
+    pub seeds: Vec<u64>,
+    pub lr: f64,
+    pub epochs: usize,
+    /// `cnn-b`'s widths (`cnn` has 8 at every stage).
+    pub narrow: [usize; 4],
+    /// Training images per class (half as many test images).
+    pub per_class: usize,
+}
+
+impl Default for TinyGrid {
+    fn default() -> Self {
+        TinyGrid {
+            description: "tiny",
+            out: "out",
+            seeds: vec![0, 1],
+            lr: 0.01,
+            epochs: 2,
+            narrow: [4, 8, 8, 8],
+            per_class: 16,
+        }
+    }
+}
+
+impl TinyGrid {
+    /// The grid file's text.
+    pub fn toml(&self) -> String {
+        let TinyGrid {
+            description,
+            out,
+            seeds,
+            lr,
+            epochs,
+            narrow,
+            ..
+        } = self;
+        format!(
+            r#"
+description = "{description}"
+out = "{out}"
+seeds = {seeds:?}
+
+[defaults]
+val-size = 6
+batch-size = 8
+hidden = [8, 8, 8]
+
+[datasets.synth]
+data = "data"
+
+[models.cnn]
+widths = [8, 8, 8, 8]
+
+[models.cnn-b]
+model = "cnn"
+widths = {narrow:?}
+twin = "cnn"
+
+[recipes.adam]
+optimizer = "adam"
+lr = {lr}
+schedule = "constant"
+epochs = {epochs}
+"#
+        )
+    }
+
+    /// Writes `dir/grid.toml` and, unless it is there, its data folder `dir/data`; returns the
+    /// grid file's path.
+    pub fn write(&self, dir: &Path) -> PathBuf {
+        let data = dir.join("data");
+        if !data.exists() {
+            write_image_folder(&data, 3, self.per_class, 16);
+        }
+        let grid = dir.join("grid.toml");
+        std::fs::write(&grid, self.toml()).unwrap();
+        grid
+    }
+}

@@ -48,7 +48,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::super::config::TrainConfig;
-use super::super::flags;
+use super::super::flags::{self, FlagProblem, resolve};
 use crate::error::{Error, IoContext, Result};
 use crate::model::matched::{self, MatchBy};
 use crate::model::registry;
@@ -299,32 +299,6 @@ fn check_label(label: &str) -> std::result::Result<(), String> {
     }
 }
 
-/// `base/path` unless `path` is absolute, made absolute and without `.` or `..`, so the same
-/// file reads the same whichever directory the grid is run from.
-fn resolve(base: &Path, path: &Path) -> PathBuf {
-    let joined = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base.join(path)
-    };
-    if let Ok(real) = joined.canonicalize() {
-        return real;
-    }
-    // Not there (yet): fold `..` lexically.
-    let absolute = std::path::absolute(&joined).unwrap_or(joined);
-    let mut out = PathBuf::new();
-    for part in absolute.components() {
-        match part {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 /// Reads a set of flags from a TOML table, skipping `reserved` keys (returned separately).
 /// Problems go to the set's own list.
 fn flag_set(
@@ -355,28 +329,11 @@ fn flag_set(
             ));
             continue;
         }
-        if !known.contains(key) {
-            if known.contains(&key.replace('_', "-")) {
-                errors.push(format!(
-                    "{section}: '{key}' is not a train flag; write it '{}'",
-                    key.replace('_', "-")
-                ));
-            } else {
-                errors.unknown_flag(key, section);
-            }
-            continue;
+        match flags::table_entry(key, value, known, paths, base) {
+            Ok(flag) => set.flags.push(flag),
+            Err(FlagProblem::Unknown) => errors.unknown_flag(key, section),
+            Err(problem) => errors.push(problem.describe(section, key)),
         }
-        let Some(mut text) = flags::toml_flag_value(value) else {
-            errors.push(format!(
-                "{section}: '{key}' has a {} value; expected a string, number, boolean or list",
-                value.type_str()
-            ));
-            continue;
-        };
-        if paths.contains(key) {
-            text = resolve(base, Path::new(&text)).display().to_string();
-        }
-        set.flags.push((key.clone(), text));
     }
     (set, extra)
 }
@@ -390,26 +347,16 @@ fn config_file(
     paths: &HashSet<String>,
     errors: &mut Problems,
 ) -> Vec<(String, String)> {
-    let text = match std::fs::read_to_string(path) {
+    let table = match flags::read_table(path) {
         Ok(t) => t,
         Err(e) => {
-            errors.push(format!("{section}: config {}: {e}", path.display()));
+            errors.push(format!("{section}: config {e}"));
             return Vec::new();
         }
     };
-    let table: toml::Table = match toml::from_str(&text) {
-        Ok(t) => t,
-        Err(e) => {
-            errors.push(format!(
-                "{section}: config {}: not valid TOML: {e}",
-                path.display()
-            ));
-            return Vec::new();
-        }
-    };
-    let base = path.parent().unwrap_or(Path::new("."));
+    let base = flags::folder_of(path);
     let where_ = format!("{section} (config {})", path.display());
-    let set = flag_set("", &where_, &table, &[], base, known, paths).0;
+    let set = flag_set("", &where_, &table, &[], &base, known, paths).0;
     errors.merge(&set.problems);
     set.flags
 }
@@ -423,12 +370,7 @@ impl Grid {
         let text = std::fs::read_to_string(path).at(path)?;
         let file: GridFile = toml::from_str(&text)
             .map_err(|e| Error::data(path, format!("not a valid grid file: {e}")))?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let base = if base.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            base
-        };
+        let base = flags::folder_of(path);
         let known = flags::known_flags();
         let paths: HashSet<String> = flags::path_flags().into_iter().collect();
         let mut errors = Problems::default();

@@ -26,13 +26,14 @@ use std::collections::VecDeque;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use grid::{Grid, PlannedRun, Selection};
 pub use state::RunState;
 
+use super::interrupt;
 use super::run_lock::{self, Acquired};
 use super::trainer::{RunEnd, RunOptions, resume, train};
 use crate::device::DeviceSlot;
@@ -428,7 +429,9 @@ pub fn run_grid(grid_path: &Path, options: &ExperimentOptions) -> Result<Experim
 
     let worker = |device: Option<DeviceSlot>| {
         loop {
-            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            // A signal (SIGINT / SIGTERM) stops the grid: the runs under way checkpoint and
+            // stop, and no new one starts.
+            if stop.load(std::sync::atomic::Ordering::SeqCst) || interrupt::requested().is_some() {
                 return;
             }
             let Some((i, run, state)) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
@@ -663,6 +666,26 @@ fn run_here(run: &PlannedRun, state: RunState, options: &ExperimentOptions) -> R
     }
 }
 
+/// Waits for a `visionnet train` child, passing on a stop this process was asked for, so that
+/// the child checkpoints and stops as the grid's own runs do. The children run in process
+/// groups of their own (see [`run_child`]), so a Ctrl-C reaches them only this way, once; a
+/// scheduler that signals every process of a job itself (SLURM's `scancel`) reaches a child
+/// twice, which ends it at once with its last complete checkpoint: there, one run per task
+/// (`--task-index`, as `--submit` writes it) has no children.
+fn wait_forwarding_signals(child: &mut std::process::Child) -> std::io::Result<ExitStatus> {
+    let mut forwarded = false;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if let Some(signal) = interrupt::requested().filter(|_| !forwarded) {
+            interrupt::send(child.id(), signal);
+            forwarded = true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The log of a run trained in a child process: `OUT/logs/<id with / as __>.log`.
 pub fn log_path(out: &Path, run: &PlannedRun) -> PathBuf {
     out.join("logs")
@@ -719,13 +742,19 @@ fn run_child(
                 .join(" ")
         )
         .at(&log)?;
-        let status = command
+        // Its own process group: a Ctrl-C meant for the grid reaches it once, from the grid.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(file.try_clone().at(&log)?)
             .stderr(file)
-            .status()
+            .spawn()
             .map_err(|e| Error::io(exe, e))?;
-        if !status.success() {
+        let status = wait_forwarding_signals(&mut child).map_err(|e| Error::io(exe, e))?;
+        let stopped_by_signal = interrupt::requested()
+            .is_some_and(|signal| status.code() == Some(interrupt::exit_code(signal)));
+        if !status.success() && !stopped_by_signal {
             let text = fs::read_to_string(&log).unwrap_or_default();
             let tail: Vec<&str> = text
                 .lines()
