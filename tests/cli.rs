@@ -130,23 +130,9 @@ fn eval_predict_models_and_inspect() {
     assert_eq!(evaluation["images"], 30);
 
     // Predict on one image at the model's size and one that must be resized.
-    let small = data
-        .join("test/class1")
-        .read_dir()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let small = first_test_image(&data, "class1");
     let big = tmp.path().join("big.png");
-    image::save_buffer(
-        &big,
-        &[200u8; 40 * 30 * 3],
-        40,
-        30,
-        image::ExtendedColorType::Rgb8,
-    )
-    .unwrap();
+    write_flat_png(&big, 40, 30, 200);
     let out = visionnet(&[
         "predict",
         "--checkpoint",

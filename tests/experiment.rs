@@ -23,13 +23,6 @@ fn write_grid(dir: &Path, lr: f64) -> PathBuf {
     .write(dir)
 }
 
-fn quiet() -> ExperimentOptions {
-    ExperimentOptions {
-        quiet: true,
-        ..Default::default()
-    }
-}
-
 fn ids(outcome: &visionnet::train::experiment::ExperimentOutcome) -> Vec<String> {
     outcome.runs.iter().map(|(r, _)| r.id.clone()).collect()
 }
@@ -218,7 +211,7 @@ fn an_interrupted_grid_resumes_without_redoing_finished_runs() {
                 seeds: Some(vec![0]),
                 ..Default::default()
             },
-            ..quiet()
+            ..quiet_grid()
         },
     )
     .unwrap();
@@ -242,7 +235,7 @@ fn an_interrupted_grid_resumes_without_redoing_finished_runs() {
         &grid,
         &ExperimentOptions {
             stop_after: Some(1),
-            ..quiet()
+            ..quiet_grid()
         },
     )
     .unwrap();
@@ -257,7 +250,7 @@ fn an_interrupted_grid_resumes_without_redoing_finished_runs() {
     assert_eq!(epoch1.len(), 1);
 
     // Again: finished runs untouched, the stopped ones resumed after epoch 1.
-    let resumed = run_grid(&grid, &quiet()).unwrap();
+    let resumed = run_grid(&grid, &quiet_grid()).unwrap();
     let outcomes: Vec<&RunOutcome> = resumed.runs.iter().map(|(_, o)| o).collect();
     assert_eq!(outcomes[0], &RunOutcome::AlreadyFinished);
     assert!(
@@ -283,7 +276,7 @@ fn an_interrupted_grid_resumes_without_redoing_finished_runs() {
         &grid,
         &ExperimentOptions {
             dry_run: true,
-            ..quiet()
+            ..quiet_grid()
         },
     )
     .unwrap();
@@ -339,7 +332,7 @@ fn a_killed_grid_continues_where_it_died() {
     std::thread::sleep(Duration::from_millis(50));
     let first_before = snapshot(&first_run);
 
-    let outcome = run_grid(&grid, &quiet()).unwrap();
+    let outcome = run_grid(&grid, &quiet_grid()).unwrap();
     assert_eq!(outcome.runs[0].1, RunOutcome::AlreadyFinished);
     assert!(
         outcome.runs[1..]
@@ -433,7 +426,7 @@ fn a_changed_grid_is_refused_before_anything_runs() {
                 seeds: Some(vec![0]),
                 ..Default::default()
             },
-            ..quiet()
+            ..quiet_grid()
         },
     )
     .unwrap();

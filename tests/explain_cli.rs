@@ -105,23 +105,9 @@ fn gradcam_writes_maps_overlays_a_labelled_grid_and_a_summary() {
     assert!(coloured > 30, "no red or green captions on the grid");
 
     // Files: one at the model's size in a class folder (labelled), one to be resized.
-    let small = data
-        .join("test/class1")
-        .read_dir()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let small = first_test_image(&data, "class1");
     let big = tmp.path().join("big.png");
-    image::save_buffer(
-        &big,
-        &[90u8; 40 * 30 * 3],
-        40,
-        30,
-        image::ExtendedColorType::Rgb8,
-    )
-    .unwrap();
+    write_flat_png(&big, 40, 30, 90);
     let out2 = tmp.path().join("files");
     let output = visionnet(&[
         "gradcam",

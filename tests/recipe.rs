@@ -8,39 +8,11 @@ mod common;
 use std::path::Path;
 
 use burn::prelude::*;
-use clap::Parser;
 use common::*;
 use visionnet::io::{read_csv, read_json};
 use visionnet::train::checkpoint;
-use visionnet::train::metrics::{EpochMetrics, Prediction, Summary};
-use visionnet::train::{RunEnd, RunOptions, TrainConfig, resume, train};
-
-#[derive(Parser)]
-struct Flags {
-    #[command(flatten)]
-    config: TrainConfig,
-}
-
-fn config(args: &[&str]) -> TrainConfig {
-    Flags::parse_from(std::iter::once("train").chain(args.iter().copied())).config
-}
-
-fn quiet() -> RunOptions {
-    RunOptions {
-        quiet: true,
-        ..Default::default()
-    }
-}
-
-fn without_timing(rows: &[EpochMetrics]) -> Vec<EpochMetrics> {
-    rows.iter()
-        .map(|r| EpochMetrics {
-            seconds: 0.0,
-            images_per_second: 0.0,
-            ..r.clone()
-        })
-        .collect()
-}
+use visionnet::train::metrics::{Prediction, Summary};
+use visionnet::train::{RunEnd, RunOptions, resume, train};
 
 fn final_logits(run_dir: &Path) -> Vec<f32> {
     let device = Device::flex();
@@ -97,16 +69,16 @@ fn a_run_with_every_recipe_option_resumes_exactly_and_reports_tta() {
         ];
         a.extend_from_slice(extra);
         let dir = dir.to_str().unwrap().to_string();
-        let mut c = config(&a);
+        let mut c = train_config(&a);
         c.run_dir = Some(dir.into());
         c
     };
-    let straight = train(args("straight", &recipe), &quiet()).unwrap();
+    let straight = train(args("straight", &recipe), &quiet_run()).unwrap();
     let stopped = train(
         args("resumed", &recipe),
         &RunOptions {
             stop_after: Some(1),
-            ..quiet()
+            ..quiet_run()
         },
     )
     .unwrap();
@@ -118,7 +90,7 @@ fn a_run_with_every_recipe_option_resumes_exactly_and_reports_tta() {
         ckpt.join(checkpoint::EMA_FILE).is_file()
             && ckpt.join(checkpoint::LOOKAHEAD_FILE).is_file()
     );
-    let resumed = resume(&tmp.path().join("resumed"), &quiet()).unwrap();
+    let resumed = resume(&tmp.path().join("resumed"), &quiet_run()).unwrap();
     assert_eq!(
         without_timing(&straight.metrics),
         without_timing(&resumed.metrics)
@@ -152,7 +124,7 @@ fn a_run_with_every_recipe_option_resumes_exactly_and_reports_tta() {
 
     // The options change the run (the comparisons above could fail), and without them the
     // summary says so.
-    let plain = train(args("plain", &[]), &quiet()).unwrap();
+    let plain = train(args("plain", &[]), &quiet_run()).unwrap();
     assert_ne!(
         without_timing(&plain.metrics),
         without_timing(&straight.metrics)
@@ -177,7 +149,7 @@ fn a_cutout_larger_than_the_images_is_refused_before_anything_is_written() {
     let data = tmp.path().join("data");
     write_image_folder(&data, 2, 10, 16);
     let run_dir = tmp.path().join("run");
-    let cfg = config(&[
+    let cfg = train_config(&[
         "--data",
         data.to_str().unwrap(),
         "--val-size",
@@ -189,7 +161,7 @@ fn a_cutout_larger_than_the_images_is_refused_before_anything_is_written() {
         "--run-dir",
         run_dir.to_str().unwrap(),
     ]);
-    let err = train(cfg, &quiet()).unwrap_err().to_string();
+    let err = train(cfg, &quiet_run()).unwrap_err().to_string();
     assert!(err.contains("--cutout") && err.contains("16x16"), "{err}");
     assert!(!run_dir.exists());
 }

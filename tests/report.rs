@@ -12,13 +12,6 @@ use visionnet::report::{ReportOptions, StatsOptions, build};
 use visionnet::train::experiment::{ExperimentOptions, Selection, run_grid};
 use visionnet::train::metrics::{EpochMetrics, Prediction, Summary};
 
-fn quiet() -> ExperimentOptions {
-    ExperimentOptions {
-        quiet: true,
-        ..Default::default()
-    }
-}
-
 fn accuracy(run: &Path) -> f64 {
     let s: Summary = read_json(&run.join("summary.json")).unwrap();
     100.0 * s.test.accuracy
@@ -50,7 +43,7 @@ fn fixture(dir: &Path) -> std::path::PathBuf {
         &grid,
         &ExperimentOptions {
             selection: seeds(vec![0, 1]),
-            ..quiet()
+            ..quiet_grid()
         },
     )
     .unwrap();
@@ -64,7 +57,7 @@ fn fixture(dir: &Path) -> std::path::PathBuf {
         &ExperimentOptions {
             selection: partial,
             stop_after: Some(1),
-            ..quiet()
+            ..quiet_grid()
         },
     )
     .unwrap();

@@ -7,39 +7,20 @@ use std::fs;
 use std::path::Path;
 
 use burn::prelude::*;
-use clap::Parser;
 use common::*;
 use visionnet::io::{read_csv, read_json};
 use visionnet::train::checkpoint;
 use visionnet::train::manifest::RunManifest;
 use visionnet::train::metrics::{EpochMetrics, Prediction, Summary};
 use visionnet::train::tensorboard::{EventKind, read_events};
-use visionnet::train::{RunEnd, RunOptions, TrainConfig, resume, train};
-
-#[derive(Parser)]
-struct Flags {
-    #[command(flatten)]
-    config: TrainConfig,
-}
-
-/// A config from train flags, with the CLI's defaults for the rest.
-fn config(args: &[&str]) -> TrainConfig {
-    Flags::parse_from(std::iter::once("train").chain(args.iter().copied())).config
-}
-
-fn quiet() -> RunOptions {
-    RunOptions {
-        quiet: true,
-        ..Default::default()
-    }
-}
+use visionnet::train::{RunEnd, RunOptions, resume, train};
 
 #[test]
 fn learns_the_shared_cifar10_far_above_chance() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
     let data = shared_cifar10();
-    let cfg = config(&[
+    let cfg = train_config(&[
         "--data",
         data.to_str().unwrap(),
         "--train-limit",
@@ -59,7 +40,7 @@ fn learns_the_shared_cifar10_far_above_chance() {
         "--run-dir",
         run_dir.to_str().unwrap(),
     ]);
-    let outcome = train(cfg, &quiet()).unwrap();
+    let outcome = train(cfg, &quiet_run()).unwrap();
     let RunEnd::Finished(summary) = outcome.end else {
         panic!("not finished")
     };
@@ -157,23 +138,13 @@ fn final_logits(run_dir: &Path) -> Vec<f32> {
     model.forward(x).into_data().try_to_vec::<f32>().unwrap()
 }
 
-fn without_timing(rows: &[EpochMetrics]) -> Vec<EpochMetrics> {
-    rows.iter()
-        .map(|r| EpochMetrics {
-            seconds: 0.0,
-            images_per_second: 0.0,
-            ..r.clone()
-        })
-        .collect()
-}
-
 #[test]
 fn a_resumed_run_equals_an_uninterrupted_one() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     write_image_folder(&data, 4, 40, 16);
     let args = |run: &str| {
-        config(&[
+        train_config(&[
             "--data",
             data.to_str().unwrap(),
             "--val-size",
@@ -194,19 +165,19 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
             tmp.path().join(run).to_str().unwrap(),
         ])
     };
-    let straight = train(args("straight"), &quiet()).unwrap();
+    let straight = train(args("straight"), &quiet_run()).unwrap();
     let stopped = train(
         args("resumed"),
         &RunOptions {
             stop_after: Some(1),
-            ..quiet()
+            ..quiet_run()
         },
     )
     .unwrap();
     assert!(matches!(stopped.end, RunEnd::Stopped(1)));
     assert_eq!(stopped.metrics.len(), 1);
     assert!(!tmp.path().join("resumed/summary.json").exists());
-    let resumed = resume(&tmp.path().join("resumed"), &quiet()).unwrap();
+    let resumed = resume(&tmp.path().join("resumed"), &quiet_run()).unwrap();
 
     assert_eq!(
         without_timing(&straight.metrics),
@@ -227,7 +198,7 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
     // A different seed gives a different run (the comparison above can fail).
     let mut other = args("other");
     other.seed = 12;
-    let other = train(other, &quiet()).unwrap();
+    let other = train(other, &quiet_run()).unwrap();
     assert_ne!(
         without_timing(&other.metrics),
         without_timing(&straight.metrics)
@@ -240,7 +211,7 @@ fn a_diverging_run_names_epoch_and_step_and_keeps_its_last_good_checkpoint() {
     let data = tmp.path().join("data");
     write_image_folder(&data, 3, 30, 16);
     let run_dir = tmp.path().join("run");
-    let cfg = config(&[
+    let cfg = train_config(&[
         "--data",
         data.to_str().unwrap(),
         "--val-size",
@@ -262,7 +233,7 @@ fn a_diverging_run_names_epoch_and_step_and_keeps_its_last_good_checkpoint() {
         cfg,
         &RunOptions {
             stop_after: Some(1),
-            ..quiet()
+            ..quiet_run()
         },
     )
     .unwrap();
@@ -275,7 +246,7 @@ fn a_diverging_run_names_epoch_and_step_and_keeps_its_last_good_checkpoint() {
     manifest["config"]["schedule"] = serde_json::json!("constant");
     fs::write(&manifest_path, serde_json::to_string(&manifest).unwrap()).unwrap();
 
-    let err = resume(&run_dir, &quiet()).unwrap_err();
+    let err = resume(&run_dir, &quiet_run()).unwrap_err();
     let message = err.to_string();
     assert!(message.contains("epoch 2, step"), "{message}");
     assert!(message.contains("epoch-0001"), "{message}");

@@ -7,6 +7,9 @@ use std::process::{Command, Output};
 use burn::prelude::*;
 use visionnet::data::cifar_binary::{self, CIFAR10_BATCH_IMAGES, CIFAR10_TRAIN_FILES};
 use visionnet::data::{ImageSet, image_folder};
+use visionnet::train::experiment::ExperimentOptions;
+use visionnet::train::metrics::EpochMetrics;
+use visionnet::train::{RunOptions, TrainConfig, flags};
 
 /// The shared data and weights: `$VISIONNET_SHARED` if set (a git worktree elsewhere), else
 /// `../shared` beside the repository.
@@ -276,4 +279,51 @@ epochs = {epochs}
         std::fs::write(&grid, self.toml()).unwrap();
         grid
     }
+}
+
+/// A training configuration from train flags (the CLI's defaults for the rest), parsed as
+/// `visionnet train` parses them.
+pub fn train_config(args: &[&str]) -> TrainConfig {
+    let tokens: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    flags::parse(&tokens).unwrap()
+}
+
+/// Options of a run without progress output.
+pub fn quiet_run() -> RunOptions {
+    RunOptions {
+        quiet: true,
+        ..Default::default()
+    }
+}
+
+/// Options of a grid without progress output.
+pub fn quiet_grid() -> ExperimentOptions {
+    ExperimentOptions {
+        quiet: true,
+        ..Default::default()
+    }
+}
+
+/// `rows` with their wall-clock fields zeroed (they differ between any two runs).
+pub fn without_timing(rows: &[EpochMetrics]) -> Vec<EpochMetrics> {
+    rows.iter()
+        .map(|r| EpochMetrics {
+            seconds: 0.0,
+            images_per_second: 0.0,
+            ..r.clone()
+        })
+        .collect()
+}
+
+/// The first test image of `class` in the image folder dataset `data`.
+pub fn first_test_image(data: &Path, class: &str) -> PathBuf {
+    let folder = data.join("test").join(class);
+    folder.read_dir().unwrap().next().unwrap().unwrap().path()
+}
+
+/// Writes a `width x height` RGB PNG of one grey `level` to `path`: an image of another size
+/// than the model's.
+pub fn write_flat_png(path: &Path, width: u32, height: u32, level: u8) {
+    let pixels = vec![level; (width * height * 3) as usize];
+    image::save_buffer(path, &pixels, width, height, image::ExtendedColorType::Rgb8).unwrap();
 }
