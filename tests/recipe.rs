@@ -11,6 +11,7 @@ use burn::prelude::*;
 use clap::Parser;
 use common::*;
 use visionnet::io::{read_csv, read_json};
+use visionnet::model::ImageClassifier;
 use visionnet::train::checkpoint;
 use visionnet::train::metrics::{EpochMetrics, Prediction, Summary};
 use visionnet::train::{RunEnd, RunOptions, TrainConfig, resume, train};

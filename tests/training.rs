@@ -10,6 +10,7 @@ use burn::prelude::*;
 use clap::Parser;
 use common::*;
 use visionnet::io::{read_csv, read_json};
+use visionnet::model::ImageClassifier;
 use visionnet::train::checkpoint;
 use visionnet::train::manifest::RunManifest;
 use visionnet::train::metrics::{EpochMetrics, Prediction, Summary};

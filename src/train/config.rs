@@ -265,7 +265,7 @@ impl TrainConfig {
         if self.data.is_none() {
             return Err(Error::invalid("--data", "a dataset folder is required"));
         }
-        crate::model::registry::entry(&self.model)?;
+        crate::model::table::entry(&self.model)?;
         self.model_options.check_used(&self.model)?;
         if self.crop_padding > 64 {
             return Err(Error::invalid(
