@@ -23,8 +23,13 @@ pub struct Entry {
 }
 
 /// The study's CNN with the options of `o` (widths, pooling, head, and the lateral and
-/// multi-feature blocks; attention is added by the `attn*` entries).
-fn study_cnn(o: &ModelOptions, num_classes: usize, input: [usize; 3]) -> CnnConfig {
+/// multi-feature blocks) and, for the `attn*` entries, attention `arch` after every conv.
+fn study_cnn(
+    o: &ModelOptions,
+    num_classes: usize,
+    input: [usize; 3],
+    arch: Option<AttentionArch>,
+) -> NetworkConfig {
     CnnConfig::new(num_classes)
         .with_input(input)
         .with_widths(o.widths.clone())
@@ -35,6 +40,8 @@ fn study_cnn(o: &ModelOptions, num_classes: usize, input: [usize; 3]) -> CnnConf
         .with_lateral(o.lateral)
         .with_conv(o.conv)
         .with_channel_attn(o.channel_attn)
+        .with_attention(arch.map(|a| o.attention(a)))
+        .into()
 }
 
 /// Every registered model.
@@ -42,97 +49,77 @@ pub const MODELS: &[Entry] = &[
     Entry {
         name: "cnn",
         summary: "the study's plain CNN: 4 x (3x3 conv, BatchNorm, ReLU, max-pool), 3 hidden FC layers",
-        config: |o, num_classes, input| NetworkConfig::Cnn(study_cnn(o, num_classes, input)),
+        config: |o, classes, input| study_cnn(o, classes, input, None),
     },
     Entry {
         name: "attn1",
         summary: "cnn + attention arch 1 after every conv: per-channel pixel attention, scalar q/k/v shared by all layers",
-        config: |o, num_classes, input| {
-            NetworkConfig::Cnn(
-                study_cnn(o, num_classes, input)
-                    .with_attention(Some(o.attention(AttentionArch::Arch1))),
-            )
-        },
+        config: |o, classes, input| study_cnn(o, classes, input, Some(AttentionArch::Arch1)),
     },
     Entry {
         name: "attn2",
         summary: "cnn + attention arch 2 after every conv: pixel attention shared by all channels (SAGAN)",
-        config: |o, num_classes, input| {
-            NetworkConfig::Cnn(
-                study_cnn(o, num_classes, input)
-                    .with_attention(Some(o.attention(AttentionArch::Arch2))),
-            )
-        },
+        config: |o, classes, input| study_cnn(o, classes, input, Some(AttentionArch::Arch2)),
     },
     Entry {
         name: "attn3",
         summary: "cnn + attention arch 3 after every conv: attention between feature maps, concatenated (2x channels)",
-        config: |o, num_classes, input| {
-            NetworkConfig::Cnn(
-                study_cnn(o, num_classes, input)
-                    .with_attention(Some(o.attention(AttentionArch::Arch3))),
-            )
-        },
+        config: |o, classes, input| study_cnn(o, classes, input, Some(AttentionArch::Arch3)),
     },
     Entry {
         name: "vgg16",
         summary: "VGG-16 (torchvision vgg16): 13 3x3 convs in 5 stages, 2 hidden FC layers",
-        config: |o, num_classes, input| {
-            NetworkConfig::Vgg(
-                VggConfig::new(num_classes)
-                    .with_input(input)
-                    .with_form(o.form)
-                    .with_resize(resize(o)),
-            )
+        config: |o, classes, input| {
+            VggConfig::new(classes)
+                .with_input(input)
+                .with_form(o.form)
+                .with_resize(resize(o))
+                .into()
         },
     },
     Entry {
         name: "vgg16_bn",
         summary: "VGG-16 with BatchNorm after every conv (torchvision vgg16_bn)",
-        config: |o, num_classes, input| {
-            NetworkConfig::Vgg(
-                VggConfig::new(num_classes)
-                    .with_input(input)
-                    .with_form(o.form)
-                    .with_batch_norm(true)
-                    .with_resize(resize(o)),
-            )
+        config: |o, classes, input| {
+            VggConfig::new(classes)
+                .with_input(input)
+                .with_form(o.form)
+                .with_batch_norm(true)
+                .with_resize(resize(o))
+                .into()
         },
     },
     Entry {
         name: "resnet50",
         summary: "ResNet-50 (torchvision resnet50): 16 bottlenecks in 4 stages",
-        config: |o, num_classes, input| {
-            NetworkConfig::ResNet(
-                ResNetConfig::new(num_classes)
-                    .with_input(input)
-                    .with_form(o.form)
-                    .with_resize(resize(o)),
-            )
+        config: |o, classes, input| {
+            ResNetConfig::new(classes)
+                .with_input(input)
+                .with_form(o.form)
+                .with_resize(resize(o))
+                .into()
         },
     },
     Entry {
         name: "xception",
         summary: "Xception (timm legacy_xception): 12 blocks of depthwise-separable convs",
-        config: |o, num_classes, input| {
-            NetworkConfig::Xception(
-                XceptionConfig::new(num_classes)
-                    .with_input(input)
-                    .with_form(o.form)
-                    .with_resize(resize(o)),
-            )
+        config: |o, classes, input| {
+            XceptionConfig::new(classes)
+                .with_input(input)
+                .with_form(o.form)
+                .with_resize(resize(o))
+                .into()
         },
     },
     Entry {
         name: "efficientnet_lite0",
         summary: "EfficientNet-Lite0: 16 MBConv blocks, ReLU6, no squeeze-excite (ImageNet weights in shared/)",
-        config: |o, num_classes, input| {
-            NetworkConfig::EfficientNetLite(
-                EfficientNetLiteConfig::new(num_classes)
-                    .with_input(input)
-                    .with_form(o.form)
-                    .with_resize(resize(o)),
-            )
+        config: |o, classes, input| {
+            EfficientNetLiteConfig::new(classes)
+                .with_input(input)
+                .with_form(o.form)
+                .with_resize(resize(o))
+                .into()
         },
     },
 ];
