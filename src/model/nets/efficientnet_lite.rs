@@ -262,6 +262,11 @@ impl EfficientNetLiteConfig {
 impl ImageClassifierConfig for EfficientNetLiteConfig {
     type Network = EfficientNetLite;
 
+    /// `[channels, height, width]` of the backbone's output.
+    fn feature_shape(&self) -> [usize; 3] {
+        self.walk().0
+    }
+
     /// Checks the configuration.
     fn validate(&self) -> Result<()> {
         for (name, p) in [
@@ -309,11 +314,6 @@ impl ImageClassifierConfig for EfficientNetLiteConfig {
     /// Forward FLOPs per image.
     fn flops(&self) -> u64 {
         self.walk().1 + self.head().flops()
-    }
-
-    /// `[channels, height, width]` of the backbone's output.
-    fn feature_shape(&self) -> [usize; 3] {
-        self.walk().0
     }
 
     /// Names of the layers (`stem`, `block1` .. `block16`, `head_conv`).

@@ -189,6 +189,11 @@ impl ResNetConfig {
 impl ImageClassifierConfig for ResNetConfig {
     type Network = ResNet;
 
+    /// `[channels, height, width]` of the backbone's output.
+    fn feature_shape(&self) -> [usize; 3] {
+        self.walk().0
+    }
+
     /// Checks the configuration.
     fn validate(&self) -> Result<()> {
         if self.widths.is_empty()
@@ -253,11 +258,6 @@ impl ImageClassifierConfig for ResNetConfig {
     /// Forward FLOPs per image.
     fn flops(&self) -> u64 {
         self.walk().1 + self.head().flops()
-    }
-
-    /// `[channels, height, width]` of the backbone's output.
-    fn feature_shape(&self) -> [usize; 3] {
-        self.walk().0
     }
 
     /// Names of the stages (`stem`, `layer1` .. `layer4`).

@@ -153,6 +153,16 @@ impl VggConfig {
 impl ImageClassifierConfig for VggConfig {
     type Network = Vgg;
 
+    /// `[channels, height, width]` of the backbone's output.
+    fn feature_shape(&self) -> [usize; 3] {
+        let [_, mut h, mut w] = self.backbone_input();
+        for _ in &self.widths {
+            h = cost::pooled(h);
+            w = cost::pooled(w);
+        }
+        [*self.widths.last().unwrap_or(&0), h, w]
+    }
+
     /// Checks the configuration.
     fn validate(&self) -> Result<()> {
         if self.widths.is_empty()
@@ -244,16 +254,6 @@ impl ImageClassifierConfig for VggConfig {
             + cost::linear_flops(self.pooled_dim(), hidden)
             + cost::linear_flops(hidden, hidden)
             + cost::linear_flops(hidden, self.num_classes)
-    }
-
-    /// `[channels, height, width]` of the backbone's output.
-    fn feature_shape(&self) -> [usize; 3] {
-        let [_, mut h, mut w] = self.backbone_input();
-        for _ in &self.widths {
-            h = cost::pooled(h);
-            w = cost::pooled(w);
-        }
-        [*self.widths.last().unwrap_or(&0), h, w]
     }
 
     /// Names of the stages (`stage1` .. `stage5`).

@@ -257,6 +257,11 @@ impl XceptionConfig {
 impl ImageClassifierConfig for XceptionConfig {
     type Network = Xception;
 
+    /// `[channels, height, width]` of the backbone's output.
+    fn feature_shape(&self) -> [usize; 3] {
+        self.walk().0
+    }
+
     /// Checks the configuration.
     fn validate(&self) -> Result<()> {
         if self.widths.len() != 9 || self.widths.contains(&0) {
@@ -315,11 +320,6 @@ impl ImageClassifierConfig for XceptionConfig {
     /// Forward FLOPs per image.
     fn flops(&self) -> u64 {
         self.walk().1 + self.head().flops()
-    }
-
-    /// `[channels, height, width]` of the backbone's output.
-    fn feature_shape(&self) -> [usize; 3] {
-        self.walk().0
     }
 
     /// Names of the layers (`conv1`, `conv2`, `block1` .. `block12`, `conv3`, `conv4`).
