@@ -27,7 +27,8 @@ macro_rules! families {
         /// pooling (`pool_features`) and the trainable classifier (`classify`), so pooled
         /// features can be computed once and cached for a linear probe.
         #[derive(Module, Debug)]
-        #[allow(clippy::large_enum_variant)] // a layer choice, built once per network: boxing saves nothing that matters
+        // A layer choice, built once per network: boxing the large variants saves nothing.
+        #[allow(clippy::large_enum_variant)]
         pub enum Network {
             $($(#[$doc])* $family($network),)+
         }
@@ -84,7 +85,11 @@ macro_rules! families {
         impl ImageClassifier for Network {
             type Head = Self;
 
-            fn forward_features_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<4> {
+            fn forward_features_tapped(
+                &self,
+                images: Tensor<4>,
+                tap: &mut dyn LayerTap,
+            ) -> Tensor<4> {
                 match self { $(Self::$family(m) => m.forward_features_tapped(images, tap),)+ }
             }
 
