@@ -4,7 +4,7 @@
 //! `data -> model -> train -> report / bench -> cli`.
 //!
 //! - [`data`]: CIFAR binaries and image folders, splits, augmentation, batches.
-//! - [`model`]: building blocks, the study's networks, the registry.
+//! - [`model`]: building blocks, the study's networks, the model table.
 //! - [`train`]: the training loop, metrics, checkpoints, evaluation, experiment grids.
 //! - [`report`]: the report of a folder of runs: tables, curves, statistics, HTML.
 //! - [`stats`]: statistics shared by report and explain (pure numbers, imports nothing).

@@ -17,8 +17,11 @@ use visionnet::model::blocks::{
     ScalarAttentionConfig, ScalarQkv, SharedAttention,
 };
 use visionnet::model::nets::{Cnn, CnnConfig};
-use visionnet::model::registry::{self, network_config};
-use visionnet::model::{ModelOptions, ModelSpec, Network, NetworkConfig};
+use visionnet::model::table::network_config;
+use visionnet::model::{
+    ImageClassifier, ImageClassifierConfig, ModelCost, ModelOptions, ModelSpec, Network,
+    NetworkConfig,
+};
 use visionnet::train::TrainConfig;
 
 fn values(len: usize, seed: u64, amp: f32) -> Vec<f32> {
@@ -205,8 +208,8 @@ fn arch3_is_equivariant_to_permuting_channels() {
 fn arch1_scalars_are_one_parameter_set_used_by_every_layer() {
     let device = Device::flex();
     let options = small(&[4, 6, 8, 8]);
-    let cnn = registry::cost(&spec("cnn", options.clone()), 5, [3, 16, 16], &device).unwrap();
-    let attn1 = registry::cost(&spec("attn1", options.clone()), 5, [3, 16, 16], &device).unwrap();
+    let cnn = ModelCost::of(&spec("cnn", options.clone()), 5, [3, 16, 16], &device).unwrap();
+    let attn1 = ModelCost::of(&spec("attn1", options.clone()), 5, [3, 16, 16], &device).unwrap();
     assert_eq!(
         attn1.params,
         cnn.params + 6,
@@ -249,8 +252,8 @@ fn arch2_shared_qkv_are_one_set_used_by_every_layer() {
     };
     // Parameters: the CNN's, per layer the projections C -> Cs and Cs -> C (with biases) and
     // gamma, and once for the network the q/k/v 1x1 convs at the common width.
-    let cnn = registry::cost(&spec("cnn", small(&widths)), 5, [3, 16, 16], &device).unwrap();
-    let shared = registry::cost(&spec("attn2", options.clone()), 5, [3, 16, 16], &device).unwrap();
+    let cnn = ModelCost::of(&spec("cnn", small(&widths)), 5, [3, 16, 16], &device).unwrap();
+    let shared = ModelCost::of(&spec("attn2", options.clone()), 5, [3, 16, 16], &device).unwrap();
     let per_layer: usize = widths
         .iter()
         .map(|&c| (c * cs + cs) + (cs * c + c) + 1)
@@ -481,7 +484,7 @@ fn parameters_and_flops_match_the_formulas() {
     let device = Device::flex();
     let options = ModelOptions::default();
     let cost = |name: &str, o: ModelOptions| {
-        registry::cost(&spec(name, o), 10, [3, 32, 32], &device).unwrap()
+        ModelCost::of(&spec(name, o), 10, [3, 32, 32], &device).unwrap()
     };
     let cnn = cost("cnn", options.clone());
     // (C, H*W) after each conv at the default widths and pooling.

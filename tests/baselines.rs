@@ -1,11 +1,13 @@
 //! The baselines: both forms' shapes on 32x32 inputs, parameter and FLOP counts equal to the
 //! reference implementations' (measured with PyTorch's FlopCounterMode on torchvision / timm),
-//! the backbone / head split, and registry errors.
+//! the backbone / head split, and model-table errors.
 
 use burn::prelude::*;
 use visionnet::model::nets::Form;
-use visionnet::model::registry::{self, network_config};
-use visionnet::model::{ModelOptions, ModelSpec};
+use visionnet::model::table::{self, network_config};
+use visionnet::model::{
+    ImageClassifier, ImageClassifierConfig, ModelCost, ModelOptions, ModelSpec,
+};
 
 fn spec(name: &str, form: Form) -> ModelSpec {
     ModelSpec {
@@ -74,7 +76,7 @@ fn parameters_and_flops_equal_the_reference_implementations() {
         assert_eq!(config.flops(), flops, "{name} at {side}");
         let spec = spec(name, Form::Imagenet);
         assert_eq!(
-            registry::cost(&spec, 1000, [3, side, side], &device)
+            ModelCost::of(&spec, 1000, [3, side, side], &device)
                 .unwrap()
                 .params,
             params,
@@ -82,7 +84,7 @@ fn parameters_and_flops_equal_the_reference_implementations() {
         );
     }
     // EfficientNet-Lite0: the 4,652,008 parameters of the shared ImageNet weights.
-    let cost = registry::cost(
+    let cost = ModelCost::of(
         &spec("efficientnet_lite0", Form::Imagenet),
         1000,
         [3, 224, 224],
@@ -129,5 +131,5 @@ fn options_that_do_not_apply_are_refused_with_the_flag_named() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("too small"), "{err}");
-    assert!(registry::names().contains(&"efficientnet_lite0"));
+    assert!(table::names().contains(&"efficientnet_lite0"));
 }

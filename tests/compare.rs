@@ -13,7 +13,9 @@ use burn::store::{ModuleStore, SafetensorsStore};
 use common::*;
 use visionnet::model::blocks::{ChannelAttn, ChannelAttnKind};
 use visionnet::model::matched::{self, MatchBy};
-use visionnet::model::{ModelOptions, ModelSpec, registry};
+use visionnet::model::{
+    ImageClassifier, ImageClassifierConfig, ModelCost, ModelOptions, ModelSpec, table,
+};
 use visionnet::train::experiment::{Grid, Selection};
 
 fn fixture(kind: &str) -> PathBuf {
@@ -154,7 +156,7 @@ fn channel_attention_modules_equal_timm() {
 fn channel_attention_goes_after_every_conv_and_combines_with_every_option() {
     let device = Device::flex();
     let plain = |o: ModelOptions| {
-        registry::cost(
+        ModelCost::of(
             &ModelSpec {
                 name: "cnn".into(),
                 options: o,
@@ -227,7 +229,7 @@ fn channel_attention_goes_after_every_conv_and_combines_with_every_option() {
             name: name.into(),
             options: o,
         };
-        let network = registry::network_config(&spec, 10, [3, 16, 16])
+        let network = table::network_config(&spec, 10, [3, 16, 16])
             .unwrap()
             .init(&device)
             .unwrap();
@@ -245,7 +247,7 @@ fn channel_attention_outside_the_cnn_family_and_unknown_values_are_refused() {
             ..Default::default()
         },
     };
-    let e = registry::network_config(&spec, 10, [3, 32, 32])
+    let e = table::network_config(&spec, 10, [3, 32, 32])
         .unwrap_err()
         .to_string();
     assert!(e.contains("--channel-attn") && e.contains("vgg16"), "{e}");
@@ -268,12 +270,12 @@ fn matched_twins_land_within_three_percent_with_widths_of_eight() {
                 "{model} {by:?}: {:?}",
                 m.widths
             );
-            // The costs reported are the registry's.
+            // The costs reported are ModelCost's.
             let twin = ModelSpec {
                 name: "cnn".into(),
                 options: matched::twin_options(&spec.options, m.widths.clone()),
             };
-            let cost = registry::cost(&twin, 10, [3, 32, 32], &device).unwrap();
+            let cost = ModelCost::of(&twin, 10, [3, 32, 32], &device).unwrap();
             assert_eq!((cost.params, cost.flops), (m.twin_params, m.twin_flops));
             let (got, want) = match by {
                 MatchBy::Params => (cost.params as f64, m.model_params as f64),

@@ -15,8 +15,11 @@ use visionnet::explain::cam::{CamMethod, normalise};
 use visionnet::explain::figure::{self, Figure, Line, Tile};
 use visionnet::explain::overlay::{Colormap, upsample};
 use visionnet::explain::{ClassTarget, Explainer};
-use visionnet::model::registry::{MODELS, network_config};
-use visionnet::model::{Capture, LayerTap, ModelOptions, ModelSpec, Network, NetworkConfig};
+use visionnet::model::table::{MODELS, network_config};
+use visionnet::model::{
+    Capture, ImageClassifier, ImageClassifierConfig, LayerTap, ModelOptions, ModelSpec, Network,
+    NetworkConfig,
+};
 
 fn cnn(options: ModelOptions, classes: usize, input: [usize; 3]) -> (NetworkConfig, Network) {
     let config = network_config(

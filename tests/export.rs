@@ -19,6 +19,7 @@ use burn::store::{ModuleStore, SafetensorsStore};
 use common::*;
 use visionnet::io::read_json;
 use visionnet::model::import::{self, Scope};
+use visionnet::model::{ImageClassifier, ImageClassifierConfig};
 use visionnet::train::checkpoint;
 use visionnet::train::export::ExportSidecar;
 
@@ -124,8 +125,7 @@ fn exports_load_strictly_into_pytorch_and_round_trip_exactly() {
 
         // The checkpoint's logits, and those of the export read back by the importer.
         let (_, meta, trained) = checkpoint::load_model(&run, &device).unwrap();
-        let config =
-            visionnet::model::registry::network_config(&meta.model, 3, [3, 32, 32]).unwrap();
+        let config = visionnet::model::table::network_config(&meta.model, 3, [3, 32, 32]).unwrap();
         let (imported, _) =
             import::load(config.init(&device).unwrap(), &config, &file, Scope::Full).unwrap();
         let ours = trained

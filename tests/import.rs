@@ -15,7 +15,7 @@ use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use visionnet::model::import::{self, FileFormat, Scope};
 use visionnet::model::nets::{EfficientNetLiteConfig, ResNetConfig, VggConfig, XceptionConfig};
-use visionnet::model::{Network, NetworkConfig};
+use visionnet::model::{ImageClassifier, ImageClassifierConfig, Network, NetworkConfig};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -247,7 +247,7 @@ fn a_file_of_another_network_is_refused_with_every_mismatch_listed() {
         "{err}"
     );
     // The cnn has no reference naming.
-    let cnn = visionnet::model::registry::network_config(
+    let cnn = visionnet::model::table::network_config(
         &visionnet::model::ModelSpec {
             name: "cnn".into(),
             options: Default::default(),
@@ -274,7 +274,7 @@ fn a_file_of_another_network_is_refused_with_every_mismatch_listed() {
         "{err}"
     );
     // ... but not for what that module cannot express.
-    let lateral = visionnet::model::registry::network_config(
+    let lateral = visionnet::model::table::network_config(
         &visionnet::model::ModelSpec {
             name: "cnn".into(),
             options: visionnet::model::ModelOptions {

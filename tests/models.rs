@@ -2,8 +2,10 @@
 
 use burn::prelude::*;
 use visionnet::model::blocks::{ConvKind, LateralKind};
-use visionnet::model::registry::{self, network_config};
-use visionnet::model::{ModelOptions, ModelSpec, Network};
+use visionnet::model::table::network_config;
+use visionnet::model::{
+    ImageClassifier, ImageClassifierConfig, ModelCost, ModelOptions, ModelSpec, Network,
+};
 
 fn spec(options: ModelOptions) -> ModelSpec {
     ModelSpec {
@@ -37,7 +39,7 @@ fn cnn_shapes_follow_the_pooling() {
 fn parameters_and_flops_match_the_formulas() {
     let device = Device::flex();
     let options = ModelOptions::default(); // 32, 64, 128, 256; pool after each; 512, 256, 128
-    let cost = registry::cost(&spec(options), 10, [3, 32, 32], &device).unwrap();
+    let cost = ModelCost::of(&spec(options), 10, [3, 32, 32], &device).unwrap();
     let convs = [(3, 32, 32), (32, 64, 16), (64, 128, 8), (128, 256, 4)];
     let conv_params: usize = convs.iter().map(|(i, o, _)| i * o * 9 + 2 * o).sum();
     let fcs = [(256 * 2 * 2, 512), (512, 256), (256, 128), (128, 10)];
@@ -166,7 +168,7 @@ fn every_lateral_and_conv_combination_keeps_the_cnn_shapes() {
 #[test]
 fn lateral_connections_add_exactly_their_shortcut_and_transition_weights() {
     let device = Device::flex();
-    let count = |o: ModelOptions| registry::cost(&spec(o), 10, [3, 32, 32], &device).unwrap();
+    let count = |o: ModelOptions| ModelCost::of(&spec(o), 10, [3, 32, 32], &device).unwrap();
     let plain = count(variant(LateralKind::None, ConvKind::Plain, 2));
     // Residual: a 1x1 projection (+ BatchNorm) wherever a unit's width changes: the first unit
     // of stages 1 (3 -> 8), 2 (8 -> 16) and 4 (16 -> 24); stage 3 (16 -> 16) is all identity.
@@ -192,7 +194,7 @@ fn lateral_connections_add_exactly_their_shortcut_and_transition_weights() {
 fn multi_feature_convs_have_their_branch_weights() {
     let device = Device::flex();
     let count = |o: ModelOptions| {
-        registry::cost(&spec(o), 10, [3, 32, 32], &device)
+        ModelCost::of(&spec(o), 10, [3, 32, 32], &device)
             .unwrap()
             .params
     };

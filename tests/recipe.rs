@@ -10,6 +10,7 @@ use std::path::Path;
 use burn::prelude::*;
 use common::*;
 use visionnet::io::{read_csv, read_json};
+use visionnet::model::ImageClassifier;
 use visionnet::train::checkpoint;
 use visionnet::train::metrics::{Prediction, Summary};
 use visionnet::train::{RunEnd, RunOptions, resume, train};

@@ -149,7 +149,7 @@ fn the_report_of_a_grid_shows_its_runs_numbers_curves_and_statistics() {
             && cmp["variance"][0]["binomial_se"].as_f64().unwrap() > 0.0
     );
 
-    // Costs: parameters as the registry counts them; seconds per epoch over all epochs.
+    // Costs: parameters as the model table counts them; seconds per epoch over all epochs.
     let costs = report["costs"].as_array().unwrap();
     let cnn_cost = costs.iter().find(|c| c["model"] == "cnn").unwrap();
     let spec = visionnet::model::ModelSpec {
@@ -161,7 +161,7 @@ fn the_report_of_a_grid_shows_its_runs_numbers_curves_and_statistics() {
         },
     };
     let expected =
-        visionnet::model::registry::cost(&spec, 3, [3, 16, 16], &burn::tensor::Device::flex())
+        visionnet::model::ModelCost::of(&spec, 3, [3, 16, 16], &burn::tensor::Device::flex())
             .unwrap();
     assert_eq!(cnn_cost["params"], expected.params);
     assert_eq!(cnn_cost["flops"], expected.flops);

@@ -9,6 +9,7 @@ use std::path::Path;
 use burn::prelude::*;
 use common::*;
 use visionnet::io::{read_csv, read_json};
+use visionnet::model::ImageClassifier;
 use visionnet::train::checkpoint;
 use visionnet::train::manifest::RunManifest;
 use visionnet::train::metrics::{EpochMetrics, Prediction, Summary};

@@ -15,7 +15,7 @@ use common::*;
 use visionnet::io::read_json;
 use visionnet::model::import::{self, Scope};
 use visionnet::model::nets::{Form, ResNetConfig};
-use visionnet::model::{Network, NetworkConfig};
+use visionnet::model::{ImageClassifier, ImageClassifierConfig, Network, NetworkConfig};
 use visionnet::train::checkpoint;
 use visionnet::train::metrics::Summary;
 
@@ -154,7 +154,7 @@ fn head_only_transfer_of_efficientnet_lite0_on_cached_features() {
     let device = Device::flex();
     let (_, meta, trained) = checkpoint::load_model(&run, &device).unwrap();
     assert_eq!(meta.classes.len(), 4);
-    let config = visionnet::model::registry::network_config(&meta.model, 4, [3, 32, 32]).unwrap();
+    let config = visionnet::model::table::network_config(&meta.model, 4, [3, 32, 32]).unwrap();
     let (pretrained, _) = import::load(
         config.init(&device).unwrap(),
         &config,

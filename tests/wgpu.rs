@@ -12,7 +12,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use common::*;
 use visionnet::device::DeviceKind;
-use visionnet::model::registry::network_config;
+use visionnet::model::table::network_config;
 use visionnet::model::{ModelOptions, ModelSpec};
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {

@@ -11,8 +11,8 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 
 use crate::error::Result;
-use crate::model::ModelSpec;
-use crate::model::registry::{Network, network_config};
+use crate::model::table::network_config;
+use crate::model::{ImageClassifier, ImageClassifierConfig, ModelSpec, Network};
 
 /// What to time.
 #[derive(Clone, Debug)]
@@ -133,7 +133,7 @@ impl PeakWindow {
 }
 
 /// The nominal FLOPs of one step of `batch` images whose forward pass costs
-/// `forward_flops_per_image` ([`crate::model::registry::cost`]): training counts forward plus
+/// `forward_flops_per_image` ([`crate::model::ModelCost::of`]): training counts forward plus
 /// backward as 3x the forward pass (the backward pass does two products of the forward's size,
 /// the input and the weight gradient), inference 1x.
 ///
@@ -355,7 +355,7 @@ mod tests {
             options: Default::default(),
         };
         let device = crate::device::DeviceKind::Flex.device().unwrap();
-        let forward = crate::model::registry::cost(&spec, 10, [3, 32, 32], &device)
+        let forward = crate::model::ModelCost::of(&spec, 10, [3, 32, 32], &device)
             .unwrap()
             .flops;
         // The plain CNN by hand: 3x3 convs 3->32 at 32x32, 32->64 at 16x16, 64->128 at 8x8,

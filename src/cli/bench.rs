@@ -130,7 +130,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let t = time_steps(&spec, args.mode, &device)?;
-    let cost = crate::model::registry::cost(&spec.model, spec.num_classes, spec.input, &device)?;
+    let cost = crate::model::ModelCost::of(&spec.model, spec.num_classes, spec.input, &device)?;
     let flops = step_flops(cost.flops, spec.batch_size, args.mode);
     let gflops = gflops_per_second(flops, t.median_seconds);
     if args.json {

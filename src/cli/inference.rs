@@ -8,6 +8,7 @@ use burn::tensor::activation::softmax;
 use crate::data::image_file::{SizePolicy, read_rgb};
 use crate::data::{Cifar100Labels, Dataset, HostBatch, ImageSet, augment};
 use crate::device::DeviceKind;
+use crate::model::ImageClassifier;
 use crate::model::import::pretrained;
 use crate::train::checkpoint;
 use crate::train::evaluate::evaluate;

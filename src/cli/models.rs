@@ -4,8 +4,8 @@ use crate::device::DeviceKind;
 use crate::model::blocks::{ChannelAttnKind, ConvKind, LateralKind};
 use crate::model::matched::{self, MatchBy};
 use crate::model::nets::Form;
-use crate::model::registry::{self, MODELS};
-use crate::model::{ModelOptions, ModelSpec};
+use crate::model::table::{self, MODELS};
+use crate::model::{ImageClassifierConfig, ModelCost, ModelOptions, ModelSpec};
 
 #[derive(Debug, clap::Args)]
 pub struct ModelsArgs {
@@ -78,7 +78,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
             name: name.clone(),
             options: args.options,
         };
-        let config = registry::network_config(&spec, args.classes as usize, [3, 32, 32])?;
+        let config = table::network_config(&spec, args.classes as usize, [3, 32, 32])?;
         let layers = config.layer_shapes([3, 32, 32], &device)?;
         let default = config.cam_layer();
         if args.json {
@@ -186,7 +186,7 @@ pub fn run(args: ModelsArgs) -> anyhow::Result<()> {
                 name: entry.name.to_string(),
                 options,
             };
-            let mut cost = registry::cost(&spec, args.classes as usize, [3, 32, 32], &device)?;
+            let mut cost = ModelCost::of(&spec, args.classes as usize, [3, 32, 32], &device)?;
             cost.name.push_str(flags);
             costs.push(cost);
         }

@@ -11,6 +11,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
 use super::image_set::ImageSet;
 use crate::error::{Error, IoContext, Result};
 
@@ -38,17 +41,7 @@ pub const CIFAR10_DIR: &str = "cifar-10-batches-bin";
 pub const CIFAR100_DIR: &str = "cifar-100-binary";
 
 /// Which of CIFAR-100's two label sets to learn.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Cifar100Labels {
     /// The 100 fine classes.

@@ -29,7 +29,7 @@ use super::gradcam::CamMap;
 use super::overlay::upsample;
 use super::road;
 use crate::data::batches::mix_seed;
-use crate::model::Network;
+use crate::model::{ImageClassifier, Network};
 
 /// A faithfulness measure.
 #[derive(

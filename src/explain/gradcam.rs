@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use super::cam::{self, CamMethod, Needs};
 use super::overlay::upsample_aligned;
 use crate::error::{Error, Result};
-use crate::model::{Capture, LayerTap, Network, NetworkConfig};
+use crate::model::{Capture, ImageClassifier, LayerTap, Network, NetworkConfig};
 
 /// Perturbed inputs per forward pass of ScoreCAM and AblationCAM.
 pub const PERTURBATION_BATCH: usize = 128;

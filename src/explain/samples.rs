@@ -14,8 +14,8 @@ use crate::data::batches::{host_batch, mix_seed};
 use crate::data::image_file::{SizePolicy, read_rgb};
 use crate::data::{Augment, Dataset, ImageSet, Normalize};
 use crate::error::{Error, Result};
-use crate::model::registry::network_config;
-use crate::model::{Network, NetworkConfig};
+use crate::model::table::network_config;
+use crate::model::{ImageClassifierConfig, Network, NetworkConfig};
 use crate::train::checkpoint::{self, CheckpointMeta};
 
 /// One image to explain.

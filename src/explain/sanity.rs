@@ -29,7 +29,7 @@ use super::samples::{self, LoadedModel, Sample};
 use super::similarity::{input_sized, similarity};
 use crate::data::batches::mix_seed;
 use crate::error::{Error, Result};
-use crate::model::{Capture, Network};
+use crate::model::{Capture, ImageClassifier, ImageClassifierConfig, Network};
 use crate::stats::bootstrap::{MeanInterval, REPLICATES, mean_interval};
 
 /// Mean Spearman correlation at or above which a method's maps count as unchanged.

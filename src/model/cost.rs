@@ -1,8 +1,17 @@
-//! Forward cost of layers, counted analytically.
+//! What a model costs: the forward FLOPs of its layers, counted analytically, and its trainable
+//! parameters, counted on the built network.
 //!
 //! FLOPs count a multiply-add as 2 (the convention of fvcore and ptflops x2) and cover the
 //! matrix work: convolutions, linear layers and the matrix products of attention. Element-wise
 //! work (BatchNorm, ReLU, pooling, softmax) is a few percent of the total and is not counted.
+
+use burn::prelude::*;
+
+use super::family::ImageClassifierConfig;
+use super::network::Network;
+use super::options::ModelSpec;
+use super::table::{entry, network_config};
+use crate::error::Result;
 
 /// FLOPs of a 2-D convolution producing `[c_out, h_out, w_out]` from `c_in` channels.
 pub fn conv2d_flops(
@@ -41,4 +50,59 @@ pub fn conv_out(side: usize, kernel: usize, stride: usize, padding: usize) -> us
     (side + padding)
         .checked_sub(kernel)
         .map_or(0, |r| r / stride + 1)
+}
+
+/// Counts the values of trainable parameters (not BatchNorm's running statistics), as
+/// PyTorch's `sum(p.numel() for p in model.parameters())` does. Parameters not initialised yet
+/// are counted from their shapes (a fresh parameter trains), so counting a fresh VGG-16 does not
+/// draw its 138M random values.
+struct TrainableCount(usize);
+
+impl burn::module::ModuleVisitor for TrainableCount {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        if !param.is_initialized() {
+            self.0 += param.lazy_shape().num_elements();
+        } else if param.val().is_require_grad() {
+            self.0 += param.val().shape().num_elements();
+        }
+    }
+}
+
+/// Trainable parameter values of `model` (built on an autodiff device).
+pub fn trainable_params(model: &Network) -> usize {
+    let mut count = TrainableCount(0);
+    model.visit(&mut count);
+    count.0
+}
+
+/// Parameters and FLOPs of a model.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ModelCost {
+    /// Name in the model table.
+    pub name: String,
+    /// One line on what it is.
+    pub summary: String,
+    /// Trainable parameter values.
+    pub params: usize,
+    /// Forward FLOPs per image.
+    pub flops: u64,
+}
+
+impl ModelCost {
+    /// Parameters and FLOPs of `spec` for `num_classes` classes and `[c, h, w]` inputs.
+    pub fn of(
+        spec: &ModelSpec,
+        num_classes: usize,
+        input: [usize; 3],
+        device: &Device,
+    ) -> Result<ModelCost> {
+        let config = network_config(spec, num_classes, input)?;
+        let entry = entry(&spec.name)?;
+        Ok(ModelCost {
+            name: entry.name.to_string(),
+            summary: entry.summary.to_string(),
+            params: trainable_params(&config.init(&device.clone().autodiff())?),
+            flops: config.flops(),
+        })
+    }
 }

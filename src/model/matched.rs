@@ -9,7 +9,8 @@
 
 use burn::tensor::Device;
 
-use super::registry::{self, ModelOptions, ModelSpec, NetworkConfig};
+use super::table;
+use super::{ModelCost, ModelOptions, ModelSpec, NetworkConfig};
 use crate::error::{Error, Result};
 
 /// What a twin matches (`match = "params"|"flops"` in a grid, `visionnet models --by`).
@@ -119,7 +120,7 @@ fn costs(
     input: [usize; 3],
     device: &Device,
 ) -> Result<(usize, u64)> {
-    let c = registry::cost(spec, classes, input, device)?;
+    let c = ModelCost::of(spec, classes, input, device)?;
     Ok((c.params, c.flops))
 }
 
@@ -133,7 +134,7 @@ pub fn match_twin(
     input: [usize; 3],
     device: &Device,
 ) -> Result<Matched> {
-    let config = registry::network_config(spec, classes, input)?;
+    let config = table::network_config(spec, classes, input)?;
     if !matches!(config, NetworkConfig::Cnn(_)) {
         return Err(Error::invalid(
             "match",

@@ -6,8 +6,9 @@
 //! splitting a network in two (which skip connections and attention make awkward).
 //!
 //! # What a network does
-//! A network offers `forward_tapped(images, tap)` (and `forward_features_tapped` for its
-//! backbone) and, at every layer it names in `NetworkConfig::layer_names`, in that order, writes
+//! A network ([`ImageClassifier`](super::ImageClassifier)) offers `forward_tapped(images, tap)`
+//! (and `forward_features_tapped` for its backbone) and, at every layer its configuration names
+//! in `layer_names`, in that order, writes
 //!
 //! ```ignore
 //! let x = tap.layer("conv4", x); // [batch, c, h, w]: continue with what the tap returns

@@ -9,7 +9,7 @@ use burn::tensor::Device;
 
 use super::runs::{Collection, RunRecord};
 use crate::error::Result;
-use crate::model::{ModelSpec, registry};
+use crate::model::{ModelCost, ModelSpec};
 use crate::stats::factorial::{self, FactorialFit};
 use crate::stats::multiplicity::{self, Verdict};
 use crate::stats::power::{self, PowerAnalysis, VarianceSplit};
@@ -298,7 +298,7 @@ fn cost_table(c: &Collection) -> Vec<CostRow> {
                 serde_json::to_string(&spec).unwrap_or_default()
             );
             let cost = *cache.entry(key).or_insert_with(|| {
-                registry::cost(&spec, classes, shape, &device)
+                ModelCost::of(&spec, classes, shape, &device)
                     .ok()
                     .map(|c| (c.params, c.flops))
             });

@@ -19,8 +19,8 @@ use burn::tensor::Device;
 use crate::data::Normalize;
 use crate::error::{Error, IoContext, Result};
 use crate::io::{read_json, write_json};
-use crate::model::registry::network_config;
-use crate::model::{ModelSpec, Network};
+use crate::model::table::network_config;
+use crate::model::{ImageClassifierConfig, ModelSpec, Network};
 
 /// Version of the checkpoint layout; bumped when it changes incompatibly.
 ///

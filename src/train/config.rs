@@ -3,15 +3,16 @@
 
 use std::path::PathBuf;
 
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+
 use crate::data::{Augment, Cifar100Labels};
 use crate::device::DeviceKind;
 use crate::error::{Error, Result};
 use crate::model::{ModelOptions, ModelSpec};
 
 /// Optimizers the study compared.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     /// Adam (the study's default), L2 weight decay.
@@ -25,9 +26,7 @@ pub enum OptimizerKind {
 }
 
 /// How the learning rate evolves over the run (per step).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ScheduleKind {
     /// `lr` throughout (the study).
@@ -39,17 +38,7 @@ pub enum ScheduleKind {
 }
 
 /// What trains when fine-tuning (the study's Table 1: full fine-tuning vs. a frozen backbone).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Finetune {
     /// Every weight trains (from `--pretrained` weights or from scratch).
@@ -106,7 +95,7 @@ fn non_negative_f64(s: &str) -> std::result::Result<f64, String> {
 
 /// A training run's configuration. Defaults are the tuned recipe documented in the README;
 /// `configs/study.toml` holds the study's own recipe.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, clap::Args)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Args)]
 #[serde(rename_all = "kebab-case")]
 pub struct TrainConfig {
     // ---- data ----
@@ -265,7 +254,7 @@ impl TrainConfig {
         if self.data.is_none() {
             return Err(Error::invalid("--data", "a dataset folder is required"));
         }
-        crate::model::registry::entry(&self.model)?;
+        crate::model::table::entry(&self.model)?;
         self.model_options.check_used(&self.model)?;
         if self.crop_padding > 64 {
             return Err(Error::invalid(

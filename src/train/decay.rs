@@ -103,6 +103,7 @@ mod tests {
     use burn::optim::GradientsParams;
 
     use super::*;
+    use crate::model::ImageClassifier;
     use crate::train::flags;
     use crate::train::optimizer;
     use crate::train::params::tests::tiny_cnn;

@@ -7,7 +7,7 @@ use burn::tensor::activation::log_softmax;
 use super::metrics::{Evaluation, Prediction};
 use crate::data::{Augment, EpochPlan, HostBatch, ImageSet, Normalize};
 use crate::error::Result;
-use crate::model::Network;
+use crate::model::{ImageClassifier, Network};
 
 /// Per-image log-probabilities of a batch: `(loss sum, predictions, confidences)`.
 fn score(logits: Tensor<2>, labels: Tensor<1, Int>) -> (f64, Vec<u16>, Vec<f32>) {

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::io::{write_atomic, write_json};
 use crate::model::ModelSpec;
 use crate::model::import::reference_names;
-use crate::model::registry::network_config;
+use crate::model::table::network_config;
 
 /// The JSON sidecar of an export.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

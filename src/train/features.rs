@@ -9,7 +9,7 @@ use burn::prelude::*;
 
 use crate::data::{Augment, EpochPlan, ImageSet, Normalize};
 use crate::error::{Error, Result};
-use crate::model::Network;
+use crate::model::{ImageClassifier, Network};
 
 /// Pooled backbone features of every image of a set, row-major `[images, dim]`, on the host.
 #[derive(Clone, Debug)]

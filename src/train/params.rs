@@ -93,8 +93,8 @@ pub fn combine(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::ModelSpec;
-    use crate::model::registry::network_config;
+    use crate::model::table::network_config;
+    use crate::model::{ImageClassifierConfig, ModelSpec};
 
     /// A small study CNN (4 classes, 16x16 inputs) on `device`.
     pub(crate) fn tiny_cnn(device: &Device, seed: u64) -> Network {

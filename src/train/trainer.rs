@@ -27,9 +27,9 @@ use crate::data::batches::{epoch_order, mix_seed};
 use crate::data::{Dataset, EpochPlan, Normalize, Splits};
 use crate::error::{Error, IoContext, Result};
 use crate::io::{read_json, write_csv, write_json};
-use crate::model::Network;
 use crate::model::import::{self, Scope};
-use crate::model::registry::network_config;
+use crate::model::table::network_config;
+use crate::model::{ImageClassifier, ImageClassifierConfig, Network};
 
 /// Salts that keep the run's random streams apart.
 mod stream {

@@ -6,6 +6,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
 use crate::model::cost;
+use crate::model::family::ClassifierHead;
 
 /// Configuration of a [`PoolClassifier`].
 #[derive(Config, Debug)]
@@ -52,14 +53,14 @@ pub fn global_avg_pool(features: Tensor<4>) -> Tensor<2> {
     features.mean_dim(3).mean_dim(2).flatten(1, 3) // [batch, c]
 }
 
-impl PoolClassifier {
-    /// Logits from pooled features.
-    pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
-        self.fc.forward(self.dropout.forward(pooled)) // [batch, num_classes]
+impl ClassifierHead for PoolClassifier {
+    /// Global average pool: `[batch, d_in, h, w] -> [batch, d_in]`.
+    fn pool_features(&self, features: Tensor<4>) -> Tensor<2> {
+        global_avg_pool(features)
     }
 
-    /// Logits from a feature map.
-    pub fn forward(&self, features: Tensor<4>) -> Tensor<2> {
-        self.classify(global_avg_pool(features))
+    /// Dropout, then the output layer: `[batch, d_in] -> [batch, num_classes]`.
+    fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
+        self.fc.forward(self.dropout.forward(pooled))
     }
 }

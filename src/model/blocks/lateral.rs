@@ -16,21 +16,13 @@
 //! it composes with any unit.
 
 use burn::prelude::*;
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
 
 use super::conv_bn::{Activation, ConvBn, ConvBnConfig};
 
 /// How the units of a stage are connected.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LateralKind {
     /// A plain chain.

@@ -5,6 +5,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, Relu};
 use burn::prelude::*;
 
 use crate::model::cost;
+use crate::model::family::ClassifierHead;
 
 /// Configuration of an [`MlpHead`].
 #[derive(Config, Debug)]
@@ -23,7 +24,7 @@ pub struct MlpHeadConfig {
 /// Flatten -> (dropout -> linear -> ReLU) per hidden layer -> dropout -> linear.
 ///
 /// # Shapes
-/// - input: `[batch, ...]` (flattened to `[batch, d_in]`)
+/// - features: `[batch, c, h, w]` (flattened to `[batch, d_in]`, `d_in = c * h * w`)
 /// - output: `[batch, num_classes]` logits
 #[derive(Module, Debug)]
 pub struct MlpHead {
@@ -62,10 +63,15 @@ impl MlpHeadConfig {
     }
 }
 
-impl MlpHead {
-    /// Logits for a batch of features.
-    pub fn forward<const D: usize>(&self, features: Tensor<D>) -> Tensor<2> {
-        let mut x: Tensor<2> = features.flatten(1, D - 1); // [batch, d_in]
+impl ClassifierHead for MlpHead {
+    /// Flatten: `[batch, c, h, w] -> [batch, c * h * w]`.
+    fn pool_features(&self, features: Tensor<4>) -> Tensor<2> {
+        features.flatten(1, 3)
+    }
+
+    /// The hidden layers, then the output layer: `[batch, d_in] -> [batch, num_classes]`.
+    fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
+        let mut x = pooled; // [batch, d_in]
         for layer in &self.hidden {
             x = self
                 .activation

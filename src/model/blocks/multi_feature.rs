@@ -8,23 +8,15 @@
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
 
 use super::inception::{Inception, InceptionConfig};
 use super::separable::{SeparableConv, SeparableConvConfig};
 use crate::model::{cost, ops};
 
 /// Which conv a unit uses.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ConvKind {
     /// A plain 3x3 conv.

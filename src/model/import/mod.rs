@@ -33,7 +33,7 @@ use burn::tensor::DType;
 
 pub use reader::{FileFormat, read_tensors};
 
-use super::registry::{Network, NetworkConfig};
+use super::{Network, NetworkConfig};
 use crate::error::{Error, Result};
 
 /// What a weight file is loaded into.

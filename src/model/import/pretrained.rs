@@ -15,7 +15,8 @@ use super::{Scope, input_normalization, name_table, read_tensors};
 use crate::data::image_folder;
 use crate::data::preprocess::resize_center_crop;
 use crate::error::{Error, IoContext, Result};
-use crate::model::registry::{ModelSpec, Network, NetworkConfig, network_config};
+use crate::model::table::network_config;
+use crate::model::{ImageClassifier, ImageClassifierConfig, ModelSpec, Network, NetworkConfig};
 
 /// A weight file's evaluation preprocessing: resize the short side to `resize`, centre-crop
 /// `crop` x `crop`, normalise with `mean` and `std` (of pixel values scaled to [0, 1]).

@@ -20,7 +20,8 @@ use crate::model::blocks::{
     AttentionConfig, ChannelAttnKind, ConvKind, ConvUnit, ConvUnitConfig, Lateral, LateralConfig,
     LateralKind, MlpHead, MlpHeadConfig, SharedAttention,
 };
-use crate::model::tap::{LayerTap, NoTap};
+use crate::model::family::{ImageClassifier, ImageClassifierConfig};
+use crate::model::tap::LayerTap;
 use crate::model::{cost, ops};
 
 /// Configuration of the study's CNN.
@@ -91,8 +92,57 @@ struct Stage {
 }
 
 impl CnnConfig {
+    /// Each stage's plan. No unit pools: the stage pools after its connections. Every unit of a
+    /// stage outputs the same channels (`width`, or `2 width` after arch-3 attention, which
+    /// concatenates), and so does the stage.
+    fn stages(&self) -> Vec<Stage> {
+        let [mut c_in, mut h, mut w] = self.input;
+        self.widths
+            .iter()
+            .zip(&self.pool)
+            .map(|(&width, &pool)| {
+                let attention = self.attention.as_ref().map(|a| a.layer(width, [h, w]));
+                let unit = |c| {
+                    ConvUnitConfig::new(c, width)
+                        .with_pool(false)
+                        .with_conv(self.conv)
+                        .with_attention(attention.clone())
+                        .with_channel_attn(self.channel_attn)
+                };
+                let c_out = unit(c_in).channels();
+                let lateral = LateralConfig::new(self.lateral, c_in, c_out, self.stage_depth);
+                let units = lateral.unit_inputs().into_iter().map(unit).collect();
+                let stage = Stage {
+                    lateral,
+                    units,
+                    hw: [h, w],
+                };
+                c_in = c_out;
+                if pool {
+                    h = cost::pooled(h);
+                    w = cost::pooled(w);
+                }
+                stage
+            })
+            .collect()
+    }
+
+    /// Every conv unit's configuration, stage by stage.
+    pub fn units(&self) -> Vec<ConvUnitConfig> {
+        self.stages().into_iter().flat_map(|s| s.units).collect()
+    }
+
+    fn head(&self) -> MlpHeadConfig {
+        let d_in = self.feature_shape().iter().product();
+        MlpHeadConfig::new(d_in, self.hidden.clone(), self.num_classes).with_dropout(self.dropout)
+    }
+}
+
+impl ImageClassifierConfig for CnnConfig {
+    type Network = Cnn;
+
     /// Checks that the layer lists agree and every feature map keeps at least one pixel.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         if self.widths.is_empty() || self.widths.contains(&0) {
             return Err(Error::invalid(
                 "--widths",
@@ -152,66 +202,8 @@ impl CnnConfig {
         Ok(())
     }
 
-    /// Each stage's plan. No unit pools: the stage pools after its connections. Every unit of a
-    /// stage outputs the same channels (`width`, or `2 width` after arch-3 attention, which
-    /// concatenates), and so does the stage.
-    fn stages(&self) -> Vec<Stage> {
-        let [mut c_in, mut h, mut w] = self.input;
-        self.widths
-            .iter()
-            .zip(&self.pool)
-            .map(|(&width, &pool)| {
-                let attention = self.attention.as_ref().map(|a| a.layer(width, [h, w]));
-                let unit = |c| {
-                    ConvUnitConfig::new(c, width)
-                        .with_pool(false)
-                        .with_conv(self.conv)
-                        .with_attention(attention.clone())
-                        .with_channel_attn(self.channel_attn)
-                };
-                let c_out = unit(c_in).channels();
-                let lateral = LateralConfig::new(self.lateral, c_in, c_out, self.stage_depth);
-                let units = lateral.unit_inputs().into_iter().map(unit).collect();
-                let stage = Stage {
-                    lateral,
-                    units,
-                    hw: [h, w],
-                };
-                c_in = c_out;
-                if pool {
-                    h = cost::pooled(h);
-                    w = cost::pooled(w);
-                }
-                stage
-            })
-            .collect()
-    }
-
-    /// Every conv unit's configuration, stage by stage.
-    pub fn units(&self) -> Vec<ConvUnitConfig> {
-        self.stages().into_iter().flat_map(|s| s.units).collect()
-    }
-
-    /// `[channels, height, width]` of the backbone's output.
-    pub fn feature_shape(&self) -> [usize; 3] {
-        let [mut c, mut h, mut w] = self.input;
-        for (stage, &pool) in self.stages().iter().zip(&self.pool) {
-            c = stage.lateral.width;
-            if pool {
-                h = cost::pooled(h);
-                w = cost::pooled(w);
-            }
-        }
-        [c, h, w]
-    }
-
-    fn head(&self) -> MlpHeadConfig {
-        let d_in = self.feature_shape().iter().product();
-        MlpHeadConfig::new(d_in, self.hidden.clone(), self.num_classes).with_dropout(self.dropout)
-    }
-
     /// Builds the network on `device`.
-    pub fn init(&self, device: &Device) -> Result<Cnn> {
+    fn init(&self, device: &Device) -> Result<Cnn> {
         self.validate()?;
         let stages = self.stages();
         Ok(Cnn {
@@ -233,7 +225,7 @@ impl CnnConfig {
     }
 
     /// Forward FLOPs per image: every unit (conv and attention), the lateral connections, the head.
-    pub fn flops(&self) -> u64 {
+    fn flops(&self) -> u64 {
         let mut total = 0;
         for Stage {
             lateral,
@@ -247,9 +239,36 @@ impl CnnConfig {
         total + self.head().flops()
     }
 
+    /// `[channels, height, width]` of the backbone's output.
+    fn feature_shape(&self) -> [usize; 3] {
+        let [mut c, mut h, mut w] = self.input;
+        for (stage, &pool) in self.stages().iter().zip(&self.pool) {
+            c = stage.lateral.width;
+            if pool {
+                h = cost::pooled(h);
+                w = cost::pooled(w);
+            }
+        }
+        [c, h, w]
+    }
+
+    /// Names of the conv layers (stages), in order (`conv1` .. `convN`). Layer `convI` is the
+    /// I-th stage's output before its max-pool (with one unit and no lateral connections: the
+    /// conv unit's activation after attention, BatchNorm and ReLU): the map Grad-CAM explains
+    /// (4x4 for `conv4` of the default network on 32x32 images).
+    fn layer_names(&self) -> Vec<String> {
+        (1..=self.widths.len()).map(layer_name).collect()
+    }
+
+    /// The layer Grad-CAM explains unless told otherwise: the study's 4th conv layer (the last
+    /// one if there are fewer).
+    fn cam_layer(&self) -> String {
+        layer_name(self.widths.len().min(4))
+    }
+
     /// Entries of the pixel x pixel attention matrices naive attention materialises for a batch
     /// (0 for the plain CNN and lean attention).
-    pub fn naive_attention_elements(&self, batch: usize) -> u64 {
+    fn naive_attention_elements(&self, batch: usize) -> u64 {
         let mut total = 0;
         for Stage {
             units, hw: [h, w], ..
@@ -262,20 +281,6 @@ impl CnnConfig {
         }
         total
     }
-
-    /// Names of the conv layers (stages), in order (`conv1` .. `convN`). Layer `convI` is the
-    /// I-th stage's output before its max-pool (with one unit and no lateral connections: the
-    /// conv unit's activation after attention, BatchNorm and ReLU): the map Grad-CAM explains
-    /// (4x4 for `conv4` of the default network on 32x32 images).
-    pub fn layer_names(&self) -> Vec<String> {
-        (1..=self.widths.len()).map(layer_name).collect()
-    }
-
-    /// The layer Grad-CAM explains unless told otherwise: the study's 4th conv layer (the last
-    /// one if there are fewer).
-    pub fn cam_layer(&self) -> String {
-        layer_name(self.widths.len().min(4))
-    }
 }
 
 fn layer_name(index: usize) -> String {
@@ -283,13 +288,22 @@ fn layer_name(index: usize) -> String {
 }
 
 impl Cnn {
-    /// The backbone: every conv layer.
-    pub fn forward_features(&self, images: Tensor<4>) -> Tensor<4> {
-        self.forward_features_tapped(images, &mut NoTap)
+    /// The conv units, stage by stage.
+    pub fn units(&self) -> &[ConvUnit] {
+        &self.convs
     }
 
+    /// The attention parameters shared across layers, if any.
+    pub fn shared_attention(&self) -> Option<&SharedAttention> {
+        self.shared.as_ref()
+    }
+}
+
+impl ImageClassifier for Cnn {
+    type Head = MlpHead;
+
     /// The backbone, showing each conv layer's output (before its pool) to `tap`.
-    pub fn forward_features_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<4> {
+    fn forward_features_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<4> {
         // [batch, 3, 32, 32] -> [batch, 32, 16, 16] -> ... -> [batch, 256, 2, 2] (defaults)
         let shared = self.shared.as_ref();
         let mut x = images;
@@ -310,34 +324,13 @@ impl Cnn {
         x
     }
 
-    /// The conv units, stage by stage.
-    pub fn units(&self) -> &[ConvUnit] {
-        &self.convs
-    }
-
-    /// The attention parameters shared across layers, if any.
-    pub fn shared_attention(&self) -> Option<&SharedAttention> {
-        self.shared.as_ref()
-    }
-
-    /// The classifier on backbone features.
-    pub fn forward_head(&self, features: Tensor<4>) -> Tensor<2> {
-        self.head.forward(features) // [batch, num_classes]
-    }
-
-    /// The head's parameter-free part: flatten.
-    pub fn pool_features(&self, features: Tensor<4>) -> Tensor<2> {
-        features.flatten(1, 3) // [batch, c * h * w]
-    }
-
-    /// The classifier on flattened features.
-    pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
-        self.head.forward(pooled) // [batch, num_classes]
+    fn head(&self) -> &Self::Head {
+        &self.head
     }
 
     /// Freezes every conv layer (weights and BatchNorm statistics, attention included); the
     /// head stays trainable.
-    pub fn freeze_backbone(self) -> Self {
+    fn freeze_backbone(self) -> Self {
         Self {
             convs: self.convs.freeze(),
             laterals: self.laterals.freeze(),
@@ -345,15 +338,5 @@ impl Cnn {
             head: self.head,
             ..self
         }
-    }
-
-    /// Logits for a batch of images.
-    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        self.forward_tapped(images, &mut NoTap)
-    }
-
-    /// Logits for a batch of images, showing each conv layer's output to `tap`.
-    pub fn forward_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<2> {
-        self.forward_head(self.forward_features_tapped(images, tap))
     }
 }

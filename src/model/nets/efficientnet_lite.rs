@@ -22,8 +22,9 @@ use burn::prelude::*;
 use super::Form;
 use crate::error::{Error, Result};
 use crate::model::blocks::conv_bn::{Activation, ConvBn, ConvBnConfig, same_padding};
-use crate::model::blocks::{PoolClassifier, PoolClassifierConfig, Resize, global_avg_pool};
-use crate::model::tap::{LayerTap, NoTap};
+use crate::model::blocks::{PoolClassifier, PoolClassifierConfig, Resize};
+use crate::model::family::{ImageClassifier, ImageClassifierConfig};
+use crate::model::tap::LayerTap;
 
 /// BatchNorm epsilon of the TensorFlow-trained weights.
 const BN_EPS: f64 = 1e-3;
@@ -248,17 +249,26 @@ impl EfficientNetLiteConfig {
         ([HEAD_WIDTH, hw[0], hw[1]], flops)
     }
 
-    /// `[channels, height, width]` of the backbone's output.
-    pub fn feature_shape(&self) -> [usize; 3] {
-        self.walk().0
-    }
-
     fn head(&self) -> PoolClassifierConfig {
         PoolClassifierConfig::new(HEAD_WIDTH, self.num_classes).with_dropout(self.dropout)
     }
 
+    /// Whether each block has an expansion conv (expand ratio above 1).
+    pub fn block_expands(&self) -> Vec<bool> {
+        self.blocks().iter().map(|b| b.expand != 1).collect()
+    }
+}
+
+impl ImageClassifierConfig for EfficientNetLiteConfig {
+    type Network = EfficientNetLite;
+
+    /// `[channels, height, width]` of the backbone's output.
+    fn feature_shape(&self) -> [usize; 3] {
+        self.walk().0
+    }
+
     /// Checks the configuration.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         for (name, p) in [
             ("--dropout", self.dropout),
             ("drop_connect", self.drop_connect),
@@ -277,7 +287,7 @@ impl EfficientNetLiteConfig {
     }
 
     /// Builds the network on `device`.
-    pub fn init(&self, device: &Device) -> Result<EfficientNetLite> {
+    fn init(&self, device: &Device) -> Result<EfficientNetLite> {
         self.validate()?;
         let specs = self.blocks();
         let n = specs.len() as f64;
@@ -302,17 +312,12 @@ impl EfficientNetLiteConfig {
     }
 
     /// Forward FLOPs per image.
-    pub fn flops(&self) -> u64 {
+    fn flops(&self) -> u64 {
         self.walk().1 + self.head().flops()
     }
 
-    /// Whether each block has an expansion conv (expand ratio above 1).
-    pub fn block_expands(&self) -> Vec<bool> {
-        self.blocks().iter().map(|b| b.expand != 1).collect()
-    }
-
     /// Names of the layers (`stem`, `block1` .. `block16`, `head_conv`).
-    pub fn layer_names(&self) -> Vec<String> {
+    fn layer_names(&self) -> Vec<String> {
         let mut names = vec!["stem".to_string()];
         names.extend((1..=self.blocks().len()).map(|i| format!("block{i}")));
         names.push("head_conv".to_string());
@@ -320,14 +325,11 @@ impl EfficientNetLiteConfig {
     }
 }
 
-impl EfficientNetLite {
-    /// The backbone: stem, blocks, head conv.
-    pub fn forward_features(&self, images: Tensor<4>) -> Tensor<4> {
-        self.forward_features_tapped(images, &mut NoTap)
-    }
+impl ImageClassifier for EfficientNetLite {
+    type Head = PoolClassifier;
 
     /// The backbone, showing each named layer's output (see `layer_names`) to `tap`.
-    pub fn forward_features_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<4> {
+    fn forward_features_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<4> {
         let x = self.resize.forward(images); // [batch, 3, h, w]
         let mut x = tap.layer("stem", self.stem.forward(x)); // [batch, 32, h/2, w/2] (ImageNet form)
         for (i, block) in self.blocks.iter().enumerate() {
@@ -336,24 +338,17 @@ impl EfficientNetLite {
         tap.layer("head_conv", self.head_conv.forward(x)) // [batch, 1280, h/32, w/32]
     }
 
-    /// The head's parameter-free part: global average pool.
-    pub fn pool_features(&self, features: Tensor<4>) -> Tensor<2> {
-        global_avg_pool(features) // [batch, 1280]
-    }
-
-    /// Dropout and the output layer on pooled features.
-    pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
-        self.head.classify(pooled) // [batch, num_classes]
+    fn head(&self) -> &Self::Head {
+        &self.head
     }
 
     /// Freezes the backbone (weights and BatchNorm statistics); the head stays trainable.
-    pub fn freeze_backbone(self) -> Self {
+    fn freeze_backbone(self) -> Self {
         Self {
-            resize: self.resize,
             stem: self.stem.freeze(),
             blocks: self.blocks.freeze(),
             head_conv: self.head_conv.freeze(),
-            head: self.head,
+            ..self
         }
     }
 }

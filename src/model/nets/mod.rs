@@ -7,7 +7,10 @@
 //! - [`xception`]: Xception (timm `legacy_xception` / `xception`).
 //! - [`efficientnet_lite`]: EfficientNet-Lite0 (lukemelas-style PyTorch port of the TF model).
 //!
-//! The baselines come in their standard ImageNet form and a CIFAR form (see [`Form`]).
+//! Each family implements [`ImageClassifierConfig`](super::ImageClassifierConfig) and
+//! [`ImageClassifier`](super::ImageClassifier) (`src/model/family.rs`) and is one line of the
+//! family list in `src/model/network.rs`. The baselines come in their standard ImageNet form and
+//! a CIFAR form (see [`Form`]).
 
 pub mod cnn;
 pub mod efficientnet_lite;
@@ -21,18 +24,11 @@ pub use resnet::{ResNet, ResNetConfig};
 pub use vgg::{Vgg, VggConfig};
 pub use xception::{Xception, XceptionConfig};
 
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
 /// Which stem a baseline has.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Form {
     /// The reference definition, for ImageNet-sized inputs (and pretrained weights).

@@ -16,8 +16,9 @@ use burn::tensor::activation::relu;
 use super::Form;
 use crate::error::{Error, Result};
 use crate::model::blocks::conv_bn::{Activation, ConvBn, ConvBnConfig};
-use crate::model::blocks::{PoolClassifier, PoolClassifierConfig, Resize, global_avg_pool};
-use crate::model::tap::{LayerTap, NoTap};
+use crate::model::blocks::{PoolClassifier, PoolClassifierConfig, Resize};
+use crate::model::family::{ImageClassifier, ImageClassifierConfig};
+use crate::model::tap::LayerTap;
 use crate::model::{cost, ops};
 
 /// Configuration of a [`ResNet`].
@@ -180,17 +181,21 @@ impl ResNetConfig {
         ([c, hw[0], hw[1]], flops)
     }
 
-    /// `[channels, height, width]` of the backbone's output.
-    pub fn feature_shape(&self) -> [usize; 3] {
-        self.walk().0
-    }
-
     fn head(&self) -> PoolClassifierConfig {
         PoolClassifierConfig::new(self.feature_shape()[0], self.num_classes)
     }
+}
+
+impl ImageClassifierConfig for ResNetConfig {
+    type Network = ResNet;
+
+    /// `[channels, height, width]` of the backbone's output.
+    fn feature_shape(&self) -> [usize; 3] {
+        self.walk().0
+    }
 
     /// Checks the configuration.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         if self.widths.is_empty()
             || self.widths.len() != self.depths.len()
             || self.widths.contains(&0)
@@ -217,7 +222,7 @@ impl ResNetConfig {
     }
 
     /// Builds the network on `device`.
-    pub fn init(&self, device: &Device) -> Result<ResNet> {
+    fn init(&self, device: &Device) -> Result<ResNet> {
         self.validate()?;
         Ok(ResNet {
             resize: Resize::new(self.resize),
@@ -251,26 +256,23 @@ impl ResNetConfig {
     }
 
     /// Forward FLOPs per image.
-    pub fn flops(&self) -> u64 {
+    fn flops(&self) -> u64 {
         self.walk().1 + self.head().flops()
     }
 
     /// Names of the stages (`stem`, `layer1` .. `layer4`).
-    pub fn layer_names(&self) -> Vec<String> {
+    fn layer_names(&self) -> Vec<String> {
         std::iter::once("stem".to_string())
             .chain((1..=self.widths.len()).map(|i| format!("layer{i}")))
             .collect()
     }
 }
 
-impl ResNet {
-    /// The backbone: stem and every stage.
-    pub fn forward_features(&self, images: Tensor<4>) -> Tensor<4> {
-        self.forward_features_tapped(images, &mut NoTap)
-    }
+impl ImageClassifier for ResNet {
+    type Head = PoolClassifier;
 
     /// The backbone, showing each named layer's output (see `layer_names`) to `tap`.
-    pub fn forward_features_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<4> {
+    fn forward_features_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<4> {
         let x = self.resize.forward(images); // [batch, 3, h, w]
         let mut x = tap.layer("stem", self.stem.forward(x)); // [batch, 64, h/2, w/2] (ImageNet form)
         if let Some(pool) = &self.stem_pool {
@@ -285,24 +287,16 @@ impl ResNet {
         x // [batch, 2048, h/32, w/32]
     }
 
-    /// The head's parameter-free part: global average pool.
-    pub fn pool_features(&self, features: Tensor<4>) -> Tensor<2> {
-        global_avg_pool(features) // [batch, 2048]
-    }
-
-    /// The output layer on pooled features.
-    pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
-        self.head.classify(pooled) // [batch, num_classes]
+    fn head(&self) -> &Self::Head {
+        &self.head
     }
 
     /// Freezes the backbone (weights and BatchNorm statistics); the head stays trainable.
-    pub fn freeze_backbone(self) -> Self {
+    fn freeze_backbone(self) -> Self {
         Self {
-            resize: self.resize,
             stem: self.stem.freeze(),
-            stem_pool: self.stem_pool,
             stages: self.stages.freeze(),
-            head: self.head,
+            ..self
         }
     }
 }

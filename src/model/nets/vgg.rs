@@ -24,7 +24,8 @@ use super::Form;
 use crate::error::{Error, Result};
 use crate::model::blocks::Resize;
 use crate::model::blocks::conv_bn::KAIMING_FAN_OUT;
-use crate::model::tap::{LayerTap, NoTap};
+use crate::model::family::{ClassifierHead, ImageClassifier, ImageClassifierConfig};
+use crate::model::tap::LayerTap;
 use crate::model::{cost, ops};
 
 /// Configuration of a [`Vgg`].
@@ -90,6 +91,20 @@ pub struct VggHead {
     dropout: Dropout,
 }
 
+impl ClassifierHead for VggHead {
+    /// Adaptive average pool, flatten: `[batch, 512, h, w] -> [batch, 512 * side^2]`.
+    fn pool_features(&self, features: Tensor<4>) -> Tensor<2> {
+        self.pool.forward(features).flatten(1, 3)
+    }
+
+    /// `fc1 -> ReLU -> dropout -> fc2 -> ReLU -> dropout -> fc3`.
+    fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
+        let x = self.dropout.forward(relu(self.fc1.forward(pooled))); // [batch, hidden]
+        let x = self.dropout.forward(relu(self.fc2.forward(x))); // [batch, hidden]
+        self.fc3.forward(x) // [batch, num_classes]
+    }
+}
+
 /// VGG-16.
 ///
 /// # Shapes
@@ -129,8 +144,17 @@ impl VggConfig {
         self.resize.map_or([c, h, w], |s| [c, s, s])
     }
 
+    /// Values per image after the head's pooling (the classifier's input).
+    pub fn pooled_dim(&self) -> usize {
+        self.widths.last().copied().unwrap_or(0) * self.pool_side() * self.pool_side()
+    }
+}
+
+impl ImageClassifierConfig for VggConfig {
+    type Network = Vgg;
+
     /// `[channels, height, width]` of the backbone's output.
-    pub fn feature_shape(&self) -> [usize; 3] {
+    fn feature_shape(&self) -> [usize; 3] {
         let [_, mut h, mut w] = self.backbone_input();
         for _ in &self.widths {
             h = cost::pooled(h);
@@ -139,13 +163,8 @@ impl VggConfig {
         [*self.widths.last().unwrap_or(&0), h, w]
     }
 
-    /// Values per image after the head's pooling (the classifier's input).
-    pub fn pooled_dim(&self) -> usize {
-        self.widths.last().copied().unwrap_or(0) * self.pool_side() * self.pool_side()
-    }
-
     /// Checks the configuration.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         if self.widths.is_empty()
             || self.widths.len() != self.depths.len()
             || self.widths.contains(&0)
@@ -174,7 +193,7 @@ impl VggConfig {
     }
 
     /// Builds the network on `device`.
-    pub fn init(&self, device: &Device) -> Result<Vgg> {
+    fn init(&self, device: &Device) -> Result<Vgg> {
         self.validate()?;
         let mut c_in = self.input[0];
         let mut stages = Vec::new();
@@ -219,7 +238,7 @@ impl VggConfig {
     }
 
     /// Forward FLOPs per image.
-    pub fn flops(&self) -> u64 {
+    fn flops(&self) -> u64 {
         let [mut c_in, mut h, mut w] = self.backbone_input();
         let mut total = 0;
         for (&width, &depth) in self.widths.iter().zip(&self.depths) {
@@ -238,21 +257,18 @@ impl VggConfig {
     }
 
     /// Names of the stages (`stage1` .. `stage5`).
-    pub fn layer_names(&self) -> Vec<String> {
+    fn layer_names(&self) -> Vec<String> {
         (1..=self.widths.len())
             .map(|i| format!("stage{i}"))
             .collect()
     }
 }
 
-impl Vgg {
-    /// The backbone: every conv stage.
-    pub fn forward_features(&self, images: Tensor<4>) -> Tensor<4> {
-        self.forward_features_tapped(images, &mut NoTap)
-    }
+impl ImageClassifier for Vgg {
+    type Head = VggHead;
 
     /// The backbone, showing each named layer's output (see `layer_names`) to `tap`.
-    pub fn forward_features_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<4> {
+    fn forward_features_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<4> {
         let mut x = self.resize.forward(images); // [batch, 3, h, w]
         for (s, stage) in self.stages.iter().enumerate() {
             for conv in stage {
@@ -264,26 +280,15 @@ impl Vgg {
         x // [batch, 512, h/32, w/32]
     }
 
-    /// The head's parameter-free part: adaptive average pool, flatten.
-    pub fn pool_features(&self, features: Tensor<4>) -> Tensor<2> {
-        self.head.pool.forward(features).flatten(1, 3) // [batch, 512 * side^2]
-    }
-
-    /// The classifier on pooled features.
-    pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
-        let h = &self.head;
-        let x = h.dropout.forward(relu(h.fc1.forward(pooled))); // [batch, hidden]
-        let x = h.dropout.forward(relu(h.fc2.forward(x))); // [batch, hidden]
-        h.fc3.forward(x) // [batch, num_classes]
+    fn head(&self) -> &Self::Head {
+        &self.head
     }
 
     /// Freezes the backbone (weights and BatchNorm statistics); the head stays trainable.
-    pub fn freeze_backbone(self) -> Self {
+    fn freeze_backbone(self) -> Self {
         Self {
-            resize: self.resize,
             stages: self.stages.freeze(),
-            pool: self.pool,
-            head: self.head,
+            ..self
         }
     }
 }

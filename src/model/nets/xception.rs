@@ -27,9 +27,9 @@ use crate::error::{Error, Result};
 use crate::model::blocks::conv_bn::{Activation, ConvBn, ConvBnConfig};
 use crate::model::blocks::{
     PoolClassifier, PoolClassifierConfig, Resize, SeparableConv, SeparableConvConfig,
-    global_avg_pool,
 };
-use crate::model::tap::{LayerTap, NoTap};
+use crate::model::family::{ImageClassifier, ImageClassifierConfig};
+use crate::model::tap::LayerTap;
 use crate::model::{cost, ops};
 
 /// Configuration of an [`Xception`].
@@ -249,17 +249,21 @@ impl XceptionConfig {
         ([w[8], hw[0], hw[1]], flops)
     }
 
-    /// `[channels, height, width]` of the backbone's output.
-    pub fn feature_shape(&self) -> [usize; 3] {
-        self.walk().0
-    }
-
     fn head(&self) -> PoolClassifierConfig {
         PoolClassifierConfig::new(self.widths[8], self.num_classes)
     }
+}
+
+impl ImageClassifierConfig for XceptionConfig {
+    type Network = Xception;
+
+    /// `[channels, height, width]` of the backbone's output.
+    fn feature_shape(&self) -> [usize; 3] {
+        self.walk().0
+    }
 
     /// Checks the configuration.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         if self.widths.len() != 9 || self.widths.contains(&0) {
             return Err(Error::invalid("xception", "needs 9 non-zero widths"));
         }
@@ -280,7 +284,7 @@ impl XceptionConfig {
     }
 
     /// Builds the network on `device`.
-    pub fn init(&self, device: &Device) -> Result<Xception> {
+    fn init(&self, device: &Device) -> Result<Xception> {
         self.validate()?;
         let [c1, c2] = self.stem();
         let w = &self.widths;
@@ -314,12 +318,12 @@ impl XceptionConfig {
     }
 
     /// Forward FLOPs per image.
-    pub fn flops(&self) -> u64 {
+    fn flops(&self) -> u64 {
         self.walk().1 + self.head().flops()
     }
 
     /// Names of the layers (`conv1`, `conv2`, `block1` .. `block12`, `conv3`, `conv4`).
-    pub fn layer_names(&self) -> Vec<String> {
+    fn layer_names(&self) -> Vec<String> {
         let mut names = vec!["conv1".to_string(), "conv2".to_string()];
         names.extend((1..=self.blocks().len()).map(|i| format!("block{i}")));
         names.extend(["conv3".to_string(), "conv4".to_string()]);
@@ -327,14 +331,11 @@ impl XceptionConfig {
     }
 }
 
-impl Xception {
-    /// The backbone: entry, middle and exit flows.
-    pub fn forward_features(&self, images: Tensor<4>) -> Tensor<4> {
-        self.forward_features_tapped(images, &mut NoTap)
-    }
+impl ImageClassifier for Xception {
+    type Head = PoolClassifier;
 
     /// The backbone, showing each named layer's output (see `layer_names`) to `tap`.
-    pub fn forward_features_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<4> {
+    fn forward_features_tapped(&self, images: Tensor<4>, tap: &mut dyn LayerTap) -> Tensor<4> {
         let x = self.resize.forward(images); // [batch, 3, h, w]
         let x = tap.layer("conv1", self.conv1.forward(x)); // [batch, 32, h/2, w/2] (ImageNet form)
         let mut x = tap.layer("conv2", self.conv2.forward(x)); // [batch, 64, ...]
@@ -345,26 +346,19 @@ impl Xception {
         tap.layer("conv4", relu(self.conv4.forward(x))) // [batch, 2048, ...]
     }
 
-    /// The head's parameter-free part: global average pool.
-    pub fn pool_features(&self, features: Tensor<4>) -> Tensor<2> {
-        global_avg_pool(features) // [batch, 2048]
-    }
-
-    /// The output layer on pooled features.
-    pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
-        self.head.classify(pooled) // [batch, num_classes]
+    fn head(&self) -> &Self::Head {
+        &self.head
     }
 
     /// Freezes the backbone (weights and BatchNorm statistics); the head stays trainable.
-    pub fn freeze_backbone(self) -> Self {
+    fn freeze_backbone(self) -> Self {
         Self {
-            resize: self.resize,
             conv1: self.conv1.freeze(),
             conv2: self.conv2.freeze(),
             blocks: self.blocks.freeze(),
             conv3: self.conv3.freeze(),
             conv4: self.conv4.freeze(),
-            head: self.head,
+            ..self
         }
     }
 }

@@ -51,7 +51,7 @@ use super::super::config::TrainConfig;
 use super::super::flags::{self, FlagProblem, resolve};
 use crate::error::{Error, IoContext, Result};
 use crate::model::matched::{self, MatchBy};
-use crate::model::registry;
+use crate::model::table;
 
 /// The grid file as written.
 #[derive(Debug, serde::Deserialize)]
@@ -253,7 +253,7 @@ impl Problems {
         for (name, sections) in &self.unknown_models {
             lines.push(format!(
                 "model '{name}' is not in this visionnet (its models: {}), in {}",
-                registry::names().join(", "),
+                table::names().join(", "),
                 where_(sections)
             ));
         }
@@ -452,7 +452,7 @@ impl Grid {
                 .expect("inserted above")
                 .1
                 .clone();
-            if registry::entry(&name).is_err() {
+            if table::entry(&name).is_err() {
                 set.problems.unknown_model(&name, &section);
             }
             structural(&mut set, &mut errors);
