@@ -628,17 +628,12 @@ fn sanity_figure(
             let picture = overlay(&image, &map.normalised, map.shape, style);
             let mut caption = Vec::new();
             if d == 0 {
-                let flag = if method.unchanged {
-                    " (unchanged!)"
-                } else {
-                    ""
-                };
-                caption.push(Line::new(
-                    format!("{}{flag}", method.method.title()),
-                    if method.unchanged { RED } else { BLACK },
-                ));
+                // The flag has a line of its own: beside a long method name it would be cut.
+                let colour = if method.unchanged { RED } else { BLACK };
+                caption.push(Line::new(method.method.title(), colour));
                 caption.push(Line::new("trained", GREY));
-                caption.push(Line::new(" ", GREY));
+                let flag = if method.unchanged { "UNCHANGED" } else { " " };
+                caption.push(Line::new(flag, colour));
             } else {
                 let depth = &method.depths[d - 1];
                 caption.push(Line::new(
