@@ -52,7 +52,8 @@ macro_rules! vector_kernels {
         /// [`portable::outer_forward`](crate::attention::portable::outer_forward).
         ///
         /// # Safety
-        #[doc = concat!("The CPU must have ", $needs, ": callers check at run time ([`Simd`](crate::simd::Simd)).")]
+        #[doc = concat!("The CPU must have ", $needs, ": callers check at run time")]
+        /// ([`Simd`](crate::simd::Simd)).
         $(#[$feature])*
         pub fn outer_forward(
             q: &[f32],
@@ -92,7 +93,8 @@ macro_rules! vector_kernels {
         /// [`portable::outer_backward`](crate::attention::portable::outer_backward).
         ///
         /// # Safety
-        #[doc = concat!("The CPU must have ", $needs, ": callers check at run time ([`Simd`](crate::simd::Simd)).")]
+        #[doc = concat!("The CPU must have ", $needs, ": callers check at run time")]
+        /// ([`Simd`](crate::simd::Simd)).
         #[allow(clippy::too_many_arguments)]
         $(#[$feature])*
         pub fn outer_backward(
@@ -159,7 +161,8 @@ macro_rules! vector_kernels {
         /// 4 registers at a time, then one at a time.
         ///
         /// # Safety
-        #[doc = concat!("The CPU must have ", $needs, ": callers check at run time ([`Simd`](crate::simd::Simd)).")]
+        #[doc = concat!("The CPU must have ", $needs, ": callers check at run time")]
+        /// ([`Simd`](crate::simd::Simd)).
         #[allow(clippy::too_many_arguments)]
         $(#[$feature])*
         pub fn thin_scores(
@@ -224,7 +227,8 @@ macro_rules! vector_kernels {
         /// [`portable::softmax_rows`](crate::attention::portable::softmax_rows).
         ///
         /// # Safety
-        #[doc = concat!("The CPU must have ", $needs, ": callers check at run time ([`Simd`](crate::simd::Simd)).")]
+        #[doc = concat!("The CPU must have ", $needs, ": callers check at run time")]
+        /// ([`Simd`](crate::simd::Simd)).
         $(#[$feature])*
         pub fn softmax_rows(p: &mut [f32], n: usize, lse: &mut [f32], inv_sum: &mut [f32]) {
             let body = n - n % LANES;
@@ -258,7 +262,8 @@ macro_rules! vector_kernels {
         /// [`portable::softmax_grad_rows`](crate::attention::portable::softmax_grad_rows).
         ///
         /// # Safety
-        #[doc = concat!("The CPU must have ", $needs, ": callers check at run time ([`Simd`](crate::simd::Simd)).")]
+        #[doc = concat!("The CPU must have ", $needs, ": callers check at run time")]
+        /// ([`Simd`](crate::simd::Simd)).
         $(#[$feature])*
         pub fn softmax_grad_rows(
             p: &mut [f32],

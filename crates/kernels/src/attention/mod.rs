@@ -18,7 +18,7 @@
 //! Exponentials are powers of two: scores are computed in base 2 (`log2 e` folded into the
 //! query scale), which saves the range reduction of `e^x`; `lse` is returned in natural units.
 //! Both kernels come as AVX-512 and AVX2+FMA intrinsics (picked at run time, [`Simd`], on x86-64
-//! CPUs that have them) and as portable Rust.
+//! CPUs that have them; one macro body for both, [`avx`]) and as portable Rust ([`portable`]).
 //!
 //! Only `f32` runs here; visionnet's `model::ops::attention` sends other float types (and other
 //! backends) down its portable tiled path.
@@ -282,9 +282,9 @@ const EXP2_MAX: f32 = 100.0;
 // ---------------------------------------------------------------------------------------------
 // Dense kernel: any dk, dv; matrix products through gemm ([`matmul`]).
 
-/// Heads at most this wide take [`avx::avx2::thin_scores`] (or its AVX-512 form) instead of a matrix product for the
-/// scores: a product only `dk` deep (4 at arch 2's first layer) spends more on packing and on
-/// writing its output than on multiply-adds.
+/// Heads at most this wide take [`avx::avx2::thin_scores`] (or its AVX-512 form) instead of a
+/// matrix product for the scores: a product only `dk` deep (4 at arch 2's first layer) spends
+/// more on packing and on writing its output than on multiply-adds.
 const THIN_SCORES: usize = 8;
 
 /// A block of `t` rows of base-2 scores, `p [t, n] = alpha * q[:, start..start + t]^T k`, with

@@ -1,6 +1,6 @@
-//! Portable kernels (any CPU), the scalar form of the vector ones ([`avx`](super::avx)). Slices are one group's:
-//! `q`, `k`, `v`, `y`, `lse`, `dy` all `[n]` in the outer kernel; `p` is a block of rows of `n`
-//! scores (base 2) in the row kernels.
+//! Portable kernels (any CPU), the scalar form of the vector ones ([`avx`](super::avx)). Slices
+//! are one group's: `q`, `k`, `v`, `y`, `lse`, `dy` all `[n]` in the outer kernel; `p` is a block
+//! of rows of `n` scores (base 2) in the row kernels.
 
 use super::{EXP2_MAX, EXP2_MIN, EXP2_POLY, LN2, LOG2E, ROUND};
 
