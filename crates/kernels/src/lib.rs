@@ -12,6 +12,7 @@
 //! - [`batch_norm`]: training-mode BatchNorm's passes, with the fused BatchNorm -> ReLU.
 //! - [`max_pool`]: max-pooling, with vector kernels for the 2x2, stride-2 window.
 //! - [`matmul`]: the strided single-threaded matrix product they share (`gemm`).
+//! - `vector` (x86-64, crate-private): the AVX2 and AVX-512 primitives the vector kernels are written in.
 //!
 //! Every kernel with vector bodies has a portable one too, and the tests hold each path the CPU
 //! runs to the portable one (`--nocapture` prints which paths ran).
@@ -22,3 +23,5 @@ pub mod conv;
 pub mod matmul;
 pub mod max_pool;
 pub mod simd;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod vector;

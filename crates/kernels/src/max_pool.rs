@@ -321,18 +321,19 @@ macro_rules! pool_rows {
     };
 }
 
-/// The 2x2 rows on AVX2 registers, 8 windows at a time. Callers must check [`Simd::avx2`].
+/// The 2x2 rows on AVX2 registers, 8 windows at a time. Callers must check [`Simd::avx2`] (AVX2
+/// and FMA: the features of [`crate::vector::avx2`]).
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
 
-    type V = __m256;
+    use crate::vector::avx2::{LANES, V, loadu, storeu};
+
     type I = __m256i;
-    const LANES: usize = 8;
 
     /// [`super::order_key`] of 8 values.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn keys(v: V) -> I {
         let bits = _mm256_castps_si256(_mm256_add_ps(v, _mm256_setzero_ps()));
         let flip = _mm256_srli_epi32::<1>(_mm256_srai_epi32::<31>(bits));
@@ -342,28 +343,28 @@ mod avx2 {
     }
 
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn splat_i(i: i32) -> I {
         _mm256_set1_epi32(i)
     }
 
     /// Lanes where `a > b`, as all-ones lanes.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn greater(a: I, b: I) -> I {
         _mm256_cmpgt_epi32(a, b)
     }
 
     /// `b` where `mask`, else `a`.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn blend_i(mask: I, a: I, b: I) -> I {
         _mm256_blendv_epi8(a, b, mask)
     }
 
     /// `b` where `mask`, else `a`.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn blend(mask: I, a: V, b: V) -> V {
         _mm256_blendv_ps(a, b, _mm256_castsi256_ps(mask))
     }
@@ -374,7 +375,7 @@ mod avx2 {
     /// # Safety
     /// `at` must point to 16 readable floats.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     unsafe fn split(at: *const f32) -> (V, V) {
         // SAFETY: the caller guarantees 16 floats at `at`.
         let (a, b) = unsafe { (_mm256_loadu_ps(at), _mm256_loadu_ps(at.add(8))) };
@@ -387,14 +388,14 @@ mod avx2 {
     /// Windows `[0, 1, 4, 5, 2, 3, 6, 7]` back to `[0..8]` (and, being its own inverse, the
     /// other way): swaps the middle two pairs of lanes.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn in_order(v: V) -> V {
         _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(v)))
     }
 
     /// `g` in the lanes whose window's maximum is value `i`, 0 elsewhere.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn pick(g: V, index: I, i: i32) -> V {
         _mm256_and_ps(
             g,
@@ -405,30 +406,12 @@ mod avx2 {
     /// A row's 16 gradients from the left (`a`) and right (`b`) values' 8, in shuffled lane
     /// order: unpacking the pair gives the row's own order back.
     #[inline]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn interleave(a: V, b: V) -> (V, V) {
         (_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b))
     }
 
-    /// # Safety
-    /// `at` must point to 8 readable floats.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn loadu(at: *const f32) -> V {
-        // SAFETY: the caller guarantees 8 floats at `at`.
-        unsafe { _mm256_loadu_ps(at) }
-    }
-
-    /// # Safety
-    /// `at` must point to 8 writable floats.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    unsafe fn storeu(at: *mut f32, x: V) {
-        // SAFETY: the caller guarantees 8 floats at `at`.
-        unsafe { _mm256_storeu_ps(at, x) }
-    }
-
-    pool_rows!(#[target_feature(enable = "avx2")]);
+    pool_rows!(#[target_feature(enable = "avx2,fma")]);
 }
 
 /// The 2x2 rows on AVX-512 registers, 16 windows at a time (a two-register permute splits a row
@@ -438,9 +421,9 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    type V = __m512;
+    use crate::vector::avx512::{LANES, V, loadu, storeu};
+
     type I = __m512i;
-    const LANES: usize = 16;
 
     /// [`super::order_key`] of 16 values.
     #[inline]
@@ -526,24 +509,6 @@ mod avx512 {
             _mm512_permutex2var_ps(a, low, b),
             _mm512_permutex2var_ps(a, high, b),
         )
-    }
-
-    /// # Safety
-    /// `at` must point to 16 readable floats.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn loadu(at: *const f32) -> V {
-        // SAFETY: the caller guarantees 16 floats at `at`.
-        unsafe { _mm512_loadu_ps(at) }
-    }
-
-    /// # Safety
-    /// `at` must point to 16 writable floats.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn storeu(at: *mut f32, x: V) {
-        // SAFETY: the caller guarantees 16 floats at `at`.
-        unsafe { _mm512_storeu_ps(at, x) }
     }
 
     pool_rows!(#[target_feature(enable = "avx512f")]);

@@ -1,9 +1,9 @@
 //! The attention kernels on x86-64 vector registers: [`avx2`] (AVX2 + FMA, 8 lanes of `f32`)
 //! and [`avx512`] (AVX-512 F, 16 lanes), the same computations as [`portable`](super::portable).
 //!
-//! Both are generated from one body, [`vector_kernels!`], written against a handful of
-//! primitives (`splat`, `add`, `fmadd`, `sum`, ...) that each module maps to its own intrinsics;
-//! only those one-line maps and the horizontal reductions differ between the two. Callers must
+//! Both are generated from one body, [`vector_kernels!`], written against the primitives of
+//! `crate::vector` (`splat`, `add`, `fmadd`, `loadu`, ...) and three of each module's own
+//! (`pow2`, and the horizontal reductions `sum` and `hmax`, whose orders differ). Callers must
 //! check that the CPU has the module's features ([`Simd`](crate::simd::Simd)).
 
 /// The attention kernels for the vector type `V` of the enclosing module, with its `LANES` and
@@ -304,72 +304,8 @@ macro_rules! vector_kernels {
 pub mod avx2 {
     use std::arch::x86_64::*;
 
-    type V = __m256;
-    const LANES: usize = 8;
+    use crate::vector::avx2::*;
 
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn splat(x: f32) -> V {
-        _mm256_set1_ps(x)
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn zero() -> V {
-        _mm256_setzero_ps()
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn add(a: V, b: V) -> V {
-        _mm256_add_ps(a, b)
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn sub(a: V, b: V) -> V {
-        _mm256_sub_ps(a, b)
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn mul(a: V, b: V) -> V {
-        _mm256_mul_ps(a, b)
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn max(a: V, b: V) -> V {
-        _mm256_max_ps(a, b)
-    }
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn min(a: V, b: V) -> V {
-        _mm256_min_ps(a, b)
-    }
-    /// `a b + c`.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn fmadd(a: V, b: V, c: V) -> V {
-        _mm256_fmadd_ps(a, b, c)
-    }
-    /// `a b - c`.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn fmsub(a: V, b: V, c: V) -> V {
-        _mm256_fmsub_ps(a, b, c)
-    }
-    /// # Safety
-    /// `at` must point to 8 readable floats.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn loadu(at: *const f32) -> V {
-        // SAFETY: the caller guarantees 8 floats at `at`.
-        unsafe { _mm256_loadu_ps(at) }
-    }
-    /// # Safety
-    /// `at` must point to 8 writable floats.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn storeu(at: *mut f32, x: V) {
-        // SAFETY: the caller guarantees 8 floats at `at`.
-        unsafe { _mm256_storeu_ps(at, x) }
-    }
     /// `2^n` for the integer `n` that `t = x + round` holds in its low mantissa bits.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -404,72 +340,8 @@ pub mod avx2 {
 pub mod avx512 {
     use std::arch::x86_64::*;
 
-    type V = __m512;
-    const LANES: usize = 16;
+    use crate::vector::avx512::*;
 
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn splat(x: f32) -> V {
-        _mm512_set1_ps(x)
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn zero() -> V {
-        _mm512_setzero_ps()
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn add(a: V, b: V) -> V {
-        _mm512_add_ps(a, b)
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn sub(a: V, b: V) -> V {
-        _mm512_sub_ps(a, b)
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn mul(a: V, b: V) -> V {
-        _mm512_mul_ps(a, b)
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn max(a: V, b: V) -> V {
-        _mm512_max_ps(a, b)
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn min(a: V, b: V) -> V {
-        _mm512_min_ps(a, b)
-    }
-    /// `a b + c`.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn fmadd(a: V, b: V, c: V) -> V {
-        _mm512_fmadd_ps(a, b, c)
-    }
-    /// `a b - c`.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn fmsub(a: V, b: V, c: V) -> V {
-        _mm512_fmsub_ps(a, b, c)
-    }
-    /// # Safety
-    /// `at` must point to 16 readable floats.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn loadu(at: *const f32) -> V {
-        // SAFETY: the caller guarantees 16 floats at `at`.
-        unsafe { _mm512_loadu_ps(at) }
-    }
-    /// # Safety
-    /// `at` must point to 16 writable floats.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn storeu(at: *mut f32, x: V) {
-        // SAFETY: the caller guarantees 16 floats at `at`.
-        unsafe { _mm512_storeu_ps(at, x) }
-    }
     /// `2^n` for the integer `n` that `t = x + round` holds in its low mantissa bits.
     #[inline]
     #[target_feature(enable = "avx512f")]
