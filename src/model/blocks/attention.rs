@@ -1,6 +1,8 @@
 //! What the study's three attention architectures share: the network-wide options, the
-//! per-layer block (one of the three), the parameters shared across layers, and the choice of
-//! implementation for pixel attention.
+//! per-layer block (one of the three) and the parameters shared across layers. This module
+//! dispatches to the architectures; the pixel-attention call that arch 1 and 2 both make, and
+//! its choice of implementation, is [`pixel_attention`](super::pixel_attention) (re-exported
+//! here), so no architecture imports this module back.
 //!
 //! The study (section 4.1) puts a self-attention block right after the output of every conv
 //! layer, before its BatchNorm:
