@@ -11,9 +11,7 @@
 
 use std::time::Instant;
 
-use burn::backend::ops::ConvOptions;
-use visionnet::model::ops::conv_cpu::{self, ConvShape};
-use visionnet::model::ops::winograd;
+use visionnet_kernels::conv::{self as conv_cpu, ConvShape, winograd};
 
 /// Calls timed per kernel (the median is printed), after one untimed call.
 const STEPS: usize = 9;
@@ -52,8 +50,13 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|---:|");
     // (c_in, side, c_out): the CNN's convs at 32x32 input, a pool after each
     for (c_in, side, c_out) in [(3, 32, 32), (32, 16, 64), (64, 8, 128), (128, 4, 256)] {
-        let options = ConvOptions::new_with_padding([1, 1], [(1, 1), (1, 1)], [1, 1], 1);
-        let s = ConvShape::new([64, c_in, side, side], [c_out, c_in, 3, 3], &options);
+        let s = ConvShape::new(
+            [64, c_in, side, side],
+            [c_out, c_in, 3, 3],
+            [1, 1],
+            [(1, 1); 2],
+            [1, 1],
+        );
         let x = values(64 * c_in * side * side);
         let w = values(c_out * c_in * 9);
         let dy = values(64 * c_out * s.ho * s.wo);

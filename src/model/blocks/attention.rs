@@ -1,6 +1,8 @@
 //! What the study's three attention architectures share: the network-wide options, the
-//! per-layer block (one of the three), the parameters shared across layers, and the choice of
-//! implementation for pixel attention.
+//! per-layer block (one of the three) and the parameters shared across layers. This module
+//! dispatches to the architectures; the pixel-attention call that arch 1 and 2 both make, and
+//! its choice of implementation, is [`pixel_attention`](super::pixel_attention) (re-exported
+//! here), so no architecture imports this module back.
 //!
 //! The study (section 4.1) puts a self-attention block right after the output of every conv
 //! layer, before its BatchNorm:
@@ -21,8 +23,8 @@ use burn::prelude::*;
 use super::attention_arch1::{ScalarAttention, ScalarAttentionConfig, ScalarQkv};
 use super::attention_arch2::{PixelAttention, PixelAttentionConfig, QkvConvs, QkvConvsConfig};
 use super::attention_arch3::{ChannelAttention, ChannelAttentionConfig};
+pub use super::pixel_attention::{AttentionImpl, pixel_attention};
 use crate::error::{Error, Result};
-use crate::model::ops::{self, Kernel};
 
 /// Which of the study's attention architectures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,48 +35,6 @@ pub enum AttentionArch {
     Arch2,
     /// Attention between feature maps, concatenated to the input.
     Arch3,
-}
-
-/// How pixel attention (arch 1 and 2) is computed. All three compute the same function.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum AttentionImpl {
-    /// Memory linear in the pixels: the backend's fastest lean kernel (CPU kernels on flex, the
-    /// tiled path elsewhere).
-    #[default]
-    Lean,
-    /// Memory linear in the pixels, from the backend's own tensor operations (what GPUs run).
-    Tiled,
-    /// The reference: tensor operations that keep the full pixel x pixel attention matrix.
-    Naive,
-}
-
-/// `y = v softmax(scale q^T k)^T` per group, computed as `implementation` says.
-///
-/// # Shapes
-/// - `q`, `k`: `[g, dk, n]`; `v`: `[g, dv, n]`; output `[g, dv, n]`
-pub fn pixel_attention(
-    q: Tensor<3>,
-    k: Tensor<3>,
-    v: Tensor<3>,
-    scale: f32,
-    implementation: AttentionImpl,
-) -> Tensor<3> {
-    match implementation {
-        AttentionImpl::Lean => ops::attention(q, k, v, scale, Kernel::Native),
-        AttentionImpl::Tiled => ops::attention(q, k, v, scale, Kernel::Tiled),
-        AttentionImpl::Naive => ops::attention_naive(q, k, v, scale),
-    }
 }
 
 /// The network-wide attention options; [`AttentionConfig::layer`] makes each layer's block.

@@ -42,7 +42,7 @@ use burn::module::Param;
 use burn::nn::Initializer;
 use burn::prelude::*;
 
-use super::attention::{AttentionImpl, pixel_attention};
+use super::pixel_attention::{AttentionImpl, pixel_attention};
 use crate::model::cost;
 
 /// The six scalars of arch 1: q, k, v each `weight * x + bias`. One set per network.

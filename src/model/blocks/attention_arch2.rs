@@ -51,7 +51,7 @@ use burn::nn::Initializer;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 
-use super::attention::{AttentionImpl, pixel_attention};
+use super::pixel_attention::{AttentionImpl, pixel_attention};
 use crate::model::cost;
 use crate::model::ops::conv;
 

@@ -4,7 +4,8 @@
 //!   -> optional 2x2 max-pool.
 //! - [`attention`]: what the three attention architectures share (options, the per-layer block,
 //!   the parameters shared across layers); [`attention_arch1`], [`attention_arch2`],
-//!   [`attention_arch3`]: the study's three architectures (section 4.1), one file each.
+//!   [`attention_arch3`]: the study's three architectures (section 4.1), one file each;
+//!   [`pixel_attention`]: the implementation choice and the call arch 1 and 2 share.
 //! - [`channel_attn`]: the standard attention modules as references (`--channel-attn`): SE,
 //!   ECA, CBAM, GC, after timm.
 //! - [`mlp_head`]: the study's classifier: hidden fully-connected layers, then the output layer.
@@ -28,6 +29,7 @@ pub mod inception;
 pub mod lateral;
 pub mod mlp_head;
 pub mod multi_feature;
+pub mod pixel_attention;
 pub mod resize;
 pub mod separable;
 

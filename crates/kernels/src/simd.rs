@@ -1,4 +1,4 @@
-//! Which vector instructions the CPU kernels of this module's siblings use, chosen once at run
+//! Which vector instructions the CPU kernels of this crate use, chosen once at run
 //! time: one binary runs AVX-512 (16 lanes of `f32`) where the CPU has it, AVX2+FMA (8 lanes)
 //! where it has only that, and portable Rust everywhere else.
 //!

@@ -23,11 +23,12 @@
 //!
 //! Only `f32` and `groups == 1` run here; the caller falls back to burn's ops otherwise.
 
-use burn::backend::ops::ConvOptions;
 use rayon::prelude::*;
 
-use super::cpu::{View, matmul};
-use super::simd::Simd;
+use crate::matmul::{View, matmul};
+use crate::simd::Simd;
+
+pub mod winograd;
 
 /// The shapes of one conv: input `[b, ci, h, w]`, kernel `[co, ci, kh, kw]`, output `[ho, wo]`.
 #[derive(Clone, Copy, Debug)]
@@ -48,13 +49,20 @@ pub struct ConvShape {
 }
 
 impl ConvShape {
-    /// The shape of `x` `[b, ci, h, w]` convolved with `weight` `[co, ci, kh, kw]` under `options`.
-    pub fn new(x: [usize; 4], weight: [usize; 4], options: &ConvOptions<2>) -> Self {
+    /// The shape of `x` `[b, ci, h, w]` convolved with `weight` `[co, ci, kh, kw]` under
+    /// `stride`, `padding` (before, after) and `dilation`, per axis (height, width).
+    pub fn new(
+        x: [usize; 4],
+        weight: [usize; 4],
+        stride: [usize; 2],
+        padding: [(usize, usize); 2],
+        dilation: [usize; 2],
+    ) -> Self {
         let [batch, c_in, h, w] = x;
         let [c_out, _, kh, kw] = weight;
         let out = |side: usize, k: usize, dim: usize| {
-            let (before, after) = options.padding[dim];
-            (side + before + after - options.dilation[dim] * (k - 1) - 1) / options.stride[dim] + 1
+            let (before, after) = padding[dim];
+            (side + before + after - dilation[dim] * (k - 1) - 1) / stride[dim] + 1
         };
         Self {
             batch,
@@ -66,9 +74,9 @@ impl ConvShape {
             kw,
             ho: out(h, kh, 0),
             wo: out(w, kw, 1),
-            stride: options.stride,
-            dilation: options.dilation,
-            pad: options.padding_begin(),
+            stride,
+            dilation,
+            pad: padding.map(|(before, _)| before),
         }
     }
 
@@ -562,11 +570,15 @@ mod tests {
             (2, 5, 33, 1, 1, 0),
             (4, 7, 19, 5, 1, 2),
         ];
-        for simd in crate::model::ops::simd::report_paths("im2col / col2im") {
+        for simd in crate::simd::report_paths("im2col / col2im") {
             for (i, &(c_in, h, w, k, stride, pad)) in cases.iter().enumerate() {
-                let options =
-                    ConvOptions::new_with_padding([stride; 2], [(pad, pad); 2], [1, 1], 1);
-                let s = ConvShape::new([1, c_in, h, w], [4, c_in, k, k], &options);
+                let s = ConvShape::new(
+                    [1, c_in, h, w],
+                    [4, c_in, k, k],
+                    [stride; 2],
+                    [(pad, pad); 2],
+                    [1, 1],
+                );
                 let (rows, p) = (s.k(), s.p());
                 let x: Vec<f32> = (0..c_in * h * w)
                     .map(|v| (v * 37 % 101) as f32 * 0.013 - 0.6)

@@ -51,11 +51,9 @@
 
 use rayon::prelude::*;
 
-use super::conv_cpu::{
-    BLOCK_ELEMENTS, ConvShape, images_per_task, sum_in_task_order, with_scratch,
-};
-use super::cpu::{View, matmul};
-use super::simd::Simd;
+use super::{BLOCK_ELEMENTS, ConvShape, images_per_task, sum_in_task_order, with_scratch};
+use crate::matmul::{View, matmul};
+use crate::simd::Simd;
 
 /// Outputs per tile side.
 const TILE: usize = 4;
@@ -984,8 +982,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ops::conv_cpu;
-    use burn::backend::ops::ConvOptions;
+    use crate::conv as im2col;
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
         // a small LCG: deterministic values in [-1, 1)
@@ -1018,29 +1015,28 @@ mod tests {
             (5, 32, 16, 16, 64, [(1, 1), (1, 1)]), // the CNN's second conv, batch over threads
         ];
         for (i, &(batch, c_in, h, w, c_out, padding)) in cases.iter().enumerate() {
-            let options = ConvOptions::new_with_padding([1, 1], padding, [1, 1], 1);
-            let s = ConvShape::new([batch, c_in, h, w], [c_out, c_in, 3, 3], &options);
+            let s = ConvShape::new(
+                [batch, c_in, h, w],
+                [c_out, c_in, 3, 3],
+                [1, 1],
+                padding,
+                [1, 1],
+            );
             assert!(applies(&s), "case {i}");
             let x = values(batch * c_in * h * w, 3 * i as u32);
             let weight = values(c_out * c_in * 9, 3 * i as u32 + 1);
             let dy = values(batch * c_out * s.ho * s.wo, 3 * i as u32 + 2);
-            let err = max_rel_err(
-                &forward(&x, &weight, &s),
-                &conv_cpu::forward(&x, &weight, &s),
-            );
+            let err = max_rel_err(&forward(&x, &weight, &s), &im2col::forward(&x, &weight, &s));
             assert!(err < 1e-5, "case {i}: forward differs from im2col by {err}");
             let err = max_rel_err(
                 &input_grad(&weight, &dy, &s),
-                &conv_cpu::input_grad(&weight, &dy, &s),
+                &im2col::input_grad(&weight, &dy, &s),
             );
             assert!(
                 err < 1e-5,
                 "case {i}: input gradient differs from im2col by {err}"
             );
-            let err = max_rel_err(
-                &weight_grad(&x, &dy, &s),
-                &conv_cpu::weight_grad(&x, &dy, &s),
-            );
+            let err = max_rel_err(&weight_grad(&x, &dy, &s), &im2col::weight_grad(&x, &dy, &s));
             assert!(
                 err < 1e-5,
                 "case {i}: weight gradient differs from im2col by {err}"
@@ -1059,10 +1055,15 @@ mod tests {
             (2, 19, 6, 5, 17),
             (1, 33, 5, 6, 25),
         ];
-        for simd in crate::model::ops::simd::report_paths("winograd transforms") {
+        for simd in crate::simd::report_paths("winograd transforms") {
             for (i, &(batch, c_in, h, w, c_out)) in cases.iter().enumerate() {
-                let options = ConvOptions::new_with_padding([1, 1], [(1, 1), (1, 1)], [1, 1], 1);
-                let s = ConvShape::new([batch, c_in, h, w], [c_out, c_in, 3, 3], &options);
+                let s = ConvShape::new(
+                    [batch, c_in, h, w],
+                    [c_out, c_in, 3, 3],
+                    [1, 1],
+                    [(1, 1); 2],
+                    [1, 1],
+                );
                 let x = values(batch * c_in * h * w, 7 * i as u32);
                 let weight = values(c_out * c_in * 9, 7 * i as u32 + 1);
                 let dy = values(batch * c_out * s.ho * s.wo, 7 * i as u32 + 2);
@@ -1097,7 +1098,7 @@ mod tests {
 
     #[test]
     fn transpose_moves_every_value_once() {
-        for simd in crate::model::ops::simd::report_paths("channels-last transpose") {
+        for simd in crate::simd::report_paths("channels-last transpose") {
             for (c, p) in [(8, 8), (16, 64), (17, 13), (3, 5), (24, 9), (32, 17)] {
                 let src = values(c * p, (c * 100 + p) as u32);
                 let mut dst = vec![f32::NAN; c * p];
@@ -1118,8 +1119,13 @@ mod tests {
     #[test]
     fn only_3x3_stride_1_convs_with_enough_channels_apply() {
         let shape = |c_in, c_out, k, stride, pad| {
-            let options = ConvOptions::new_with_padding([stride; 2], [(pad, pad); 2], [1, 1], 1);
-            ConvShape::new([1, c_in, 8, 8], [c_out, c_in, k, k], &options)
+            ConvShape::new(
+                [1, c_in, 8, 8],
+                [c_out, c_in, k, k],
+                [stride; 2],
+                [(pad, pad); 2],
+                [1, 1],
+            )
         };
         assert!(applies(&shape(32, 64, 3, 1, 1)));
         assert!(
@@ -1130,11 +1136,7 @@ mod tests {
         assert!(!applies(&shape(32, 64, 3, 2, 1)), "stride 2");
         assert!(!applies(&shape(32, 64, 5, 1, 2)), "5x5");
         assert!(!applies(&shape(32, 64, 3, 1, 3)), "padding 3");
-        let small = ConvShape::new(
-            [1, 32, 2, 2],
-            [64, 32, 3, 3],
-            &ConvOptions::new_with_padding([1, 1], [(1, 1); 2], [1, 1], 1),
-        );
+        let small = ConvShape::new([1, 32, 2, 2], [64, 32, 3, 3], [1, 1], [(1, 1); 2], [1, 1]);
         assert!(!applies(&small), "a 2x2 map: smaller than a tile");
     }
 }

@@ -1,0 +1,94 @@
+//! The small single-threaded matrix product the kernels share (attention's dense kernel, the
+//! im2col conv, Winograd's per-`xi` products), over strided views into slices, through the
+//! `gemm` crate that burn-flex itself uses.
+
+/// A matrix view into a slice: element `(r, c)` is `data[offset + r * rs + c * cs]`.
+#[derive(Clone, Copy)]
+pub struct View {
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl View {
+    #[inline]
+    pub fn new(offset: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
+        Self {
+            offset,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+
+    /// Whether every element lies in a slice of `len` values.
+    fn fits(&self, len: usize) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || self.offset + (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < len
+    }
+}
+
+/// `dst = (accumulate ? dst : 0) + alpha * lhs rhs`, single-threaded (groups, or images, are
+/// the parallel unit).
+#[allow(clippy::too_many_arguments)] // BLAS-style: two operand views, the output's, and the scalings
+pub fn matmul(
+    dst: &mut [f32],
+    d: View,
+    accumulate: bool,
+    lhs: &[f32],
+    l: View,
+    rhs: &[f32],
+    r: View,
+    alpha: f32,
+) {
+    assert!(
+        l.rows == d.rows && r.cols == d.cols && l.cols == r.rows,
+        "matmul shapes"
+    );
+    assert!(
+        d.fits(dst.len()) && l.fits(lhs.len()) && r.fits(rhs.len()),
+        "matmul views out of bounds"
+    );
+    if d.rows == 0 || d.cols == 0 {
+        return;
+    }
+    if l.cols == 0 {
+        if !accumulate {
+            for r_ in 0..d.rows {
+                for c in 0..d.cols {
+                    dst[d.offset + r_ * d.rs + c * d.cs] = 0.0;
+                }
+            }
+        }
+        return;
+    }
+    // SAFETY: the views were checked to lie inside their slices; `dst` is borrowed mutably and
+    // does not alias `lhs` or `rhs` (distinct borrows).
+    unsafe {
+        gemm::gemm(
+            d.rows,
+            d.cols,
+            l.cols,
+            dst.as_mut_ptr().add(d.offset),
+            d.cs as isize,
+            d.rs as isize,
+            accumulate,
+            lhs.as_ptr().add(l.offset),
+            l.cs as isize,
+            l.rs as isize,
+            rhs.as_ptr().add(r.offset),
+            r.cs as isize,
+            r.rs as isize,
+            1.0,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
