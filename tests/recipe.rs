@@ -5,31 +5,11 @@
 
 mod common;
 
-use std::path::Path;
-
-use burn::prelude::*;
 use common::*;
 use visionnet::io::{read_csv, read_json};
-use visionnet::model::ImageClassifier;
 use visionnet::train::checkpoint;
 use visionnet::train::metrics::{Prediction, Summary};
 use visionnet::train::{RunEnd, RunOptions, resume, train};
-
-fn final_logits(run_dir: &Path) -> Vec<f32> {
-    let device = Device::flex();
-    let (_, meta, model) = checkpoint::load_model(run_dir, &device).unwrap();
-    let [c, h, w] = meta.input_shape;
-    let x = Tensor::<4>::from_data(
-        TensorData::new(
-            (0..4 * c * h * w)
-                .map(|i| (i % 13) as f32 / 13.0)
-                .collect::<Vec<_>>(),
-            [4, c, h, w],
-        ),
-        &device,
-    );
-    model.forward(x).into_data().try_to_vec::<f32>().unwrap()
-}
 
 #[test]
 fn a_run_with_every_recipe_option_resumes_exactly_and_reports_tta() {

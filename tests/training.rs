@@ -4,12 +4,10 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
 
 use burn::prelude::*;
 use common::*;
 use visionnet::io::{read_csv, read_json};
-use visionnet::model::ImageClassifier;
 use visionnet::train::checkpoint;
 use visionnet::train::manifest::RunManifest;
 use visionnet::train::metrics::{EpochMetrics, Prediction, Summary};
@@ -120,23 +118,6 @@ fn learns_the_shared_cifar10_far_above_chance() {
         vec![1, 2, 3, 4]
     );
     assert_eq!(accs[3].1, rows[3].val_accuracy.unwrap() as f32);
-}
-
-/// Logits of the final model of a run on a fixed batch.
-fn final_logits(run_dir: &Path) -> Vec<f32> {
-    let device = Device::flex();
-    let (_, meta, model) = checkpoint::load_model(run_dir, &device).unwrap();
-    let [c, h, w] = meta.input_shape;
-    let x = Tensor::<4>::from_data(
-        TensorData::new(
-            (0..4 * c * h * w)
-                .map(|i| (i % 17) as f32 / 17.0)
-                .collect::<Vec<_>>(),
-            [4, c, h, w],
-        ),
-        &device,
-    );
-    model.forward(x).into_data().try_to_vec::<f32>().unwrap()
 }
 
 #[test]

@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 use burn::prelude::*;
 use visionnet::data::cifar_binary::{self, CIFAR10_BATCH_IMAGES, CIFAR10_TRAIN_FILES};
 use visionnet::data::{ImageSet, image_folder};
+use visionnet::model::ImageClassifier;
+use visionnet::train::checkpoint;
 use visionnet::train::experiment::ExperimentOptions;
 use visionnet::train::metrics::EpochMetrics;
 use visionnet::train::{RunOptions, TrainConfig, flags};
@@ -326,4 +328,15 @@ pub fn first_test_image(data: &Path, class: &str) -> PathBuf {
 pub fn write_flat_png(path: &Path, width: u32, height: u32, level: u8) {
     let pixels = vec![level; (width * height * 3) as usize];
     image::save_buffer(path, &pixels, width, height, image::ExtendedColorType::Rgb8).unwrap();
+}
+
+/// Logits of a run's final model on a fixed batch of 4 inputs: equal for two runs that ended
+/// with the same weights.
+pub fn final_logits(run_dir: &Path) -> Vec<f32> {
+    let device = Device::flex();
+    let (_, meta, model) = checkpoint::load_model(run_dir, &device).unwrap();
+    let [c, h, w] = meta.input_shape;
+    let inputs: Vec<f32> = (0..4 * c * h * w).map(|i| (i % 17) as f32 / 17.0).collect();
+    let x = Tensor::<4>::from_data(TensorData::new(inputs, [4, c, h, w]), &device);
+    model.forward(x).into_data().try_to_vec::<f32>().unwrap()
 }
