@@ -93,6 +93,30 @@ fn bootstrap_finds_a_known_difference_with_the_analytic_width() {
 }
 
 #[test]
+fn the_bootstrap_p_value_claims_no_more_than_its_replicates_resolve() {
+    // 10 points apart on 20,000 images: no replicate reaches 0, so p is the floor 2 / (R + 1),
+    // not 0 (which a table would print as "< 1e-16").
+    let (a, b) = independent(1, 20_000, 0.80, 0.70, 1);
+    let ci = paired_bootstrap(&a, &b, 999, 0.95, 7);
+    assert!(close(ci.p_value, 2.0 / 1000.0, 1e-15), "{ci:?}");
+    // No difference at all: every replicate is 0, on both sides, so p = 1.
+    let ci = paired_bootstrap(&a, &a, 999, 0.95, 7);
+    assert_eq!(ci.p_value, 1.0);
+    // A small difference: p = 2 (1 + k) / (R + 1) with k the replicates at or beyond 0.
+    let (a, b) = independent(2, 2_000, 0.71, 0.70, 3);
+    let ci = paired_bootstrap(&a, &b, 999, 0.95, 11);
+    let k = (ci.p_value * 1000.0 / 2.0).round() - 1.0;
+    assert!(
+        k >= 1.0 && close(ci.p_value, 2.0 * (1.0 + k) / 1000.0, 1e-12),
+        "{ci:?}"
+    );
+    // Away from the edge, the 95% interval holds 0 exactly when p is above 0.05.
+    if (ci.p_value - 0.05).abs() > 0.01 {
+        assert_eq!(ci.low <= 0.0 && 0.0 <= ci.high, ci.p_value > 0.05, "{ci:?}");
+    }
+}
+
+#[test]
 fn bootstrap_over_seeds_and_images_covers_the_truth_and_zero_when_there_is_no_difference() {
     // Four seeds, 5,000 images each, 75% against 70%.
     let (a, b) = independent(4, 5000, 0.75, 0.70, 2);

@@ -116,7 +116,9 @@ pub struct BootstrapCi {
     pub replicates: usize,
     /// Two-sided bootstrap p-value of "no difference": twice the share of replicates on the
     /// far side of 0 from the observed difference (capped at 1), so that the interval at
-    /// `level` excludes 0 when it is below `1 - level`. Holm's correction works on it.
+    /// `level` excludes 0 when it is below `1 - level`. The observed difference counts as one
+    /// replicate, `(1 + k) / (1 + R)` (Davison & Hinkley 1997, section 4.4): `R` replicates
+    /// resolve no p below `2 / (R + 1)`, so none is claimed. Holm's correction works on it.
     pub p_value: f64,
 }
 
@@ -188,7 +190,7 @@ pub fn paired_bootstrap(
     // Replicates at or beyond 0 on each side; the smaller share, doubled, is the p-value.
     let below = draws.iter().filter(|&&x| x <= 0.0).count();
     let above = draws.iter().filter(|&&x| x >= 0.0).count();
-    let p_value = (2.0 * below.min(above) as f64 / draws.len() as f64).min(1.0);
+    let p_value = (2.0 * (below.min(above) + 1) as f64 / (draws.len() + 1) as f64).min(1.0);
     BootstrapCi {
         difference,
         low: quantile(&draws, alpha),
