@@ -44,7 +44,8 @@ enum Command {
     Experiment(experiment::ExperimentArgs),
     /// Report on a folder of runs: accuracy table, curves, costs, each model against its twin.
     Report(experiment::ReportArgs),
-    /// Grad-CAM, Grad-CAM++ or HiResCAM heat maps of a checkpoint for images or test samples.
+    /// Heat maps of a checkpoint for images or test samples (Grad-CAM and eight more methods),
+    /// their faithfulness (`--metrics`) and the randomisation check (`--sanity`).
     Gradcam(explain::GradcamArgs),
     /// Two checkpoints on one test set: where each is right and the other wrong, McNemar's
     /// test, and galleries of both models' heat maps (the study's Figures 5 and 6).
