@@ -6,11 +6,13 @@
 #   scripts/explain_cpu10k.sh                 # everything, 1000 images, every seed that exists
 #   IMAGES=300 MODELS="cnn attn3" scripts/explain_cpu10k.sh
 #
-# RUNS: the grid's study-10ep folder; OUT: a new folder for the results. A model's seeds are
-# those of its runs that have finished (summary.json).
+# RUNS: the grid's study-10ep folder (scripts/grid_cpu10k.sh trains into results/cpu-10k); OUT: a
+# new folder for the results. A model's seeds are those of its runs that have finished
+# (summary.json); the checkpoints they need stay on the machine that trained them (results/ in
+# git keeps only the records).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${RUNS:-runs/cpu-10k/cifar10/study-10ep}
+RUNS=${RUNS:-results/cpu-10k/cifar10/study-10ep}
 DATA=${DATA:-../shared/data/cifar10-jpeg}
 OUT=${OUT:-runs/explain-cpu10k}
 IMAGES=${IMAGES:-1000}
