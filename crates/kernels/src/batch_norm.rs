@@ -234,19 +234,7 @@ mod tests {
 
     /// Values with the cases the kernels must keep: zeros of both signs, NaN, infinities.
     fn tricky(n: usize, seed: u32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
-        (0..n)
-            .map(|_| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                match state >> 28 {
-                    0 => 0.0,
-                    1 => -0.0,
-                    2 => f32::NAN,
-                    3 => f32::NEG_INFINITY,
-                    _ => (state >> 8) as f32 / (1u32 << 22) as f32 - 2.0,
-                }
-            })
-            .collect()
+        crate::test_values::tricky(n, seed, &[0.0, -0.0, f32::NAN, f32::NEG_INFINITY], 2.0)
     }
 
     #[test]

@@ -23,5 +23,7 @@ pub mod conv;
 pub mod matmul;
 pub mod max_pool;
 pub mod simd;
+#[cfg(test)]
+mod test_values;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod vector;

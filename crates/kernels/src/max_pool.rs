@@ -562,21 +562,8 @@ mod tests {
 
     /// A row pair with ties, signed zeros, NaN and infinities among random values.
     fn tricky(n: usize, seed: u32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                match state >> 28 {
-                    0 => 0.0,
-                    1 => -0.0,
-                    2 => 0.25,
-                    3 => f32::NAN,
-                    4 => f32::NEG_INFINITY,
-                    5 => -f32::NAN,
-                    _ => (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0,
-                }
-            })
-            .collect()
+        let special = [0.0, -0.0, 0.25, f32::NAN, f32::NEG_INFINITY, -f32::NAN];
+        crate::test_values::tricky(n, seed, &special, 1.0)
     }
 
     #[test]

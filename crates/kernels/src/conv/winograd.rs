@@ -985,14 +985,7 @@ mod tests {
     use crate::conv as im2col;
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
-        // a small LCG: deterministic values in [-1, 1)
-        let mut state = seed.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
-        (0..n)
-            .map(|_| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-            })
-            .collect()
+        crate::test_values::values(n, seed, 1.0)
     }
 
     fn max_rel_err(a: &[f32], b: &[f32]) -> f32 {
