@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 venv=target/test-venv
 if ! "$venv/bin/python" -c "import tensorboard, torch, torchvision, timm, safetensors, numpy" 2>/dev/null; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check tensorboard torch==2.15.0 torchvision==0.29.2 timm==1.0.31 safetensors numpy
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-cache-dir tensorboard torch==2.15.0 torchvision==0.29.2 timm==1.0.31 safetensors numpy
 fi
 export VISIONNET_TENSORBOARD_PYTHON="$PWD/$venv/bin/python"
 export VISIONNET_REQUIRE_TENSORBOARD=1
