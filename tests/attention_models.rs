@@ -324,8 +324,16 @@ fn logits_and_grads(model: &Network, x: Tensor<4>, w: Tensor<2>) -> (Vec<f32>, V
 #[test]
 fn lean_networks_equal_naive_ones_in_outputs_and_every_gradient() {
     let device = Device::flex().autodiff();
-    let variants: [(&str, ModelOptions); 4] = [
+    let variants: [(&str, ModelOptions); 6] = [
         ("attn1", small(&[4, 6, 8, 8])),
+        ("attn3", small(&[4, 6, 8, 8])),
+        (
+            "attn3",
+            ModelOptions {
+                heads: 4,
+                ..small(&[4, 6, 8, 8])
+            },
+        ),
         (
             "attn2",
             ModelOptions {
@@ -591,8 +599,17 @@ fn block_gradients_agree_with_finite_differences() {
             .init(&ad);
         check_input_gradient("arch 2", |x| arch2.forward(x, None), [1, 4, 3, 3], 21);
     }
-    let arch3 = ChannelAttentionConfig::new(3, 9, 4).with_heads(2).init(&ad);
-    check_input_gradient("arch 3", |x| arch3.forward(x), [2, 3, 3, 3], 22);
+    for implementation in [
+        AttentionImpl::Lean,
+        AttentionImpl::Tiled,
+        AttentionImpl::Naive,
+    ] {
+        let arch3 = ChannelAttentionConfig::new(3, 9, 4)
+            .with_heads(2)
+            .with_implementation(implementation)
+            .init(&ad);
+        check_input_gradient("arch 3", |x| arch3.forward(x), [2, 3, 3, 3], 22);
+    }
 
     // Arch 1's six scalars.
     let x = tensor([1, 2, 3, 3], 23, 1.0, &ad);
@@ -730,7 +747,7 @@ fn bad_or_misplaced_attention_options_are_refused_with_the_flag_named() {
             "--attn-dim",
         ),
         (
-            "attn3",
+            "cnn",
             ModelOptions {
                 attn_impl: AttentionImpl::Naive,
                 ..Default::default()

@@ -1,7 +1,8 @@
 //! The lean pixel-attention operation (arch 1 and 2's kernel) against the naive reference:
 //! outputs and all gradients, CPU kernels and the portable tiled path, several sizes; gradients
-//! against finite differences. The kernels' SIMD paths against their portable forms are the
-//! kernels crate's own unit tests (crates/kernels/src/attention/tests.rs).
+//! against finite differences; and arch 3's operation against the same block from tensor
+//! operations. The kernels' SIMD paths against their portable forms are the kernels crate's
+//! own unit tests (crates/kernels/src/attention/tests.rs, channel_attention.rs).
 
 use burn::backend::Flex;
 use burn::prelude::*;
@@ -299,5 +300,109 @@ fn gradients_agree_with_finite_differences() {
                 }
             }
         }
+    }
+}
+
+/// Arch 3's `[X; A X]` from tensor operations, as `ChannelAttention::attend` composes it: the
+/// reference the operation is held to.
+fn channel_attention_reference(
+    x: Tensor<3>,
+    wq: Tensor<2>,
+    wk: Tensor<2>,
+    heads: usize,
+) -> Tensor<3> {
+    let [b, c, _] = x.dims();
+    let d = wq.dims()[1];
+    let split = |t: Tensor<3>| t.reshape([b, c, heads, d / heads]).swap_dims(1, 2); // [b, H, c, d/H]
+    let q = split(x.clone().matmul(wq.unsqueeze::<3>()));
+    let k = split(x.clone().matmul(wk.unsqueeze::<3>()));
+    let scores = q.matmul(k.swap_dims(2, 3)) / ((d / heads) as f32).sqrt(); // [b, H, c, c]
+    let a = burn::tensor::activation::softmax(scores, 3)
+        .mean_dim(1)
+        .reshape([b, c, c]);
+    Tensor::cat(vec![x.clone(), a.matmul(x)], 1) // [b, 2c, n]
+}
+
+#[test]
+fn arch3_operation_equals_tensor_operations_outputs_and_all_gradients() {
+    let device = Device::flex().autodiff();
+    // (b, c, n, d, heads): odd sizes, several heads, the study's first layer (32 maps of 32x32,
+    // D = 64), its last (256 maps of 2x2) and large scores (softmax nearly one-hot).
+    let cases = [
+        (2, 5, 7, 4, 1, 1.0),
+        (3, 6, 9, 6, 2, 1.0),
+        (1, 17, 4, 8, 4, 1.0),
+        (2, 32, 1024, 64, 1, 0.05),
+        (2, 256, 4, 64, 2, 1.0),
+        (2, 4, 16, 4, 1, 8.0),
+    ];
+    for (i, &(b, c, n, d, heads, amp)) in cases.iter().enumerate() {
+        let seed = 100 + 10 * i as u64;
+        let leaf2 = |shape: [usize; 2], seed| {
+            Tensor::<2>::from_data(
+                TensorData::new(values(shape[0] * shape[1], seed, amp), shape),
+                &device,
+            )
+            .require_grad()
+        };
+        let x = tensor3([b, c, n], seed, 1.0, &device).require_grad();
+        let (wq, wk) = (leaf2([n, d], seed + 1), leaf2([n, d], seed + 2));
+        let w = tensor3([b, 2 * c, n], seed + 3, 1.0, &device);
+        let outputs = |f: &dyn Fn() -> Tensor<3>| {
+            let out = f();
+            let grads = (out.clone() * w.clone()).sum().backward();
+            [
+                out.inner(),
+                x.grad(&grads).unwrap(),
+                wq.grad(&grads).unwrap().unsqueeze::<3>(),
+                wk.grad(&grads).unwrap().unsqueeze::<3>(),
+            ]
+        };
+        let want =
+            outputs(&|| channel_attention_reference(x.clone(), wq.clone(), wk.clone(), heads));
+        for kernel in [Kernel::Native, Kernel::Tiled] {
+            let got = outputs(&|| {
+                ops::channel_attention(x.clone(), wq.clone(), wk.clone(), heads, kernel)
+            });
+            for (name, got, want) in ["out", "dx", "dwq", "dwk"]
+                .into_iter()
+                .zip(&got)
+                .zip(&want)
+                .map(|((n, g), w)| (n, g, w))
+            {
+                let err = rel_err(got.clone(), want.clone());
+                assert!(
+                    err < 2e-5,
+                    "{kernel:?} b={b} c={c} n={n} d={d} heads={heads}: {name} differs from tensor operations by {err}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn arch3_operation_takes_strided_inputs_and_refuses_mismatched_weights() {
+    let device = Device::flex();
+    // A transposed view as the input: the flex path makes it contiguous first.
+    let x = tensor3([2, 9, 5], 1, 1.0, &device).swap_dims(1, 2); // [2, 5, 9]
+    let wq = Tensor::<2>::from_data(TensorData::new(values(9 * 4, 2, 0.5), [9, 4]), &device);
+    let wk = Tensor::<2>::from_data(TensorData::new(values(9 * 4, 3, 0.5), [9, 4]), &device);
+    let want = channel_attention_reference(x.clone(), wq.clone(), wk.clone(), 2);
+    let got = ops::channel_attention(x.clone(), wq.clone(), wk.clone(), 2, Kernel::Native);
+    assert!(rel_err(got, want) < 2e-5);
+    for (heads, wk, message) in [
+        (3, wk.clone(), "3 heads do not divide the width 4"),
+        (
+            1,
+            wk.clone().slice([0..8, 0..4]),
+            "must both be [N, D] with the input's N = 9",
+        ),
+    ] {
+        let err = std::panic::catch_unwind(|| {
+            ops::channel_attention(x.clone(), wq.clone(), wk, heads, Kernel::Native)
+        })
+        .expect_err("refused");
+        let text = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(text.contains(message), "{text}");
     }
 }

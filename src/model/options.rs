@@ -26,9 +26,9 @@ pub struct ModelOptions {
     /// reference dropout.
     #[arg(long, default_value_t = ModelOptions::default().dropout)]
     pub dropout: f64,
-    /// attn1, attn2: how pixel attention is computed: lean (memory linear in the pixels; CPU
-    /// kernels on flex), tiled (lean, from the backend's tensor operations), naive (keeps the
-    /// pixel x pixel attention matrices; the reference).
+    /// attn1, attn2, attn3: how attention is computed: lean (arch 1, 2: memory linear in the
+    /// pixels; arch 3: one operation; CPU kernels on flex), tiled (the same, from the backend's
+    /// tensor operations), naive (tensor operations autodiff'd by burn; the reference).
     #[arg(long, value_enum, default_value_t = ModelOptions::default().attn_impl)]
     pub attn_impl: AttentionImpl,
     /// attn2, attn3: attention heads (the study's future work).
@@ -119,7 +119,7 @@ impl ModelOptions {
             (
                 "--attn-impl",
                 self.attn_impl != default.attn_impl,
-                &["attn1", "attn2"],
+                &["attn1", "attn2", "attn3"],
             ),
             ("--heads", self.heads != default.heads, &["attn2", "attn3"]),
             (

@@ -6,6 +6,8 @@
 //!   run time; `VISIONNET_SIMD` caps it.
 //! - [`attention`]: memory-lean softmax attention over the pixels of a feature map, forward and
 //!   backward (arch 1's outer-product kernel, arch 2's dense one).
+//! - [`channel_attention`]: attention architecture 3 (feature maps as tokens, output
+//!   concatenated to the input), forward and backward.
 //! - [`conv`]: 2D convolution as im2col / col2im and one matrix product per pass, and
 //!   [`conv::winograd`] (F(4x4, 3x3)) for 3x3 stride-1 convs with its tile transforms and
 //!   channels-last copies.
@@ -19,6 +21,7 @@
 
 pub mod attention;
 pub mod batch_norm;
+pub mod channel_attention;
 pub mod conv;
 pub mod matmul;
 pub mod max_pool;

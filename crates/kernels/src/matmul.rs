@@ -45,6 +45,53 @@ pub fn matmul(
     r: View,
     alpha: f32,
 ) {
+    product(
+        dst,
+        d,
+        accumulate,
+        lhs,
+        l,
+        rhs,
+        r,
+        alpha,
+        gemm::Parallelism::None,
+    )
+}
+
+/// [`matmul`] on every rayon thread: one product over a whole batch (rows of all images stacked),
+/// where no outer loop is the parallel unit.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_parallel(
+    dst: &mut [f32],
+    d: View,
+    accumulate: bool,
+    lhs: &[f32],
+    l: View,
+    rhs: &[f32],
+    r: View,
+    alpha: f32,
+) {
+    let threads = rayon::current_num_threads();
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    product(dst, d, accumulate, lhs, l, rhs, r, alpha, parallelism)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn product(
+    dst: &mut [f32],
+    d: View,
+    accumulate: bool,
+    lhs: &[f32],
+    l: View,
+    rhs: &[f32],
+    r: View,
+    alpha: f32,
+    parallelism: gemm::Parallelism,
+) {
     assert!(
         l.rows == d.rows && r.cols == d.cols && l.cols == r.rows,
         "matmul shapes"
@@ -88,7 +135,7 @@ pub fn matmul(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         );
     }
 }

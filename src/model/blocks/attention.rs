@@ -42,7 +42,7 @@ pub enum AttentionArch {
 pub struct AttentionConfig {
     /// The architecture.
     pub arch: AttentionArch,
-    /// Implementation of pixel attention (arch 1, 2).
+    /// Implementation of the attention: pixel attention (arch 1, 2) or arch 3's block.
     #[config(default = "AttentionImpl::Lean")]
     pub implementation: AttentionImpl,
     /// Heads (arch 2, 3).
@@ -178,7 +178,9 @@ impl AttentionConfig {
                     .with_implementation(self.implementation),
             ),
             AttentionArch::Arch3 => AttentionLayerConfig::Arch3(
-                ChannelAttentionConfig::new(channels, h * w, self.dim).with_heads(self.heads),
+                ChannelAttentionConfig::new(channels, h * w, self.dim)
+                    .with_heads(self.heads)
+                    .with_implementation(self.implementation),
             ),
         }
     }

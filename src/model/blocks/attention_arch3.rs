@@ -16,9 +16,12 @@
 //! The output has twice the channels of the conv layer, so the BatchNorm after it, and the next
 //! conv layer's input (or the classifier's), are twice as wide.
 //!
-//! `A` is `C x C` (at most 256 x 256 here): small, so the block is plain tensor operations; no
-//! lean kernel is needed. Renaming the channels (a permutation `P` of the maps) renames the
-//! output the same way: `block(P x) = [P x, P y]`.
+//! `A` is `C x C` (at most 256 x 256 here): small, so no memory-lean kernel is needed. The block
+//! is still one custom operation ([`ops::channel_attention`](crate::model::ops::channel_attention),
+//! `--attn-impl lean`, the default): composed of tensor operations (`naive`, [`ChannelAttention::attend`]
+//! and a concatenation) autodiff records a dozen nodes with their layout copies each way; `tiled`
+//! runs the operation's portable path of backend tensor operations. Renaming the channels (a
+//! permutation `P` of the maps) renames the output the same way: `block(P x) = [P x, P y]`.
 //!
 //! # The study's future work, as an option
 //!
@@ -40,7 +43,9 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
+use super::pixel_attention::AttentionImpl;
 use crate::model::cost;
+use crate::model::ops::{Kernel, channel_attention};
 
 /// Configuration of a [`ChannelAttention`] block.
 #[derive(Config, Debug)]
@@ -54,6 +59,10 @@ pub struct ChannelAttentionConfig {
     /// Attention heads (`D / heads` each).
     #[config(default = 1)]
     pub heads: usize,
+    /// How the block is computed: lean (the operation; CPU kernels on flex), tiled (the
+    /// operation's portable path), naive (tensor operations; the reference).
+    #[config(default = "AttentionImpl::Lean")]
+    pub implementation: AttentionImpl,
 }
 
 impl ChannelAttentionConfig {
@@ -68,6 +77,7 @@ impl ChannelAttentionConfig {
             query: projection(),
             key: projection(),
             heads: self.heads,
+            implementation: self.implementation,
         }
     }
 
@@ -94,13 +104,25 @@ pub struct ChannelAttention {
     pub key: Linear,
     #[module(skip)]
     heads: usize,
+    #[module(skip)]
+    implementation: AttentionImpl,
 }
 
 impl ChannelAttention {
     /// `concat(x, y)` for the conv output `x`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self.attend(x.clone()); // [b, c, h, w]
-        Tensor::cat(vec![x, y], 1) // [b, 2c, h, w]
+        let kernel = match self.implementation {
+            AttentionImpl::Lean => Kernel::Native,
+            AttentionImpl::Tiled => Kernel::Tiled,
+            AttentionImpl::Naive => {
+                let y = self.attend(x.clone()); // [b, c, h, w]
+                return Tensor::cat(vec![x, y], 1); // [b, 2c, h, w]
+            }
+        };
+        let [b, c, h, w] = x.dims();
+        let tokens = x.reshape([b, c, h * w]); // [b, c, n]
+        let (wq, wk) = (self.query.weight.val(), self.key.weight.val()); // [n, d] each
+        channel_attention(tokens, wq, wk, self.heads, kernel).reshape([b, 2 * c, h, w]) // [b, 2c, h, w]
     }
 
     /// The attention weights, averaged over heads: `[batch, C, C]`.

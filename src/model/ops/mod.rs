@@ -6,6 +6,7 @@
 //!
 //! - [`attention`]: memory-lean softmax attention over the pixels of a feature map (arch 1, 2);
 //!   [`attention::tiled`] is its portable path on any backend.
+//! - [`channel_attention`]: attention architecture 3 as one operation (`[X; A X]`).
 //! - [`conv`]: 2D convolution with its own backward pass (im2col or Winograd on flex).
 //! - [`batch_norm`]: training-mode BatchNorm, and BatchNorm -> ReLU fused.
 //! - [`max_pool`]: max-pooling that keeps no indices.
@@ -16,6 +17,7 @@
 
 pub mod attention;
 pub mod batch_norm;
+pub mod channel_attention;
 pub mod conv;
 pub mod flex;
 pub mod max_pool;
@@ -23,3 +25,4 @@ pub mod max_pool;
 pub use attention::{
     AttentionOps, Kernel, attention, attention_backward, attention_forward, attention_naive,
 };
+pub use channel_attention::{ChannelAttentionOps, channel_attention};

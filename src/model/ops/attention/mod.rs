@@ -57,12 +57,14 @@ use burn::tensor::activation::softmax;
 pub enum Kernel {
     /// The fastest lean kernel of the backend (the CPU kernels on flex, [`tiled`] elsewhere).
     Native,
-    /// [`tiled`], the portable lean path of backend tensor operations, on every backend.
+    /// The portable path of backend tensor operations, on every backend: [`tiled`] for pixel
+    /// attention, [`generic_forward`](super::channel_attention::generic_forward) and its
+    /// backward for arch 3.
     Tiled,
 }
 
 impl Kernel {
-    fn tiled(self) -> bool {
+    pub(crate) fn tiled(self) -> bool {
         self == Kernel::Tiled
     }
 }
