@@ -1,5 +1,6 @@
 //! The command line: argument parsing only; each subcommand calls one library function.
 
+mod allocator;
 mod bench;
 pub mod config_file;
 mod data;
@@ -57,6 +58,7 @@ enum Command {
 
 /// Parses the command line (with a train config file spliced in) and runs the command.
 pub fn run() -> anyhow::Result<()> {
+    allocator::keep_freed_memory();
     let argv: Vec<String> = std::env::args().collect();
     let argv = config_file::splice(argv)?;
     let matches = Cli::command().get_matches_from(&argv);
