@@ -455,3 +455,43 @@ fn tensorboard_itself_reads_the_event_files() {
     let stdout = assert_success(&out);
     assert!(stdout.contains("TensorBoard reads 3 epochs"), "{stdout}");
 }
+
+/// `bench --json` names the vector path the kernels took, and `VISIONNET_SIMD` caps it, so a
+/// speed figure can say which code it measured.
+#[test]
+fn bench_names_the_kernels_path_it_ran() {
+    let bench = |cap: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_visionnet"));
+        command.args([
+            "bench",
+            "--model",
+            "cnn",
+            "--widths",
+            "4,4,4,4",
+            "--hidden",
+            "8,8,8",
+            "--mode",
+            "train",
+            "--batch-size",
+            "2",
+            "--warmup",
+            "0",
+            "--steps",
+            "1",
+            "--json",
+        ]);
+        if let Some(cap) = cap {
+            command.env("VISIONNET_SIMD", cap);
+        }
+        let out = assert_success(&command.output().expect("the visionnet binary runs"));
+        let json: serde_json::Value =
+            serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
+        json["kernels"]
+            .as_str()
+            .expect("a kernels field")
+            .to_string()
+    };
+    let best = visionnet_kernels::simd::Simd::best_supported().name();
+    assert_eq!(bench(None), best);
+    assert_eq!(bench(Some("portable")), "portable");
+}

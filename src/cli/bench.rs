@@ -133,6 +133,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let cost = crate::model::ModelCost::of(&spec.model, spec.num_classes, spec.input, &device)?;
     let flops = step_flops(cost.flops, spec.batch_size, args.mode);
     let gflops = gflops_per_second(flops, t.median_seconds);
+    // The vector path the CPU kernels chose at run time (VISIONNET_SIMD caps it): a speed figure
+    // belongs to a CPU and a path.
+    let kernels = visionnet_kernels::simd::Simd::detect().name();
     if args.json {
         let params = cost.params;
         println!(
@@ -144,7 +147,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 "params": params, "median_seconds": t.median_seconds, "images_per_second": t.images_per_second,
                 "rss_before_bytes": t.rss_before_bytes, "peak_rss_bytes": t.peak_rss_bytes, "peak_reset": t.peak_reset,
                 "forward_flops_per_image": cost.flops, "step_flops": flops, "gflops_per_second": gflops,
-                "steps": spec.steps, "cpu_seconds": t.cpu_seconds,
+                "steps": spec.steps, "cpu_seconds": t.cpu_seconds, "kernels": kernels,
                 "images_per_cpu_second": t.cpu_seconds.map(|s| (spec.steps * spec.batch_size) as f64 / s),
             })
         );
@@ -156,7 +159,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     println!(
         "{mode}: {:.4} s median, {:.1} images/s, {gflops:.1} GFLOP/s (nominal direct-conv FLOPs; \
-         `--peak` measures this CPU's); peak resident memory {:.1} MiB ({:.1} MiB before the timed steps)",
+         `--peak` measures this CPU's); peak resident memory {:.1} MiB ({:.1} MiB before the timed steps); \
+         {kernels} kernels",
         t.median_seconds,
         t.images_per_second,
         t.peak_rss_bytes as f64 / MIB,
