@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/visionnet}
-MODELS=${MODELS:-cnn attn3 attn2 cnn-se cnn-eca cnn-cbam attn1 cnn-residual cnn-dense cnn-inception cnn-separable}
+MODELS=${MODELS:-cnn attn3 attn2 cnn-se cnn-eca cnn-cbam cnn-gc attn1 cnn-residual cnn-dense cnn-inception cnn-separable}
 [ -x "$BIN" ] || cargo build --release
 for model in $MODELS; do
     for seed in 0 1 2; do
