@@ -150,29 +150,14 @@ pub fn forward_on(simd: Simd, x: &[f32], wq: &[f32], wk: &[f32], shape: Shape) -
         heads,
     } = shape;
     let dh = shape.head_dim();
-    let mut q = vec![0f32; b * c * d];
-    let mut k = vec![0f32; b * c * d];
     // The projections of every image at once: `[B C, N] x [N, D]`.
-    matmul_parallel(
-        &mut q,
-        rows(0, b * c, d),
-        false,
-        x,
-        rows(0, b * c, n),
-        wq,
-        rows(0, n, d),
-        1.0,
-    );
-    matmul_parallel(
-        &mut k,
-        rows(0, b * c, d),
-        false,
-        x,
-        rows(0, b * c, n),
-        wk,
-        rows(0, n, d),
-        1.0,
-    );
+    let project = |w: &[f32]| {
+        let mut p = vec![0f32; b * c * d];
+        let (bc_d, bc_n) = (rows(0, b * c, d), rows(0, b * c, n));
+        matmul_parallel(&mut p, bc_d, false, x, bc_n, w, rows(0, n, d), 1.0);
+        p
+    };
+    let (q, k) = (project(wq), project(wk));
     let mut probs = vec![0f32; b * heads * c * c];
     let mut out = vec![0f32; b * 2 * c * n];
     if out.is_empty() || probs.is_empty() {
@@ -342,52 +327,27 @@ pub fn backward_on(
                 }
             });
     }
-    // The projections' share of dX for the whole batch: dq W_q^T + dk W_k^T, [B C, D] x [D, N].
-    let bc = b * c;
-    matmul_parallel(
-        &mut dx,
-        rows(0, bc, n),
-        true,
-        &dq,
-        rows(0, bc, d),
-        wq,
-        transposed(0, n, d),
-        1.0,
-    );
-    matmul_parallel(
-        &mut dx,
-        rows(0, bc, n),
-        true,
-        &dk,
-        rows(0, bc, d),
-        wk,
-        transposed(0, n, d),
-        1.0,
-    );
-    // The weight gradients summed over the batch: X^T dq, [N, B C] x [B C, D].
-    let mut dwq = vec![0f32; n * d];
-    let mut dwk = vec![0f32; n * d];
-    matmul_parallel(
-        &mut dwq,
-        rows(0, n, d),
-        false,
-        x,
-        transposed(0, bc, n),
-        &dq,
-        rows(0, bc, d),
-        1.0,
-    );
-    matmul_parallel(
-        &mut dwk,
-        rows(0, n, d),
-        false,
-        x,
-        transposed(0, bc, n),
-        &dk,
-        rows(0, bc, d),
-        1.0,
-    );
-    (dx, dwq, dwk)
+    let (bc_d, bc_n) = (rows(0, b * c, d), rows(0, b * c, n));
+    for (g, w) in [(&dq, wq), (&dk, wk)] {
+        // The projections' share of dX for the whole batch: dq W_q^T, [B C, D] x [D, N].
+        matmul_parallel(&mut dx, bc_n, true, g, bc_d, w, transposed(0, n, d), 1.0);
+    }
+    let weight_grad = |g: &[f32]| {
+        // Summed over the batch: X^T dq, [N, B C] x [B C, D].
+        let mut dw = vec![0f32; n * d];
+        matmul_parallel(
+            &mut dw,
+            rows(0, n, d),
+            false,
+            x,
+            transposed(0, b * c, n),
+            g,
+            bc_d,
+            1.0,
+        );
+        dw
+    };
+    (dx, weight_grad(&dq), weight_grad(&dk))
 }
 
 #[cfg(test)]
