@@ -237,10 +237,58 @@ fn maps_of_a_model_with_known_weights_equal_the_hand_computed_ones() {
             .map(|p| (0..2).map(|k| plus_weights[k] * a[k][p / 4][p % 4]).sum())
             .collect();
 
+        // XGradCAM: weight = sum(g A) / (sum(A) + 1e-7).
+        let combine = |weights: &[f32]| -> Vec<f32> {
+            (0..16)
+                .map(|p| (0..2).map(|k| weights[k] * a[k][p / 4][p % 4]).sum())
+                .collect()
+        };
+        let xgrad = combine(
+            &(0..2)
+                .map(|k| {
+                    let ga: f32 = (0..16)
+                        .map(|p| w(c, k, p / 4, p % 4) * a[k][p / 4][p % 4])
+                        .sum();
+                    ga / (a[k].iter().flatten().sum::<f32>() + 1e-7)
+                })
+                .collect::<Vec<_>>(),
+        );
+        // LayerCAM: relu(gradient) times activation, summed over channels.
+        let layer: Vec<f32> = (0..16)
+            .map(|p| {
+                (0..2)
+                    .map(|k| w(c, k, p / 4, p % 4).max(0.0) * a[k][p / 4][p % 4])
+                    .sum()
+            })
+            .collect();
+        // AblationCAM: with the head linear, ablating channel k (to 0 where the layer's minimum
+        // is 0, a ReLU output; else to that minimum less 1e7) lowers the logit by
+        // sum w (A_k - ablated); weight = that drop over the logit.
+        let min = a
+            .iter()
+            .flatten()
+            .flatten()
+            .copied()
+            .fold(f32::INFINITY, f32::min);
+        let ablated = if min == 0.0 { 0.0 } else { min - 1e7 };
+        let ablation = combine(
+            &(0..2)
+                .map(|k| {
+                    let drop: f32 = (0..16)
+                        .map(|p| w(c, k, p / 4, p % 4) * (a[k][p / 4][p % 4] - ablated))
+                        .sum();
+                    drop / logit(c)
+                })
+                .collect::<Vec<_>>(),
+        );
+
         for (method, expected) in [
             (CamMethod::GradCam, &gradcam),
             (CamMethod::HiResCam, &hires),
             (CamMethod::GradCamPlusPlus, &plus),
+            (CamMethod::XGradCam, &xgrad),
+            (CamMethod::LayerCam, &layer),
+            (CamMethod::AblationCam, &ablation),
         ] {
             let explainer = Explainer::new(&model, &config, "cnn", "conv1", method).unwrap();
             let maps = explainer
@@ -273,6 +321,73 @@ fn maps_of_a_model_with_known_weights_equal_the_hand_computed_ones() {
             }
         }
     }
+    // EigenCAM (no class): the pixels' channel vectors, centred, projected on the first
+    // principal direction of their 2 x 2 covariance, its sign making the loadings sum positive.
+    let mean: Vec<f32> = (0..2)
+        .map(|k| a[k].iter().flatten().sum::<f32>() / 16.0)
+        .collect();
+    let centred = |k: usize, p: usize| a[k][p / 4][p % 4] - mean[k];
+    let cov = |k: usize, l: usize| (0..16).map(|p| centred(k, p) * centred(l, p)).sum::<f32>();
+    let (sxx, sxy, syy) = (cov(0, 0), cov(0, 1), cov(1, 1));
+    let top = 0.5 * (sxx + syy) + (0.25 * (sxx - syy).powi(2) + sxy * sxy).sqrt();
+    let (mut v0, mut v1) = if sxy.abs() > 1e-12 {
+        (sxy, top - sxx)
+    } else if sxx >= syy {
+        (1.0, 0.0)
+    } else {
+        (0.0, 1.0)
+    };
+    let norm = (v0 * v0 + v1 * v1).sqrt();
+    (v0, v1) = (v0 / norm, v1 / norm);
+    if v0 + v1 < 0.0 {
+        (v0, v1) = (-v0, -v1);
+    }
+    let eigen: Vec<f32> = (0..16)
+        .map(|p| centred(0, p) * v0 + centred(1, p) * v1)
+        .collect();
+    let explainer = Explainer::new(&model, &config, "cnn", "conv1", CamMethod::EigenCam).unwrap();
+    let map = &explainer
+        .explain(image.clone(), &[None], &ClassTarget::Class(0))
+        .unwrap()[0];
+    for p in 0..16 {
+        assert!(
+            (map.raw[p] - eigen[p]).abs() < 1e-4,
+            "EigenCAM cell {p}: {:?} vs {eigen:?}",
+            map.raw
+        );
+    }
+    // RandomCAM: some combination of the two channels with weights in [-1, 1] (solved back
+    // from two cells), the same map again for the same image, and not the Grad-CAM one.
+    let explainer = Explainer::new(&model, &config, "cnn", "conv1", CamMethod::RandomCam).unwrap();
+    let random = |explainer: &Explainer| {
+        explainer
+            .explain(image.clone(), &[None], &ClassTarget::Class(0))
+            .unwrap()[0]
+            .raw
+            .clone()
+    };
+    let (r1, r2) = (random(&explainer), random(&explainer));
+    assert_eq!(r1, r2, "RandomCAM is seeded by the image");
+    let (mut best, mut weights) = (f32::INFINITY, [0f32; 2]);
+    for p in 0..16 {
+        for q in p + 1..16 {
+            let det =
+                a[0][p / 4][p % 4] * a[1][q / 4][q % 4] - a[1][p / 4][p % 4] * a[0][q / 4][q % 4];
+            if det.abs() > 1e-3 && det.abs().recip() < best {
+                best = det.abs().recip();
+                weights = [
+                    (r1[p] * a[1][q / 4][q % 4] - a[1][p / 4][p % 4] * r1[q]) / det,
+                    (a[0][p / 4][p % 4] * r1[q] - r1[p] * a[0][q / 4][q % 4]) / det,
+                ];
+            }
+        }
+    }
+    assert!(weights.iter().all(|w| w.abs() <= 1.0), "{weights:?}");
+    for p in 0..16 {
+        let combined = weights[0] * a[0][p / 4][p % 4] + weights[1] * a[1][p / 4][p % 4];
+        assert!((r1[p] - combined).abs() < 1e-4, "RandomCAM cell {p}");
+    }
+
     // One value worked out on paper: class 0's Grad-CAM weights are 0.5 and -0.25 (the i - j
     // term averages out), so cell (0, 2) is 0.5 * 3 / s - 0.25 * relu(x[-1][1]) = 1.5 / s.
     let explainer = Explainer::new(&model, &config, "cnn", "conv1", CamMethod::GradCam).unwrap();
