@@ -166,6 +166,10 @@ fn gradcam_writes_maps_overlays_a_labelled_grid_and_a_summary() {
         ),
         (vec![missing.to_str().unwrap()], vec!["missing.png"]),
         (vec!["--data", d, "--samples", "0"], vec!["--samples"]),
+        (
+            vec!["--method", "gradcam,deepcam", small.to_str().unwrap()],
+            vec!["deepcam", "scorecam", "ablationcam", "randomcam"],
+        ),
     ];
     for (args, needles) in cases {
         let mut full = vec!["gradcam", "--checkpoint", r, "--out", o3];
@@ -173,6 +177,27 @@ fn gradcam_writes_maps_overlays_a_labelled_grid_and_a_summary() {
         assert_clean_failure(&visionnet(&full), &needles);
         assert!(!out3.exists(), "{args:?} wrote its output folder");
     }
+    // Metrics on one image: the means come without an interval, and the output says why.
+    let one = tmp.path().join("one");
+    let stdout = assert_success(&visionnet(&[
+        "gradcam",
+        "--checkpoint",
+        r,
+        "--data",
+        d,
+        "--samples",
+        "1",
+        "--method",
+        "gradcam",
+        "--metrics",
+        "--out",
+        one.to_str().unwrap(),
+    ]));
+    let all = format!(
+        "{stdout}{}",
+        std::fs::read_to_string(one.join("gradcam.json")).unwrap()
+    );
+    assert!(all.contains("an interval needs at least 2 images"), "{all}");
     // A used output folder is refused and left as it was.
     let before = snapshot(&out);
     let output = visionnet(&[
@@ -305,6 +330,26 @@ fn compare_counts_disagreements_tests_them_and_draws_both_galleries() {
         ]),
         &["--layer", "'attn'", "conv1"],
     );
+    // A model of other classes and input size (4 classes of 24x24 images) is refused, naming
+    // both checkpoints.
+    let other_data = tmp.path().join("other-data");
+    write_image_folder(&other_data, 4, 10, 24);
+    let run_c = tmp.path().join("other-size");
+    train(&other_data, &run_c, "3");
+    let c = run_c.to_str().unwrap();
+    let output = visionnet(&[
+        "compare",
+        "--checkpoint-a",
+        a,
+        "--checkpoint-b",
+        b,
+        c,
+        "--data",
+        d,
+        "--out",
+        f,
+    ]);
+    assert_clean_failure(&output, &["other-size", "plain", "compare models of one"]);
     assert!(!fresh.exists());
     let before = snapshot(&out);
     assert_clean_failure(
