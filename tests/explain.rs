@@ -161,13 +161,18 @@ const X: [[f32; 4]; 4] = [
 
 /// The known model's activation `A[k][i][j]`, by hand: ReLU(conv / sqrt(1 + eps)).
 fn known_activation() -> [[[f32; 4]; 4]; 2] {
+    activation_of(&X)
+}
+
+/// The known model's conv1 activation for the input `x`.
+fn activation_of(x: &[[f32; 4]; 4]) -> [[[f32; 4]; 4]; 2] {
     let s = (1.0 + BN_EPS).sqrt();
     let mut a = [[[0.0; 4]; 4]; 2];
     for i in 0..4 {
         for j in 0..4 {
-            a[0][i][j] = (X[i][j] / s).max(0.0);
+            a[0][i][j] = (x[i][j] / s).max(0.0);
             a[1][i][j] = if i > 0 && j > 0 {
-                (X[i - 1][j - 1] / s).max(0.0)
+                (x[i - 1][j - 1] / s).max(0.0)
             } else {
                 0.0
             };
@@ -282,7 +287,41 @@ fn maps_of_a_model_with_known_weights_equal_the_hand_computed_ones() {
                 .collect::<Vec<_>>(),
         );
 
+        // ScoreCAM: each channel, scaled to [0, 1] (4x4 maps on a 4x4 input: no upsampling),
+        // masks the input; the masked inputs' logits, softmaxed over channels, weight them.
+        let head = |a: &[[[f32; 4]; 4]; 2]| -> f32 {
+            let mut sum = if c == 0 { 0.1 } else { -0.2 };
+            for p in 0..32 {
+                sum += w(c, p / 16, p % 16 / 4, p % 4) * a[p / 16][p % 16 / 4][p % 4];
+            }
+            sum
+        };
+        let scores: Vec<f32> = (0..2)
+            .map(|k| {
+                let lo = a[k].iter().flatten().copied().fold(f32::INFINITY, f32::min);
+                let hi = a[k]
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .fold(f32::NEG_INFINITY, f32::max);
+                let mut masked = X;
+                for p in 0..16 {
+                    masked[p / 4][p % 4] *= (a[k][p / 4][p % 4] - lo) / (hi - lo);
+                }
+                head(&activation_of(&masked))
+            })
+            .collect();
+        let top = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let total: f32 = scores.iter().map(|v| (v - top).exp()).sum();
+        let score = combine(
+            &scores
+                .iter()
+                .map(|v| (v - top).exp() / total)
+                .collect::<Vec<_>>(),
+        );
+
         for (method, expected) in [
+            (CamMethod::ScoreCam, &score),
             (CamMethod::GradCam, &gradcam),
             (CamMethod::HiResCam, &hires),
             (CamMethod::GradCamPlusPlus, &plus),
