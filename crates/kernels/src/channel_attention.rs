@@ -112,6 +112,22 @@ fn columns(offset: usize, rows: usize, cols: usize, start: usize, width: usize) 
     View::new(offset + start, rows, width, cols, 1)
 }
 
+/// `A` (`[C, C]`) of one image's `probs` (`[H, C, C]`): the single head's weights themselves, or
+/// the heads' mean, computed into `scratch`.
+fn attention_of<'a>(
+    simd: Simd,
+    probs: &'a [f32],
+    heads: usize,
+    scratch: &'a mut Vec<f32>,
+) -> &'a [f32] {
+    if heads == 1 {
+        return probs;
+    }
+    scratch.resize(probs.len() / heads, 0.0);
+    mean_of_heads(simd, probs, heads, scratch);
+    scratch
+}
+
 /// `A`, the heads' mean of `probs` (`[H, C, C]`), into `a` (`[C, C]`).
 fn mean_of_heads(simd: Simd, probs: &[f32], heads: usize, a: &mut [f32]) {
     simd.run(|| {
@@ -184,15 +200,8 @@ pub fn forward_on(simd: Simd, x: &[f32], wq: &[f32], wk: &[f32], shape: Shape) -
                     }
                 });
             }
-            let mean;
-            let a: &[f32] = if heads == 1 {
-                probs
-            } else {
-                let mut m = vec![0f32; c * c];
-                mean_of_heads(simd, probs, heads, &mut m);
-                mean = m;
-                &mean
-            };
+            let mut scratch = Vec::new();
+            let a = attention_of(simd, probs, heads, &mut scratch);
             out[..c * n].copy_from_slice(&x[xi..xi + c * n]);
             // A X: [C, C] x [C, N], into the second half.
             matmul(
@@ -270,14 +279,8 @@ pub fn backward_on(
             .for_each(|(i, ((dx, dq), dk))| {
                 let (xi, qi, gi) = (i * c * n, i * c * d, i * 2 * c * n);
                 let probs = &probs[i * heads * c * c..(i + 1) * heads * c * c];
-                let mut a = Vec::new();
-                let a: &[f32] = if heads == 1 {
-                    probs
-                } else {
-                    a.resize(c * c, 0.0);
-                    mean_of_heads(simd, probs, heads, &mut a);
-                    &a
-                };
+                let mut scratch = Vec::new();
+                let a = attention_of(simd, probs, heads, &mut scratch);
                 // dA = G_y X^T: [C, N] x [N, C].
                 let mut da = vec![0f32; c * c];
                 let g_y = rows(gi + c * n, c, n);
