@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Compares the training speed of two visionnet binaries (e.g. before and after a change) on this
-# machine: for each model, `visionnet bench --batch-size 64` with each binary in turn, ROUNDS
-# rounds, then a table of the medians and the speed-up. Needs an otherwise idle machine; it is a
-# benchmark, never a test.
+# Compares the speed of two visionnet binaries (e.g. before and after a change) on this machine:
+# for each model, `visionnet bench` (training at batch 64 unless MODE / BATCH say otherwise) with
+# each binary in turn, ROUNDS rounds, then a table of the medians and the speed-up. Needs an
+# otherwise idle machine; it is a benchmark, never a test.
 #
 #   scripts/bench_ab.sh OLD_BINARY NEW_BINARY            # ROUNDS=3 by default
 #   MODELS="cnn:10 attn2:6" scripts/bench_ab.sh OLD NEW  # model:timed-steps pairs
+#   MODE=infer BATCH=256 scripts/bench_ab.sh OLD NEW     # inference
 set -euo pipefail
 before=$1
 after=$2
 rounds=${ROUNDS:-3}
+mode=${MODE:-train}
+batch=${BATCH:-64}
 models=${MODELS:-"cnn:10|attn2:6|attn3:6|attn1:3|cnn --lateral residual:6|cnn --conv inception:6"}
 models=${models// /_}
 models=${models//|/ }
@@ -21,19 +24,20 @@ for round in $(seq "$rounds"); do
         steps=${spec##*:}
         for bin in "$before" "$after"; do
             # shellcheck disable=SC2086  # the model spec carries its own flags
-            json=$("$bin" bench --model $model --batch-size 64 --warmup 2 --steps "$steps" --json | tail -1)
+            json=$("$bin" bench --model $model --mode "$mode" --batch-size "$batch" --warmup 2 --steps "$steps" --json | tail -1)
             echo "$model|$bin|$json" >> "$out"
         done
     done
 done
-python3 - "$out" "$before" "$after" <<'PY'
+python3 - "$out" "$before" "$after" "$mode" "$batch" <<'PY'
 import json, statistics, sys
-path, before, after = sys.argv[1:]
+path, before, after, mode, batch = sys.argv[1:]
 rate = {}
 for line in open(path):
     model, binary, js = line.rstrip("\n").split("|", 2)
     rate.setdefault((model, binary), []).append(json.loads(js)["images_per_second"])
-print("| training images/s, batch 64 | before | after | speed-up |")
+what = "training" if mode == "train" else "inference"
+print(f"| {what} images/s, batch {batch} | before | after | speed-up |")
 print("|---|---:|---:|---:|")
 for model in dict.fromkeys(m for m, _ in rate):
     a, b = statistics.median(rate[(model, before)]), statistics.median(rate[(model, after)])

@@ -135,10 +135,49 @@ fn inference_takes_the_modules_path() {
         &device,
     );
     let before = to_vec(bn.running_mean.value());
-    assert!(rel_err(batch_norm::forward(&bn, x.clone()), bn.forward(x)) < 1e-6);
+    assert!(rel_err(batch_norm::forward(&bn, x.clone()), bn.forward(x.clone())) < 1e-6);
+    let fused = batch_norm::forward_relu(&bn, x.clone());
+    assert!(rel_err(fused.clone(), burn::tensor::activation::relu(bn.forward(x))) < 1e-6);
+    assert!(
+        to_vec(fused).iter().all(|&v| v >= 0.0),
+        "the fused ReLU left a negative value"
+    );
     assert_eq!(
         to_vec(bn.running_mean.value()),
         before,
         "inference must not update the running mean"
     );
+}
+
+#[test]
+fn inference_on_an_autodiff_device_passes_gradients_as_burns_module() {
+    // Grad-CAM differentiates a model in eval mode on the autodiff device: the inference op's
+    // input gradient must be burn's (gamma / sqrt(running var + eps), masked by the ReLU).
+    let device = Device::flex().autodiff();
+    let bn = norm(4, &device).freeze();
+    let shape = [2, 4, 3, 3];
+    let x = || {
+        Tensor::<4>::from_data(TensorData::new(values(72, 9, 2.0, 0.7), shape), &device)
+            .require_grad()
+    };
+    let (lean_x, burn_x) = (x(), x());
+    let lean = batch_norm::forward_relu(&bn, lean_x.clone());
+    let burns = burn::tensor::activation::relu(bn.forward(burn_x.clone()));
+    assert!(rel_err(lean.clone(), burns.clone()) < 1e-6);
+    let weights = Tensor::<4>::from_data(TensorData::new(values(72, 10, 1.0, 0.0), shape), &device);
+    let (lean_grads, burn_grads) = (
+        (lean * weights.clone()).sum().backward(),
+        (burns * weights).sum().backward(),
+    );
+    let (got, want) = (lean_x.grad(&lean_grads), burn_x.grad(&burn_grads));
+    assert!(rel_err(got.unwrap(), want.unwrap()) < 1e-6);
+}
+
+#[test]
+#[should_panic(expected = "batch norm over 3 channels: input of shape [2, 4, 4, 4]")]
+fn an_input_of_other_channels_is_refused_naming_both() {
+    let device = Device::flex();
+    let bn = norm(3, &device);
+    let x = Tensor::<4>::zeros([2, 4, 4, 4], &device);
+    batch_norm::forward(&bn, x);
 }

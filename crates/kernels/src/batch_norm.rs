@@ -1,5 +1,6 @@
-//! Training-mode BatchNorm's CPU passes over `[b, c, pixels]` planes, and the fused
-//! BatchNorm -> ReLU: the statistics, the normalised output, and the gradients.
+//! BatchNorm's CPU passes over `[b, c, pixels]` planes, and the fused BatchNorm -> ReLU: in
+//! training the statistics, the normalised output and the gradients; in inference the output
+//! from the running statistics.
 //!
 //! With `x` `[b, c, ...]`, per channel over the batch and the pixels (`N` values):
 //!
@@ -125,13 +126,53 @@ pub fn train_forward(
     .into_iter()
     .map(|s| s / count)
     .collect();
-    // y = x * scale + shift per channel
+    let y = normalize_planes(x, gamma, beta, (&mean, &var), dims, epsilon, relu);
+    let stats = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
+    (y, stats(mean), stats(var))
+}
+
+/// Inference-mode BatchNorm (with `relu`, then `max(y, 0)`; a NaN stays NaN): `x` normalised
+/// with the given statistics (the running ones) in one pass, where burn's `batch_norm`
+/// composes five whole-tensor passes (subtract, divide, multiply, add; the ReLU a sixth).
+///
+/// # Shapes
+/// - `x`: `[b, c, n]` (`dims`); `gamma`, `beta`, `mean`, `variance`: `[c]`
+/// - output: as `x`
+pub fn infer_forward(
+    x: &[f32],
+    [gamma, beta, mean, variance]: [&[f32]; 4],
+    dims: [usize; 3],
+    epsilon: f64,
+    relu: bool,
+) -> Vec<f32> {
+    let [b, c, n] = dims;
+    assert!(
+        x.len() == b * c * n && [gamma.len(), beta.len(), mean.len(), variance.len()] == [c; 4],
+        "batch norm: x must be [b, c, n] and gamma, beta, mean and variance [c]"
+    );
+    let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<f64>>();
+    let stats = (&wide(mean)[..], &wide(variance)[..]);
+    normalize_planes(x, gamma, beta, stats, dims, epsilon, relu)
+}
+
+/// `gamma (x - mean) / sqrt(var + eps) + beta` per channel (then the ReLU), as `x * scale +
+/// shift` with both factors from f64: the output pass both modes share.
+fn normalize_planes(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    (mean, var): (&[f64], &[f64]),
+    [_, c, n]: [usize; 3],
+    epsilon: f64,
+    relu: bool,
+) -> Vec<f32> {
     let scale: Vec<f32> = (0..c)
         .map(|ch| (gamma[ch] as f64 / (var[ch] + epsilon).sqrt()) as f32)
         .collect();
     let shift: Vec<f32> = (0..c)
         .map(|ch| beta[ch] - (mean[ch] * scale[ch] as f64) as f32)
         .collect();
+    let simd = Simd::detect();
     let mut y = vec![0f32; x.len()];
     y.par_chunks_mut(n.max(1))
         .zip(x.par_chunks(n.max(1)))
@@ -140,8 +181,7 @@ pub fn train_forward(
             let (a, s) = (scale[plane % c], shift[plane % c]);
             simd.run(|| normalize(y, x, a, s, relu));
         });
-    let stats = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
-    (y, stats(mean), stats(var))
+    y
 }
 
 /// `(dx, dgamma, dbeta)` of training-mode BatchNorm for the output gradient `dy`, from the
@@ -231,6 +271,39 @@ pub fn relu_grad(output: &[f32], dy: &[f32]) -> Vec<f32> {
 mod tests {
     use super::*;
     use crate::simd::report_paths;
+
+    #[test]
+    fn inference_with_the_batch_statistics_is_the_training_output() {
+        // The same statistics must give the same bits: both modes share the output pass.
+        let dims = [3, 5, 37];
+        let x = crate::test_values::tricky(3 * 5 * 37, 11, &[0.0, -0.0], 2.0);
+        let gamma = [0.5, 1.5, -1.0, 2.0, 0.25];
+        let beta = [0.1, -0.2, 0.0, 0.3, -1.0];
+        for relu in [false, true] {
+            let (y, mean, var) = train_forward(&x, &gamma, &beta, dims, 1e-5, relu);
+            let got = infer_forward(&x, [&gamma, &beta, &mean, &var], dims, 1e-5, relu);
+            // the f32 statistics widen back to other f64 values than train_forward kept
+            let close = got
+                .iter()
+                .zip(&y)
+                .all(|(a, b)| (a - b).abs() <= 1e-5 * (1.0 + b.abs()));
+            assert!(
+                close,
+                "relu {relu}: inference differs from training's output"
+            );
+            assert!(
+                !relu || got.iter().all(|&v| v >= 0.0),
+                "relu left a negative value"
+            );
+        }
+        let wrong = std::panic::catch_unwind(|| {
+            infer_forward(&x, [&gamma, &beta, &gamma[..4], &gamma], dims, 1e-5, false)
+        });
+        assert!(
+            wrong.is_err(),
+            "statistics of the wrong length must be refused"
+        );
+    }
 
     /// Values with the cases the kernels must keep: zeros of both signs, NaN, infinities.
     fn tricky(n: usize, seed: u32) -> Vec<f32> {

@@ -11,7 +11,7 @@
 //! - [`conv`]: 2D convolution as im2col / col2im and one matrix product per pass, and
 //!   [`conv::winograd`] (F(4x4, 3x3)) for 3x3 stride-1 convs with its tile transforms and
 //!   channels-last copies.
-//! - [`batch_norm`]: training-mode BatchNorm's passes, with the fused BatchNorm -> ReLU.
+//! - [`batch_norm`]: BatchNorm's passes (training and inference), with the fused BatchNorm -> ReLU.
 //! - [`max_pool`]: max-pooling, with vector kernels for the 2x2, stride-2 window.
 //! - [`matmul`]: the strided single-threaded matrix product they share (`gemm`).
 //! - `vector` (x86-64, crate-private): the AVX2 and AVX-512 primitives the vector kernels are written in.
