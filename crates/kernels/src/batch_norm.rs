@@ -18,6 +18,7 @@
 
 use rayon::prelude::*;
 
+use crate::output::par_filled;
 use crate::simd::Simd;
 
 /// Independent partial sums per reduction: 32 lanes (four AVX registers) break the chain of
@@ -173,15 +174,11 @@ fn normalize_planes(
         .map(|ch| beta[ch] - (mean[ch] * scale[ch] as f64) as f32)
         .collect();
     let simd = Simd::detect();
-    let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(n.max(1))
-        .zip(x.par_chunks(n.max(1)))
-        .enumerate()
-        .for_each(|(plane, (y, x))| {
-            let (a, s) = (scale[plane % c], shift[plane % c]);
-            simd.run(|| normalize(y, x, a, s, relu));
-        });
-    y
+    par_filled(x.len(), n, |plane, y| {
+        let x = &x[plane * n..][..y.len()];
+        let (a, s) = (scale[plane % c], shift[plane % c]);
+        simd.run(|| normalize(y, x, a, s, relu));
+    })
 }
 
 /// `(dx, dgamma, dbeta)` of training-mode BatchNorm for the output gradient `dy`, from the
@@ -228,17 +225,14 @@ pub fn train_grads(
         })
         .collect();
     let count = (b * n) as f64;
-    let mut dx = vec![0f32; x.len()];
-    dx.par_chunks_mut(n.max(1))
-        .zip(x.par_chunks(n.max(1)).zip(dy.par_chunks(n.max(1))))
-        .enumerate()
-        .for_each(|(p, (dx, (x, dy)))| {
-            let ch = p % c;
-            let (m, s) = (mean[ch], inv_std[ch]);
-            let k = gamma[ch] * s;
-            let (mean_db, mean_dg) = ((sums[ch].0 / count) as f32, (sums[ch].1 / count) as f32);
-            simd.run(|| input_grad(dx, x, dy, [k, m, s, mean_db, mean_dg]));
-        });
+    let dx = par_filled(x.len(), n, |p, dx| {
+        let (x, dy) = (&x[p * n..][..dx.len()], &dy[p * n..][..dx.len()]);
+        let ch = p % c;
+        let (m, s) = (mean[ch], inv_std[ch]);
+        let k = gamma[ch] * s;
+        let (mean_db, mean_dg) = ((sums[ch].0 / count) as f32, (sums[ch].1 / count) as f32);
+        simd.run(|| input_grad(dx, x, dy, [k, m, s, mean_db, mean_dg]));
+    });
     let dgamma = sums.iter().map(|s| s.1 as f32).collect();
     let dbeta = sums.iter().map(|s| s.0 as f32).collect();
     (dx, dgamma, dbeta)
@@ -255,16 +249,12 @@ pub fn relu_grad(output: &[f32], dy: &[f32]) -> Vec<f32> {
         dy.len(),
         "relu grad: output and dy of other lengths"
     );
-    let mut masked = vec![0f32; dy.len()];
-    let chunk = (1 << 16).min(masked.len()).max(1);
+    let chunk = 1 << 16;
     let simd = Simd::detect();
-    masked
-        .par_chunks_mut(chunk)
-        .zip(output.par_chunks(chunk).zip(dy.par_chunks(chunk)))
-        .for_each(|(m, (y, g))| {
-            simd.run(|| relu_mask(m, y, g));
-        });
-    masked
+    par_filled(dy.len(), chunk, |i, m| {
+        let (y, g) = (&output[i * chunk..][..m.len()], &dy[i * chunk..][..m.len()]);
+        simd.run(|| relu_mask(m, y, g));
+    })
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! - [`batch_norm`]: BatchNorm's passes (training and inference), with the fused BatchNorm -> ReLU.
 //! - [`max_pool`]: max-pooling, with vector kernels for the 2x2, stride-2 window.
 //! - [`matmul`]: the strided single-threaded matrix product they share (`gemm`).
+//! - [`output`]: output buffers zeroed by the tasks that fill them, not serially before.
 //! - `vector` (x86-64, crate-private): the AVX2 and AVX-512 primitives the vector kernels are written in.
 //!
 //! Every kernel with vector bodies has a portable one too, and the tests hold each path the CPU
@@ -25,6 +26,7 @@ pub mod channel_attention;
 pub mod conv;
 pub mod matmul;
 pub mod max_pool;
+pub mod output;
 pub mod simd;
 #[cfg(test)]
 mod test_values;

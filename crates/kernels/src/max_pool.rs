@@ -7,8 +7,7 @@
 //! window goes to its first maximum in row-major order (a NaN counts as the maximum, as in
 //! PyTorch).
 
-use rayon::prelude::*;
-
+use crate::output::par_filled;
 use crate::simd::Simd;
 
 /// The window of one max-pool: kernel, stride, symmetric padding and dilation, per axis
@@ -61,20 +60,17 @@ pub fn forward(x: &[f32], dims: [usize; 4], window: &PoolWindow) -> Vec<f32> {
         "max pool: padding larger than half the kernel"
     );
     let [ho, wo] = window.output(h, w);
-    let mut y = vec![0f32; b * c * ho * wo];
     let simd = Simd::detect();
-    y.par_chunks_mut((ho * wo).max(1))
-        .zip(x.par_chunks((h * w).max(1)))
-        .for_each(|(y, x)| {
-            if window.is_2x2() && wo > 0 {
-                pool_2x2(x, w, wo, y, simd);
-            } else {
-                for_each_argmax(x, [h, w], [ho, wo], window, |oy, ox, at| {
-                    y[oy * wo + ox] = x[at]
-                });
-            }
-        });
-    y
+    par_filled(b * c * ho * wo, ho * wo, |plane, y| {
+        let x = &x[plane * h * w..][..h * w];
+        if window.is_2x2() && wo > 0 {
+            pool_2x2(x, w, wo, y, simd);
+        } else {
+            for_each_argmax(x, [h, w], [ho, wo], window, |oy, ox, at| {
+                y[oy * wo + ox] = x[at]
+            });
+        }
+    })
 }
 
 /// The gradient of the input `x` `[b, c, h, w]` (`dims`) for the output gradient `dy`
@@ -93,24 +89,21 @@ pub fn input_grad(x: &[f32], dy: &[f32], dims: [usize; 4], window: &PoolWindow) 
         takes(window),
         "max pool: padding larger than half the kernel"
     );
-    let mut dx = vec![0f32; x.len()];
     let simd = Simd::detect();
-    dx.par_chunks_mut((h * w).max(1))
-        .zip(
-            x.par_chunks((h * w).max(1))
-                .zip(dy.par_chunks((ho * wo).max(1))),
-        )
-        .for_each(|(dx, (x, dy))| {
-            if window.is_2x2() && wo > 0 {
-                pool_2x2_grad(x, dy, w, wo, dx, simd);
-            } else {
-                // Overlapping windows may share a maximum: accumulate.
-                for_each_argmax(x, [h, w], [ho, wo], window, |oy, ox, at| {
-                    dx[at] += dy[oy * wo + ox]
-                });
-            }
-        });
-    dx
+    par_filled(x.len(), h * w, |plane, dx| {
+        let (x, dy) = (
+            &x[plane * h * w..][..h * w],
+            &dy[plane * ho * wo..][..ho * wo],
+        );
+        if window.is_2x2() && wo > 0 {
+            pool_2x2_grad(x, dy, w, wo, dx, simd);
+        } else {
+            // Overlapping windows may share a maximum: accumulate.
+            for_each_argmax(x, [h, w], [ho, wo], window, |oy, ox, at| {
+                dx[at] += dy[oy * wo + ox]
+            });
+        }
+    })
 }
 
 /// A key whose integer order is the pool's order of values: numbers by value (`-0.0` equal to

@@ -26,6 +26,7 @@
 use rayon::prelude::*;
 
 use crate::matmul::{View, matmul};
+use crate::output::par_filled;
 use crate::simd::Simd;
 
 pub mod winograd;
@@ -308,66 +309,61 @@ pub fn forward(x: &[f32], weight: &[f32], s: &ConvShape) -> Vec<f32> {
         s.c_out * k,
         "conv forward: weight has the wrong size"
     );
-    let mut y = vec![0f32; s.batch * y_len];
     let chunk = images_per_task(s.batch);
     let block = images_per_block(k, p, chunk);
-    y.par_chunks_mut(chunk * y_len)
-        .zip(x.par_chunks(chunk * x_len))
-        .for_each(|(ys, xs)| {
-            let ld = block * p;
-            with_scratch(k * ld, s.c_out * ld, |col, yc| {
-                for (yb, xb) in ys.chunks_mut(block * y_len).zip(xs.chunks(block * x_len)) {
-                    let n = xb.len() / x_len;
-                    let w = View::new(0, s.c_out, k, k, 1);
-                    if n == 1 && s.is_pointwise() {
-                        // the image is its own im2col matrix
-                        matmul(
-                            yb,
-                            View::new(0, s.c_out, p, p, 1),
-                            false,
-                            weight,
-                            w,
-                            xb,
-                            View::new(0, k, p, p, 1),
-                            1.0,
-                        );
-                        continue;
-                    }
-                    for j in 0..n {
-                        simd.run(|| {
-                            im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld)
-                        });
-                    }
-                    // y_block [co, n P] = W [co, K] x col_block [K, n P]; one image: straight into y
-                    let cols = View::new(0, k, n * p, ld, 1);
-                    if n == 1 {
-                        matmul(
-                            yb,
-                            View::new(0, s.c_out, p, p, 1),
-                            false,
-                            weight,
-                            w,
-                            col,
-                            cols,
-                            1.0,
-                        );
-                    } else {
-                        matmul(
-                            yc,
-                            View::new(0, s.c_out, n * p, ld, 1),
-                            false,
-                            weight,
-                            w,
-                            col,
-                            cols,
-                            1.0,
-                        );
-                        block_to_images(yc, ld, n, s.c_out, p, yb);
-                    }
+    par_filled(s.batch * y_len, chunk * y_len, |task, ys| {
+        let xs = &x[task * chunk * x_len..][..ys.len() / y_len * x_len];
+        let ld = block * p;
+        with_scratch(k * ld, s.c_out * ld, |col, yc| {
+            for (yb, xb) in ys.chunks_mut(block * y_len).zip(xs.chunks(block * x_len)) {
+                let n = xb.len() / x_len;
+                let w = View::new(0, s.c_out, k, k, 1);
+                if n == 1 && s.is_pointwise() {
+                    // the image is its own im2col matrix
+                    matmul(
+                        yb,
+                        View::new(0, s.c_out, p, p, 1),
+                        false,
+                        weight,
+                        w,
+                        xb,
+                        View::new(0, k, p, p, 1),
+                        1.0,
+                    );
+                    continue;
                 }
-            });
+                for j in 0..n {
+                    simd.run(|| im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld));
+                }
+                // y_block [co, n P] = W [co, K] x col_block [K, n P]; one image: straight into y
+                let cols = View::new(0, k, n * p, ld, 1);
+                if n == 1 {
+                    matmul(
+                        yb,
+                        View::new(0, s.c_out, p, p, 1),
+                        false,
+                        weight,
+                        w,
+                        col,
+                        cols,
+                        1.0,
+                    );
+                } else {
+                    matmul(
+                        yc,
+                        View::new(0, s.c_out, n * p, ld, 1),
+                        false,
+                        weight,
+                        w,
+                        col,
+                        cols,
+                        1.0,
+                    );
+                    block_to_images(yc, ld, n, s.c_out, p, yb);
+                }
+            }
         });
-    y
+    })
 }
 
 /// The weight gradient `[co, ci, kh, kw]` (flat) of a conv with input `x` and output gradient `dy`.
@@ -479,60 +475,57 @@ pub fn input_grad(weight: &[f32], dy: &[f32], s: &ConvShape) -> Vec<f32> {
         s.batch * dy_len,
         "conv input grad: dy has the wrong size"
     );
-    // Zeroed here, once: col2im adds onto it.
-    let mut dx = vec![0f32; s.batch * x_len];
     let chunk = images_per_task(s.batch);
     let block = images_per_block(k, p, chunk);
-    dx.par_chunks_mut(chunk * x_len)
-        .zip(dy.par_chunks(chunk * dy_len))
-        .for_each(|(dxs, dys)| {
-            let ld = block * p;
-            with_scratch(k * ld, s.c_out * ld, |dcol, dyc| {
-                for (dxb, dyb) in dxs
-                    .chunks_mut(block * x_len)
-                    .zip(dys.chunks(block * dy_len))
-                {
-                    let n = dyb.len() / dy_len;
-                    if n == 1 && s.is_pointwise() {
-                        // dx_b [ci, P] = W^T [ci, co] x dy_b [co, P]: col2im of a 1x1 conv is the identity
-                        matmul(
-                            dxb,
-                            View::new(0, k, p, p, 1),
-                            false,
-                            weight,
-                            View::new(0, k, s.c_out, 1, k),
-                            dyb,
-                            View::new(0, s.c_out, p, p, 1),
-                            1.0,
-                        );
-                        continue;
-                    }
-                    // dcol [K, n P] = W^T [K, co] x dy_block [co, n P]; one image: its own dy
-                    let (dy_block, dy_ld) = if n == 1 {
-                        (dyb, p)
-                    } else {
-                        images_to_block(dyb, n, s.c_out, p, dyc, ld);
-                        (&dyc[..], ld)
-                    };
+    // Each task's images zeroed first: col2im adds onto them.
+    par_filled(s.batch * x_len, chunk * x_len, |task, dxs| {
+        let dys = &dy[task * chunk * dy_len..][..dxs.len() / x_len * dy_len];
+        let ld = block * p;
+        with_scratch(k * ld, s.c_out * ld, |dcol, dyc| {
+            for (dxb, dyb) in dxs
+                .chunks_mut(block * x_len)
+                .zip(dys.chunks(block * dy_len))
+            {
+                let n = dyb.len() / dy_len;
+                if n == 1 && s.is_pointwise() {
+                    // dx_b [ci, P] = W^T [ci, co] x dy_b [co, P]: col2im of a 1x1 conv is the identity
                     matmul(
-                        dcol,
-                        View::new(0, k, n * p, ld, 1),
+                        dxb,
+                        View::new(0, k, p, p, 1),
                         false,
                         weight,
                         View::new(0, k, s.c_out, 1, k),
-                        dy_block,
-                        View::new(0, s.c_out, n * p, dy_ld, 1),
+                        dyb,
+                        View::new(0, s.c_out, p, p, 1),
                         1.0,
                     );
-                    for j in 0..n {
-                        simd.run(|| {
-                            col2im(&dcol[j * p..], s, &mut dxb[j * x_len..(j + 1) * x_len], ld)
-                        });
-                    }
+                    continue;
                 }
-            });
+                // dcol [K, n P] = W^T [K, co] x dy_block [co, n P]; one image: its own dy
+                let (dy_block, dy_ld) = if n == 1 {
+                    (dyb, p)
+                } else {
+                    images_to_block(dyb, n, s.c_out, p, dyc, ld);
+                    (&dyc[..], ld)
+                };
+                matmul(
+                    dcol,
+                    View::new(0, k, n * p, ld, 1),
+                    false,
+                    weight,
+                    View::new(0, k, s.c_out, 1, k),
+                    dy_block,
+                    View::new(0, s.c_out, n * p, dy_ld, 1),
+                    1.0,
+                );
+                for j in 0..n {
+                    simd.run(|| {
+                        col2im(&dcol[j * p..], s, &mut dxb[j * x_len..(j + 1) * x_len], ld)
+                    });
+                }
+            }
         });
-    dx
+    })
 }
 
 #[cfg(test)]

@@ -49,10 +49,13 @@
 //! - output `[b, co, ho, wo]`; input gradient `[b, ci, h, w]` and weight gradient
 //!   `[co, ci, 3, 3]` from `dy` `[b, co, ho, wo]`
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::{BLOCK_ELEMENTS, ConvShape, images_per_task, sum_in_task_order, with_scratch};
 use crate::matmul::{View, matmul};
+use crate::output::{par_filled, zeroed};
 use crate::simd::Simd;
 
 /// Outputs per tile side.
@@ -198,56 +201,56 @@ fn transform_kernels(
     let len = rows * cols;
     // The taps first, tap-major ([9, rows, cols]), so that 8 kernels side by side are 8
     // contiguous floats per tap.
-    let mut taps = vec![0f32; 9 * len];
-    for (pair, k) in weight.chunks_exact(9).enumerate() {
-        let (o, c) = (pair / c_in, pair % c_in);
-        let at = if flip { c * c_out + o } else { pair };
-        for (tap, &value) in k.iter().enumerate() {
-            // flipped: g'(i, j) = g(2 - i, 2 - j), tap 3 i + j <- tap 8 - (3 i + j)
-            taps[if flip { 8 - tap } else { tap } * len + at] = value;
+    // (a tap's plane per task: on the main thread alone this copy was 3% of a training step)
+    let taps = par_filled(9 * len, len, |tap, plane| {
+        // flipped: g'(i, j) = g(2 - i, 2 - j), tap 3 i + j <- tap 8 - (3 i + j)
+        let from = if flip { 8 - tap } else { tap };
+        for (pair, k) in weight.chunks_exact(9).enumerate() {
+            let (o, c) = (pair / c_in, pair % c_in);
+            plane[if flip { c * c_out + o } else { pair }] = k[from];
         }
-    }
-    let mut u = vec![0f32; XI * len];
-    // The kernels split over the threads (whole registers each): each task writes its part of
-    // all 36 matrices.
+    });
+    let mut u = Vec::<f32>::with_capacity(XI * len);
+    // The kernels split over the threads (whole registers each): each task zeroes and writes
+    // its part of all 36 matrices.
     let per_task = len
         .div_ceil(rayon::current_num_threads().max(1))
         .next_multiple_of(WIDE)
         .max(WIDE);
-    let mut tasks: Vec<Vec<&mut [f32]>> = (0..len.div_ceil(per_task))
+    let mut tasks: Vec<Vec<&mut [MaybeUninit<f32>]>> = (0..len.div_ceil(per_task))
         .map(|_| Vec::with_capacity(XI))
         .collect();
-    for matrix in u.chunks_mut(len) {
+    for matrix in u.spare_capacity_mut()[..XI * len].chunks_mut(len) {
         for (task, part) in matrix.chunks_mut(per_task).enumerate() {
             tasks[task].push(part);
         }
     }
-    tasks
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(task, mut matrices)| {
-            let start = task * per_task;
-            let mut from = 0;
-            #[cfg(target_arch = "x86_64")]
-            {
-                if simd == Simd::Avx512 {
-                    // SAFETY: `Simd::Avx512` is only chosen where the CPU has AVX-512 F.
-                    from = unsafe { avx512::kernel_tiles(&taps, len, start, &mut matrices, from) };
-                }
-                if simd.avx2() {
-                    // SAFETY: `simd` is AVX2 or better only where the CPU has AVX2.
-                    from = unsafe { avx2::kernel_tiles(&taps, len, start, &mut matrices, from) };
-                }
+    tasks.into_par_iter().enumerate().for_each(|(task, parts)| {
+        let mut matrices: Vec<&mut [f32]> = parts.into_iter().map(zeroed).collect();
+        let start = task * per_task;
+        let mut from = 0;
+        #[cfg(target_arch = "x86_64")]
+        {
+            if simd == Simd::Avx512 {
+                // SAFETY: `Simd::Avx512` is only chosen where the CPU has AVX-512 F.
+                from = unsafe { avx512::kernel_tiles(&taps, len, start, &mut matrices, from) };
             }
-            #[cfg(not(target_arch = "x86_64"))]
-            let _ = simd;
-            for q in from..matrices[0].len() {
-                scalar::kernel_tile_with(
-                    |tap| taps[tap * len + start + q],
-                    |xi, value| matrices[xi][q] = value,
-                );
+            if simd.avx2() {
+                // SAFETY: `simd` is AVX2 or better only where the CPU has AVX2.
+                from = unsafe { avx2::kernel_tiles(&taps, len, start, &mut matrices, from) };
             }
-        });
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = simd;
+        for q in from..matrices[0].len() {
+            scalar::kernel_tile_with(
+                |tap| taps[tap * len + start + q],
+                |xi, value| matrices[xi][q] = value,
+            );
+        }
+    });
+    // SAFETY: the tasks' parts cover all `XI * len` values, and `zeroed` initialised each.
+    unsafe { u.set_len(XI * len) };
     u
 }
 
@@ -400,73 +403,70 @@ impl Plan {
         let t = th * tw;
         let (c_in, c_out) = (self.c_in, self.c_out);
         let (x_len, y_len) = (c_in * self.h * self.w, c_out * self.ho * self.wo);
-        let mut y = vec![0f32; self.batch * y_len];
         let chunk = images_per_task(self.batch);
         // 16 output channels per tile transform on AVX-512, else 8
         let step = if simd == Simd::Avx512 { WIDE } else { 8 };
         // as many images as keep `V` and `M` within the im2col blocks' bound
         let block = (BLOCK_ELEMENTS / (XI * (c_in + c_out) * t)).clamp(1, chunk);
-        y.par_chunks_mut(chunk * y_len)
-            .zip(x.par_chunks(chunk * x_len))
-            .for_each(|(ys, xs)| {
-                let n_max = block * t; // tiles of a full block
-                with_scratch(XI * c_in * n_max, XI * c_out * n_max, |v, m| {
-                    // one image channels-last, [h * w, c_in]
-                    let mut image = vec![0f32; x_len];
-                    for (yb, xb) in ys.chunks_mut(block * y_len).zip(xs.chunks(block * x_len)) {
-                        let images = xb.len() / x_len;
-                        let n = images * t; // tiles of this block
-                        self.input_tiles(xb, v, &mut image, simd);
-                        // M[xi] [c_out, n] (stored [n, c_out]) = U[xi] [c_out, c_in] x V[xi] [c_in, n]
-                        for xi in 0..XI {
-                            matmul(
-                                m,
-                                View::new(xi * n * c_out, c_out, n, 1, c_out),
-                                false,
-                                u,
-                                View::new(xi * c_out * c_in, c_out, c_in, c_in, 1),
-                                v,
-                                View::new(xi * n * c_in, c_in, n, 1, c_in),
-                                1.0,
-                            );
-                        }
-                        let mut out = [[0f32; WIDE]; TILE * TILE];
-                        for j in 0..images {
-                            let planes = &mut yb[j * y_len..(j + 1) * y_len];
-                            for ty in 0..th {
-                                for tx in 0..tw {
-                                    let tile = j * t + ty * tw + tx;
-                                    // the tile's 4x4 outputs that lie inside [ho, wo]
-                                    let rows = (self.ho - TILE * ty).min(TILE);
-                                    let cols = (self.wo - TILE * tx).min(TILE);
-                                    for o in (0..c_out).step_by(step) {
-                                        let lanes = step.min(c_out - o);
-                                        output_tile(
-                                            m,
-                                            n * c_out,
-                                            tile * c_out + o,
-                                            lanes,
-                                            &mut out,
-                                            simd,
-                                        );
-                                        for (e, values) in out.iter().enumerate() {
-                                            let (r, c) = (e / TILE, e % TILE);
-                                            if r >= rows || c >= cols {
-                                                continue;
-                                            }
-                                            let at = (TILE * ty + r) * self.wo + TILE * tx + c;
-                                            for (l, &value) in values[..lanes].iter().enumerate() {
-                                                planes[(o + l) * self.ho * self.wo + at] = value;
-                                            }
+        par_filled(self.batch * y_len, chunk * y_len, |task, ys| {
+            let xs = &x[task * chunk * x_len..][..ys.len() / y_len * x_len];
+            let n_max = block * t; // tiles of a full block
+            with_scratch(XI * c_in * n_max, XI * c_out * n_max, |v, m| {
+                // one image channels-last, [h * w, c_in]
+                let mut image = vec![0f32; x_len];
+                for (yb, xb) in ys.chunks_mut(block * y_len).zip(xs.chunks(block * x_len)) {
+                    let images = xb.len() / x_len;
+                    let n = images * t; // tiles of this block
+                    self.input_tiles(xb, v, &mut image, simd);
+                    // M[xi] [c_out, n] (stored [n, c_out]) = U[xi] [c_out, c_in] x V[xi] [c_in, n]
+                    for xi in 0..XI {
+                        matmul(
+                            m,
+                            View::new(xi * n * c_out, c_out, n, 1, c_out),
+                            false,
+                            u,
+                            View::new(xi * c_out * c_in, c_out, c_in, c_in, 1),
+                            v,
+                            View::new(xi * n * c_in, c_in, n, 1, c_in),
+                            1.0,
+                        );
+                    }
+                    let mut out = [[0f32; WIDE]; TILE * TILE];
+                    for j in 0..images {
+                        let planes = &mut yb[j * y_len..(j + 1) * y_len];
+                        for ty in 0..th {
+                            for tx in 0..tw {
+                                let tile = j * t + ty * tw + tx;
+                                // the tile's 4x4 outputs that lie inside [ho, wo]
+                                let rows = (self.ho - TILE * ty).min(TILE);
+                                let cols = (self.wo - TILE * tx).min(TILE);
+                                for o in (0..c_out).step_by(step) {
+                                    let lanes = step.min(c_out - o);
+                                    output_tile(
+                                        m,
+                                        n * c_out,
+                                        tile * c_out + o,
+                                        lanes,
+                                        &mut out,
+                                        simd,
+                                    );
+                                    for (e, values) in out.iter().enumerate() {
+                                        let (r, c) = (e / TILE, e % TILE);
+                                        if r >= rows || c >= cols {
+                                            continue;
+                                        }
+                                        let at = (TILE * ty + r) * self.wo + TILE * tx + c;
+                                        for (l, &value) in values[..lanes].iter().enumerate() {
+                                            planes[(o + l) * self.ho * self.wo + at] = value;
                                         }
                                     }
                                 }
                             }
                         }
                     }
-                });
+                }
             });
-        y
+        })
     }
 }
 
