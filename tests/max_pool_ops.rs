@@ -57,6 +57,7 @@ fn lean_max_pool_equals_burns() {
     check(&pool(2, 2, 0, 1), [2, 3, 8, 8], 1); // the study's CNN, VGG
     check(&pool(2, 2, 0, 1), [1, 2, 7, 5], 2); // odd sides: the last row / column is dropped
     check(&pool(2, 2, 0, 1), [2, 3, 6, 39], 7); // rows of 19 windows: 16 in vector registers, 3 not
+    check(&pool(2, 2, 0, 1), [3, 5, 4, 4], 8); // short rows: many planes' row pairs side by side
     check(&pool(3, 2, 1, 1), [2, 4, 9, 8], 3); // ResNet's stem, Xception's blocks
     check(&pool(3, 1, 1, 1), [2, 3, 6, 6], 4); // Inception's pool branch: overlapping windows
     check(&pool(2, 1, 0, 2), [1, 2, 7, 7], 5); // dilated

@@ -53,6 +53,10 @@ pub fn takes(window: &PoolWindow) -> bool {
 /// # Panics
 /// If `x` is not `dims` long, or the window is one the kernels do not [`takes`].
 pub fn forward(x: &[f32], dims: [usize; 4], window: &PoolWindow) -> Vec<f32> {
+    forward_with(x, dims, window, Simd::detect())
+}
+
+fn forward_with(x: &[f32], dims: [usize; 4], window: &PoolWindow, simd: Simd) -> Vec<f32> {
     let [b, c, h, w] = dims;
     assert_eq!(x.len(), b * c * h * w, "max pool: x is not [b, c, h, w]");
     assert!(
@@ -60,7 +64,13 @@ pub fn forward(x: &[f32], dims: [usize; 4], window: &PoolWindow) -> Vec<f32> {
         "max pool: padding larger than half the kernel"
     );
     let [ho, wo] = window.output(h, w);
-    let simd = Simd::detect();
+    if let Some(planes) = narrow_planes(window, [h, w], wo, simd) {
+        return par_filled(b * c * ho * wo, planes * ho * wo, |task, y| {
+            let x = &x[task * planes * h * w..][..y.len() / wo * 2 * w];
+            let pairs = row_pairs(x, w, wo);
+            pool_2x2(&pairs, pairs.len() / 2, y.len(), y, simd);
+        });
+    }
     par_filled(b * c * ho * wo, ho * wo, |plane, y| {
         let x = &x[plane * h * w..][..h * w];
         if window.is_2x2() && wo > 0 {
@@ -73,12 +83,48 @@ pub fn forward(x: &[f32], dims: [usize; 4], window: &PoolWindow) -> Vec<f32> {
     })
 }
 
+/// Planes per task where a 2x2 pool's rows are too short for the vector registers (fewer than
+/// 16 windows: the CNN's last three pools, 8, 4 and 2 windows a row), so that [`row_pairs`]
+/// lays many planes' row pairs side by side into one long pair; `None` where the rows fill
+/// registers, an odd height leaves a row out, or no vector path runs.
+fn narrow_planes(window: &PoolWindow, [h, w]: [usize; 2], wo: usize, simd: Simd) -> Option<usize> {
+    /// Input values per task.
+    const BLOCK: usize = 1 << 14;
+    (window.is_2x2() && (1..16).contains(&wo) && h % 2 == 0 && simd.avx2())
+        .then(|| (BLOCK / (h * w)).max(1))
+}
+
+/// The row pairs of a stack of planes `x` `[rows, w]` (`rows` even) as one pair: `[2, rows / 2
+/// * 2 wo]`, every top row's first `2 wo` values, then every bottom row's. A 2x2 pool of it is
+/// the pool of every plane, its outputs in the planes' order.
+fn row_pairs(x: &[f32], w: usize, wo: usize) -> Vec<f32> {
+    let pairs = x.len() / (2 * w);
+    let len = pairs * 2 * wo;
+    let mut out = vec![0f32; 2 * len];
+    let (top, bottom) = out.split_at_mut(len);
+    for (r, rows) in x.chunks_exact(2 * w).enumerate() {
+        top[r * 2 * wo..][..2 * wo].copy_from_slice(&rows[..2 * wo]);
+        bottom[r * 2 * wo..][..2 * wo].copy_from_slice(&rows[w..w + 2 * wo]);
+    }
+    out
+}
+
 /// The gradient of the input `x` `[b, c, h, w]` (`dims`) for the output gradient `dy`
 /// `[b, c, ho, wo]`: each window's gradient goes to its first maximum.
 ///
 /// # Panics
 /// If `x` or `dy` is not its shape's length, or the window is one the kernels do not [`takes`].
 pub fn input_grad(x: &[f32], dy: &[f32], dims: [usize; 4], window: &PoolWindow) -> Vec<f32> {
+    input_grad_with(x, dy, dims, window, Simd::detect())
+}
+
+fn input_grad_with(
+    x: &[f32],
+    dy: &[f32],
+    dims: [usize; 4],
+    window: &PoolWindow,
+    simd: Simd,
+) -> Vec<f32> {
     let [b, c, h, w] = dims;
     let [ho, wo] = window.output(h, w);
     assert!(
@@ -89,7 +135,22 @@ pub fn input_grad(x: &[f32], dy: &[f32], dims: [usize; 4], window: &PoolWindow) 
         takes(window),
         "max pool: padding larger than half the kernel"
     );
-    let simd = Simd::detect();
+    if let Some(planes) = narrow_planes(window, [h, w], wo, simd) {
+        return par_filled(x.len(), planes * h * w, |task, dx| {
+            let n = dx.len() / (h * w);
+            let x = &x[task * planes * h * w..][..dx.len()];
+            let dy = &dy[task * planes * ho * wo..][..n * ho * wo];
+            let pairs = row_pairs(x, w, wo);
+            let mut grads = vec![0f32; pairs.len()];
+            pool_2x2_grad(&pairs, dy, pairs.len() / 2, dy.len(), &mut grads, simd);
+            // back to the planes' rows (values the pool drops, an odd last column, stay 0)
+            let (top, bottom) = grads.split_at(pairs.len() / 2);
+            for (r, rows) in dx.chunks_exact_mut(2 * w).enumerate() {
+                rows[..2 * wo].copy_from_slice(&top[r * 2 * wo..][..2 * wo]);
+                rows[w..w + 2 * wo].copy_from_slice(&bottom[r * 2 * wo..][..2 * wo]);
+            }
+        });
+    }
     par_filled(x.len(), h * w, |plane, dx| {
         let (x, dy) = (
             &x[plane * h * w..][..h * w],
@@ -557,6 +618,43 @@ mod tests {
     fn tricky(n: usize, seed: u32) -> Vec<f32> {
         let special = [0.0, -0.0, 0.25, f32::NAN, f32::NEG_INFINITY, -f32::NAN];
         crate::test_values::tricky(n, seed, &special, 1.0)
+    }
+
+    #[test]
+    fn narrow_planes_pool_side_by_side_as_each_plane_alone() {
+        let window = PoolWindow {
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: [0, 0],
+            dilation: [1, 1],
+        };
+        let same = |a: &[f32], b: &[f32]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits())
+        };
+        for simd in crate::simd::report_paths("2x2 max-pool, narrow planes") {
+            // the CNN's last pools (8x8, 4x4 and 2x2 inputs), odd widths, 15 windows a row,
+            // an odd height (not side by side), and more planes than one task takes
+            for (dims, seed) in [
+                ([2, 3, 8, 8], 1),
+                ([4, 5, 4, 4], 2),
+                ([3, 2, 2, 2], 3),
+                ([2, 3, 6, 9], 4),
+                ([1, 2, 4, 30], 5),
+                ([1, 2, 5, 8], 6),
+                ([8, 300, 4, 4], 7),
+            ] {
+                let [b, c, h, w] = dims;
+                let [ho, wo] = window.output(h, w);
+                let x = tricky(b * c * h * w, seed);
+                let dy: Vec<f32> = (0..b * c * ho * wo).map(|i| i as f32 + 1.0).collect();
+                let y = forward_with(&x, dims, &window, simd);
+                let y_ref = forward_with(&x, dims, &window, Simd::Portable);
+                assert!(same(&y, &y_ref), "{simd:?} {dims:?}: outputs differ");
+                let dx = input_grad_with(&x, &dy, dims, &window, simd);
+                let dx_ref = input_grad_with(&x, &dy, dims, &window, Simd::Portable);
+                assert!(same(&dx, &dx_ref), "{simd:?} {dims:?}: gradients differ");
+            }
+        }
     }
 
     #[test]
