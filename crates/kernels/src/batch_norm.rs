@@ -16,9 +16,11 @@
 //! Rust compiled per SIMD path by [`Simd::run`]; they reorder no reduction, so every path gives
 //! the portable bits.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
-use crate::output::par_filled;
+use crate::output::par_written;
 use crate::simd::Simd;
 
 /// Independent partial sums per reduction: 32 lanes (four AVX registers) break the chain of
@@ -49,32 +51,37 @@ fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
 /// Compiled per SIMD path by [`Simd::run`], as are [`lane_sum`], [`input_grad`] and
 /// [`relu_mask`].
 #[inline(always)]
-fn normalize(y: &mut [f32], x: &[f32], a: f32, s: f32, relu: bool) {
+fn normalize(y: &mut [MaybeUninit<f32>], x: &[f32], a: f32, s: f32, relu: bool) {
     if relu {
         for (y, &x) in y.iter_mut().zip(x) {
             let z = x * a + s;
-            *y = if z <= 0.0 { 0.0 } else { z };
+            y.write(if z <= 0.0 { 0.0 } else { z });
         }
     } else {
         for (y, &x) in y.iter_mut().zip(x) {
-            *y = x * a + s;
+            y.write(x * a + s);
         }
     }
 }
 
 /// One plane of the input gradient: `dx = k (dy - mean_db - (x - m) s mean_dg)`.
 #[inline(always)]
-fn input_grad(dx: &mut [f32], x: &[f32], dy: &[f32], [k, m, s, mean_db, mean_dg]: [f32; 5]) {
+fn input_grad(
+    dx: &mut [MaybeUninit<f32>],
+    x: &[f32],
+    dy: &[f32],
+    [k, m, s, mean_db, mean_dg]: [f32; 5],
+) {
     for ((dx, &x), &g) in dx.iter_mut().zip(x).zip(dy) {
-        *dx = k * (g - mean_db - (x - m) * s * mean_dg);
+        dx.write(k * (g - mean_db - (x - m) * s * mean_dg));
     }
 }
 
 /// The ReLU's gradient: `dy` where the output `y` is above 0 (or NaN), else 0.
 #[inline(always)]
-fn relu_mask(masked: &mut [f32], y: &[f32], dy: &[f32]) {
+fn relu_mask(masked: &mut [MaybeUninit<f32>], y: &[f32], dy: &[f32]) {
     for ((m, &y), &g) in masked.iter_mut().zip(y).zip(dy) {
-        *m = if y <= 0.0 { 0.0 } else { g };
+        m.write(if y <= 0.0 { 0.0 } else { g });
     }
 }
 
@@ -174,11 +181,14 @@ fn normalize_planes(
         .map(|ch| beta[ch] - (mean[ch] * scale[ch] as f64) as f32)
         .collect();
     let simd = Simd::detect();
-    par_filled(x.len(), n, |plane, y| {
-        let x = &x[plane * n..][..y.len()];
-        let (a, s) = (scale[plane % c], shift[plane % c]);
-        simd.run(|| normalize(y, x, a, s, relu));
-    })
+    // SAFETY: `normalize` writes every value of its plane (`x` has the plane's length).
+    unsafe {
+        par_written(x.len(), n, |plane, y| {
+            let x = &x[plane * n..][..y.len()];
+            let (a, s) = (scale[plane % c], shift[plane % c]);
+            simd.run(|| normalize(y, x, a, s, relu));
+        })
+    }
 }
 
 /// `(dx, dgamma, dbeta)` of training-mode BatchNorm for the output gradient `dy`, from the
@@ -225,14 +235,17 @@ pub fn train_grads(
         })
         .collect();
     let count = (b * n) as f64;
-    let dx = par_filled(x.len(), n, |p, dx| {
-        let (x, dy) = (&x[p * n..][..dx.len()], &dy[p * n..][..dx.len()]);
-        let ch = p % c;
-        let (m, s) = (mean[ch], inv_std[ch]);
-        let k = gamma[ch] * s;
-        let (mean_db, mean_dg) = ((sums[ch].0 / count) as f32, (sums[ch].1 / count) as f32);
-        simd.run(|| input_grad(dx, x, dy, [k, m, s, mean_db, mean_dg]));
-    });
+    // SAFETY: `input_grad` writes every value of its plane (`x` and `dy` have its length).
+    let dx = unsafe {
+        par_written(x.len(), n, |p, dx| {
+            let (x, dy) = (&x[p * n..][..dx.len()], &dy[p * n..][..dx.len()]);
+            let ch = p % c;
+            let (m, s) = (mean[ch], inv_std[ch]);
+            let k = gamma[ch] * s;
+            let (mean_db, mean_dg) = ((sums[ch].0 / count) as f32, (sums[ch].1 / count) as f32);
+            simd.run(|| input_grad(dx, x, dy, [k, m, s, mean_db, mean_dg]));
+        })
+    };
     let dgamma = sums.iter().map(|s| s.1 as f32).collect();
     let dbeta = sums.iter().map(|s| s.0 as f32).collect();
     (dx, dgamma, dbeta)
@@ -251,10 +264,13 @@ pub fn relu_grad(output: &[f32], dy: &[f32]) -> Vec<f32> {
     );
     let chunk = 1 << 16;
     let simd = Simd::detect();
-    par_filled(dy.len(), chunk, |i, m| {
-        let (y, g) = (&output[i * chunk..][..m.len()], &dy[i * chunk..][..m.len()]);
-        simd.run(|| relu_mask(m, y, g));
-    })
+    // SAFETY: `relu_mask` writes every value of its piece (`y` and `g` have its length).
+    unsafe {
+        par_written(dy.len(), chunk, |i, m| {
+            let (y, g) = (&output[i * chunk..][..m.len()], &dy[i * chunk..][..m.len()]);
+            simd.run(|| relu_mask(m, y, g));
+        })
+    }
 }
 
 #[cfg(test)]
@@ -295,6 +311,18 @@ mod tests {
         );
     }
 
+    /// What `pass` writes into `n` floats, each checked written (they start as a sentinel no
+    /// pass of these inputs produces).
+    fn written(n: usize, pass: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+        const UNWRITTEN: f32 = 12345.0;
+        let mut out = vec![MaybeUninit::new(UNWRITTEN); n];
+        pass(&mut out);
+        // SAFETY: every element was initialised (to the sentinel) before the pass.
+        let out: Vec<f32> = out.iter().map(|v| unsafe { v.assume_init() }).collect();
+        assert!(!out.contains(&UNWRITTEN), "a pass left a value unwritten");
+        out
+    }
+
     /// Values with the cases the kernels must keep: zeros of both signs, NaN, infinities.
     fn tricky(n: usize, seed: u32) -> Vec<f32> {
         crate::test_values::tricky(n, seed, &[0.0, -0.0, f32::NAN, f32::NEG_INFINITY], 2.0)
@@ -314,18 +342,16 @@ mod tests {
                     .map(|v| if v.is_finite() { *v } else { 0.5 })
                     .collect();
                 for relu in [false, true] {
-                    let (mut y, mut want) = (vec![0f32; n], vec![0f32; n]);
-                    simd.run(|| normalize(&mut y, &x, 1.25, -0.5, relu));
-                    normalize(&mut want, &x, 1.25, -0.5, relu);
+                    let y = written(n, |y| simd.run(|| normalize(y, &x, 1.25, -0.5, relu)));
+                    let want = written(n, |y| normalize(y, &x, 1.25, -0.5, relu));
                     assert!(same(&y, &want), "{simd:?} normalize n {n} relu {relu}");
                 }
-                let (mut dx, mut want) = (vec![0f32; n], vec![0f32; n]);
                 let k = [0.75, 0.1, 1.5, -0.2, 0.3];
-                simd.run(|| input_grad(&mut dx, &x, &dy, k));
-                input_grad(&mut want, &x, &dy, k);
+                let dx = written(n, |dx| simd.run(|| input_grad(dx, &x, &dy, k)));
+                let want = written(n, |dx| input_grad(dx, &x, &dy, k));
                 assert!(same(&dx, &want), "{simd:?} input grad n {n}");
-                simd.run(|| relu_mask(&mut dx, &x, &dy));
-                relu_mask(&mut want, &x, &dy);
+                let dx = written(n, |m| simd.run(|| relu_mask(m, &x, &dy)));
+                let want = written(n, |m| relu_mask(m, &x, &dy));
                 assert!(same(&dx, &want), "{simd:?} relu mask n {n}");
                 let got = simd.run(|| lane_sum(&finite, &dy, |a, b| a * b));
                 let want = lane_sum(&finite, &dy, |a, b| a * b);

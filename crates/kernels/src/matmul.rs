@@ -2,6 +2,8 @@
 //! im2col conv, Winograd's per-`xi` products), over strided views into slices, through the
 //! `gemm` crate that burn-flex itself uses.
 
+use std::mem::MaybeUninit;
+
 /// A matrix view into a slice: element `(r, c)` is `data[offset + r * rs + c * cs]`.
 #[derive(Clone, Copy)]
 pub struct View {
@@ -45,17 +47,22 @@ pub fn matmul(
     r: View,
     alpha: f32,
 ) {
-    product(
-        dst,
-        d,
-        accumulate,
-        lhs,
-        l,
-        rhs,
-        r,
-        alpha,
-        gemm::Parallelism::None,
-    )
+    let len = dst.len();
+    // SAFETY: `dst` is a mutable borrow of `len` floats.
+    unsafe {
+        product(
+            dst.as_mut_ptr(),
+            len,
+            d,
+            accumulate,
+            lhs,
+            l,
+            rhs,
+            r,
+            alpha,
+            gemm::Parallelism::None,
+        )
+    }
 }
 
 /// [`matmul`] on every rayon thread: one product over a whole batch (rows of all images stacked),
@@ -77,12 +84,62 @@ pub fn matmul_parallel(
     } else {
         gemm::Parallelism::None
     };
-    product(dst, d, accumulate, lhs, l, rhs, r, alpha, parallelism)
+    let len = dst.len();
+    // SAFETY: `dst` is a mutable borrow of `len` floats.
+    unsafe {
+        product(
+            dst.as_mut_ptr(),
+            len,
+            d,
+            accumulate,
+            lhs,
+            l,
+            rhs,
+            r,
+            alpha,
+            parallelism,
+        )
+    }
 }
 
+/// [`matmul`] into memory not yet written: `dst = alpha * lhs rhs`, every element of the view
+/// `d` written (gemm does not read `dst` when it does not accumulate), so a kernel's output
+/// needs no zeroing first (`crate::output::par_written`).
+pub fn matmul_uninit(
+    dst: &mut [MaybeUninit<f32>],
+    d: View,
+    lhs: &[f32],
+    l: View,
+    rhs: &[f32],
+    r: View,
+    alpha: f32,
+) {
+    let len = dst.len();
+    // SAFETY: `product` writes through `dst` only inside `d` (checked against `len`) and, not
+    // accumulating, reads none of it; `MaybeUninit<f32>` has the layout of `f32`.
+    unsafe {
+        product(
+            dst.as_mut_ptr().cast(),
+            len,
+            d,
+            false,
+            lhs,
+            l,
+            rhs,
+            r,
+            alpha,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// # Safety
+/// `dst` must be valid for writes of `dst_len` floats, and for reads of them where
+/// `accumulate`.
 #[allow(clippy::too_many_arguments)]
-fn product(
-    dst: &mut [f32],
+unsafe fn product(
+    dst: *mut f32,
+    dst_len: usize,
     d: View,
     accumulate: bool,
     lhs: &[f32],
@@ -97,7 +154,7 @@ fn product(
         "matmul shapes"
     );
     assert!(
-        d.fits(dst.len()) && l.fits(lhs.len()) && r.fits(rhs.len()),
+        d.fits(dst_len) && l.fits(lhs.len()) && r.fits(rhs.len()),
         "matmul views out of bounds"
     );
     if d.rows == 0 || d.cols == 0 {
@@ -107,20 +164,21 @@ fn product(
         if !accumulate {
             for r_ in 0..d.rows {
                 for c in 0..d.cols {
-                    dst[d.offset + r_ * d.rs + c * d.cs] = 0.0;
+                    // SAFETY: inside the view, which was checked to fit `dst_len`.
+                    unsafe { dst.add(d.offset + r_ * d.rs + c * d.cs).write(0.0) };
                 }
             }
         }
         return;
     }
-    // SAFETY: the views were checked to lie inside their slices; `dst` is borrowed mutably and
-    // does not alias `lhs` or `rhs` (distinct borrows).
+    // SAFETY: the views were checked to lie inside their slices; `dst` is the caller's mutable
+    // borrow and does not alias `lhs` or `rhs` (distinct borrows).
     unsafe {
         gemm::gemm(
             d.rows,
             d.cols,
             l.cols,
-            dst.as_mut_ptr().add(d.offset),
+            dst.add(d.offset),
             d.cs as isize,
             d.rs as isize,
             accumulate,

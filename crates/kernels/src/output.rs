@@ -39,6 +39,28 @@ pub fn par_filled(
     out
 }
 
+/// `len` floats from `fill(i, piece)` run in parallel on consecutive pieces of `chunk` floats,
+/// as [`par_filled`] but without zeroing: for kernels that write every output (a zeroed piece
+/// they overwrite anyway was 7% of a cnn training step's CPU time, in `memset`).
+///
+/// # Safety
+/// `fill` must initialise every element of each piece it gets (a piece left partly unwritten
+/// would be read as floats later).
+pub unsafe fn par_written(
+    len: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send,
+) -> Vec<f32> {
+    let mut out = Vec::<f32>::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each(|(i, piece)| fill(i, piece));
+    // SAFETY: the pieces cover `0..len`, and the caller's `fill` initialised each of them.
+    unsafe { out.set_len(len) };
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +83,21 @@ mod tests {
                 };
                 assert_eq!(x, want, "len {len} chunk {chunk} at {at}");
             }
+        }
+    }
+
+    #[test]
+    fn written_pieces_arrive_in_order() {
+        for (len, chunk) in [(0, 4), (10, 3), (12, 4), (5, 0)] {
+            // SAFETY: every element of each piece is written.
+            let v = unsafe {
+                par_written(len, chunk, |i, piece| {
+                    for (k, x) in piece.iter_mut().enumerate() {
+                        x.write((i * chunk.max(1) + k) as f32);
+                    }
+                })
+            };
+            assert_eq!(v, (0..len).map(|x| x as f32).collect::<Vec<_>>());
         }
     }
 }

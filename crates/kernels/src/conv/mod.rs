@@ -23,10 +23,12 @@
 //!
 //! Only `f32` and `groups == 1` run here; the caller falls back to burn's ops otherwise.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
-use crate::matmul::{View, matmul};
-use crate::output::par_filled;
+use crate::matmul::{View, matmul, matmul_uninit};
+use crate::output::{par_filled, par_written};
 use crate::simd::Simd;
 
 pub mod winograd;
@@ -258,11 +260,21 @@ fn images_to_block(images: &[f32], n: usize, rows: usize, p: usize, block: &mut 
 
 /// The inverse of [`images_to_block`]: the block's `n` images back to their own `[rows, p]`
 /// matrices.
-fn block_to_images(block: &[f32], ld: usize, n: usize, rows: usize, p: usize, images: &mut [f32]) {
+/// Every value of `images` is written.
+fn block_to_images(
+    block: &[f32],
+    ld: usize,
+    n: usize,
+    rows: usize,
+    p: usize,
+    images: &mut [MaybeUninit<f32>],
+) {
     for j in 0..n {
         for r in 0..rows {
-            images[(j * rows + r) * p..(j * rows + r + 1) * p]
-                .copy_from_slice(&block[r * ld + j * p..r * ld + (j + 1) * p]);
+            let to = &mut images[(j * rows + r) * p..(j * rows + r + 1) * p];
+            for (to, &value) in to.iter_mut().zip(&block[r * ld + j * p..][..p]) {
+                to.write(value);
+            }
         }
     }
 }
@@ -311,59 +323,63 @@ pub fn forward(x: &[f32], weight: &[f32], s: &ConvShape) -> Vec<f32> {
     );
     let chunk = images_per_task(s.batch);
     let block = images_per_block(k, p, chunk);
-    par_filled(s.batch * y_len, chunk * y_len, |task, ys| {
-        let xs = &x[task * chunk * x_len..][..ys.len() / y_len * x_len];
-        let ld = block * p;
-        with_scratch(k * ld, s.c_out * ld, |col, yc| {
-            for (yb, xb) in ys.chunks_mut(block * y_len).zip(xs.chunks(block * x_len)) {
-                let n = xb.len() / x_len;
-                let w = View::new(0, s.c_out, k, k, 1);
-                if n == 1 && s.is_pointwise() {
-                    // the image is its own im2col matrix
-                    matmul(
-                        yb,
-                        View::new(0, s.c_out, p, p, 1),
-                        false,
-                        weight,
-                        w,
-                        xb,
-                        View::new(0, k, p, p, 1),
-                        1.0,
-                    );
-                    continue;
+    // SAFETY: each image block of a task's piece is written whole, by a matrix product over
+    // its full `[co, n P]` view or by `block_to_images`.
+    unsafe {
+        par_written(s.batch * y_len, chunk * y_len, |task, ys| {
+            let xs = &x[task * chunk * x_len..][..ys.len() / y_len * x_len];
+            let ld = block * p;
+            with_scratch(k * ld, s.c_out * ld, |col, yc| {
+                for (yb, xb) in ys.chunks_mut(block * y_len).zip(xs.chunks(block * x_len)) {
+                    let n = xb.len() / x_len;
+                    let w = View::new(0, s.c_out, k, k, 1);
+                    if n == 1 && s.is_pointwise() {
+                        // the image is its own im2col matrix
+                        matmul_uninit(
+                            yb,
+                            View::new(0, s.c_out, p, p, 1),
+                            weight,
+                            w,
+                            xb,
+                            View::new(0, k, p, p, 1),
+                            1.0,
+                        );
+                        continue;
+                    }
+                    for j in 0..n {
+                        simd.run(|| {
+                            im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld)
+                        });
+                    }
+                    // y_block [co, n P] = W [co, K] x col_block [K, n P]; one image: straight into y
+                    let cols = View::new(0, k, n * p, ld, 1);
+                    if n == 1 {
+                        matmul_uninit(
+                            yb,
+                            View::new(0, s.c_out, p, p, 1),
+                            weight,
+                            w,
+                            col,
+                            cols,
+                            1.0,
+                        );
+                    } else {
+                        matmul(
+                            yc,
+                            View::new(0, s.c_out, n * p, ld, 1),
+                            false,
+                            weight,
+                            w,
+                            col,
+                            cols,
+                            1.0,
+                        );
+                        block_to_images(yc, ld, n, s.c_out, p, yb);
+                    }
                 }
-                for j in 0..n {
-                    simd.run(|| im2col(&xb[j * x_len..(j + 1) * x_len], s, &mut col[j * p..], ld));
-                }
-                // y_block [co, n P] = W [co, K] x col_block [K, n P]; one image: straight into y
-                let cols = View::new(0, k, n * p, ld, 1);
-                if n == 1 {
-                    matmul(
-                        yb,
-                        View::new(0, s.c_out, p, p, 1),
-                        false,
-                        weight,
-                        w,
-                        col,
-                        cols,
-                        1.0,
-                    );
-                } else {
-                    matmul(
-                        yc,
-                        View::new(0, s.c_out, n * p, ld, 1),
-                        false,
-                        weight,
-                        w,
-                        col,
-                        cols,
-                        1.0,
-                    );
-                    block_to_images(yc, ld, n, s.c_out, p, yb);
-                }
-            }
-        });
-    })
+            });
+        })
+    }
 }
 
 /// The weight gradient `[co, ci, kh, kw]` (flat) of a conv with input `x` and output gradient `dy`.

@@ -55,7 +55,7 @@ use rayon::prelude::*;
 
 use super::{BLOCK_ELEMENTS, ConvShape, images_per_task, sum_in_task_order, with_scratch};
 use crate::matmul::{View, matmul};
-use crate::output::{par_filled, zeroed};
+use crate::output::{par_filled, par_written, zeroed};
 use crate::simd::Simd;
 
 /// Outputs per tile side.
@@ -410,65 +410,70 @@ impl Plan {
         let step = if simd == Simd::Avx512 { WIDE } else { 8 };
         // as many images as keep `V` and `M` within the im2col blocks' bound
         let block = (BLOCK_ELEMENTS / (XI * (c_in + c_out) * t)).clamp(1, chunk);
-        par_filled(self.batch * y_len, chunk * y_len, |task, ys| {
-            let xs = &x[task * chunk * x_len..][..ys.len() / y_len * x_len];
-            let n_max = block * t; // tiles of a full block
-            with_scratch(XI * c_in * n_max, XI * c_out * n_max, |v, m| {
-                // one image channels-last, [h * w, c_in]
-                let mut image = vec![0f32; x_len];
-                for (yb, xb) in ys.chunks_mut(block * y_len).zip(xs.chunks(block * x_len)) {
-                    let images = xb.len() / x_len;
-                    let n = images * t; // tiles of this block
-                    self.input_tiles(xb, v, &mut image, simd);
-                    // M[xi] [c_out, n] (stored [n, c_out]) = U[xi] [c_out, c_in] (stored [c_in, c_out]) x V[xi] [c_in, n]
-                    for xi in 0..XI {
-                        matmul(
-                            m,
-                            View::new(xi * n * c_out, c_out, n, 1, c_out),
-                            false,
-                            u,
-                            View::new(xi * c_out * c_in, c_out, c_in, 1, c_out),
-                            v,
-                            View::new(xi * n * c_in, c_in, n, 1, c_in),
-                            1.0,
-                        );
-                    }
-                    let mut out = [[0f32; WIDE]; TILE * TILE];
-                    for j in 0..images {
-                        let planes = &mut yb[j * y_len..(j + 1) * y_len];
-                        for ty in 0..th {
-                            for tx in 0..tw {
-                                let tile = j * t + ty * tw + tx;
-                                // the tile's 4x4 outputs that lie inside [ho, wo]
-                                let rows = (self.ho - TILE * ty).min(TILE);
-                                let cols = (self.wo - TILE * tx).min(TILE);
-                                for o in (0..c_out).step_by(step) {
-                                    let lanes = step.min(c_out - o);
-                                    output_tile(
-                                        m,
-                                        n * c_out,
-                                        tile * c_out + o,
-                                        lanes,
-                                        &mut out,
-                                        simd,
-                                    );
-                                    for (e, values) in out.iter().enumerate() {
-                                        let (r, c) = (e / TILE, e % TILE);
-                                        if r >= rows || c >= cols {
-                                            continue;
-                                        }
-                                        let at = (TILE * ty + r) * self.wo + TILE * tx + c;
-                                        for (l, &value) in values[..lanes].iter().enumerate() {
-                                            planes[(o + l) * self.ho * self.wo + at] = value;
+        // SAFETY: every tile writes its outputs inside `[ho, wo]` for every channel, and the
+        // tiles cover `[ho, wo]`: each image of a piece is written whole.
+        unsafe {
+            par_written(self.batch * y_len, chunk * y_len, |task, ys| {
+                let xs = &x[task * chunk * x_len..][..ys.len() / y_len * x_len];
+                let n_max = block * t; // tiles of a full block
+                with_scratch(XI * c_in * n_max, XI * c_out * n_max, |v, m| {
+                    // one image channels-last, [h * w, c_in]
+                    let mut image = vec![0f32; x_len];
+                    for (yb, xb) in ys.chunks_mut(block * y_len).zip(xs.chunks(block * x_len)) {
+                        let images = xb.len() / x_len;
+                        let n = images * t; // tiles of this block
+                        self.input_tiles(xb, v, &mut image, simd);
+                        // M[xi] [c_out, n] (stored [n, c_out]) = U[xi] [c_out, c_in] (stored [c_in, c_out]) x V[xi] [c_in, n]
+                        for xi in 0..XI {
+                            matmul(
+                                m,
+                                View::new(xi * n * c_out, c_out, n, 1, c_out),
+                                false,
+                                u,
+                                View::new(xi * c_out * c_in, c_out, c_in, 1, c_out),
+                                v,
+                                View::new(xi * n * c_in, c_in, n, 1, c_in),
+                                1.0,
+                            );
+                        }
+                        let mut out = [[0f32; WIDE]; TILE * TILE];
+                        for j in 0..images {
+                            let planes = &mut yb[j * y_len..(j + 1) * y_len];
+                            for ty in 0..th {
+                                for tx in 0..tw {
+                                    let tile = j * t + ty * tw + tx;
+                                    // the tile's 4x4 outputs that lie inside [ho, wo]
+                                    let rows = (self.ho - TILE * ty).min(TILE);
+                                    let cols = (self.wo - TILE * tx).min(TILE);
+                                    for o in (0..c_out).step_by(step) {
+                                        let lanes = step.min(c_out - o);
+                                        output_tile(
+                                            m,
+                                            n * c_out,
+                                            tile * c_out + o,
+                                            lanes,
+                                            &mut out,
+                                            simd,
+                                        );
+                                        for (e, values) in out.iter().enumerate() {
+                                            let (r, c) = (e / TILE, e % TILE);
+                                            if r >= rows || c >= cols {
+                                                continue;
+                                            }
+                                            let at = (TILE * ty + r) * self.wo + TILE * tx + c;
+                                            for (l, &value) in values[..lanes].iter().enumerate() {
+                                                planes[(o + l) * self.ho * self.wo + at]
+                                                    .write(value);
+                                            }
                                         }
                                     }
                                 }
                             }
                         }
                     }
-                }
-            });
-        })
+                });
+            })
+        }
     }
 }
 
