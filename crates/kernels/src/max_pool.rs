@@ -94,9 +94,9 @@ fn narrow_planes(window: &PoolWindow, [h, w]: [usize; 2], wo: usize, simd: Simd)
         .then(|| (BLOCK / (h * w)).max(1))
 }
 
-/// The row pairs of a stack of planes `x` `[rows, w]` (`rows` even) as one pair: `[2, rows / 2
-/// * 2 wo]`, every top row's first `2 wo` values, then every bottom row's. A 2x2 pool of it is
-/// the pool of every plane, its outputs in the planes' order.
+/// The row pairs of a stack of planes `x` `[rows, w]` (`rows` even) as one pair: `[2, rows * wo]`,
+/// every top row's first `2 wo` values, then every bottom row's. A 2x2 pool of it is the pool of
+/// every plane, its outputs in the planes' order.
 fn row_pairs(x: &[f32], w: usize, wo: usize) -> Vec<f32> {
     let pairs = x.len() / (2 * w);
     let len = pairs * 2 * wo;
