@@ -181,14 +181,25 @@ fn normalize_planes(
         .map(|ch| beta[ch] - (mean[ch] * scale[ch] as f64) as f32)
         .collect();
     let simd = Simd::detect();
-    // SAFETY: `normalize` writes every value of its plane (`x` has the plane's length).
+    let planes = planes_per_task(n);
+    // SAFETY: `normalize` writes every value of each plane of a piece (`x` has its length).
     unsafe {
-        par_written(x.len(), n, |plane, y| {
-            let x = &x[plane * n..][..y.len()];
-            let (a, s) = (scale[plane % c], shift[plane % c]);
-            simd.run(|| normalize(y, x, a, s, relu));
+        par_written(x.len(), planes * n, |task, ys| {
+            for (i, y) in ys.chunks_mut(n.max(1)).enumerate() {
+                let plane = task * planes + i;
+                let x = &x[plane * n..][..y.len()];
+                let (a, s) = (scale[plane % c], shift[plane % c]);
+                simd.run(|| normalize(y, x, a, s, relu));
+            }
         })
     }
+}
+
+/// Planes of `n` values per parallel task: one where a plane is long, else enough for some
+/// thousand values, since the late layers' planes (16 values for the CNN's 4x4 maps) made as
+/// many tasks as planes (a dispatch each).
+fn planes_per_task(n: usize) -> usize {
+    (4096 / n.max(1)).max(1)
 }
 
 /// `(dx, dgamma, dbeta)` of training-mode BatchNorm for the output gradient `dy`, from the
@@ -235,15 +246,20 @@ pub fn train_grads(
         })
         .collect();
     let count = (b * n) as f64;
-    // SAFETY: `input_grad` writes every value of its plane (`x` and `dy` have its length).
+    // SAFETY: `input_grad` writes every value of each plane of a piece (`x` and `dy` have its
+    // length).
+    let planes = planes_per_task(n);
     let dx = unsafe {
-        par_written(x.len(), n, |p, dx| {
-            let (x, dy) = (&x[p * n..][..dx.len()], &dy[p * n..][..dx.len()]);
-            let ch = p % c;
-            let (m, s) = (mean[ch], inv_std[ch]);
-            let k = gamma[ch] * s;
-            let (mean_db, mean_dg) = ((sums[ch].0 / count) as f32, (sums[ch].1 / count) as f32);
-            simd.run(|| input_grad(dx, x, dy, [k, m, s, mean_db, mean_dg]));
+        par_written(x.len(), planes * n, |task, dxs| {
+            for (i, dx) in dxs.chunks_mut(n.max(1)).enumerate() {
+                let p = task * planes + i;
+                let (x, dy) = (&x[p * n..][..dx.len()], &dy[p * n..][..dx.len()]);
+                let ch = p % c;
+                let (m, s) = (mean[ch], inv_std[ch]);
+                let k = gamma[ch] * s;
+                let (mean_db, mean_dg) = ((sums[ch].0 / count) as f32, (sums[ch].1 / count) as f32);
+                simd.run(|| input_grad(dx, x, dy, [k, m, s, mean_db, mean_dg]));
+            }
         })
     };
     let dgamma = sums.iter().map(|s| s.1 as f32).collect();
