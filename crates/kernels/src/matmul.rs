@@ -47,22 +47,17 @@ pub fn matmul(
     r: View,
     alpha: f32,
 ) {
-    let len = dst.len();
-    // SAFETY: `dst` is a mutable borrow of `len` floats.
-    unsafe {
-        product(
-            dst.as_mut_ptr(),
-            len,
-            d,
-            accumulate,
-            lhs,
-            l,
-            rhs,
-            r,
-            alpha,
-            gemm::Parallelism::None,
-        )
-    }
+    product(
+        dst,
+        d,
+        accumulate,
+        lhs,
+        l,
+        rhs,
+        r,
+        alpha,
+        gemm::Parallelism::None,
+    )
 }
 
 /// [`matmul`] on every rayon thread: one product over a whole batch (rows of all images stacked),
@@ -84,22 +79,7 @@ pub fn matmul_parallel(
     } else {
         gemm::Parallelism::None
     };
-    let len = dst.len();
-    // SAFETY: `dst` is a mutable borrow of `len` floats.
-    unsafe {
-        product(
-            dst.as_mut_ptr(),
-            len,
-            d,
-            accumulate,
-            lhs,
-            l,
-            rhs,
-            r,
-            alpha,
-            parallelism,
-        )
-    }
+    product(dst, d, accumulate, lhs, l, rhs, r, alpha, parallelism)
 }
 
 /// [`matmul`] into memory not yet written: `dst = alpha * lhs rhs`, every element of the view
@@ -114,32 +94,46 @@ pub fn matmul_uninit(
     r: View,
     alpha: f32,
 ) {
-    let len = dst.len();
-    // SAFETY: `product` writes through `dst` only inside `d` (checked against `len`) and, not
-    // accumulating, reads none of it; `MaybeUninit<f32>` has the layout of `f32`.
-    unsafe {
-        product(
-            dst.as_mut_ptr().cast(),
-            len,
-            d,
-            false,
-            lhs,
-            l,
-            rhs,
-            r,
-            alpha,
-            gemm::Parallelism::None,
-        )
+    product(
+        dst,
+        d,
+        false,
+        lhs,
+        l,
+        rhs,
+        r,
+        alpha,
+        gemm::Parallelism::None,
+    )
+}
+
+/// A matrix product's destination: initialised floats, which it may accumulate into, or
+/// memory not yet written, which it may only write.
+trait Destination {
+    /// Whether the values may be read.
+    const INITIALISED: bool;
+    /// The first value and how many there are.
+    fn raw(&mut self) -> (*mut f32, usize);
+}
+
+impl Destination for [f32] {
+    const INITIALISED: bool = true;
+    fn raw(&mut self) -> (*mut f32, usize) {
+        (self.as_mut_ptr(), self.len())
     }
 }
 
-/// # Safety
-/// `dst` must be valid for writes of `dst_len` floats, and for reads of them where
-/// `accumulate`.
+impl Destination for [MaybeUninit<f32>] {
+    const INITIALISED: bool = false;
+    fn raw(&mut self) -> (*mut f32, usize) {
+        // `MaybeUninit<f32>` has the layout of `f32`
+        (self.as_mut_ptr().cast(), self.len())
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
-unsafe fn product(
-    dst: *mut f32,
-    dst_len: usize,
+fn product<D: Destination + ?Sized>(
+    dst: &mut D,
     d: View,
     accumulate: bool,
     lhs: &[f32],
@@ -153,6 +147,11 @@ unsafe fn product(
         l.rows == d.rows && r.cols == d.cols && l.cols == r.rows,
         "matmul shapes"
     );
+    assert!(
+        D::INITIALISED || !accumulate,
+        "matmul: accumulating into memory not yet written"
+    );
+    let (dst, dst_len) = dst.raw();
     assert!(
         d.fits(dst_len) && l.fits(lhs.len()) && r.fits(rhs.len()),
         "matmul views out of bounds"
@@ -172,7 +171,8 @@ unsafe fn product(
         return;
     }
     // SAFETY: the views were checked to lie inside their slices; `dst` is the caller's mutable
-    // borrow and does not alias `lhs` or `rhs` (distinct borrows).
+    // borrow and does not alias `lhs` or `rhs` (distinct borrows); gemm reads it only when
+    // accumulating, which memory not yet written never is (asserted above).
     unsafe {
         gemm::gemm(
             d.rows,
