@@ -7,7 +7,7 @@ pub mod peak;
 use std::time::Instant;
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 
 use crate::error::Result;
@@ -168,7 +168,8 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-/// Times training steps of `spec.model` with Adam on random images.
+/// Times training steps of `spec.model` with Adam (the one `--optimizer adam` trains with) on
+/// random images.
 pub fn train_steps(spec: &BenchSpec, device: &Device) -> Result<Timing> {
     let TrainingSetup {
         ad,
@@ -177,7 +178,7 @@ pub fn train_steps(spec: &BenchSpec, device: &Device) -> Result<Timing> {
         labels,
     } = training_setup(spec, device)?;
     let b = spec.batch_size;
-    let mut optim = AdamConfig::new().init();
+    let mut optim = crate::train::optimizer::adam(None);
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let mut step = |model: Network| {
         let loss = loss_fn.forward(model.forward(images.clone()), labels.clone());
@@ -284,7 +285,7 @@ pub fn train_step_memory(spec: &BenchSpec, device: &Device) -> Result<StepMemory
         images,
         labels,
     } = training_setup(spec, device)?;
-    let mut optim = AdamConfig::new().init();
+    let mut optim = crate::train::optimizer::adam(None);
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let _ = ad.sync();
     trim_allocator();

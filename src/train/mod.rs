@@ -11,6 +11,7 @@ pub mod experiment;
 pub mod export;
 pub mod features;
 pub mod flags;
+pub mod fused_optim;
 pub mod interrupt;
 pub mod lookahead;
 pub mod manifest;

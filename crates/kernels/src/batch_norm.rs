@@ -163,6 +163,53 @@ pub fn infer_forward(
     normalize_planes(x, gamma, beta, stats, dims, epsilon, relu)
 }
 
+/// Inference-mode BatchNorm -> ReLU -> 2x2, stride-2 max-pool as one pass: exactly
+/// [`infer_forward`] with `relu` followed by the pool (`max_pool::forward`), but each plane is
+/// normalised into a scratch buffer in cache and pooled from there, so the full-size activation
+/// (the CNN's first one is 33.5 MB at batch 256) is neither written to memory nor read back.
+///
+/// # Shapes
+/// - `x`: `[b, c, h, w]` (`dims`); `gamma`, `beta`, `mean`, `variance`: `[c]`
+/// - output: `[b, c, h / 2, w / 2]`
+pub fn infer_relu_pool_2x2(
+    x: &[f32],
+    [gamma, beta, mean, variance]: [&[f32]; 4],
+    dims: [usize; 4],
+    epsilon: f64,
+) -> Vec<f32> {
+    let [b, c, h, w] = dims;
+    assert!(
+        x.len() == b * c * h * w && [gamma.len(), beta.len(), mean.len(), variance.len()] == [c; 4],
+        "batch norm: x must be [b, c, h, w] and gamma, beta, mean and variance [c]"
+    );
+    let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<f64>>();
+    let (scale, shift) = scale_shift(gamma, beta, (&wide(mean), &wide(variance)), epsilon);
+    let simd = Simd::detect();
+    crate::max_pool::forward_2x2_mapped(x, dims, |plane, x, out| {
+        let (a, s) = (scale[plane % c], shift[plane % c]);
+        // SAFETY: initialised floats viewed as `MaybeUninit`, which `normalize` only writes.
+        let out = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
+        simd.run(|| normalize(out, x, a, s, true));
+    })
+}
+
+/// Per channel `(scale, shift)` with `gamma (x - mean) / sqrt(var + eps) + beta = x * scale +
+/// shift`, both from f64.
+fn scale_shift(
+    gamma: &[f32],
+    beta: &[f32],
+    (mean, var): (&[f64], &[f64]),
+    epsilon: f64,
+) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f32> = (0..gamma.len())
+        .map(|ch| (gamma[ch] as f64 / (var[ch] + epsilon).sqrt()) as f32)
+        .collect();
+    let shift: Vec<f32> = (0..gamma.len())
+        .map(|ch| beta[ch] - (mean[ch] * scale[ch] as f64) as f32)
+        .collect();
+    (scale, shift)
+}
+
 /// `gamma (x - mean) / sqrt(var + eps) + beta` per channel (then the ReLU), as `x * scale +
 /// shift` with both factors from f64: the output pass both modes share.
 fn normalize_planes(
@@ -174,12 +221,7 @@ fn normalize_planes(
     epsilon: f64,
     relu: bool,
 ) -> Vec<f32> {
-    let scale: Vec<f32> = (0..c)
-        .map(|ch| (gamma[ch] as f64 / (var[ch] + epsilon).sqrt()) as f32)
-        .collect();
-    let shift: Vec<f32> = (0..c)
-        .map(|ch| beta[ch] - (mean[ch] * scale[ch] as f64) as f32)
-        .collect();
+    let (scale, shift) = scale_shift(gamma, beta, (mean, var), epsilon);
     let simd = Simd::detect();
     let planes = planes_per_task(n);
     // SAFETY: `normalize` writes every value of each plane of a piece (`x` has its length).
@@ -325,6 +367,46 @@ mod tests {
             wrong.is_err(),
             "statistics of the wrong length must be refused"
         );
+    }
+
+    #[test]
+    fn inference_relu_pool_in_one_pass_is_the_three_passes_bit_for_bit() {
+        use crate::max_pool::{self, PoolWindow};
+        let window = PoolWindow {
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: [0, 0],
+            dilation: [1, 1],
+        };
+        // on the detected path: `normalize` and the 2x2 pool are held to the portable bits on
+        // every path by their own tests
+        eprintln!(
+            "batch norm -> relu -> 2x2 pool, one pass: path {}",
+            Simd::detect().name()
+        );
+        // the CNN's four pools (32, 16, 8 and 4 pixels a side: wide rows, then planes side by
+        // side), odd sides (the last row and column dropped), more planes than a task takes
+        for (dims, seed) in [
+            ([2, 3, 32, 32], 1),
+            ([3, 4, 16, 16], 2),
+            ([2, 5, 8, 8], 3),
+            ([64, 6, 4, 4], 4),
+            ([2, 3, 7, 9], 5),
+            ([1, 2, 2, 3], 6),
+        ] {
+            let [b, c, h, w] = dims;
+            let x = crate::test_values::tricky(b * c * h * w, seed, &[0.0, -0.0, 1.0], 2.0);
+            let gamma: Vec<f32> = (0..c).map(|i| [0.5, -1.5, 2.0][i % 3]).collect();
+            let beta: Vec<f32> = (0..c).map(|i| 0.1 * i as f32 - 0.2).collect();
+            let mean: Vec<f32> = (0..c).map(|i| 0.05 * i as f32).collect();
+            let var: Vec<f32> = (0..c).map(|i| 0.5 + i as f32).collect();
+            let stats = [&gamma[..], &beta, &mean, &var];
+            let y = infer_forward(&x, stats, [b, c, h * w], 1e-5, true);
+            let want = max_pool::forward(&y, dims, &window);
+            let got = infer_relu_pool_2x2(&x, stats, dims, 1e-5);
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{dims:?}");
+        }
     }
 
     /// What `pass` writes into `n` floats, each checked written (they start as a sentinel no

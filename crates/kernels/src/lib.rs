@@ -13,6 +13,7 @@
 //!   channels-last copies.
 //! - [`batch_norm`]: BatchNorm's passes (training and inference), with the fused BatchNorm -> ReLU.
 //! - [`max_pool`]: max-pooling, with vector kernels for the 2x2, stride-2 window.
+//! - [`optimizer`]: Adam's update as one pass over each parameter, bit-for-bit burn's.
 //! - [`matmul`]: the strided single-threaded matrix product they share (`gemm`).
 //! - [`output`]: output buffers zeroed by the tasks that fill them, not serially before.
 //! - `vector` (x86-64, crate-private): the AVX2 and AVX-512 primitives the vector kernels are written in.
@@ -26,6 +27,7 @@ pub mod channel_attention;
 pub mod conv;
 pub mod matmul;
 pub mod max_pool;
+pub mod optimizer;
 pub mod output;
 pub mod simd;
 #[cfg(test)]

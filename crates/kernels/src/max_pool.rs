@@ -83,6 +83,73 @@ fn forward_with(x: &[f32], dims: [usize; 4], window: &PoolWindow, simd: Simd) ->
     })
 }
 
+/// The 2x2, stride-2 max-pool of `map(x)` without `map(x)` ever being written whole: each
+/// task maps its planes (`map(plane, x_plane, out)` must write every value of `out`, one plane
+/// of `[h, w]`) into a scratch buffer of its thread, in cache, and pools that. Inference's
+/// BatchNorm -> ReLU -> pool is one such pass (`batch_norm::infer_relu_pool_2x2`): the
+/// full-size activation is neither written nor read back.
+///
+/// # Panics
+/// If `x` is not `dims` long.
+///
+/// # Shapes
+/// - `x`: `[b, c, h, w]` (`dims`); output: `[b, c, h / 2, w / 2]`
+pub fn forward_2x2_mapped(
+    x: &[f32],
+    dims: [usize; 4],
+    map: impl Fn(usize, &[f32], &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let [b, c, h, w] = dims;
+    assert_eq!(x.len(), b * c * h * w, "max pool: x is not [b, c, h, w]");
+    let window = PoolWindow {
+        kernel: [2, 2],
+        stride: [2, 2],
+        padding: [0, 0],
+        dilation: [1, 1],
+    };
+    let [ho, wo] = window.output(h, w);
+    if ho * wo == 0 {
+        return Vec::new();
+    }
+    let simd = Simd::detect();
+    let narrow = narrow_planes(&window, [h, w], wo, simd);
+    let planes = narrow.unwrap_or(1);
+    let plane = h * w;
+    par_filled(b * c * ho * wo, planes * ho * wo, |task, y| {
+        let count = y.len() / (ho * wo);
+        let first = task * planes;
+        with_scratch(count * plane, |mapped| {
+            for (p, out) in mapped.chunks_exact_mut(plane).enumerate() {
+                map(first + p, &x[(first + p) * plane..][..plane], out);
+            }
+            if narrow.is_some() {
+                let pairs = row_pairs(mapped, w, wo);
+                pool_2x2(&pairs, pairs.len() / 2, y.len(), y, simd);
+            } else {
+                for (mapped, y) in mapped.chunks_exact(plane).zip(y.chunks_exact_mut(ho * wo)) {
+                    pool_2x2(mapped, w, wo, y, simd);
+                }
+            }
+        })
+    })
+}
+
+/// `f` on `len` floats of this thread's scratch buffer (grown when too short, never shrunk or
+/// cleared: `f` writes before it reads).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    use std::cell::RefCell;
+    thread_local! {
+        static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        if scratch.len() < len {
+            scratch.resize(len, 0.0);
+        }
+        f(&mut scratch[..len])
+    })
+}
+
 /// Planes per task where a 2x2 pool's rows are too short for the vector registers (fewer than
 /// 16 windows: the CNN's last three pools, 8, 4 and 2 windows a row), so that [`row_pairs`]
 /// lays many planes' row pairs side by side into one long pair; `None` where the rows fill

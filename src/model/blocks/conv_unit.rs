@@ -151,9 +151,13 @@ impl ConvUnit {
         }
     }
 
-    /// BatchNorm -> ReLU -> optional pool, applied to the conv output after attention.
+    /// BatchNorm -> ReLU -> optional pool, applied to the conv output after attention: with a
+    /// pool, one op (in inference one pass that never writes the full-size activation).
     pub fn post(&self, x: Tensor<4>) -> Tensor<4> {
-        self.downsample(self.activate(x))
+        match &self.pool {
+            Some(pool) => ops::batch_norm::forward_relu_pool(&self.norm, pool, x), // [batch, c, h/2, w/2]
+            None => self.activate(x),
+        }
     }
 
     /// The whole unit.

@@ -1,6 +1,7 @@
 //! Training-mode BatchNorm with its own CPU kernels, as a burn backend extension: the trait,
 //! the flex implementation (tensors to slices for `visionnet_kernels::batch_norm`, which holds
-//! the passes), the autodiff step, and the module-level [`forward`] / [`forward_relu`].
+//! the passes), the autodiff step, and the module-level [`forward`] / [`forward_relu`] /
+//! [`forward_relu_pool`].
 //!
 //! # Why
 //!
@@ -34,7 +35,8 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Dispatch, TensorMetadata, backend_extension};
-use burn::nn::BatchNorm;
+use burn::nn::pool::MaxPool2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
 use visionnet_kernels::batch_norm as kernels;
 
@@ -75,6 +77,20 @@ pub trait BatchNormOps: burn::backend::Backend {
     ) -> FloatTensor<Self> {
         let y = Self::batch_norm(x, gamma, beta, mean, variance, epsilon);
         if relu { Self::relu(y) } else { y }
+    }
+
+    /// Inference-mode BatchNorm -> ReLU -> 2x2, stride-2 max-pool of `x` `[b, c, h, w]`:
+    /// [`BatchNormOps::batch_norm_infer_lean`] then burn's `max_pool2d` by default.
+    fn batch_norm_infer_relu_pool_2x2(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        let y = Self::batch_norm_infer_lean(x, gamma, beta, mean, variance, epsilon, true);
+        Self::max_pool2d(y, [2, 2], [2, 2], [0, 0], [1, 1], false)
     }
 
     /// `(dx, dgamma, dbeta)` for the output gradient `dy`.
@@ -199,6 +215,28 @@ impl BatchNormOps for burn::backend::Flex {
         tensor(
             kernels::infer_forward(values(&x), stats, dims, epsilon, relu),
             shape,
+        )
+    }
+
+    fn batch_norm_infer_relu_pool_2x2(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        epsilon: f64,
+    ) -> FlexTensor {
+        let pools = x.shape().num_dims() == 4 && x.shape()[2] >= 2 && x.shape()[3] >= 2;
+        if !(cpu_takes(&[&x, &gamma, &beta, &mean, &variance]) && pools) {
+            let y = Self::batch_norm_infer_lean(x, gamma, beta, mean, variance, epsilon, true);
+            return Self::max_pool2d(y, [2, 2], [2, 2], [0, 0], [1, 1], false);
+        }
+        let dims @ [b, c, h, w] = super::flex::dims::<4>(&x);
+        let [x, gamma, beta, mean, variance] = [x, gamma, beta, mean, variance].map(contiguous);
+        let stats = [&gamma, &beta, &mean, &variance].map(values);
+        tensor(
+            kernels::infer_relu_pool_2x2(values(&x), stats, dims, epsilon),
+            vec![b, c, h / 2, w / 2],
         )
     }
 
@@ -377,6 +415,40 @@ pub fn forward<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
 /// - `x`: `[batch, channels, ...]`; output: the same
 pub fn forward_relu<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
     train_or_infer(norm, x, true)
+}
+
+/// `pool(relu(norm.forward(x)))` for a 2x2, stride-2 pool: the conv units' BatchNorm -> ReLU ->
+/// pool. In inference off autodiff it is one op (one pass that never writes the full-size
+/// activation); otherwise, and for any other pool, [`forward_relu`] then
+/// [`max_pool::forward`](super::max_pool::forward).
+///
+/// # Shapes
+/// - `x`: `[batch, channels, h, w]`; output: `[batch, channels, h / 2, w / 2]` (the pool's)
+pub fn forward_relu_pool(norm: &BatchNorm, pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    let plain_2x2 = pool.kernel_size == [2, 2]
+        && pool.stride == [2, 2]
+        && pool.dilation == [1, 1]
+        && matches!(pool.padding, PaddingConfig2d::Valid)
+        && !pool.ceil_mode;
+    if device.is_autodiff() || !plain_2x2 {
+        return super::max_pool::forward(pool, forward_relu(norm, x));
+    }
+    let [features] = norm.gamma.shape().dims();
+    assert_eq!(
+        x.dims()[1],
+        features,
+        "batch norm over {features} channels: input of shape {:?}",
+        x.dims()
+    );
+    Tensor::from_dispatch(<Dispatch as BatchNormOps>::batch_norm_infer_relu_pool_2x2(
+        x.into_dispatch(),
+        norm.gamma.val().into_dispatch(),
+        norm.beta.val().into_dispatch(),
+        norm.running_mean.value().to_device(&device).into_dispatch(),
+        norm.running_var.value().to_device(&device).into_dispatch(),
+        norm.epsilon,
+    ))
 }
 
 fn train_or_infer<const D: usize>(norm: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
