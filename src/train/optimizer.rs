@@ -47,7 +47,7 @@ pub fn build(config: &TrainConfig) -> ModuleOptimizer {
         OptimizerKind::Sgd => ModuleOptimizer::from(FusedSgd {
             weight_decay: decay.map(|d| d.penalty),
             // no dampening, as PyTorch's default
-            momentum: (config.momentum > 0.0).then(|| SgdMomentum {
+            momentum: (config.momentum > 0.0).then_some(SgdMomentum {
                 momentum: config.momentum as f32,
                 gradient_factor: 1.0,
                 nesterov: config.nesterov,

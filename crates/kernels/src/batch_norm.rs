@@ -372,12 +372,7 @@ mod tests {
     #[test]
     fn inference_relu_pool_in_one_pass_is_the_three_passes_bit_for_bit() {
         use crate::max_pool::{self, PoolWindow};
-        let window = PoolWindow {
-            kernel: [2, 2],
-            stride: [2, 2],
-            padding: [0, 0],
-            dilation: [1, 1],
-        };
+        let window = PoolWindow::PLAIN_2X2;
         // on the detected path: `normalize` and the 2x2 pool are held to the portable bits on
         // every path by their own tests
         eprintln!(

@@ -31,14 +31,16 @@ impl PoolWindow {
     }
 
     /// The plain 2x2, stride-2 window without padding (the study's CNN and VGG).
+    pub const PLAIN_2X2: PoolWindow = PoolWindow {
+        kernel: [2, 2],
+        stride: [2, 2],
+        padding: [0, 0],
+        dilation: [1, 1],
+    };
+
+    /// Whether this is [`PoolWindow::PLAIN_2X2`].
     pub fn is_2x2(&self) -> bool {
-        *self
-            == PoolWindow {
-                kernel: [2, 2],
-                stride: [2, 2],
-                padding: [0, 0],
-                dilation: [1, 1],
-            }
+        *self == PoolWindow::PLAIN_2X2
     }
 }
 
@@ -101,12 +103,7 @@ pub fn forward_2x2_mapped(
 ) -> Vec<f32> {
     let [b, c, h, w] = dims;
     assert_eq!(x.len(), b * c * h * w, "max pool: x is not [b, c, h, w]");
-    let window = PoolWindow {
-        kernel: [2, 2],
-        stride: [2, 2],
-        padding: [0, 0],
-        dilation: [1, 1],
-    };
+    let window = PoolWindow::PLAIN_2X2;
     let [ho, wo] = window.output(h, w);
     if ho * wo == 0 {
         return Vec::new();
@@ -689,12 +686,7 @@ mod tests {
 
     #[test]
     fn narrow_planes_pool_side_by_side_as_each_plane_alone() {
-        let window = PoolWindow {
-            kernel: [2, 2],
-            stride: [2, 2],
-            padding: [0, 0],
-            dilation: [1, 1],
-        };
+        let window = PoolWindow::PLAIN_2X2;
         let same = |a: &[f32], b: &[f32]| {
             a.len() == b.len() && a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits())
         };
