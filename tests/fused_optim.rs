@@ -13,7 +13,7 @@ use burn::prelude::*;
 use visionnet::train::fused_optim::{FusedAdam, FusedSgd, SgdMomentum};
 
 mod common;
-use common::uniform;
+use common::{to_vec, uniform};
 
 /// A conv (rank-4 weight) and a linear layer (rank 2 and 1), large enough that the kernel
 /// splits the linear weight into several parallel pieces.
@@ -103,7 +103,7 @@ fn weights(model: &Small) -> Vec<f32> {
         model.linear.weight.val().flatten::<1>(0, 1),
         model.linear.bias.as_ref().unwrap().val(),
     ] {
-        out.extend(t.into_data().to_vec::<f32>().unwrap());
+        out.extend(to_vec(t));
     }
     out
 }
