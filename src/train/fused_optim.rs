@@ -18,7 +18,6 @@
 
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Dispatch, TensorMetadata, backend_extension};
 use burn::optim::{
@@ -68,8 +67,7 @@ pub trait FusedOptimOps: burn::backend::Backend {
 
     /// `w` after one plain SGD step (no momentum) with gradient `g`.
     fn sgd_update(w: FloatTensor<Self>, g: FloatTensor<Self>, step: SgdStep) -> FloatTensor<Self> {
-        let g = burns_decayed::<Self>(&w, g, step.weight_decay);
-        Self::float_sub(w, Self::float_mul_scalar(g, scalar(step.lr)))
+        burns_sgd::<Self>(w, g, step)
     }
 }
 
@@ -120,6 +118,16 @@ fn burns_adam<B: burn::backend::Backend>(
     );
     let w = B::float_sub(w, B::float_mul_scalar(update, scalar(s.lr)));
     (w, m, v)
+}
+
+/// burn's `Sgd` without momentum (`WeightDecay` only) on the backend's tensor operations.
+fn burns_sgd<B: burn::backend::Backend>(
+    w: FloatTensor<B>,
+    g: FloatTensor<B>,
+    s: SgdStep,
+) -> FloatTensor<B> {
+    let g = burns_decayed::<B>(&w, g, s.weight_decay);
+    B::float_sub(w, B::float_mul_scalar(g, scalar(s.lr)))
 }
 
 /// burn's `Sgd` with `Momentum` and `WeightDecay` on the backend's tensor operations.
@@ -201,8 +209,7 @@ impl FusedOptimOps for burn::backend::Flex {
 
     fn sgd_update(w: FlexTensor, g: FlexTensor, step: SgdStep) -> FlexTensor {
         if !kernels_take(&w, &[&g]) || step.momentum.is_some() {
-            let g = burns_decayed::<Self>(&w, g, step.weight_decay);
-            return Self::float_sub(w, Self::float_mul_scalar(g, scalar(step.lr)));
+            return burns_sgd::<Self>(w, g, step);
         }
         let [mut w, g] = [w, g].map(owned_contiguous);
         kernels::sgd(w.storage_mut::<f32>(), g.storage::<f32>(), None, &step);

@@ -37,15 +37,15 @@ pub fn build(config: &TrainConfig) -> ModuleOptimizer {
     } else {
         config.weight_decay
     };
-    let decay = (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32));
+    let penalty = (weight_decay > 0.0).then_some(weight_decay as f32);
     match config.optimizer {
-        OptimizerKind::Adam => adam(decay.map(|d| d.penalty)),
+        OptimizerKind::Adam => adam(penalty),
         OptimizerKind::Adamw => AdamWConfig::new()
             .with_epsilon(EPSILON)
             .with_weight_decay(weight_decay as f32)
             .init(),
         OptimizerKind::Sgd => ModuleOptimizer::from(FusedSgd {
-            weight_decay: decay.map(|d| d.penalty),
+            weight_decay: penalty,
             // no dampening, as PyTorch's default
             momentum: (config.momentum > 0.0).then_some(SgdMomentum {
                 momentum: config.momentum as f32,
@@ -56,7 +56,7 @@ pub fn build(config: &TrainConfig) -> ModuleOptimizer {
         OptimizerKind::Rmsprop => RmsPropConfig::new()
             .with_momentum(config.momentum as f32)
             .with_epsilon(EPSILON)
-            .with_weight_decay(decay)
+            .with_weight_decay(penalty.map(WeightDecayConfig::new))
             .init(),
     }
 }

@@ -13,9 +13,10 @@
 //!   channels-last copies.
 //! - [`batch_norm`]: BatchNorm's passes (training and inference), with the fused BatchNorm -> ReLU.
 //! - [`max_pool`]: max-pooling, with vector kernels for the 2x2, stride-2 window.
-//! - [`optimizer`]: Adam's update as one pass over each parameter, bit-for-bit burn's.
+//! - [`optimizer`]: Adam's and SGD's updates as one pass over each parameter, bit-for-bit burn's.
 //! - [`matmul`]: the strided single-threaded matrix product they share (`gemm`).
 //! - [`output`]: output buffers zeroed by the tasks that fill them, not serially before.
+//! - `scratch` (crate-private): each thread's reusable scratch buffer.
 //! - `vector` (x86-64, crate-private): the AVX2 and AVX-512 primitives the vector kernels are written in.
 //!
 //! Every kernel with vector bodies has a portable one too, and the tests hold each path the CPU
@@ -29,6 +30,7 @@ pub mod matmul;
 pub mod max_pool;
 pub mod optimizer;
 pub mod output;
+mod scratch;
 pub mod simd;
 #[cfg(test)]
 mod test_values;

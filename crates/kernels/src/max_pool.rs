@@ -8,6 +8,7 @@
 //! PyTorch).
 
 use crate::output::par_filled;
+use crate::scratch::with_scratch;
 use crate::simd::Simd;
 
 /// The window of one max-pool: kernel, stride, symmetric padding and dilation, per axis
@@ -87,7 +88,8 @@ fn forward_with(x: &[f32], dims: [usize; 4], window: &PoolWindow, simd: Simd) ->
 
 /// The 2x2, stride-2 max-pool of `map(x)` without `map(x)` ever being written whole: each
 /// task maps its planes (`map(plane, x_plane, out)` must write every value of `out`, one plane
-/// of `[h, w]`) into a scratch buffer of its thread, in cache, and pools that. Inference's
+/// of `[h, w]`) into its thread's scratch buffer (`scratch`, the convs' too), in cache, and
+/// pools that. Inference's
 /// BatchNorm -> ReLU -> pool is one such pass (`batch_norm::infer_relu_pool_2x2`): the
 /// full-size activation is neither written nor read back.
 ///
@@ -115,7 +117,7 @@ pub fn forward_2x2_mapped(
     par_filled(b * c * ho * wo, planes * ho * wo, |task, y| {
         let count = y.len() / (ho * wo);
         let first = task * planes;
-        with_scratch(count * plane, |mapped| {
+        with_scratch(count * plane, 0, |mapped, _| {
             for (p, out) in mapped.chunks_exact_mut(plane).enumerate() {
                 map(first + p, &x[(first + p) * plane..][..plane], out);
             }
@@ -128,22 +130,6 @@ pub fn forward_2x2_mapped(
                 }
             }
         })
-    })
-}
-
-/// `f` on `len` floats of this thread's scratch buffer (grown when too short, never shrunk or
-/// cleared: `f` writes before it reads).
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    use std::cell::RefCell;
-    thread_local! {
-        static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    }
-    SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        if scratch.len() < len {
-            scratch.resize(len, 0.0);
-        }
-        f(&mut scratch[..len])
     })
 }
 

@@ -35,8 +35,8 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Dispatch, TensorMetadata, backend_extension};
+use burn::nn::BatchNorm;
 use burn::nn::pool::MaxPool2d;
-use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
 use visionnet_kernels::batch_norm as kernels;
 
@@ -89,8 +89,7 @@ pub trait BatchNormOps: burn::backend::Backend {
         variance: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self> {
-        let y = Self::batch_norm_infer_lean(x, gamma, beta, mean, variance, epsilon, true);
-        Self::max_pool2d(y, [2, 2], [2, 2], [0, 0], [1, 1], false)
+        burns_infer_relu_pool_2x2::<Self>(x, gamma, beta, mean, variance, epsilon)
     }
 
     /// `(dx, dgamma, dbeta)` for the output gradient `dy`.
@@ -126,6 +125,20 @@ pub trait BatchNormOps: burn::backend::Backend {
             Self::relu_backward(output, dy),
         )
     }
+}
+
+/// [`BatchNormOps::batch_norm_infer_lean`] with the ReLU, then burn's 2x2, stride-2
+/// `max_pool2d`: the trait's default, and flex's path for what its kernels do not take.
+fn burns_infer_relu_pool_2x2<B: BatchNormOps>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    mean: FloatTensor<B>,
+    variance: FloatTensor<B>,
+    epsilon: f64,
+) -> FloatTensor<B> {
+    let y = B::batch_norm_infer_lean(x, gamma, beta, mean, variance, epsilon, true);
+    B::max_pool2d(y, [2, 2], [2, 2], [0, 0], [1, 1], false)
 }
 
 /// burn's `batch_norm_train` as `(y, mean, variance)`, then burn's ReLU on `y` with `relu`: the
@@ -228,8 +241,7 @@ impl BatchNormOps for burn::backend::Flex {
     ) -> FlexTensor {
         let pools = x.shape().num_dims() == 4 && x.shape()[2] >= 2 && x.shape()[3] >= 2;
         if !(cpu_takes(&[&x, &gamma, &beta, &mean, &variance]) && pools) {
-            let y = Self::batch_norm_infer_lean(x, gamma, beta, mean, variance, epsilon, true);
-            return Self::max_pool2d(y, [2, 2], [2, 2], [0, 0], [1, 1], false);
+            return burns_infer_relu_pool_2x2::<Self>(x, gamma, beta, mean, variance, epsilon);
         }
         let dims @ [b, c, h, w] = super::flex::dims::<4>(&x);
         let [x, gamma, beta, mean, variance] = [x, gamma, beta, mean, variance].map(contiguous);
@@ -426,21 +438,11 @@ pub fn forward_relu<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D>
 /// - `x`: `[batch, channels, h, w]`; output: `[batch, channels, h / 2, w / 2]` (the pool's)
 pub fn forward_relu_pool(norm: &BatchNorm, pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     let device = x.device();
-    let plain_2x2 = pool.kernel_size == [2, 2]
-        && pool.stride == [2, 2]
-        && pool.dilation == [1, 1]
-        && matches!(pool.padding, PaddingConfig2d::Valid)
-        && !pool.ceil_mode;
+    let plain_2x2 = super::max_pool::window(pool).is_some_and(|w| w.is_2x2());
     if device.is_autodiff() || !plain_2x2 {
         return super::max_pool::forward(pool, forward_relu(norm, x));
     }
-    let [features] = norm.gamma.shape().dims();
-    assert_eq!(
-        x.dims()[1],
-        features,
-        "batch norm over {features} channels: input of shape {:?}",
-        x.dims()
-    );
+    check_channels(norm, &x.dims());
     Tensor::from_dispatch(<Dispatch as BatchNormOps>::batch_norm_infer_relu_pool_2x2(
         x.into_dispatch(),
         norm.gamma.val().into_dispatch(),
@@ -451,14 +453,18 @@ pub fn forward_relu_pool(norm: &BatchNorm, pool: &MaxPool2d, x: Tensor<4>) -> Te
     ))
 }
 
-fn train_or_infer<const D: usize>(norm: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
+/// # Panics
+/// If the input's channels (`dims[1]`) are not the module's.
+fn check_channels(norm: &BatchNorm, dims: &[usize]) {
     let [features] = norm.gamma.shape().dims();
     assert_eq!(
-        x.dims()[1],
-        features,
-        "batch norm over {features} channels: input of shape {:?}",
-        x.dims()
+        dims[1], features,
+        "batch norm over {features} channels: input of shape {dims:?}"
     );
+}
+
+fn train_or_infer<const D: usize>(norm: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
+    check_channels(norm, &x.dims());
     let device = x.device();
     if !(device.is_autodiff() && norm.training.is_enabled()) {
         // inference: burn's module path (`BatchNorm::forward_inference`) as one op

@@ -172,21 +172,26 @@ pub fn max_pool2d(x: Tensor<4>, window: PoolWindow) -> Tensor<4> {
 /// # Shapes
 /// - `x`: `[batch, channels, h, w]`; output: `[batch, channels, ho, wo]`
 pub fn forward(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    match window(pool) {
+        Some(window) => max_pool2d(x, window),
+        None => pool.forward(x),
+    }
+}
+
+/// The module's window where [`max_pool2d`] takes it: symmetric padding (or none) and
+/// `ceil_mode` off; `None` otherwise (burn's own op then runs).
+pub fn window(pool: &MaxPool2d) -> Option<PoolWindow> {
     let padding = match pool.padding {
         PaddingConfig2d::Valid => [0, 0],
         PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
             [top, left]
         }
-        _ => return pool.forward(x),
+        _ => return None,
     };
-    if pool.ceil_mode {
-        return pool.forward(x);
-    }
-    let window = PoolWindow {
+    (!pool.ceil_mode).then_some(PoolWindow {
         kernel: pool.kernel_size,
         stride: pool.stride,
         padding,
         dilation: pool.dilation,
-    };
-    max_pool2d(x, window)
+    })
 }

@@ -29,6 +29,7 @@ use rayon::prelude::*;
 
 use crate::matmul::{View, matmul, matmul_uninit};
 use crate::output::{par_filled, par_written};
+use crate::scratch::with_scratch;
 use crate::simd::Simd;
 
 pub mod winograd;
@@ -219,32 +220,6 @@ fn col2im(dcol: &[f32], s: &ConvShape, dx: &mut [f32], ld: usize) {
             }
         }
     }
-}
-
-thread_local! {
-    /// Each thread's scratch for im2col blocks, kept between calls: every step of training
-    /// would otherwise allocate (and the allocator zero) tens of MB per conv.
-    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` on two scratch slices of `a` and `b` floats from this thread's reusable buffer.
-/// Their contents are unspecified (left over from earlier calls): every user writes before it
-/// reads.
-pub(super) fn with_scratch<R>(
-    a: usize,
-    b: usize,
-    f: impl FnOnce(&mut [f32], &mut [f32]) -> R,
-) -> R {
-    SCRATCH.with(|cell| {
-        let mut buffer = cell.take();
-        if buffer.len() < a + b {
-            buffer.resize(a + b, 0.0);
-        }
-        let (first, rest) = buffer.split_at_mut(a);
-        let result = f(first, &mut rest[..b]);
-        cell.replace(buffer);
-        result
-    })
 }
 
 /// Lays `n` images' `[rows, p]` matrices (image `j` at `images[j * rows * p..]`) side by side

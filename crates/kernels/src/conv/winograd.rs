@@ -53,9 +53,10 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::{BLOCK_ELEMENTS, ConvShape, images_per_task, sum_in_task_order, with_scratch};
+use super::{BLOCK_ELEMENTS, ConvShape, images_per_task, sum_in_task_order};
 use crate::matmul::{View, matmul};
 use crate::output::{par_filled, par_written, zeroed};
+use crate::scratch::with_scratch;
 use crate::simd::Simd;
 
 /// Outputs per tile side.
