@@ -3,6 +3,7 @@
 //! inference takes the module's own path.
 
 use burn::module::Param;
+use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 use visionnet::model::ops::batch_norm;
@@ -77,9 +78,44 @@ fn check<const D: usize>(shape: [usize; D], seed: u64) {
     check_with(false, shape, seed);
 }
 
+/// BatchNorm -> ReLU -> 2x2 max-pool in training: the fused op (`forward_relu_pool`) against
+/// burn's BatchNorm, ReLU and pool modules.
+fn run_pool(lean: bool, shape: [usize; 4], seed: u64) -> Out<4> {
+    let device = Device::flex().autodiff();
+    let bn = norm(shape[1], &device);
+    let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+    let n = shape.iter().product();
+    let x = Tensor::<4>::from_data(TensorData::new(values(n, seed, 2.0, 0.7), shape), &device)
+        .require_grad();
+    let y = if lean {
+        batch_norm::forward_relu_pool(&bn, &pool, x.clone())
+    } else {
+        pool.forward(burn::tensor::activation::relu(bn.forward(x.clone())))
+    };
+    let r = Tensor::<4>::from_data(
+        TensorData::new(
+            values(y.shape().num_elements(), seed + 9, 1.0, 0.0),
+            y.dims(),
+        ),
+        &device,
+    );
+    let grads = (y.clone() * r).sum().backward();
+    Out {
+        y: y.inner(),
+        dx: x.grad(&grads).unwrap(),
+        dgamma: bn.gamma.val().grad(&grads).unwrap(),
+        dbeta: bn.beta.val().grad(&grads).unwrap(),
+        running_mean: bn.running_mean.value().inner(),
+        running_var: bn.running_var.value().inner(),
+    }
+}
+
 fn check_with<const D: usize>(relu: bool, shape: [usize; D], seed: u64) {
     let (got, want) = (run(true, relu, shape, seed), run(false, relu, shape, seed));
-    let case = format!("{shape:?}, relu {relu}");
+    compare(&format!("{shape:?}, relu {relu}"), relu, got, want);
+}
+
+fn compare<const D: usize>(case: &str, relu: bool, got: Out<D>, want: Out<D>) {
     if relu {
         let zeros = to_vec(got.y.clone()).iter().filter(|&&v| v == 0.0).count();
         assert!(
@@ -123,6 +159,17 @@ fn fused_batch_norm_relu_equals_burns_batch_norm_then_relu() {
     check_with(true, [4, 3, 5, 5], 5);
     check_with(true, [3, 16, 8, 8], 6);
     check_with(true, [6, 5], 7);
+}
+
+#[test]
+fn fused_training_batch_norm_relu_pool_equals_burns_three_modules() {
+    // the CNN's first layer's planes, a narrow plane (side by side in the kernels), odd sides
+    // (the pool drops a row and a column that still get BatchNorm's gradient)
+    for (shape, seed) in [([4, 3, 32, 32], 8), ([3, 16, 4, 4], 9), ([2, 5, 7, 9], 10)] {
+        let (got, want) = (run_pool(true, shape, seed), run_pool(false, shape, seed));
+        assert_eq!(got.y.dims(), want.y.dims(), "{shape:?}: pooled shape");
+        compare(&format!("{shape:?}, relu + pool"), true, got, want);
+    }
 }
 
 #[test]

@@ -3,8 +3,11 @@
 use burn::prelude::*;
 use visionnet::model::blocks::{ConvKind, LateralKind};
 use visionnet::model::table::network_config;
+
+mod common;
+use common::{rel_err, to_vec, uniform};
 use visionnet::model::{
-    ImageClassifier, ImageClassifierConfig, ModelCost, ModelOptions, ModelSpec, Network,
+    ImageClassifier, ImageClassifierConfig, ModelCost, ModelOptions, ModelSpec, Network, Recorder,
 };
 
 fn spec(options: ModelOptions) -> ModelSpec {
@@ -131,6 +134,74 @@ fn batchnorm_uses_batch_statistics_in_training_and_running_ones_in_inference() {
         train_out.as_slice::<f32>().unwrap(),
         eval_out.as_slice::<f32>().unwrap()
     );
+}
+
+#[test]
+fn the_untapped_pass_pools_in_one_op_and_equals_the_tapped_pass() {
+    // `forward` (no tap looks: each stage's last BatchNorm -> ReLU -> pool is one op) against
+    // `forward_tapped` with a Recorder (it sees every layer: the activation before the pool is
+    // built, then pooled apart), in training (logits and the input's gradient, through every
+    // fused backward) and in inference; chains of one and two units, and attention (arch 3's
+    // concatenation doubles the channels the fused BatchNorm sees). Equal up to rounding: the
+    // fused op sums the batch statistics in another order.
+    let cases = [
+        ("cnn", 1, vec![true, true, true, true]),
+        ("cnn", 2, vec![true, false, true, true]),
+        ("attn3", 1, vec![true, true, true, true]),
+    ];
+    for (case, (name, stage_depth, pool)) in cases.into_iter().enumerate() {
+        let options = ModelOptions {
+            widths: vec![6, 8, 8, 12],
+            pool,
+            hidden: vec![10, 8, 6],
+            stage_depth,
+            ..Default::default()
+        };
+        let what = format!("{name}, stage depth {stage_depth}");
+        let spec = ModelSpec {
+            name: name.into(),
+            options,
+        };
+        let device = Device::flex().autodiff();
+        let model: Network = network_config(&spec, 5, [3, 17, 16])
+            .unwrap()
+            .init(&device)
+            .unwrap();
+        let seed = 10 * case as u64;
+        let x = Tensor::<4>::from_data(
+            TensorData::new(uniform(3 * 3 * 17 * 16, seed), [3, 3, 17, 16]),
+            &device,
+        );
+        let weights =
+            Tensor::<2>::from_data(TensorData::new(uniform(15, seed + 1), [3, 5]), &device);
+        let train = |tapped: bool| {
+            let x = x.clone().require_grad();
+            let logits = if tapped {
+                model.forward_tapped(x.clone(), &mut Recorder::default())
+            } else {
+                model.forward(x.clone())
+            };
+            let grads = (logits.clone() * weights.clone()).sum().backward();
+            (logits, x.grad(&grads).unwrap())
+        };
+        let ((logits, dx), (logits_apart, dx_apart)) = (train(false), train(true));
+        assert!(
+            rel_err(logits, logits_apart) < 1e-5,
+            "{what}: training logits"
+        );
+        assert!(rel_err(dx, dx_apart) < 1e-4, "{what}: input gradient");
+        let valid = model.valid();
+        let x = x.inner();
+        let (fused, apart) = (
+            valid.forward(x.clone()),
+            valid.forward_tapped(x, &mut Recorder::default()),
+        );
+        assert_eq!(
+            to_vec(fused),
+            to_vec(apart),
+            "{what}: inference logits, bit for bit"
+        );
+    }
 }
 
 fn variant(lateral: LateralKind, conv: ConvKind, stage_depth: u64) -> ModelOptions {

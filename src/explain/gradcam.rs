@@ -384,6 +384,10 @@ impl LayerTap for Replace<'_> {
             }
         }
     }
+
+    fn sees(&self, name: &str) -> bool {
+        name == self.layer
+    }
 }
 
 /// Column `target` of a batch of logits.

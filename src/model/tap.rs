@@ -34,6 +34,12 @@ pub trait LayerTap {
     /// Called with the activation of layer `name`, `[batch, channels, height, width]`; the
     /// network continues with the returned tensor (same shape).
     fn layer(&mut self, name: &str, activation: Tensor<4>) -> Tensor<4>;
+
+    /// Whether [`LayerTap::layer`] would look at layer `name`. A network may skip the call (and
+    /// never build the activation, e.g. by pooling it in the same op) where this is `false`.
+    fn sees(&self, _name: &str) -> bool {
+        true
+    }
 }
 
 /// A tap that changes nothing: the plain forward pass.
@@ -43,6 +49,10 @@ pub struct NoTap;
 impl LayerTap for NoTap {
     fn layer(&mut self, _name: &str, activation: Tensor<4>) -> Tensor<4> {
         activation
+    }
+
+    fn sees(&self, _name: &str) -> bool {
+        false
     }
 }
 
@@ -94,5 +104,9 @@ impl LayerTap for Capture {
         let leaf = activation.detach().autodiff().require_grad();
         self.leaf = Some(leaf.clone());
         leaf
+    }
+
+    fn sees(&self, name: &str) -> bool {
+        name == self.name
     }
 }

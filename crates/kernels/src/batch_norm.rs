@@ -21,6 +21,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use crate::output::par_written;
+use crate::scratch::with_scratch;
 use crate::simd::Simd;
 
 /// Independent partial sums per reduction: 32 lanes (four AVX registers) break the chain of
@@ -85,6 +86,14 @@ fn relu_mask(masked: &mut [MaybeUninit<f32>], y: &[f32], dy: &[f32]) {
     }
 }
 
+/// [`relu_mask`] in place: `dy` kept where the output `y` is above 0 (or NaN), else 0.
+#[inline(always)]
+fn relu_mask_in_place(dy: &mut [f32], y: &[f32]) {
+    for (g, &y) in dy.iter_mut().zip(y) {
+        *g = if y <= 0.0 { 0.0 } else { *g };
+    }
+}
+
 /// Per channel, `f(channel, plane)` summed over the batch's planes of that channel, in f64
 /// (each plane's own sum in f32).
 fn channel_sums(
@@ -121,6 +130,14 @@ pub fn train_forward(
         x.len() == b * c * n && gamma.len() == c && beta.len() == c,
         "batch norm: x must be [b, c, n] and gamma, beta [c]"
     );
+    let (mean, var) = batch_stats(x, dims);
+    let y = normalize_planes(x, gamma, beta, (&mean, &var), dims, epsilon, relu);
+    (y, narrow(mean), narrow(var))
+}
+
+/// The batch mean and (biased) variance per channel of `x` `[b, c, n]`, in f64: two reads.
+fn batch_stats(x: &[f32], dims: [usize; 3]) -> (Vec<f64>, Vec<f64>) {
+    let [b, _, n] = dims;
     let count = (b * n) as f64;
     let simd = Simd::detect();
     let mean: Vec<f64> = channel_sums(x, dims, |_, p| simd.run(|| lane_sum(p, p, |v, _| v)))
@@ -134,9 +151,44 @@ pub fn train_forward(
     .into_iter()
     .map(|s| s / count)
     .collect();
-    let y = normalize_planes(x, gamma, beta, (&mean, &var), dims, epsilon, relu);
-    let stats = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
-    (y, stats(mean), stats(var))
+    (mean, var)
+}
+
+fn narrow(v: Vec<f64>) -> Vec<f32> {
+    v.into_iter().map(|v| v as f32).collect()
+}
+
+fn wide(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&v| v as f64).collect()
+}
+
+/// Training-mode BatchNorm -> ReLU -> 2x2, stride-2 max-pool as one op: `(y, mean, variance)`
+/// with `y` the pooled output and the batch statistics per channel. The full-size activation is
+/// never written: after the two statistics reads, each plane is normalised in cache and pooled
+/// there ([`infer_relu_pool_2x2`] with the batch statistics rounded to f32, the ones returned),
+/// and [`train_relu_pool_2x2_grads`] rebuilds it from `x` when the gradient needs it. The
+/// unfused chain keeps the ReLU's output (the CNN's first one is 8 MiB at batch 64) from the
+/// forward pass to the backward one, and its backward writes two more tensors of that size.
+///
+/// # Shapes
+/// - `x`: `[b, c, h, w]` (`dims`); `gamma`, `beta`: `[c]`
+/// - output: `y` `[b, c, h / 2, w / 2]`; `mean`, `variance`: `[c]`
+pub fn train_relu_pool_2x2(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    dims: [usize; 4],
+    epsilon: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let [b, c, h, w] = dims;
+    assert!(
+        x.len() == b * c * h * w && gamma.len() == c && beta.len() == c,
+        "batch norm: x must be [b, c, h, w] and gamma, beta [c]"
+    );
+    let (mean, var) = batch_stats(x, [b, c, h * w]);
+    let (mean, var) = (narrow(mean), narrow(var));
+    let y = infer_relu_pool_2x2(x, [gamma, beta, &mean, &var], dims, epsilon);
+    (y, mean, var)
 }
 
 /// Inference-mode BatchNorm (with `relu`, then `max(y, 0)`; a NaN stays NaN): `x` normalised
@@ -158,7 +210,6 @@ pub fn infer_forward(
         x.len() == b * c * n && [gamma.len(), beta.len(), mean.len(), variance.len()] == [c; 4],
         "batch norm: x must be [b, c, n] and gamma, beta, mean and variance [c]"
     );
-    let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<f64>>();
     let stats = (&wide(mean)[..], &wide(variance)[..]);
     normalize_planes(x, gamma, beta, stats, dims, epsilon, relu)
 }
@@ -182,7 +233,6 @@ pub fn infer_relu_pool_2x2(
         x.len() == b * c * h * w && [gamma.len(), beta.len(), mean.len(), variance.len()] == [c; 4],
         "batch norm: x must be [b, c, h, w] and gamma, beta, mean and variance [c]"
     );
-    let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<f64>>();
     let (scale, shift) = scale_shift(gamma, beta, (&wide(mean), &wide(variance)), epsilon);
     let simd = Simd::detect();
     crate::max_pool::forward_2x2_mapped(x, dims, |plane, x, out| {
@@ -267,22 +317,56 @@ pub fn train_grads(
             && [gamma.len(), mean.len(), variance.len()] == [c; 3],
         "batch norm grads: x and dy must be [b, c, n], gamma, mean and variance [c]"
     );
+    let planes = planes_per_task(n);
+    let dy_of = |first: usize, count: usize, pass: &mut dyn FnMut(&[f32])| {
+        pass(&dy[first * n..][..count * n])
+    };
+    grads_over_planes([gamma, mean, variance], x, dims, epsilon, planes, dy_of)
+}
+
+/// BatchNorm's backward passes, `(dx, dgamma, dbeta)`, for output gradients handed over a task
+/// of planes at a time: `dy_of(first, count, pass)` calls `pass` with the gradient of planes
+/// `first..first + count` (`[count, n]`), so that a fused op can rebuild it in cache instead
+/// of reading it from memory. Tasks are `planes` planes (the last one shorter).
+///
+/// Per plane the sums `dbeta = sum(dy)` and `dgamma = sum(dy xhat)` in [`LANES`] partial f32
+/// sums, then over the batch in f64, in the batch's order; then `dx` plane by plane.
+fn grads_over_planes(
+    [gamma, mean, variance]: [&[f32]; 3],
+    x: &[f32],
+    [b, c, n]: [usize; 3],
+    epsilon: f64,
+    planes: usize,
+    dy_of: impl Fn(usize, usize, &mut dyn FnMut(&[f32])) + Sync,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let inv_std: Vec<f32> = variance
         .iter()
         .map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32)
         .collect();
-    let plane = |i: usize, ch: usize| (i * c + ch) * n..(i * c + ch + 1) * n;
     let simd = Simd::detect();
-    // dbeta = sum(dy), dgamma = sum(dy xhat) per channel
+    let planes = planes.max(1);
+    // per plane (sum(dy), sum(dy (x - mean)) / std)
+    let mut plane_sums = vec![(0f32, 0f32); b * c];
+    plane_sums
+        .par_chunks_mut(planes)
+        .enumerate()
+        .for_each(|(task, sums)| {
+            let first = task * planes;
+            dy_of(first, sums.len(), &mut |dy| {
+                for (i, sum) in sums.iter_mut().enumerate() {
+                    let p = first + i;
+                    let (m, s) = (mean[p % c], inv_std[p % c]);
+                    let (x, dy) = (&x[p * n..][..n], &dy[i * n..][..n]);
+                    let pb = simd.run(|| lane_sum(dy, dy, |g, _| g));
+                    let pg = simd.run(|| lane_sum(x, dy, |x, g| g * (x - m))) * s;
+                    *sum = (pb, pg);
+                }
+            })
+        });
     let sums: Vec<(f64, f64)> = (0..c)
-        .into_par_iter()
         .map(|ch| {
-            let (m, s) = (mean[ch], inv_std[ch]);
             (0..b).fold((0f64, 0f64), |(db, dg), i| {
-                let r = plane(i, ch);
-                let (x, dy) = (&x[r.clone()], &dy[r]);
-                let pb = simd.run(|| lane_sum(dy, dy, |g, _| g));
-                let pg = simd.run(|| lane_sum(x, dy, |x, g| g * (x - m))) * s;
+                let (pb, pg) = plane_sums[i * c + ch];
                 (db + pb as f64, dg + pg as f64)
             })
         })
@@ -290,23 +374,85 @@ pub fn train_grads(
     let count = (b * n) as f64;
     // SAFETY: `input_grad` writes every value of each plane of a piece (`x` and `dy` have its
     // length).
-    let planes = planes_per_task(n);
     let dx = unsafe {
         par_written(x.len(), planes * n, |task, dxs| {
-            for (i, dx) in dxs.chunks_mut(n.max(1)).enumerate() {
-                let p = task * planes + i;
-                let (x, dy) = (&x[p * n..][..dx.len()], &dy[p * n..][..dx.len()]);
-                let ch = p % c;
-                let (m, s) = (mean[ch], inv_std[ch]);
-                let k = gamma[ch] * s;
-                let (mean_db, mean_dg) = ((sums[ch].0 / count) as f32, (sums[ch].1 / count) as f32);
-                simd.run(|| input_grad(dx, x, dy, [k, m, s, mean_db, mean_dg]));
-            }
+            let first = task * planes;
+            dy_of(first, dxs.len() / n.max(1), &mut |dy| {
+                for (i, dx) in dxs.chunks_mut(n.max(1)).enumerate() {
+                    let p = first + i;
+                    let (x, dy) = (&x[p * n..][..dx.len()], &dy[i * n..][..dx.len()]);
+                    let ch = p % c;
+                    let (m, s) = (mean[ch], inv_std[ch]);
+                    let k = gamma[ch] * s;
+                    let (mean_db, mean_dg) =
+                        ((sums[ch].0 / count) as f32, (sums[ch].1 / count) as f32);
+                    simd.run(|| input_grad(dx, x, dy, [k, m, s, mean_db, mean_dg]));
+                }
+            })
         })
     };
     let dgamma = sums.iter().map(|s| s.1 as f32).collect();
     let dbeta = sums.iter().map(|s| s.0 as f32).collect();
     (dx, dgamma, dbeta)
+}
+
+/// `(dx, dgamma, dbeta)` of [`train_relu_pool_2x2`] for the pooled output's gradient `dy`, from
+/// the batch statistics it returned: the pool's gradient to each window's first maximum, the
+/// ReLU's mask, then BatchNorm's backward. Each task rebuilds its planes' ReLU output from `x`
+/// in cache (the bits of the forward pass: the same statistics, the same pass) and their
+/// gradient beside it, twice (once for the sums, once for `dx`): reading `x` again costs less
+/// than writing and reading back the two full-size tensors the unfused chain's backward makes.
+/// Bit for bit `train_grads` of `relu_grad(y, max_pool::input_grad(y, dy))` with `y` the ReLU's
+/// output from these statistics.
+///
+/// # Shapes
+/// - `x`: `[b, c, h, w]` (`dims`); `gamma`, `beta`, `mean`, `variance`: `[c]`;
+///   `dy`: `[b, c, h / 2, w / 2]`
+/// - output: `dx` as `x`; `dgamma`, `dbeta`: `[c]`
+pub fn train_relu_pool_2x2_grads(
+    x: &[f32],
+    [gamma, beta, mean, variance]: [&[f32]; 4],
+    dy: &[f32],
+    dims: [usize; 4],
+    epsilon: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let [b, c, h, w] = dims;
+    let [ho, wo] = [h / 2, w / 2];
+    let stats = [gamma.len(), beta.len(), mean.len(), variance.len()];
+    assert!(
+        x.len() == b * c * h * w && dy.len() == b * c * ho * wo && stats == [c; 4],
+        "batch norm -> relu -> pool grads: x must be [b, c, h, w], dy [b, c, h / 2, w / 2], \
+         gamma, beta, mean and variance [c]"
+    );
+    let (scale, shift) = scale_shift(gamma, beta, (&wide(mean), &wide(variance)), epsilon);
+    let simd = Simd::detect();
+    let n = h * w;
+    let planes = crate::max_pool::planes_per_task_2x2([h, w], simd).max(planes_per_task(n));
+    let dy_of = |first: usize, count: usize, pass: &mut dyn FnMut(&[f32])| {
+        with_scratch(count * n, count * n, |y, dy_full| {
+            for (i, y) in y.chunks_exact_mut(n).enumerate() {
+                let p = first + i;
+                let x = &x[p * n..][..n];
+                // SAFETY: initialised floats viewed as `MaybeUninit`, which `normalize` only
+                // writes.
+                let y = unsafe { &mut *(y as *mut [f32] as *mut [MaybeUninit<f32>]) };
+                simd.run(|| normalize(y, x, scale[p % c], shift[p % c], true));
+            }
+            dy_full.fill(0.0);
+            let dy = &dy[first * ho * wo..][..count * ho * wo];
+            crate::max_pool::grad_2x2_planes(y, dy, [h, w], dy_full, simd);
+            simd.run(|| relu_mask_in_place(dy_full, y));
+            pass(dy_full)
+        })
+    };
+    grads_over_planes(
+        [gamma, mean, variance],
+        x,
+        [b, c, n],
+        epsilon,
+        planes,
+        dy_of,
+    )
 }
 
 /// The ReLU's gradient of the fused BatchNorm -> ReLU: `dy` where the op's output is above 0
@@ -404,6 +550,76 @@ mod tests {
         }
     }
 
+    #[test]
+    fn training_relu_pool_in_one_op_is_the_unfused_chain_bit_for_bit() {
+        use crate::max_pool::{self, PoolWindow};
+        let window = PoolWindow::PLAIN_2X2;
+        eprintln!(
+            "training batch norm -> relu -> 2x2 pool, one op: path {}",
+            Simd::detect().name()
+        );
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        // the CNN's four pools, odd sides (the dropped row and column still get BatchNorm's
+        // gradient), planes narrower than a register, more planes than a task takes
+        for (dims, seed) in [
+            ([2, 3, 32, 32], 1),
+            ([3, 4, 16, 16], 2),
+            ([2, 5, 8, 8], 3),
+            ([64, 6, 4, 4], 4),
+            ([2, 3, 7, 9], 5),
+            ([1, 2, 2, 3], 6),
+            ([4, 300, 4, 4], 7),
+        ] {
+            let [b, c, h, w] = dims;
+            let n = h * w;
+            // ties (1.0 repeated) and signed zeros decide which value of a window wins
+            let x = crate::test_values::tricky(b * c * n, seed, &[0.0, -0.0, 1.0], 2.0);
+            let dy = crate::test_values::tricky(b * c * (h / 2) * (w / 2), seed + 50, &[0.0], 1.0);
+            let gamma: Vec<f32> = (0..c).map(|i| [0.5, -1.5, 2.0][i % 3]).collect();
+            let beta: Vec<f32> = (0..c).map(|i| 0.1 * i as f32 - 0.2).collect();
+            let (y, mean, var) = train_relu_pool_2x2(&x, &gamma, &beta, dims, 1e-5);
+            // the statistics are the unfused training op's, its output the same within the
+            // rounding of the statistics to f32
+            let (y_full, mean_ref, var_ref) =
+                train_forward(&x, &gamma, &beta, [b, c, n], 1e-5, true);
+            assert_eq!(bits(&mean), bits(&mean_ref), "{dims:?}: mean");
+            assert_eq!(bits(&var), bits(&var_ref), "{dims:?}: variance");
+            let pooled = max_pool::forward(&y_full, dims, &window);
+            let close = y
+                .iter()
+                .zip(&pooled)
+                .all(|(a, b)| (a - b).abs() <= 1e-5 * (1.0 + b.abs()));
+            assert!(close, "{dims:?}: output far from the unfused chain's");
+            // bit for bit the unfused chain with the statistics it returned
+            let stats = [&gamma[..], &beta, &mean, &var];
+            let relu = infer_forward(&x, stats, [b, c, n], 1e-5, true);
+            assert_eq!(
+                bits(&y),
+                bits(&max_pool::forward(&relu, dims, &window)),
+                "{dims:?}"
+            );
+            let (dx, dgamma, dbeta) = train_relu_pool_2x2_grads(&x, stats, &dy, dims, 1e-5);
+            let through = relu_grad(&relu, &max_pool::input_grad(&relu, &dy, dims, &window));
+            let want = train_grads(&x, &gamma, &mean, &var, &through, [b, c, n], 1e-5);
+            assert_eq!(bits(&dx), bits(&want.0), "{dims:?}: dx");
+            assert_eq!(bits(&dgamma), bits(&want.1), "{dims:?}: dgamma");
+            assert_eq!(bits(&dbeta), bits(&want.2), "{dims:?}: dbeta");
+            assert!(
+                dx.iter().any(|&v| v != 0.0),
+                "{dims:?}: no gradient reached x"
+            );
+        }
+        let wrong = std::panic::catch_unwind(|| {
+            let x = vec![0.5f32; 2 * 3 * 4 * 4];
+            let stats = [&[1.0f32; 3][..], &[0.0; 3], &[0.0; 3], &[1.0; 3]];
+            train_relu_pool_2x2_grads(&x, stats, &[0.0; 10], [2, 3, 4, 4], 1e-5)
+        });
+        assert!(
+            wrong.is_err(),
+            "a pooled gradient of the wrong length must be refused"
+        );
+    }
+
     /// What `pass` writes into `n` floats, each checked written (they start as a sentinel no
     /// pass of these inputs produces).
     fn written(n: usize, pass: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
@@ -446,6 +662,9 @@ mod tests {
                 let dx = written(n, |m| simd.run(|| relu_mask(m, &x, &dy)));
                 let want = written(n, |m| relu_mask(m, &x, &dy));
                 assert!(same(&dx, &want), "{simd:?} relu mask n {n}");
+                let mut in_place = dy.clone();
+                simd.run(|| relu_mask_in_place(&mut in_place, &x));
+                assert!(same(&in_place, &want), "{simd:?} relu mask in place n {n}");
                 let got = simd.run(|| lane_sum(&finite, &dy, |a, b| a * b));
                 let want = lane_sum(&finite, &dy, |a, b| a * b);
                 assert!(

@@ -185,20 +185,13 @@ fn input_grad_with(
         takes(window),
         "max pool: padding larger than half the kernel"
     );
-    if let Some(planes) = narrow_planes(window, [h, w], wo, simd) {
+    if window.is_2x2() && wo > 0 {
+        let planes = planes_per_task_2x2([h, w], simd);
         return par_filled(x.len(), planes * h * w, |task, dx| {
             let n = dx.len() / (h * w);
             let x = &x[task * planes * h * w..][..dx.len()];
             let dy = &dy[task * planes * ho * wo..][..n * ho * wo];
-            let pairs = row_pairs(x, w, wo);
-            let mut grads = vec![0f32; pairs.len()];
-            pool_2x2_grad(&pairs, dy, pairs.len() / 2, dy.len(), &mut grads, simd);
-            // back to the planes' rows (values the pool drops, an odd last column, stay 0)
-            let (top, bottom) = grads.split_at(pairs.len() / 2);
-            for (r, rows) in dx.chunks_exact_mut(2 * w).enumerate() {
-                rows[..2 * wo].copy_from_slice(&top[r * 2 * wo..][..2 * wo]);
-                rows[w..w + 2 * wo].copy_from_slice(&bottom[r * 2 * wo..][..2 * wo]);
-            }
+            grad_2x2_planes(x, dy, [h, w], dx, simd);
         });
     }
     par_filled(x.len(), h * w, |plane, dx| {
@@ -206,15 +199,52 @@ fn input_grad_with(
             &x[plane * h * w..][..h * w],
             &dy[plane * ho * wo..][..ho * wo],
         );
-        if window.is_2x2() && wo > 0 {
-            pool_2x2_grad(x, dy, w, wo, dx, simd);
-        } else {
-            // Overlapping windows may share a maximum: accumulate.
-            for_each_argmax(x, [h, w], [ho, wo], window, |oy, ox, at| {
-                dx[at] += dy[oy * wo + ox]
-            });
-        }
+        // Overlapping windows may share a maximum: accumulate.
+        for_each_argmax(x, [h, w], [ho, wo], window, |oy, ox, at| {
+            dx[at] += dy[oy * wo + ox]
+        });
     })
+}
+
+/// Planes a task of the 2x2, stride-2 pool's gradient takes for planes of `[h, w]`: many where
+/// their rows are narrow ([`narrow_planes`]), else one.
+pub(crate) fn planes_per_task_2x2([h, w]: [usize; 2], simd: Simd) -> usize {
+    let wo = PoolWindow::PLAIN_2X2.output(h, w)[1];
+    narrow_planes(&PoolWindow::PLAIN_2X2, [h, w], wo, simd).unwrap_or(1)
+}
+
+/// The input gradient of the 2x2, stride-2 pool for a stack of whole planes `x` `[n, h, w]`
+/// and their output gradients `dy` `[n, h / 2, w / 2]`: each window's gradient to its first
+/// maximum. `dx` (as `x`) must hold zeros where no window reaches (an odd last row or column).
+/// Narrow planes go side by side ([`row_pairs`]) so that their windows fill the registers.
+/// Where a training step's fused BatchNorm -> ReLU -> pool rebuilds its gradient, too.
+pub(crate) fn grad_2x2_planes(
+    x: &[f32],
+    dy: &[f32],
+    [h, w]: [usize; 2],
+    dx: &mut [f32],
+    simd: Simd,
+) {
+    let [ho, wo] = PoolWindow::PLAIN_2X2.output(h, w);
+    if wo == 0 || ho == 0 {
+        return;
+    }
+    if narrow_planes(&PoolWindow::PLAIN_2X2, [h, w], wo, simd).is_some() {
+        let pairs = row_pairs(x, w, wo);
+        let mut grads = vec![0f32; pairs.len()];
+        pool_2x2_grad(&pairs, dy, pairs.len() / 2, dy.len(), &mut grads, simd);
+        // back to the planes' rows (values the pool drops, an odd last column, stay 0)
+        let (top, bottom) = grads.split_at(pairs.len() / 2);
+        for (r, rows) in dx.chunks_exact_mut(2 * w).enumerate() {
+            rows[..2 * wo].copy_from_slice(&top[r * 2 * wo..][..2 * wo]);
+            rows[w..w + 2 * wo].copy_from_slice(&bottom[r * 2 * wo..][..2 * wo]);
+        }
+        return;
+    }
+    let planes = x.chunks_exact(h * w).zip(dy.chunks_exact(ho * wo));
+    for ((x, dy), dx) in planes.zip(dx.chunks_exact_mut(h * w)) {
+        pool_2x2_grad(x, dy, w, wo, dx, simd);
+    }
 }
 
 /// A key whose integer order is the pool's order of values: numbers by value (`-0.0` equal to

@@ -164,4 +164,20 @@ impl ConvUnit {
     pub fn forward(&self, x: Tensor<4>, shared: Option<&SharedAttention>) -> Tensor<4> {
         self.post(self.attend(self.extract(x), shared))
     }
+
+    /// The whole unit followed by a stage's 2x2 `pool`, its BatchNorm -> ReLU -> pool as one op
+    /// (see [`ops::batch_norm::forward_relu_pool`]): for a network whose stage pools after a
+    /// chain of units and whose tap does not need the activation before the pool.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, c_in, h, w]`; output: `[batch, c, h/2, w/2]`
+    pub fn forward_pooled(
+        &self,
+        x: Tensor<4>,
+        shared: Option<&SharedAttention>,
+        pool: &MaxPool2d,
+    ) -> Tensor<4> {
+        let x = self.attend(self.extract(x), shared); // [batch, c, h, w]
+        ops::batch_norm::forward_relu_pool(&self.norm, pool, x) // [batch, c, h/2, w/2]
+    }
 }

@@ -121,6 +121,12 @@ impl LateralConfig {
 }
 
 impl Lateral {
+    /// Whether the stage is a plain chain of its units (no connection weights, nothing added
+    /// or concatenated after the last unit).
+    pub fn is_chain(&self) -> bool {
+        self.kind == LateralKind::None
+    }
+
     /// Runs the stage: `unit(j, x)` applies unit `j` (which must keep the spatial size).
     pub fn forward(
         &self,

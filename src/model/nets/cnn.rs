@@ -313,8 +313,18 @@ impl ImageClassifier for Cnn {
             .zip(self.convs.chunks(self.stage_depth))
             .enumerate()
         {
+            let name = layer_name(s + 1);
+            if self.pool_after[s] && lateral.is_chain() && !tap.sees(&name) {
+                // Nobody looks at the activation before the pool, so the last unit's BatchNorm
+                // -> ReLU and the pool run as one op (in inference one pass that never writes
+                // the full-size activation; in training one that keeps none for the backward)
+                let (last, chain) = units.split_last().expect("a stage has a unit");
+                let x_in = chain.iter().fold(x, |x, unit| unit.forward(x, shared)); // [batch, c, h, w]
+                x = last.forward_pooled(x_in, shared, &self.pool); // [batch, c, h/2, w/2]
+                continue;
+            }
             let stage = lateral.forward(x, self.stage_depth, |j, x| units[j].forward(x, shared)); // [batch, c, h, w]
-            let stage = tap.layer(&layer_name(s + 1), stage);
+            let stage = tap.layer(&name, stage);
             x = if self.pool_after[s] {
                 ops::max_pool::forward(&self.pool, stage) // [batch, c, h/2, w/2]
             } else {

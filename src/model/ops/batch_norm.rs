@@ -41,6 +41,7 @@ use burn::prelude::*;
 use visionnet_kernels::batch_norm as kernels;
 
 use super::flex::{all_f32, contiguous, tensor, values};
+use super::max_pool::PoolWindow;
 
 /// Training-mode BatchNorm whose kernels a backend may implement itself; the default bodies are
 /// burn's `batch_norm_train` and its backward.
@@ -92,6 +93,35 @@ pub trait BatchNormOps: burn::backend::Backend {
         burns_infer_relu_pool_2x2::<Self>(x, gamma, beta, mean, variance, epsilon)
     }
 
+    /// Training-mode BatchNorm -> ReLU -> 2x2, stride-2 max-pool of `x` `[b, c, h, w]` as one
+    /// op: `(y, mean, variance)`, `y` the pooled output `[b, c, h / 2, w / 2]` (differentiable
+    /// in `x`, `gamma`, `beta`), the batch statistics `[c]` (not differentiable). By default
+    /// [`BatchNormOps::batch_norm_train_lean`] with the ReLU, then burn's `max_pool2d`.
+    fn batch_norm_relu_pool_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        burns_train_relu_pool::<Self>(x, gamma, beta, epsilon)
+    }
+
+    /// `(dx, dgamma, dbeta)` of [`BatchNormOps::batch_norm_relu_pool_train`] for the pooled
+    /// output's gradient `dy`, from `x` and the batch statistics: the ReLU's output is rebuilt
+    /// from them (the op keeps no activation of its own). By default with burn's ops.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_relu_pool_train_grads(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        dy: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        burns_relu_pool_grads::<Self>(x, gamma, beta, mean, variance, epsilon, dy)
+    }
+
     /// `(dx, dgamma, dbeta)` for the output gradient `dy`.
     fn batch_norm_train_grads(
         x: FloatTensor<Self>,
@@ -141,6 +171,45 @@ fn burns_infer_relu_pool_2x2<B: BatchNormOps>(
     B::max_pool2d(y, [2, 2], [2, 2], [0, 0], [1, 1], false)
 }
 
+/// [`BatchNormOps::batch_norm_train_lean`] with the ReLU, then burn's 2x2, stride-2
+/// `max_pool2d`: the trait's default, and flex's path for what its kernels do not take.
+fn burns_train_relu_pool<B: BatchNormOps>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    epsilon: f64,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let (y, mean, variance) = B::batch_norm_train_lean(x, gamma, beta, epsilon, true);
+    let w = PoolWindow::PLAIN_2X2;
+    let y = B::max_pool2d(y, w.kernel, w.stride, w.padding, w.dilation, false);
+    (y, mean, variance)
+}
+
+/// The gradients of [`burns_train_relu_pool`]: the ReLU's output rebuilt with the batch
+/// statistics, burn's pool backward through it, then
+/// [`BatchNormOps::batch_norm_relu_train_grads`].
+fn burns_relu_pool_grads<B: BatchNormOps>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    mean: FloatTensor<B>,
+    variance: FloatTensor<B>,
+    epsilon: f64,
+    dy: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let y = B::batch_norm_infer_lean(
+        x.clone(),
+        gamma.clone(),
+        beta,
+        mean.clone(),
+        variance.clone(),
+        epsilon,
+        true,
+    );
+    let dy = super::max_pool::burns_input_grad::<B>(y.clone(), PoolWindow::PLAIN_2X2, dy);
+    B::batch_norm_relu_train_grads(x, gamma, mean, variance, epsilon, dy, y)
+}
+
 /// burn's `batch_norm_train` as `(y, mean, variance)`, then burn's ReLU on `y` with `relu`: the
 /// trait's default, and flex's path for what its kernels do not take.
 fn burns_train<B: burn::backend::Backend>(
@@ -176,6 +245,11 @@ fn planes(t: &FlexTensor) -> [usize; 3] {
     let s = t.shape();
     let pixels = (2..s.num_dims()).map(|d| s[d]).product();
     [s[0], s[1], pixels]
+}
+
+/// Whether `x` is `[b, c, h, w]` with a 2x2 window's room: what the fused pool kernels take.
+fn pools(x: &FlexTensor) -> bool {
+    x.shape().num_dims() == 4 && x.shape()[2] >= 2 && x.shape()[3] >= 2
 }
 
 fn cpu_takes(tensors: &[&FlexTensor]) -> bool {
@@ -239,8 +313,7 @@ impl BatchNormOps for burn::backend::Flex {
         variance: FlexTensor,
         epsilon: f64,
     ) -> FlexTensor {
-        let pools = x.shape().num_dims() == 4 && x.shape()[2] >= 2 && x.shape()[3] >= 2;
-        if !(cpu_takes(&[&x, &gamma, &beta, &mean, &variance]) && pools) {
+        if !(cpu_takes(&[&x, &gamma, &beta, &mean, &variance]) && pools(&x)) {
             return burns_infer_relu_pool_2x2::<Self>(x, gamma, beta, mean, variance, epsilon);
         }
         let dims @ [b, c, h, w] = super::flex::dims::<4>(&x);
@@ -249,6 +322,52 @@ impl BatchNormOps for burn::backend::Flex {
         tensor(
             kernels::infer_relu_pool_2x2(values(&x), stats, dims, epsilon),
             vec![b, c, h / 2, w / 2],
+        )
+    }
+
+    fn batch_norm_relu_pool_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        if !(cpu_takes(&[&x, &gamma, &beta]) && pools(&x)) {
+            return burns_train_relu_pool::<Self>(x, gamma, beta, epsilon);
+        }
+        let dims @ [b, c, h, w] = super::flex::dims::<4>(&x);
+        let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+        let (y, mean, var) =
+            kernels::train_relu_pool_2x2(values(&x), values(&gamma), values(&beta), dims, epsilon);
+        (
+            tensor(y, vec![b, c, h / 2, w / 2]),
+            tensor(mean, vec![c]),
+            tensor(var, vec![c]),
+        )
+    }
+
+    fn batch_norm_relu_pool_train_grads(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        epsilon: f64,
+        dy: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        if !(cpu_takes(&[&x, &gamma, &beta, &mean, &variance, &dy]) && pools(&x)) {
+            return burns_relu_pool_grads::<Self>(x, gamma, beta, mean, variance, epsilon, dy);
+        }
+        let dims = super::flex::dims::<4>(&x);
+        let [x, gamma, beta, mean, variance, dy] =
+            [x, gamma, beta, mean, variance, dy].map(contiguous);
+        let stats = [&gamma, &beta, &mean, &variance].map(values);
+        let (dx, dgamma, dbeta) =
+            kernels::train_relu_pool_2x2_grads(values(&x), stats, values(&dy), dims, epsilon);
+        let c = vec![dims[1]];
+        (
+            tensor(dx, dims.to_vec()),
+            tensor(dgamma, c.clone()),
+            tensor(dbeta, c),
         )
     }
 
@@ -357,7 +476,69 @@ impl<B: BatchNormOps> Backward<B, 3> for BatchNormBackward {
     }
 }
 
+/// The backward step of [`BatchNormOps::batch_norm_relu_pool_train`]: keeps `x`, the
+/// parameters and the statistics, no activation.
+#[derive(Debug)]
+struct BatchNormReluPoolBackward;
+
+impl<B: BatchNormOps> Backward<B, 3> for BatchNormReluPoolBackward {
+    /// `x`, `gamma`, `beta`, the batch mean and variance, epsilon.
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        FloatTensor<B>,
+        f64,
+    );
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        let (x, gamma, beta, mean, variance, epsilon) = ops.state;
+        let (dx, dgamma, dbeta) =
+            B::batch_norm_relu_pool_train_grads(x, gamma, beta, mean, variance, epsilon, dy);
+        for (node, grad) in [(node_x, dx), (node_gamma, dgamma), (node_beta, dbeta)] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
 impl<B: BatchNormOps, C: CheckpointStrategy> BatchNormOps for Autodiff<B, C> {
+    fn batch_norm_relu_pool_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let parents = [x.node(), gamma.node(), beta.node()];
+        let (x, gamma, beta) = (
+            x.into_primitive(),
+            gamma.into_primitive(),
+            beta.into_primitive(),
+        );
+        let (y, mean, variance) =
+            B::batch_norm_relu_pool_train(x.clone(), gamma.clone(), beta.clone(), epsilon);
+        let y = match BatchNormReluPoolBackward
+            .prepare::<C>(parents)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                prep.finish((x, gamma, beta, mean.clone(), variance.clone(), epsilon), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        };
+        (y, Self::from_inner(mean), Self::from_inner(variance))
+    }
+
     fn batch_norm_train_lean(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -430,19 +611,32 @@ pub fn forward_relu<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D>
 }
 
 /// `pool(relu(norm.forward(x)))` for a 2x2, stride-2 pool: the conv units' BatchNorm -> ReLU ->
-/// pool. In inference off autodiff it is one op (one pass that never writes the full-size
-/// activation); otherwise, and for any other pool, [`forward_relu`] then
-/// [`max_pool::forward`](super::max_pool::forward).
+/// pool as one op. In training (as [`forward`] decides it) the op keeps only its input and the
+/// statistics for the backward pass, not the full-size ReLU output, and updates the running
+/// statistics as burn's `BatchNorm` does; in inference off autodiff it is one pass that never
+/// writes the full-size activation. Otherwise (inference on an autodiff device), and for any
+/// other pool, [`forward_relu`] then [`max_pool::forward`](super::max_pool::forward).
 ///
 /// # Shapes
 /// - `x`: `[batch, channels, h, w]`; output: `[batch, channels, h / 2, w / 2]` (the pool's)
 pub fn forward_relu_pool(norm: &BatchNorm, pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     let device = x.device();
     let plain_2x2 = super::max_pool::window(pool).is_some_and(|w| w.is_2x2());
-    if device.is_autodiff() || !plain_2x2 {
+    let training = device.is_autodiff() && norm.training.is_enabled();
+    if !plain_2x2 || (device.is_autodiff() && !training) {
         return super::max_pool::forward(pool, forward_relu(norm, x));
     }
     check_channels(norm, &x.dims());
+    if training {
+        let (y, mean, variance) = <Dispatch as BatchNormOps>::batch_norm_relu_pool_train(
+            x.into_dispatch(),
+            norm.gamma.val().into_dispatch(),
+            norm.beta.val().into_dispatch(),
+            norm.epsilon,
+        );
+        update_running_stats(norm, mean, variance);
+        return Tensor::from_dispatch(y);
+    }
     Tensor::from_dispatch(<Dispatch as BatchNormOps>::batch_norm_infer_relu_pool_2x2(
         x.into_dispatch(),
         norm.gamma.val().into_dispatch(),
@@ -486,10 +680,22 @@ fn train_or_infer<const D: usize>(norm: &BatchNorm, x: Tensor<D>, relu: bool) ->
         norm.epsilon,
         relu,
     );
+    update_running_stats(norm, mean, variance);
+    Tensor::from_dispatch(y)
+}
+
+/// burn's `BatchNorm` running-statistics update with a training op's batch `mean` and
+/// `variance` `[c]`: `running <- (1 - momentum) running + momentum batch`.
+fn update_running_stats(
+    norm: &BatchNorm,
+    mean: FloatTensor<Dispatch>,
+    variance: FloatTensor<Dispatch>,
+) {
     let (mean, variance) = (
         Tensor::<1>::from_dispatch(mean),
         Tensor::<1>::from_dispatch(variance),
     );
+    let device = mean.device();
     let momentum = norm.momentum;
     let running_mean = norm.running_mean.value_sync().to_device(&device);
     let running_var = norm.running_var.value_sync().to_device(&device);
@@ -501,5 +707,4 @@ fn train_or_infer<const D: usize>(norm: &BatchNorm, x: Tensor<D>, relu: bool) ->
         .add(variance.detach().mul_scalar(momentum));
     norm.running_mean.update(running_mean.detach());
     norm.running_var.update(running_var.detach());
-    Tensor::from_dispatch(y)
 }

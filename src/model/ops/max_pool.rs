@@ -69,7 +69,7 @@ fn burns_forward<B: burn::backend::Backend>(x: FloatTensor<B>, w: PoolWindow) ->
 }
 
 /// burn's own max-pool backward, through the indices of a second forward pass.
-fn burns_input_grad<B: burn::backend::Backend>(
+pub(super) fn burns_input_grad<B: burn::backend::Backend>(
     x: FloatTensor<B>,
     w: PoolWindow,
     dy: FloatTensor<B>,
