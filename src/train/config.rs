@@ -164,8 +164,9 @@ pub struct TrainConfig {
     /// Optimizer.
     #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
     pub optimizer: OptimizerKind,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = 0.05, value_parser = positive_f64)]
+    /// Peak learning rate (0.1: the one change of issue 17's recipe A/B that helped over both
+    /// seeds, docs/training.md).
+    #[arg(long, default_value_t = 0.1, value_parser = positive_f64)]
     pub lr: f64,
     /// Momentum of SGD and RMSprop.
     #[arg(long, default_value_t = 0.9, value_parser = fraction)]
