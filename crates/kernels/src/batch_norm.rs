@@ -515,6 +515,25 @@ mod tests {
         );
     }
 
+    /// The fused pools' shapes and seeds: the CNN's four pools (32, 16, 8 and 4 pixels a side:
+    /// wide rows, then planes side by side), odd sides (the last row and column dropped), planes
+    /// narrower than a register.
+    const POOL_CASES: [([usize; 4], u32); 6] = [
+        ([2, 3, 32, 32], 1),
+        ([3, 4, 16, 16], 2),
+        ([2, 5, 8, 8], 3),
+        ([64, 6, 4, 4], 4),
+        ([2, 3, 7, 9], 5),
+        ([1, 2, 2, 3], 6),
+    ];
+
+    /// A BatchNorm's `(gamma, beta)` over `c` channels, negative scales included.
+    fn affine(c: usize) -> (Vec<f32>, Vec<f32>) {
+        let gamma = (0..c).map(|i| [0.5, -1.5, 2.0][i % 3]).collect();
+        let beta = (0..c).map(|i| 0.1 * i as f32 - 0.2).collect();
+        (gamma, beta)
+    }
+
     #[test]
     fn inference_relu_pool_in_one_pass_is_the_three_passes_bit_for_bit() {
         use crate::max_pool::{self, PoolWindow};
@@ -525,20 +544,10 @@ mod tests {
             "batch norm -> relu -> 2x2 pool, one pass: path {}",
             Simd::detect().name()
         );
-        // the CNN's four pools (32, 16, 8 and 4 pixels a side: wide rows, then planes side by
-        // side), odd sides (the last row and column dropped), more planes than a task takes
-        for (dims, seed) in [
-            ([2, 3, 32, 32], 1),
-            ([3, 4, 16, 16], 2),
-            ([2, 5, 8, 8], 3),
-            ([64, 6, 4, 4], 4),
-            ([2, 3, 7, 9], 5),
-            ([1, 2, 2, 3], 6),
-        ] {
+        for (dims, seed) in POOL_CASES {
             let [b, c, h, w] = dims;
             let x = crate::test_values::tricky(b * c * h * w, seed, &[0.0, -0.0, 1.0], 2.0);
-            let gamma: Vec<f32> = (0..c).map(|i| [0.5, -1.5, 2.0][i % 3]).collect();
-            let beta: Vec<f32> = (0..c).map(|i| 0.1 * i as f32 - 0.2).collect();
+            let (gamma, beta) = affine(c);
             let mean: Vec<f32> = (0..c).map(|i| 0.05 * i as f32).collect();
             let var: Vec<f32> = (0..c).map(|i| 0.5 + i as f32).collect();
             let stats = [&gamma[..], &beta, &mean, &var];
@@ -559,24 +568,15 @@ mod tests {
             Simd::detect().name()
         );
         let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        // the CNN's four pools, odd sides (the dropped row and column still get BatchNorm's
-        // gradient), planes narrower than a register, more planes than a task takes
-        for (dims, seed) in [
-            ([2, 3, 32, 32], 1),
-            ([3, 4, 16, 16], 2),
-            ([2, 5, 8, 8], 3),
-            ([64, 6, 4, 4], 4),
-            ([2, 3, 7, 9], 5),
-            ([1, 2, 2, 3], 6),
-            ([4, 300, 4, 4], 7),
-        ] {
+        // with the pool's cases (in training the dropped row and column of an odd side still
+        // get BatchNorm's gradient), many channels: more planes than a task takes
+        for (dims, seed) in POOL_CASES.into_iter().chain([([4, 300, 4, 4], 7)]) {
             let [b, c, h, w] = dims;
             let n = h * w;
             // ties (1.0 repeated) and signed zeros decide which value of a window wins
             let x = crate::test_values::tricky(b * c * n, seed, &[0.0, -0.0, 1.0], 2.0);
             let dy = crate::test_values::tricky(b * c * (h / 2) * (w / 2), seed + 50, &[0.0], 1.0);
-            let gamma: Vec<f32> = (0..c).map(|i| [0.5, -1.5, 2.0][i % 3]).collect();
-            let beta: Vec<f32> = (0..c).map(|i| 0.1 * i as f32 - 0.2).collect();
+            let (gamma, beta) = affine(c);
             let (y, mean, var) = train_relu_pool_2x2(&x, &gamma, &beta, dims, 1e-5);
             // the statistics are the unfused training op's, its output the same within the
             // rounding of the statistics to f32
