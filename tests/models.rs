@@ -142,22 +142,27 @@ fn the_untapped_pass_pools_in_one_op_and_equals_the_tapped_pass() {
     // `forward_tapped` with a Recorder (it sees every layer: the activation before the pool is
     // built, then pooled apart), in training (logits and the input's gradient, through every
     // fused backward) and in inference; chains of one and two units, and attention (arch 3's
-    // concatenation doubles the channels the fused BatchNorm sees). Equal up to rounding: the
-    // fused op sums the batch statistics in another order.
+    // concatenation doubles the channels the fused BatchNorm sees); a residual and a dense stage
+    // pool after their connections instead. Equal up to rounding: the fused op sums the batch
+    // statistics in another order.
+    let (none, residual, dense) = (LateralKind::None, LateralKind::Residual, LateralKind::Dense);
     let cases = [
-        ("cnn", 1, vec![true, true, true, true]),
-        ("cnn", 2, vec![true, false, true, true]),
-        ("attn3", 1, vec![true, true, true, true]),
+        ("cnn", 1, vec![true, true, true, true], none),
+        ("cnn", 2, vec![true, false, true, true], none),
+        ("attn3", 1, vec![true, true, true, true], none),
+        ("cnn", 2, vec![true, true, false, true], residual),
+        ("cnn", 2, vec![true, true, true, true], dense),
     ];
-    for (case, (name, stage_depth, pool)) in cases.into_iter().enumerate() {
+    for (case, (name, stage_depth, pool, lateral)) in cases.into_iter().enumerate() {
         let options = ModelOptions {
             widths: vec![6, 8, 8, 12],
             pool,
             hidden: vec![10, 8, 6],
             stage_depth,
+            lateral,
             ..Default::default()
         };
-        let what = format!("{name}, stage depth {stage_depth}");
+        let what = format!("{name}, stage depth {stage_depth}, lateral {lateral:?}");
         let spec = ModelSpec {
             name: name.into(),
             options,

@@ -1,19 +1,21 @@
 //! The study's conv layer: feature extractor (3x3 conv, or a multi-feature conv of the same shape:
-//! `--conv inception|separable`) -> optional attention (the study's, then `--channel-attn`) -> BatchNorm -> ReLU -> optional 2x2
-//! max-pool.
+//! `--conv inception|separable`) -> optional attention (the study's, then `--channel-attn`) ->
+//! BatchNorm -> ReLU. The 2x2 max-pool after it is the network stage's (it pools after the
+//! stage's lateral connections); [`ConvUnit::forward_pooled`] runs it fused into the unit's
+//! BatchNorm -> ReLU where the stage is a plain chain.
 //!
-//! Each stage is its own method ([`ConvUnit::extract`], [`ConvUnit::attend`],
-//! [`ConvUnit::activate`], [`ConvUnit::downsample`]), so a variant of one stage (another feature
-//! extractor, a lateral input) slots in without touching the others.
+//! Each step is its own method ([`ConvUnit::extract`], [`ConvUnit::attend`],
+//! [`ConvUnit::activate`]), so a variant of one step (another feature extractor, a lateral input)
+//! slots in without touching the others.
 
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::pool::MaxPool2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Relu};
 use burn::prelude::*;
 
 use super::attention::{Attention, AttentionLayerConfig, SharedAttention};
 use super::channel_attn::{ChannelAttn, ChannelAttnKind};
 use super::multi_feature::{ConvKind, FeatureConv};
-use crate::model::{cost, ops};
+use crate::model::ops;
 
 /// Configuration of a [`ConvUnit`].
 #[derive(Config, Debug)]
@@ -22,9 +24,6 @@ pub struct ConvUnitConfig {
     pub c_in: usize,
     /// Output channels of the conv.
     pub c_out: usize,
-    /// Follow the ReLU with a 2x2, stride-2 max-pool.
-    #[config(default = true)]
-    pub pool: bool,
     /// The conv: plain 3x3, Inception-style block, or depthwise-separable.
     #[config(default = "ConvKind::Plain")]
     pub conv: ConvKind,
@@ -38,12 +37,12 @@ pub struct ConvUnitConfig {
 }
 
 /// 3x3 conv (padding 1, no bias: BatchNorm's shift replaces it; or a multi-feature conv of the
-/// same shape) -> optional attention -> BatchNorm -> ReLU -> optional 2x2 max-pool.
+/// same shape) -> optional attention -> BatchNorm -> ReLU.
 ///
 /// # Shapes
 /// - input: `[batch, c_in, h, w]`
-/// - output: `[batch, c, h, w]`, or `[batch, c, h/2, w/2]` with pooling; `c` is `c_out`, or
-///   `2 c_out` after arch-3 attention (which concatenates)
+/// - output: `[batch, c, h, w]`; `c` is `c_out`, or `2 c_out` after arch-3 attention (which
+///   concatenates)
 #[derive(Module, Debug)]
 pub struct ConvUnit {
     conv: FeatureConv,
@@ -51,7 +50,6 @@ pub struct ConvUnit {
     channel_attn: Option<ChannelAttn>,
     norm: BatchNorm,
     activation: Relu,
-    pool: Option<MaxPool2d>,
 }
 
 impl ConvUnitConfig {
@@ -73,16 +71,6 @@ impl ConvUnitConfig {
                 .map(|k| k.config(self.channels()).init(device)),
             norm: BatchNormConfig::new(self.channels()).init(device),
             activation: Relu::new(),
-            pool: self.pool.then(|| MaxPool2dConfig::new([2, 2]).init()),
-        }
-    }
-
-    /// Output `[channels, height, width]` for an input of `[c_in, h, w]`.
-    pub fn output_shape(&self, [_, h, w]: [usize; 3]) -> [usize; 3] {
-        if self.pool {
-            [self.channels(), cost::pooled(h), cost::pooled(w)]
-        } else {
-            [self.channels(), h, w]
         }
     }
 
@@ -143,31 +131,14 @@ impl ConvUnit {
         ops::batch_norm::forward_relu(&self.norm, x) // [batch, c, h, w]
     }
 
-    /// The optional 2x2 max-pool, applied to an activation.
-    pub fn downsample(&self, x: Tensor<4>) -> Tensor<4> {
-        match &self.pool {
-            Some(pool) => ops::max_pool::forward(pool, x), // [batch, c, h/2, w/2]
-            None => x,
-        }
-    }
-
-    /// BatchNorm -> ReLU -> optional pool, applied to the conv output after attention: with a
-    /// pool, one op (in inference one pass that never writes the full-size activation).
-    pub fn post(&self, x: Tensor<4>) -> Tensor<4> {
-        match &self.pool {
-            Some(pool) => ops::batch_norm::forward_relu_pool(&self.norm, pool, x), // [batch, c, h/2, w/2]
-            None => self.activate(x),
-        }
-    }
-
     /// The whole unit.
     pub fn forward(&self, x: Tensor<4>, shared: Option<&SharedAttention>) -> Tensor<4> {
-        self.post(self.attend(self.extract(x), shared))
+        self.activate(self.attend(self.extract(x), shared))
     }
 
-    /// The whole unit followed by a stage's 2x2 `pool`, its BatchNorm -> ReLU -> pool as one op
-    /// (see [`ops::batch_norm::forward_relu_pool`]): for a network whose stage pools after a
-    /// chain of units and whose tap does not need the activation before the pool.
+    /// The whole unit followed by its stage's 2x2 `pool`, its BatchNorm -> ReLU -> pool as one op
+    /// (see [`ops::batch_norm::forward_relu_pool`]): for the last unit of a plain chain whose
+    /// activation before the pool nobody looks at.
     ///
     /// # Shapes
     /// - `x`: `[batch, c_in, h, w]`; output: `[batch, c, h/2, w/2]`

@@ -121,12 +121,6 @@ impl LateralConfig {
 }
 
 impl Lateral {
-    /// Whether the stage is a plain chain of its units (no connection weights, nothing added
-    /// or concatenated after the last unit).
-    pub fn is_chain(&self) -> bool {
-        self.kind == LateralKind::None
-    }
-
     /// Runs the stage: `unit(j, x)` applies unit `j` (which must keep the spatial size).
     pub fn forward(
         &self,
@@ -155,6 +149,30 @@ impl Lateral {
                     .expect("a dense stage has a transition")
                     .forward(all) // [batch, width, h, w]
             }
+        }
+    }
+
+    /// Runs the stage followed by its 2x2 pool. A plain chain's last unit runs as `pooled(j,
+    /// x)`, which pools its own output (its BatchNorm -> ReLU -> pool as one op); the other
+    /// connections add or concatenate after their units, so their output goes through `pool`.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, c_in, h, w]`; output: `[batch, width, h/2, w/2]`
+    pub fn forward_pooled(
+        &self,
+        x: Tensor<4>,
+        depth: usize,
+        unit: impl Fn(usize, Tensor<4>) -> Tensor<4>,
+        pooled: impl FnOnce(usize, Tensor<4>) -> Tensor<4>,
+        pool: impl FnOnce(Tensor<4>) -> Tensor<4>,
+    ) -> Tensor<4> {
+        match self.kind {
+            LateralKind::None => {
+                let last = depth - 1;
+                let x = (0..last).fold(x, |x, j| unit(j, x)); // [batch, width, h, w]
+                pooled(last, x) // [batch, width, h/2, w/2]
+            }
+            LateralKind::Residual | LateralKind::Dense => pool(self.forward(x, depth, unit)),
         }
     }
 }

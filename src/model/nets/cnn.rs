@@ -104,7 +104,6 @@ impl CnnConfig {
                 let attention = self.attention.as_ref().map(|a| a.layer(width, [h, w]));
                 let unit = |c| {
                     ConvUnitConfig::new(c, width)
-                        .with_pool(false)
                         .with_conv(self.conv)
                         .with_attention(attention.clone())
                         .with_channel_attn(self.channel_attn)
@@ -314,16 +313,22 @@ impl ImageClassifier for Cnn {
             .enumerate()
         {
             let name = layer_name(s + 1);
-            if self.pool_after[s] && lateral.is_chain() && !tap.sees(&name) {
-                // Nobody looks at the activation before the pool, so the last unit's BatchNorm
-                // -> ReLU and the pool run as one op (in inference one pass that never writes
-                // the full-size activation; in training one that keeps none for the backward)
-                let (last, chain) = units.split_last().expect("a stage has a unit");
-                let x_in = chain.iter().fold(x, |x, unit| unit.forward(x, shared)); // [batch, c, h, w]
-                x = last.forward_pooled(x_in, shared, &self.pool); // [batch, c, h/2, w/2]
+            let depth = self.stage_depth;
+            if self.pool_after[s] && !tap.sees(&name) {
+                // Nobody looks at the activation before the pool: a plain chain runs its last
+                // unit's BatchNorm -> ReLU and the pool as one op (in inference one pass that
+                // never writes the full-size activation; in training one that keeps none for
+                // the backward)
+                x = lateral.forward_pooled(
+                    x,
+                    depth,
+                    |j, x| units[j].forward(x, shared),
+                    |j, x| units[j].forward_pooled(x, shared, &self.pool),
+                    |x| ops::max_pool::forward(&self.pool, x),
+                ); // [batch, c, h/2, w/2]
                 continue;
             }
-            let stage = lateral.forward(x, self.stage_depth, |j, x| units[j].forward(x, shared)); // [batch, c, h, w]
+            let stage = lateral.forward(x, depth, |j, x| units[j].forward(x, shared)); // [batch, c, h, w]
             let stage = tap.layer(&name, stage);
             x = if self.pool_after[s] {
                 ops::max_pool::forward(&self.pool, stage) // [batch, c, h/2, w/2]
