@@ -438,7 +438,7 @@ pub fn train_relu_pool_2x2_grads(
                 let y = unsafe { &mut *(y as *mut [f32] as *mut [MaybeUninit<f32>]) };
                 simd.run(|| normalize(y, x, scale[p % c], shift[p % c], true));
             }
-            dy_full.fill(0.0);
+            // the pool's gradient writes every value (zeros where no maximum sits)
             let dy = &dy[first * ho * wo..][..count * ho * wo];
             crate::max_pool::grad_2x2_planes(y, dy, [h, w], dy_full, simd);
             simd.run(|| relu_mask_in_place(dy_full, y));

@@ -70,8 +70,9 @@ fn forward_with(x: &[f32], dims: [usize; 4], window: &PoolWindow, simd: Simd) ->
     if let Some(planes) = narrow_planes(window, [h, w], wo, simd) {
         return par_filled(b * c * ho * wo, planes * ho * wo, |task, y| {
             let x = &x[task * planes * h * w..][..y.len() / wo * 2 * w];
-            let pairs = row_pairs(x, w, wo);
-            pool_2x2(&pairs, pairs.len() / 2, y.len(), y, simd);
+            with_row_pairs(x, w, wo, 0, |pairs, _| {
+                pool_2x2(pairs, pairs.len() / 2, y.len(), y, simd)
+            });
         });
     }
     par_filled(b * c * ho * wo, ho * wo, |plane, y| {
@@ -122,8 +123,9 @@ pub fn forward_2x2_mapped(
                 map(first + p, &x[(first + p) * plane..][..plane], out);
             }
             if narrow.is_some() {
-                let pairs = row_pairs(mapped, w, wo);
-                pool_2x2(&pairs, pairs.len() / 2, y.len(), y, simd);
+                with_row_pairs(mapped, w, wo, 0, |pairs, _| {
+                    pool_2x2(pairs, pairs.len() / 2, y.len(), y, simd)
+                });
             } else {
                 for (mapped, y) in mapped.chunks_exact(plane).zip(y.chunks_exact_mut(ho * wo)) {
                     pool_2x2(mapped, w, wo, y, simd);
@@ -134,7 +136,7 @@ pub fn forward_2x2_mapped(
 }
 
 /// Planes per task where a 2x2 pool's rows are too short for the vector registers (fewer than
-/// 16 windows: the CNN's last three pools, 8, 4 and 2 windows a row), so that [`row_pairs`]
+/// 16 windows: the CNN's last three pools, 8, 4 and 2 windows a row), so that [`with_row_pairs`]
 /// lays many planes' row pairs side by side into one long pair; `None` where the rows fill
 /// registers, an odd height leaves a row out, or no vector path runs.
 fn narrow_planes(window: &PoolWindow, [h, w]: [usize; 2], wo: usize, simd: Simd) -> Option<usize> {
@@ -144,19 +146,27 @@ fn narrow_planes(window: &PoolWindow, [h, w]: [usize; 2], wo: usize, simd: Simd)
         .then(|| (BLOCK / (h * w)).max(1))
 }
 
-/// The row pairs of a stack of planes `x` `[rows, w]` (`rows` even) as one pair: `[2, rows * wo]`,
-/// every top row's first `2 wo` values, then every bottom row's. A 2x2 pool of it is the pool of
-/// every plane, its outputs in the planes' order.
-fn row_pairs(x: &[f32], w: usize, wo: usize) -> Vec<f32> {
-    let pairs = x.len() / (2 * w);
-    let len = pairs * 2 * wo;
-    let mut out = vec![0f32; 2 * len];
-    let (top, bottom) = out.split_at_mut(len);
-    for (r, rows) in x.chunks_exact(2 * w).enumerate() {
-        top[r * 2 * wo..][..2 * wo].copy_from_slice(&rows[..2 * wo]);
-        bottom[r * 2 * wo..][..2 * wo].copy_from_slice(&rows[w..w + 2 * wo]);
-    }
-    out
+/// Runs `f` on the row pairs of a stack of planes `x` `[rows, w]` (`rows` even) as one pair,
+/// `[2, rows / 2 * 2 wo]` (every top row's first `2 wo` values, then every bottom row's), and a
+/// second buffer of `extra` floats, both in this thread's scratch: a 2x2 pool of the pair is the
+/// pool of every plane, its outputs in the planes' order. Scratch, because this runs on every
+/// narrow pool's task: a fresh buffer each time was an allocation and a `memset` per task.
+fn with_row_pairs<R>(
+    x: &[f32],
+    w: usize,
+    wo: usize,
+    extra: usize,
+    f: impl FnOnce(&[f32], &mut [f32]) -> R,
+) -> R {
+    let len = x.len() / (2 * w) * 2 * wo;
+    with_scratch(2 * len, extra, |out, extra| {
+        let (top, bottom) = out.split_at_mut(len);
+        for (r, rows) in x.chunks_exact(2 * w).enumerate() {
+            top[r * 2 * wo..][..2 * wo].copy_from_slice(&rows[..2 * wo]);
+            bottom[r * 2 * wo..][..2 * wo].copy_from_slice(&rows[w..w + 2 * wo]);
+        }
+        f(out, extra)
+    })
 }
 
 /// The gradient of the input `x` `[b, c, h, w]` (`dims`) for the output gradient `dy`
@@ -215,8 +225,9 @@ pub(crate) fn planes_per_task_2x2([h, w]: [usize; 2], simd: Simd) -> usize {
 
 /// The input gradient of the 2x2, stride-2 pool for a stack of whole planes `x` `[n, h, w]`
 /// and their output gradients `dy` `[n, h / 2, w / 2]`: each window's gradient to its first
-/// maximum. `dx` (as `x`) must hold zeros where no window reaches (an odd last row or column).
-/// Narrow planes go side by side ([`row_pairs`]) so that their windows fill the registers.
+/// maximum, zeros everywhere else: every value of `dx` (as `x`) is written, so it needs no
+/// clearing first. Narrow planes go side by side ([`with_row_pairs`]) so that their windows
+/// fill the registers.
 /// Where a training step's fused BatchNorm -> ReLU -> pool rebuilds its gradient, too.
 pub(crate) fn grad_2x2_planes(
     x: &[f32],
@@ -227,23 +238,34 @@ pub(crate) fn grad_2x2_planes(
 ) {
     let [ho, wo] = PoolWindow::PLAIN_2X2.output(h, w);
     if wo == 0 || ho == 0 {
+        dx.fill(0.0);
         return;
     }
     if narrow_planes(&PoolWindow::PLAIN_2X2, [h, w], wo, simd).is_some() {
-        let pairs = row_pairs(x, w, wo);
-        let mut grads = vec![0f32; pairs.len()];
-        pool_2x2_grad(&pairs, dy, pairs.len() / 2, dy.len(), &mut grads, simd);
-        // back to the planes' rows (values the pool drops, an odd last column, stay 0)
-        let (top, bottom) = grads.split_at(pairs.len() / 2);
-        for (r, rows) in dx.chunks_exact_mut(2 * w).enumerate() {
-            rows[..2 * wo].copy_from_slice(&top[r * 2 * wo..][..2 * wo]);
-            rows[w..w + 2 * wo].copy_from_slice(&bottom[r * 2 * wo..][..2 * wo]);
+        let len = x.len() / (2 * w) * 2 * wo;
+        with_row_pairs(x, w, wo, 2 * len, |pairs, grads| {
+            pool_2x2_grad(pairs, dy, len, dy.len(), grads, simd);
+            // back to the planes' rows (`h` is even here)
+            let (top, bottom) = grads.split_at(len);
+            for (r, rows) in dx.chunks_exact_mut(2 * w).enumerate() {
+                rows[..2 * wo].copy_from_slice(&top[r * 2 * wo..][..2 * wo]);
+                rows[w..w + 2 * wo].copy_from_slice(&bottom[r * 2 * wo..][..2 * wo]);
+            }
+        });
+    } else {
+        let planes = x.chunks_exact(h * w).zip(dy.chunks_exact(ho * wo));
+        for ((x, dy), dx) in planes.zip(dx.chunks_exact_mut(h * w)) {
+            pool_2x2_grad(x, dy, w, wo, dx, simd);
         }
-        return;
     }
-    let planes = x.chunks_exact(h * w).zip(dy.chunks_exact(ho * wo));
-    for ((x, dy), dx) in planes.zip(dx.chunks_exact_mut(h * w)) {
-        pool_2x2_grad(x, dy, w, wo, dx, simd);
+    // what no window reaches: an odd last column, an odd last row
+    for dx in dx.chunks_exact_mut(h * w) {
+        if w % 2 == 1 {
+            dx.chunks_exact_mut(w).for_each(|row| row[w - 1] = 0.0);
+        }
+        if h % 2 == 1 {
+            dx[(h - 1) * w..].fill(0.0);
+        }
     }
 }
 
@@ -767,6 +789,44 @@ mod tests {
                     same(&dx, &dx_ref),
                     "{simd:?} wo {wo}: gradients differ: {dx:?} vs {dx_ref:?}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn the_2x2_gradient_of_planes_writes_every_value() {
+        // The fused BatchNorm -> ReLU -> pool's backward hands it an uncleared scratch buffer:
+        // nothing there before (NaN here) may survive, and what no window reaches (an odd last
+        // row or column) must come out 0.
+        let window = PoolWindow::PLAIN_2X2;
+        for simd in crate::simd::report_paths("2x2 max-pool gradient into an uncleared buffer") {
+            for (dims, seed) in [
+                ([3, 8, 8], 1),
+                ([5, 4, 4], 2),
+                ([2, 6, 9], 3),
+                ([2, 5, 8], 4),
+                ([1, 7, 7], 5),
+                ([3, 32, 32], 7),
+                ([2, 16, 33], 8),
+            ] {
+                let [n, h, w] = dims;
+                let [ho, wo] = window.output(h, w);
+                let x = tricky(n * h * w, seed);
+                let dy: Vec<f32> = (0..n * ho * wo).map(|i| i as f32 + 1.0).collect();
+                let mut dx = vec![f32::NAN; n * h * w];
+                grad_2x2_planes(&x, &dy, [h, w], &mut dx, simd);
+                let mut want = vec![0f32; n * h * w];
+                for p in 0..n {
+                    let plane = &x[p * h * w..][..h * w];
+                    for_each_argmax(plane, [h, w], [ho, wo], &window, |oy, ox, at| {
+                        want[p * h * w + at] += dy[(p * ho + oy) * wo + ox]
+                    });
+                }
+                let same = dx
+                    .iter()
+                    .zip(&want)
+                    .all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(same, "{simd:?} {dims:?}: {dx:?} vs {want:?}");
             }
         }
     }
