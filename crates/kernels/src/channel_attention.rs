@@ -32,10 +32,9 @@
 //! forward pass keeps `q`, `k` and `P` (`[B, H, C, C]`: at most 256 x 256 per image and head
 //! here) for the backward pass.
 
-use rayon::prelude::*;
-
 use crate::attention::softmax_rows;
 use crate::matmul::{View, matmul, matmul_parallel};
+use crate::output::{par_filled_each, par_zeroed};
 use crate::simd::Simd;
 
 /// The sizes of one call.
@@ -168,53 +167,50 @@ pub fn forward_on(simd: Simd, x: &[f32], wq: &[f32], wk: &[f32], shape: Shape) -
     let dh = shape.head_dim();
     // The projections of every image at once: `[B C, N] x [N, D]`.
     let project = |w: &[f32]| {
-        let mut p = vec![0f32; b * c * d];
+        let mut p = par_zeroed(b * c * d);
         let (bc_d, bc_n) = (rows(0, b * c, d), rows(0, b * c, n));
         matmul_parallel(&mut p, bc_d, false, x, bc_n, w, rows(0, n, d), 1.0);
         p
     };
     let (q, k) = (project(wq), project(wk));
-    let mut probs = vec![0f32; b * heads * c * c];
-    let mut out = vec![0f32; b * 2 * c * n];
-    if out.is_empty() || probs.is_empty() {
+    if b * c * n == 0 || heads == 0 {
+        let (out, probs) = (vec![0f32; b * 2 * c * n], vec![0f32; b * heads * c * c]);
         return Forward { out, q, k, probs };
     }
     // Scores in base 2 (`log2 e` folded into the scale), as the softmax kernel takes them.
     let alpha = shape.scale() * std::f32::consts::LOG2_E;
-    out.par_chunks_mut(2 * c * n)
-        .zip(probs.par_chunks_mut(heads * c * c))
-        .enumerate()
-        .for_each(|(i, (out, probs))| {
-            let (xi, qi) = (i * c * n, i * c * d);
-            let mut lse = vec![0f32; c];
-            let mut inv_sum = vec![0f32; c];
-            for (h, p) in probs.chunks_exact_mut(c * c).enumerate() {
-                // P_h = softmax(alpha q_h k_h^T): [C, d] x [d, C].
-                let q_h = columns(qi, c, d, h * dh, dh);
-                let k_ht = View::new(qi + h * dh, dh, c, 1, d);
-                matmul(p, rows(0, c, c), false, &q, q_h, &k, k_ht, alpha);
-                softmax_rows(simd, p, c, &mut lse, &mut inv_sum);
-                simd.run(|| {
-                    for (row, &inv) in p.chunks_exact_mut(c).zip(&inv_sum) {
-                        row.iter_mut().for_each(|v| *v *= inv);
-                    }
-                });
-            }
-            let mut scratch = Vec::new();
-            let a = attention_of(simd, probs, heads, &mut scratch);
-            out[..c * n].copy_from_slice(&x[xi..xi + c * n]);
-            // A X: [C, C] x [C, N], into the second half.
-            matmul(
-                out,
-                rows(c * n, c, n),
-                false,
-                a,
-                rows(0, c, c),
-                x,
-                rows(xi, c, n),
-                1.0,
-            );
-        });
+    // Per image: its output `[2C, N]` and its heads' weights `[H, C, C]`.
+    let [out, probs] = par_filled_each(b, [2 * c * n, heads * c * c], |i, [out, probs]| {
+        let (xi, qi) = (i * c * n, i * c * d);
+        let mut lse = vec![0f32; c];
+        let mut inv_sum = vec![0f32; c];
+        for (h, p) in probs.chunks_exact_mut(c * c).enumerate() {
+            // P_h = softmax(alpha q_h k_h^T): [C, d] x [d, C].
+            let q_h = columns(qi, c, d, h * dh, dh);
+            let k_ht = View::new(qi + h * dh, dh, c, 1, d);
+            matmul(p, rows(0, c, c), false, &q, q_h, &k, k_ht, alpha);
+            softmax_rows(simd, p, c, &mut lse, &mut inv_sum);
+            simd.run(|| {
+                for (row, &inv) in p.chunks_exact_mut(c).zip(&inv_sum) {
+                    row.iter_mut().for_each(|v| *v *= inv);
+                }
+            });
+        }
+        let mut scratch = Vec::new();
+        let a = attention_of(simd, probs, heads, &mut scratch);
+        out[..c * n].copy_from_slice(&x[xi..xi + c * n]);
+        // A X: [C, C] x [C, N], into the second half.
+        matmul(
+            out,
+            rows(c * n, c, n),
+            false,
+            a,
+            rows(0, c, c),
+            x,
+            rows(xi, c, n),
+            1.0,
+        );
+    });
     Forward { out, q, k, probs }
 }
 
@@ -268,68 +264,64 @@ pub fn backward_on(
     let dh = shape.head_dim();
     let scale = shape.scale();
     let inv_heads = 1.0 / heads as f32;
-    let mut dx = vec![0f32; b * c * n];
-    let mut dq = vec![0f32; b * c * d];
-    let mut dk = vec![0f32; b * c * d];
-    if b * c > 0 {
-        dx.par_chunks_mut(c * n)
-            .zip(dq.par_chunks_mut(c * d))
-            .zip(dk.par_chunks_mut(c * d))
-            .enumerate()
-            .for_each(|(i, ((dx, dq), dk))| {
-                let (xi, qi, gi) = (i * c * n, i * c * d, i * 2 * c * n);
-                let probs = &probs[i * heads * c * c..(i + 1) * heads * c * c];
-                let mut scratch = Vec::new();
-                let a = attention_of(simd, probs, heads, &mut scratch);
-                // dA = G_y X^T: [C, N] x [N, C].
-                let mut da = vec![0f32; c * c];
-                let g_y = rows(gi + c * n, c, n);
-                matmul(
-                    &mut da,
-                    rows(0, c, c),
-                    false,
-                    dout,
-                    g_y,
-                    x,
-                    transposed(xi, c, n),
-                    1.0,
-                );
-                // dX = G_x + A^T G_y (the projections' share is added for the batch below).
-                dx.copy_from_slice(&dout[gi..gi + c * n]);
-                matmul(
-                    dx,
-                    rows(0, c, n),
-                    true,
-                    a,
-                    transposed(0, c, c),
-                    dout,
-                    g_y,
-                    1.0,
-                );
-                let mut ds = vec![0f32; c * c];
-                for (h, p) in probs.chunks_exact(c * c).enumerate() {
-                    // dS_h = scale P (dA/H - rowsum(P dA/H)).
-                    simd.run(|| {
-                        for ((ds, p), g) in ds
-                            .chunks_exact_mut(c)
-                            .zip(p.chunks_exact(c))
-                            .zip(da.chunks_exact(c))
-                        {
-                            let dot: f32 = p.iter().zip(g).map(|(p, g)| p * g).sum::<f32>();
-                            let dot = dot * inv_heads;
-                            for ((ds, &p), &g) in ds.iter_mut().zip(p).zip(g) {
-                                *ds = scale * p * (g * inv_heads - dot);
-                            }
-                        }
-                    });
-                    // dq_h = dS_h k_h, dk_h = dS_h^T q_h: [C, C] x [C, d].
-                    let head = |offset| columns(offset, c, d, h * dh, dh);
-                    let (ds_rows, ds_t) = (rows(0, c, c), transposed(0, c, c));
-                    matmul(dq, head(0), false, &ds, ds_rows, k, head(qi), 1.0);
-                    matmul(dk, head(0), false, &ds, ds_t, q, head(qi), 1.0);
+    if b * c == 0 {
+        return (vec![0f32; b * c * n], vec![0f32; n * d], vec![0f32; n * d]);
+    }
+    // Per image: its input's gradient `[C, N]` (the projections' share is added for the batch
+    // below) and its queries' and keys' `[C, D]`.
+    let [mut dx, dq, dk] = par_filled_each(b, [c * n, c * d, c * d], |i, [dx, dq, dk]| {
+        let (xi, qi, gi) = (i * c * n, i * c * d, i * 2 * c * n);
+        let probs = &probs[i * heads * c * c..(i + 1) * heads * c * c];
+        let mut scratch = Vec::new();
+        let a = attention_of(simd, probs, heads, &mut scratch);
+        // dA = G_y X^T: [C, N] x [N, C].
+        let mut da = vec![0f32; c * c];
+        let g_y = rows(gi + c * n, c, n);
+        matmul(
+            &mut da,
+            rows(0, c, c),
+            false,
+            dout,
+            g_y,
+            x,
+            transposed(xi, c, n),
+            1.0,
+        );
+        // dX = G_x + A^T G_y (the projections' share is added for the batch below).
+        dx.copy_from_slice(&dout[gi..gi + c * n]);
+        matmul(
+            dx,
+            rows(0, c, n),
+            true,
+            a,
+            transposed(0, c, c),
+            dout,
+            g_y,
+            1.0,
+        );
+        let mut ds = vec![0f32; c * c];
+        for (h, p) in probs.chunks_exact(c * c).enumerate() {
+            // dS_h = scale P (dA/H - rowsum(P dA/H)).
+            simd.run(|| {
+                for ((ds, p), g) in ds
+                    .chunks_exact_mut(c)
+                    .zip(p.chunks_exact(c))
+                    .zip(da.chunks_exact(c))
+                {
+                    let dot: f32 = p.iter().zip(g).map(|(p, g)| p * g).sum::<f32>();
+                    let dot = dot * inv_heads;
+                    for ((ds, &p), &g) in ds.iter_mut().zip(p).zip(g) {
+                        *ds = scale * p * (g * inv_heads - dot);
+                    }
                 }
             });
-    }
+            // dq_h = dS_h k_h, dk_h = dS_h^T q_h: [C, C] x [C, d].
+            let head = |offset| columns(offset, c, d, h * dh, dh);
+            let (ds_rows, ds_t) = (rows(0, c, c), transposed(0, c, c));
+            matmul(dq, head(0), false, &ds, ds_rows, k, head(qi), 1.0);
+            matmul(dk, head(0), false, &ds, ds_t, q, head(qi), 1.0);
+        }
+    });
     let (bc_d, bc_n) = (rows(0, b * c, d), rows(0, b * c, n));
     for (g, w) in [(&dq, wq), (&dk, wk)] {
         // The projections' share of dX for the whole batch: dq W_q^T, [B C, D] x [D, N].
