@@ -66,8 +66,10 @@ pub struct CostRow {
     pub params: Option<usize>,
     /// Forward FLOPs per image.
     pub flops: Option<u64>,
-    /// Seconds per epoch (training and validation), mean and std over every epoch of every run.
-    pub seconds_per_epoch: Option<MeanStd>,
+    /// Seconds per epoch (training and validation), the median over every epoch of every run:
+    /// a run paused for a benchmark, or one that shared its machine for a while, leaves a few
+    /// epochs hours long, which would swamp a mean.
+    pub seconds_per_epoch: Option<f64>,
     /// Median training images per second over those epochs.
     pub images_per_second: Option<f64>,
     /// Training images per epoch.
@@ -302,10 +304,11 @@ fn cost_table(c: &Collection) -> Vec<CostRow> {
                     .ok()
                     .map(|c| (c.params, c.flops))
             });
-            let seconds: Vec<f64> = runs
+            let mut seconds: Vec<f64> = runs
                 .iter()
                 .flat_map(|r| r.metrics.iter().map(|m| m.seconds))
                 .collect();
+            seconds.sort_by(f64::total_cmp);
             let mut speeds: Vec<f64> = runs
                 .iter()
                 .flat_map(|r| r.metrics.iter().map(|m| m.images_per_second))
@@ -317,7 +320,7 @@ fn cost_table(c: &Collection) -> Vec<CostRow> {
                 dataset: dataset.clone(),
                 params: cost.map(|c| c.0),
                 flops: cost.map(|c| c.1),
-                seconds_per_epoch: stats::mean_std(&seconds),
+                seconds_per_epoch: (!seconds.is_empty()).then(|| stats::quantile(&seconds, 0.5)),
                 images_per_second: (!speeds.is_empty()).then(|| speeds[speeds.len() / 2]),
                 train_images: first.manifest.data.train_images,
                 runs: runs.len(),

@@ -285,9 +285,8 @@ fn cost_row(c: &CostRow) -> Vec<String> {
         c.params
             .map_or("n/a".to_string(), |p| format!("{} ({})", si(p as f64), p)),
         c.flops.map_or("n/a".to_string(), |f| si(f as f64)),
-        c.seconds_per_epoch.map_or("—".to_string(), |s| {
-            format!("{:.1} ± {:.1}", s.mean, s.std)
-        }),
+        c.seconds_per_epoch
+            .map_or("—".to_string(), |s| format!("{s:.1}")),
         c.images_per_second
             .map_or("—".to_string(), |x| format!("{x:.0}")),
         c.train_images.to_string(),
@@ -495,7 +494,7 @@ pub fn markdown(c: &Collection, a: &Analysis) -> String {
     let _ = writeln!(out, "## Cost\n");
     let _ = writeln!(
         out,
-        "Trainable parameters and forward FLOPs per image (multiply-add = 2) for the dataset's classes and image size; seconds per epoch (training and validation) over every epoch of every run; median training images/s.\n"
+        "Trainable parameters and forward FLOPs per image (multiply-add = 2) for the dataset's classes and image size; seconds per epoch (training and validation) and training images/s, each the median over every epoch of every run (an epoch paused for a benchmark would swamp a mean).\n"
     );
     let rows: Vec<Vec<String>> = a.costs.iter().map(cost_row).collect();
     md_table(&mut out, &cost_header(), 3, &rows);
@@ -695,7 +694,7 @@ pub fn html(c: &Collection, a: &Analysis, svgs: &[(String, String)]) -> String {
     let _ = writeln!(out, "<h2>Cost</h2>");
     let _ = writeln!(
         out,
-        "<p class=\"note\">Trainable parameters and forward FLOPs per image (multiply-add = 2) for the dataset's classes and image size; seconds per epoch (training and validation) over every epoch of every run; median training images/s.</p>"
+        "<p class=\"note\">Trainable parameters and forward FLOPs per image (multiply-add = 2) for the dataset's classes and image size; seconds per epoch (training and validation) and training images/s, each the median over every epoch of every run (an epoch paused for a benchmark would swamp a mean).</p>"
     );
     html_table(
         &mut out,
