@@ -33,8 +33,8 @@
 //! here) for the backward pass.
 
 use crate::attention::softmax_rows;
-use crate::matmul::{View, matmul, matmul_parallel};
-use crate::output::{par_filled_each, par_zeroed};
+use crate::matmul::{View, matmul, matmul_parallel, matmul_parallel_new};
+use crate::output::par_filled_each;
 use crate::simd::Simd;
 
 /// The sizes of one call.
@@ -166,12 +166,7 @@ pub fn forward_on(simd: Simd, x: &[f32], wq: &[f32], wk: &[f32], shape: Shape) -
     } = shape;
     let dh = shape.head_dim();
     // The projections of every image at once: `[B C, N] x [N, D]`.
-    let project = |w: &[f32]| {
-        let mut p = par_zeroed(b * c * d);
-        let (bc_d, bc_n) = (rows(0, b * c, d), rows(0, b * c, n));
-        matmul_parallel(&mut p, bc_d, false, x, bc_n, w, rows(0, n, d), 1.0);
-        p
-    };
+    let project = |w: &[f32]| matmul_parallel_new(x, rows(0, b * c, n), w, rows(0, n, d), 1.0);
     let (q, k) = (project(wq), project(wk));
     if b * c * n == 0 || heads == 0 {
         let (out, probs) = (vec![0f32; b * 2 * c * n], vec![0f32; b * heads * c * c]);
@@ -327,21 +322,8 @@ pub fn backward_on(
         // The projections' share of dX for the whole batch: dq W_q^T, [B C, D] x [D, N].
         matmul_parallel(&mut dx, bc_n, true, g, bc_d, w, transposed(0, n, d), 1.0);
     }
-    let weight_grad = |g: &[f32]| {
-        // Summed over the batch: X^T dq, [N, B C] x [B C, D].
-        let mut dw = vec![0f32; n * d];
-        matmul_parallel(
-            &mut dw,
-            rows(0, n, d),
-            false,
-            x,
-            transposed(0, b * c, n),
-            g,
-            bc_d,
-            1.0,
-        );
-        dw
-    };
+    // Summed over the batch: X^T dq, [N, B C] x [B C, D].
+    let weight_grad = |g: &[f32]| matmul_parallel_new(x, transposed(0, b * c, n), g, bc_d, 1.0);
     (dx, weight_grad(&dq), weight_grad(&dk))
 }
 

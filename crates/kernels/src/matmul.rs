@@ -73,13 +73,41 @@ pub fn matmul_parallel(
     r: View,
     alpha: f32,
 ) {
+    product(dst, d, accumulate, lhs, l, rhs, r, alpha, all_threads())
+}
+
+/// `alpha * lhs rhs` on every rayon thread, into a new row-major `[l.rows, r.cols]` vector that
+/// is written only by the product (no zeroing first: clearing a batch's projections on one
+/// thread kept the other waiting).
+pub fn matmul_parallel_new(lhs: &[f32], l: View, rhs: &[f32], r: View, alpha: f32) -> Vec<f32> {
+    let len = l.rows * r.cols;
+    let mut out = Vec::<f32>::with_capacity(len);
+    let d = View::new(0, l.rows, r.cols, r.cols, 1);
+    product(
+        &mut out.spare_capacity_mut()[..len],
+        d,
+        false,
+        lhs,
+        l,
+        rhs,
+        r,
+        alpha,
+        all_threads(),
+    );
+    // SAFETY: `d` covers `0..len` exactly, and a product that does not accumulate writes every
+    // element of its view (zeros where the inner dimension is empty).
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// gemm's parallelism over rayon's threads (none where there is one).
+fn all_threads() -> gemm::Parallelism {
     let threads = rayon::current_num_threads();
-    let parallelism = if threads > 1 {
+    if threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
-    };
-    product(dst, d, accumulate, lhs, l, rhs, r, alpha, parallelism)
+    }
 }
 
 /// [`matmul`] into memory not yet written: `dst = alpha * lhs rhs`, every element of the view

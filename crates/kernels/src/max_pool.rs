@@ -197,6 +197,9 @@ fn input_grad_with(
     );
     if window.is_2x2() && wo > 0 {
         let planes = planes_per_task_2x2([h, w], simd);
+        // `grad_2x2_planes` writes every value, but through `&mut [f32]`, which must not point
+        // at uninitialised memory; the clear of a task's piece, which then stays in its cache
+        // for the writes, is the price of keeping that function safe.
         return par_filled(x.len(), planes * h * w, |task, dx| {
             let n = dx.len() / (h * w);
             let x = &x[task * planes * h * w..][..dx.len()];
