@@ -63,12 +63,18 @@ pub fn run() -> anyhow::Result<()> {
     let argv = config_file::splice(argv)?;
     let matches = Cli::command().get_matches_from(&argv);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // The main thread joins rayon's pool as its worker 0, as OpenMP's master thread does in
+    // PyTorch: a training step's many parallel passes then start on the thread that reaches
+    // them, where outside the pool each one is handed to a sleeping worker and the main thread
+    // sleeps until it ends (two wake-ups a pass). Nothing here blocks the main thread on
+    // another thread that needs the pool: the batch thread only decodes and crops, and a
+    // grid's parallel jobs are child processes.
+    let mut pool = rayon::ThreadPoolBuilder::new().use_current_thread();
     if let Some(threads) = cli.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads as usize)
-            .build_global()
-            .map_err(|e| anyhow::anyhow!("--threads: {e}"))?;
+        pool = pool.num_threads(threads as usize);
     }
+    pool.build_global()
+        .map_err(|e| anyhow::anyhow!("--threads: {e}"))?;
     match cli.command {
         Command::Train(args) => {
             let train_matches = matches
