@@ -120,7 +120,7 @@ impl PeakWindow {
             .zip(process_cpu_seconds())
             .map(|(a, b)| b - a);
         let peak = status_bytes("VmHWM")?;
-        let m = median(times);
+        let m = crate::stats::median(times).expect("a bench times at least one step");
         Ok(Timing {
             median_seconds: m,
             images_per_second: batch as f64 / m,
@@ -161,11 +161,6 @@ pub fn time_steps(spec: &BenchSpec, mode: Mode, device: &Device) -> Result<Timin
         Mode::Train => train_steps(spec, device),
         Mode::Infer => infer_steps(spec, device),
     }
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 /// Times training steps of `spec.model` with Adam (the one `--optimizer adam` trains with) on

@@ -74,7 +74,7 @@ pub fn run() -> anyhow::Result<()> {
         pool = pool.num_threads(threads as usize);
     }
     pool.build_global()
-        .map_err(|e| anyhow::anyhow!("--threads: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("starting the thread pool (--threads): {e}"))?;
     match cli.command {
         Command::Train(args) => {
             let train_matches = matches

@@ -304,24 +304,20 @@ fn cost_table(c: &Collection) -> Vec<CostRow> {
                     .ok()
                     .map(|c| (c.params, c.flops))
             });
-            let mut seconds: Vec<f64> = runs
+            let seconds = runs
                 .iter()
-                .flat_map(|r| r.metrics.iter().map(|m| m.seconds))
-                .collect();
-            seconds.sort_by(f64::total_cmp);
-            let mut speeds: Vec<f64> = runs
+                .flat_map(|r| r.metrics.iter().map(|m| m.seconds));
+            let speeds = runs
                 .iter()
-                .flat_map(|r| r.metrics.iter().map(|m| m.images_per_second))
-                .collect();
-            speeds.sort_by(f64::total_cmp);
+                .flat_map(|r| r.metrics.iter().map(|m| m.images_per_second));
             rows.push(CostRow {
                 model: model.clone(),
                 recipe: recipe.clone(),
                 dataset: dataset.clone(),
                 params: cost.map(|c| c.0),
                 flops: cost.map(|c| c.1),
-                seconds_per_epoch: (!seconds.is_empty()).then(|| stats::quantile(&seconds, 0.5)),
-                images_per_second: (!speeds.is_empty()).then(|| speeds[speeds.len() / 2]),
+                seconds_per_epoch: stats::median(seconds.collect()),
+                images_per_second: stats::median(speeds.collect()),
                 train_images: first.manifest.data.train_images,
                 runs: runs.len(),
             });

@@ -26,6 +26,6 @@ pub mod seed_test;
 
 pub use format::{format_p, p_cell};
 pub use paired::{
-    BootstrapCi, EXACT_BELOW, McNemar, MeanStd, discordant, mcnemar, mean_std, paired_bootstrap,
-    quantile,
+    BootstrapCi, EXACT_BELOW, McNemar, MeanStd, discordant, mcnemar, mean_std, median,
+    paired_bootstrap, quantile,
 };

@@ -201,6 +201,13 @@ pub fn paired_bootstrap(
     }
 }
 
+/// The middle of `xs` once sorted, the upper of the two middle values for an even count, so that
+/// it is always a value that was measured (a step's time, an epoch's seconds); `None` if empty.
+pub fn median(mut xs: Vec<f64>) -> Option<f64> {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied()
+}
+
 /// The `q` quantile of sorted values, linearly interpolated (NumPy's default).
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
@@ -211,6 +218,14 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_is_a_measured_middle_value() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(3.0));
+        assert_eq!(median(vec![7.5]), Some(7.5));
+        assert_eq!(median(Vec::new()), None);
+    }
 
     #[test]
     fn quantile_interpolates_like_numpy() {
