@@ -22,25 +22,36 @@ for round in $(seq "$rounds"); do
         model=${spec%%:*}
         model=${model//_/ }
         steps=${spec##*:}
-        for bin in "$before" "$after"; do
+        # the order flips every round, so that neither binary always runs first
+        pair=("$before" "$after")
+        [ $((round % 2)) -eq 0 ] && pair=("$after" "$before")
+        for bin in "${pair[@]}"; do
             # shellcheck disable=SC2086  # the model spec carries its own flags
             json=$("$bin" bench --model $model --mode "$mode" --batch-size "$batch" --warmup 2 --steps "$steps" --json | tail -1)
-            echo "$model|$bin|$json" >> "$out"
+            echo "$model|$round|$bin|$json" >> "$out"
         done
     done
 done
 python3 - "$out" "$before" "$after" "$mode" "$batch" <<'PY'
 import json, statistics, sys
 path, before, after, mode, batch = sys.argv[1:]
-rate = {}
+rate, paired = {}, {}
 for line in open(path):
-    model, binary, js = line.rstrip("\n").split("|", 2)
+    model, round_, binary, js = line.rstrip("\n").split("|", 3)
     rate.setdefault((model, binary), []).append(json.loads(js)["images_per_second"])
+    paired.setdefault((model, round_), {})[binary] = rate[(model, binary)][-1]
 what = "training" if mode == "train" else "inference"
-print(f"| {what} images/s, batch {batch} | before | after | speed-up |")
-print("|---|---:|---:|---:|")
+# The host's speed drifts by several percent within minutes (a shared VM), so besides the ratio
+# of the medians the table gives the median of each round's own ratio, whose two runs were
+# back to back, and the range of those ratios.
+print(f"| {what} images/s, batch {batch} | before | after | speed-up | per-round speed-up, median (range) |")
+print("|---|---:|---:|---:|---:|")
 for model in dict.fromkeys(m for m, _ in rate):
     a, b = statistics.median(rate[(model, before)]), statistics.median(rate[(model, after)])
-    print(f"| `{model}` | {a:.1f} | {b:.1f} | {b / a:.2f}x |")
+    ratios = sorted(r[after] / r[before] for (m, _), r in paired.items() if m == model)
+    print(
+        f"| `{model}` | {a:.1f} | {b:.1f} | {b / a:.2f}x "
+        f"| {statistics.median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f}) |"
+    )
 PY
 rm -f "$out"

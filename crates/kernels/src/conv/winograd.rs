@@ -53,11 +53,22 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::{BLOCK_ELEMENTS, ConvShape, images_per_task, sum_in_task_order};
+use super::{ConvShape, images_per_task, sum_in_task_order};
 use crate::matmul::{View, matmul};
 use crate::output::{par_filled, par_written, zeroed};
 use crate::scratch::with_scratch;
 use crate::simd::Simd;
+
+/// Most floats of transformed tiles (`V` and `M`, or `V` and `Z`) in one block of images:
+/// 1 MB, about a core's L2 cache (0.5-2 MB on the CPUs seen), so the products read the tiles
+/// the transforms just wrote from the cache, and the output transform reads `M` from it. The
+/// im2col bound these blocks kept to before (16 MB) sent them through memory. Against it,
+/// `scripts/bench_ab.sh` (3 rounds, 2-core Zen 4) gave the plain CNN at 1 MB blocks 1.16x in
+/// training (batch 64) and 1.18x in inference (batch 256), at 4 MB 1.11x and 1.12x. Smaller
+/// blocks were no better: against 1 MB, 512 KB gave cnn 1.02x / 1.03x but `--lateral residual`
+/// 1.04x, attn3 0.93x, `--conv inception` 0.95x (seed noise here is about 5%); 256 KB 0.95x /
+/// 0.99x.
+const TILE_BLOCK_ELEMENTS: usize = 1 << 18;
 
 /// Outputs per tile side.
 const TILE: usize = 4;
@@ -361,7 +372,7 @@ impl Plan {
         let (c_in, c_out) = (self.c_in, self.c_out);
         let (x_len, y_len) = (c_in * self.h * self.w, c_out * self.ho * self.wo);
         let chunk = images_per_task(self.batch);
-        let block = (BLOCK_ELEMENTS / (XI * (c_in + c_out) * t)).clamp(1, chunk);
+        let block = (TILE_BLOCK_ELEMENTS / (XI * (c_in + c_out) * t)).clamp(1, chunk);
         // One partial per task, summed in task order: the result does not depend on which
         // thread ran which task.
         let partials: Vec<Vec<f32>> = x
@@ -410,7 +421,7 @@ impl Plan {
         // 16 output channels per tile transform on AVX-512, else 8
         let step = if simd == Simd::Avx512 { WIDE } else { 8 };
         // as many images as keep `V` and `M` within the im2col blocks' bound
-        let block = (BLOCK_ELEMENTS / (XI * (c_in + c_out) * t)).clamp(1, chunk);
+        let block = (TILE_BLOCK_ELEMENTS / (XI * (c_in + c_out) * t)).clamp(1, chunk);
         // SAFETY: every tile writes its outputs inside `[ho, wo]` for every channel, and the
         // tiles cover `[ho, wo]`: each image of a piece is written whole.
         unsafe {
