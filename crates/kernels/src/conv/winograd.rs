@@ -431,6 +431,11 @@ impl Plan {
                 with_scratch(XI * c_in * n_max, XI * c_out * n_max, |v, m| {
                     // one image channels-last, [h * w, c_in]
                     let mut image = vec![0f32; x_len];
+                    // one output image channels-last, [ho * wo, c_out]: a tile's outputs go
+                    // there as whole registers of channels, and one transpose then writes the
+                    // image channels-first (written a float at a time, strided by a plane,
+                    // the outputs took 13% of a cnn inference step on Zen 4)
+                    let mut image_out = vec![0f32; y_len];
                     for (yb, xb) in ys.chunks_mut(block * y_len).zip(xs.chunks(block * x_len)) {
                         let images = xb.len() / x_len;
                         let n = images * t; // tiles of this block
@@ -450,7 +455,6 @@ impl Plan {
                         }
                         let mut out = [[0f32; WIDE]; TILE * TILE];
                         for j in 0..images {
-                            let planes = &mut yb[j * y_len..(j + 1) * y_len];
                             for ty in 0..th {
                                 for tx in 0..tw {
                                     let tile = j * t + ty * tw + tx;
@@ -472,15 +476,17 @@ impl Plan {
                                             if r >= rows || c >= cols {
                                                 continue;
                                             }
-                                            let at = (TILE * ty + r) * self.wo + TILE * tx + c;
-                                            for (l, &value) in values[..lanes].iter().enumerate() {
-                                                planes[(o + l) * self.ho * self.wo + at]
-                                                    .write(value);
-                                            }
+                                            let at = ((TILE * ty + r) * self.wo + TILE * tx + c)
+                                                * c_out
+                                                + o;
+                                            image_out[at..at + lanes]
+                                                .copy_from_slice(&values[..lanes]);
                                         }
                                     }
                                 }
                             }
+                            let planes = &mut yb[j * y_len..(j + 1) * y_len];
+                            transpose_uninit(&image_out, self.ho * self.wo, c_out, planes, simd);
                         }
                     }
                 });
@@ -492,9 +498,19 @@ impl Plan {
 /// Most channels per step of the tile transforms: one AVX-512 register of `f32` (AVX2's hold 8).
 const WIDE: usize = 16;
 
-/// `dst [p, c] = src [c, p]` (one image, channels-first to channels-last). The AVX-512 path
-/// takes AVX2's 8x8 blocks too: the copy is bound by memory, not by register width.
+/// `dst [p, c] = src [c, p]` (one image, channels-first to channels-last, or back with `c` and
+/// `p` swapped). The AVX-512 path takes AVX2's 8x8 blocks too: the copy is bound by memory, not
+/// by register width.
 fn transpose(src: &[f32], c: usize, p: usize, dst: &mut [f32], simd: Simd) {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and `transpose_uninit` only writes
+    // initialised floats through the view.
+    let dst = unsafe { &mut *(dst as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    transpose_uninit(src, c, p, dst, simd);
+}
+
+/// [`transpose`] into memory not yet initialised (an output image of [`par_written`]); every
+/// one of the first `c * p` floats of `dst` is written.
+fn transpose_uninit(src: &[f32], c: usize, p: usize, dst: &mut [MaybeUninit<f32>], simd: Simd) {
     assert!(
         src.len() >= c * p && dst.len() >= c * p,
         "transpose: slices too short"
@@ -513,7 +529,7 @@ fn transpose(src: &[f32], c: usize, p: usize, dst: &mut [f32], simd: Simd) {
             let _ = simd;
             for ch in c0..(c0 + 8).min(c) {
                 for px in p0..(p0 + 8).min(p) {
-                    dst[px * c + ch] = src[ch * p + px];
+                    dst[px * c + ch].write(src[ch * p + px]);
                 }
             }
         }
@@ -849,6 +865,7 @@ macro_rules! register_tiles {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
 
     use super::{ALPHA, TILE, WIDE, XI};
 
@@ -904,7 +921,7 @@ mod avx2 {
         p: usize,
         c0: usize,
         p0: usize,
-        dst: &mut [f32],
+        dst: &mut [MaybeUninit<f32>],
         c: usize,
     ) {
         // SAFETY: the caller guarantees the block lies inside both slices.
@@ -932,7 +949,7 @@ mod avx2 {
                 _mm256_shuffle_ps::<0x44>(t[5], t[7]),
                 _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
             ];
-            let out = dst.as_mut_ptr();
+            let out = dst.as_mut_ptr().cast::<f32>();
             for k in 0..4 {
                 _mm256_storeu_ps(
                     out.add((p0 + k) * c + c0),
