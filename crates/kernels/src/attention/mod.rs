@@ -37,10 +37,11 @@ mod tests;
 /// Query rows per block in the dense kernel. Few rows keep a block's scores and gradients
 /// (8 rows of 1024 scores, arch 2's first layer: 32 KB each) in L1, and, more than that, keep
 /// the products that read `P` or `dS` transposed (`v P^T`, `k dS^T`) `t` = 8 columns wide,
-/// which gemm runs without packing: at 32 rows, packing `P^T` took half of an attn2 inference
-/// step (perf, Zen 4). `scripts/bench_ab.sh`, 2-core Zen 4: 32 -> 16 rows gave attn2 training
-/// 1.14x and 1.18x, inference 1.50x; 16 -> 8 training 1.03x and 1.05x, inference 1.33x; 4 rows
-/// were no faster than 8 (1.01x, 1.04x). (On Zen 1, 32 rows had beaten 64 by 1.06x.)
+/// which gemm's narrow kernels take as they stand: at 32 rows its packing and driver loop took
+/// half of an attn2 inference step, at 8 rows 3% (perf, Zen 4). `scripts/bench_ab.sh`, 2-core
+/// Zen 4: 32 -> 16 rows gave attn2 training 1.14x and 1.18x, inference 1.50x; 16 -> 8 training
+/// 1.03x and 1.05x, inference 1.33x; 4 rows were no faster than 8 (1.01x, 1.04x). (On Zen 1,
+/// 32 rows had beaten 64 by 1.06x.)
 pub const BLOCK_ROWS: usize = 8;
 
 /// Groups per rayon task so that each task has at least ~64k score pairs of work.
